@@ -1,0 +1,80 @@
+"""Command-line interface: argument parsing -> core calls -> exit code.
+
+Exit codes: 0 everything succeeded, 1 some input failed, 2 usage error.
+Errors always go to stderr as one line per problem, even with ``--quiet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from napari_video_extract import __version__
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+PROG = "napari-video-extract"
+
+
+class UsageError(Exception):
+    """A bad combination of arguments detected after parsing (exit code 2)."""
+
+
+def report_error(message: str) -> None:
+    """Print one error line to stderr (never silenced by ``--quiet``)."""
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+def report_warning(message: str, *, quiet: bool = False) -> None:
+    """Print one warning line to stderr unless ``quiet``."""
+    if not quiet:
+        print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def progress_bar(*, total: int | None, desc: str, unit: str, quiet: bool):
+    """A tqdm progress bar on stderr; disabled by ``--quiet``."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, file=sys.stderr, leave=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every sub-command."""
+    from napari_video_extract.cli import dedup as dedup_cli
+    from napari_video_extract.cli import extract as extract_cli
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Turn videos into clean sets of still images: one still every N seconds, "
+            "stills from the opening and closing seconds, and near-duplicate removal."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    extract_cli.add_parsers(sub)
+    dedup_cli.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        parser.error(str(exc))  # exits with 2
+    except KeyboardInterrupt:
+        report_error("interrupted; outputs written so far are complete, re-run to resume")
+        return 130
+    return EXIT_OK  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The one place that builds ffmpeg command lines.
+
+We only ever run the ffmpeg binary that imageio-ffmpeg ships (no system ffmpeg
+is assumed). Video files are untrusted input, so every input is passed as
+
+* an absolute ``file:`` URL, so a name like ``-i``, ``http:x.mp4`` or
+  ``concat:a|b`` is a plain file name and never an option or a protocol;
+* with ``-protocol_whitelist file`` so nothing can reach the network;
+* with ``-format_whitelist`` limited to real video containers, so a playlist
+  (HLS, concat, ffconcat, image sequence...) disguised as ``.mp4`` cannot make
+  ffmpeg open other local files.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from pathlib import Path
+
+__all__ = [
+    "ALLOWED_DEMUXERS",
+    "ffmpeg_exe",
+    "input_args",
+    "run_ffmpeg",
+]
+
+#: Demuxers we let ffmpeg use for an input. Playlist-like demuxers (hls, dash,
+#: concat, image2, ...) that can open further files are deliberately absent.
+ALLOWED_DEMUXERS = (
+    "mov,mp4,m4a,3gp,3g2,mj2",
+    "avi",
+    "matroska,webm",
+    "mpeg",
+    "mpegts",
+    "mpegvideo",
+    "m4v",
+    "h264",
+    "hevc",
+    "flv",
+    "asf",
+    "ogg",
+    "nut",
+    "ivf",
+    "mxf",
+    "dv",
+    "gif",
+    "yuv4mpegpipe",
+    "rm",
+    "obu",
+    "av1",
+)
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg executable bundled with imageio-ffmpeg.
+
+    ``IMAGEIO_FFMPEG_EXE`` is honoured, as imageio-ffmpeg documents.
+    """
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def input_args(path: str | os.PathLike, *, seek: float | None = None) -> list[str]:
+    """ffmpeg arguments that open ``path`` as a local video file, safely.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The video file. It is made absolute and passed as a ``file:`` URL.
+    seek : float, optional
+        Input seek position in seconds, relative to the container's start
+        time (ffmpeg's ``-ss`` input option: it seeks to the keyframe before
+        this time and drops decoded frames before it).
+
+    Returns
+    -------
+    list of str
+    """
+    url = "file:" + os.path.abspath(os.fspath(path))
+    args = [
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        ",".join(ALLOWED_DEMUXERS),
+    ]
+    if seek is not None and seek > 0:
+        args += ["-ss", f"{seek:.6f}"]
+    return [*args, "-i", url]
+
+
+def base_args() -> list[str]:
+    """Leading arguments for every run: quiet banner, no stdin, no prompts."""
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y"]
+
+
+def run_ffmpeg(
+    args: list[str], *, timeout: float | None = None, check: bool = False
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ffmpeg to completion and capture stdout and stderr (bytes).
+
+    Parameters
+    ----------
+    args : list of str
+        Arguments after the executable (use :func:`input_args` for inputs).
+    timeout : float, optional
+        Seconds before the process is killed (``subprocess.TimeoutExpired``).
+    check : bool
+        Raise ``subprocess.CalledProcessError`` on a non-zero exit.
+    """
+    return subprocess.run(
+        [*base_args(), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        check=check,
+    )
+
+
+def last_error_line(stderr: bytes | str, path: str | os.PathLike | None = None) -> str:
+    """The most telling line of ffmpeg's stderr, for a one-line error message."""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # ffmpeg prints the real cause before its generic "Error opening input files".
+    generic = ("Error opening input file", "Error opening input files", "Conversion failed")
+    for line in reversed(lines):
+        if not line.startswith(generic):
+            reason = line
+            break
+    else:
+        reason = lines[-1] if lines else "ffmpeg failed without a message"
+    if path is not None:
+        # ffmpeg often repeats the URL; the caller already names the file.
+        for name in (f"file:{os.path.abspath(os.fspath(path))}", os.fspath(path)):
+            reason = reason.replace(name + ": ", "").replace(name, "the file")
+    if reason.startswith("[") and "] " in reason:
+        reason = reason.split("] ", 1)[1]
+    return reason[:300]
+
+
+def is_regular_file(path: Path) -> bool:
+    """True for an existing regular file (following symlinks)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
