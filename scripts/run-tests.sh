@@ -33,7 +33,7 @@ fi
 
 status=0
 echo "== core, CLI and benchmark-helper tests (no display)"
-env -u DISPLAY -u WAYLAND_DISPLAY QT_QPA_PLATFORM= \
+env -u DISPLAY -u WAYLAND_DISPLAY \
   .venv/bin/python -m pytest tests --ignore=tests/napari "$@" || status=$?
 echo "== napari viewer tests (Xvfb + Mesa, Qt6)"
 xvfb-run -a -s "-screen 0 1280x1024x24" \
