@@ -335,17 +335,22 @@ class FrameStream:
 
 
 def _run_segment(
-    info: VideoInfo, seg: Segment, emit: Callable[[DecodedFrame], None], cancel: threading.Event
+    info: VideoInfo,
+    seg: Segment,
+    emit: Callable[[DecodedFrame], None],
+    cancel: threading.Event,
+    stop: threading.Event,
 ) -> tuple[set[int], str]:
     """Decode one segment; fall back to decoding from the start if the seek
     missed frames (inexact seeking in some containers). Returns the missing
-    targets and ffmpeg's last error line."""
+    targets and ffmpeg's last error line. Stops early when ``cancel`` (the
+    user) or ``stop`` (the consumer went away) is set."""
     wanted = set(seg.targets)
     error = ""
     for seek in (True, False) if seg.start > 0 else (False,):
         with FrameStream(info, seg.start, seg.targets, seek=seek) as stream:
             for frame in stream:
-                if cancel.is_set():
+                if cancel.is_set() or stop.is_set():
                     return wanted, "cancelled"
                 if frame.index in wanted:
                     wanted.discard(frame.index)
@@ -423,7 +428,7 @@ def decode_frames(
                     seg = todo.get_nowait()
                 except queue.Empty:
                     return
-                lost, error = _run_segment(info, seg, emit, cancel)
+                lost, error = _run_segment(info, seg, emit, cancel, stop)
                 if lost:
                     failures.append((lost, error))
         except BaseException as exc:  # surfaced to the consumer
