@@ -27,6 +27,7 @@ import numpy as np
 
 from napari_video_extract.core.errors import NotAVideoError, VideoOpenError
 from napari_video_extract.core.ffmpeg import input_args, last_error_line, run_ffmpeg
+from napari_video_extract.core.mp4index import read_mp4_frame_table
 
 __all__ = ["VideoInfo", "probe"]
 
@@ -149,7 +150,7 @@ _FPS_RE = re.compile(r"([\d.]+)(k?) fps")
 _TBR_RE = re.compile(r"([\d.]+)(k?) tbr")
 _ROT_RE = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
 _SHOWINFO_PTS_RE = re.compile(r"pts_time:\s*(-?[\d.]+(?:e[-+]?\d+)?)")
-_TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)", re.MULTILINE)
+_TB_RE = re.compile(rb"^#tb 0: (\d+)/(\d+)", re.MULTILINE)
 
 
 def _parse_rate(match: re.Match | None) -> float | None:
@@ -180,6 +181,7 @@ def _parse_header(stderr: str, path: Path) -> dict:
             if r:
                 rotation = round(float(r.group(1))) % 360
         return {
+            "stream_index": int(m.group(1)),
             "codec": m.group(2),
             "coded_size": (int(size.group(1)), int(size.group(2))) if size else None,
             "fps": _parse_rate(_FPS_RE.search(rest)) or _parse_rate(_TBR_RE.search(rest)),
@@ -189,39 +191,63 @@ def _parse_header(stderr: str, path: Path) -> dict:
     raise NotAVideoError(path, "no video stream (audio-only or not a video file)")
 
 
-def _parse_packets(framecrc: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Fraction]:
-    """Presentation ticks, keyframe flags and durations of real frame packets."""
+def _parse_packets(framecrc: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, Fraction]:
+    """Presentation ticks, keyframe flags and durations of real frame packets.
+
+    ``framecrc`` lines are ``stream, dts, pts, duration, size, crc[, F=0xFLAGS]``;
+    ``F=`` is printed only when the flags differ from "keyframe".
+    """
     tb_match = _TB_RE.search(framecrc)
-    time_base = Fraction(int(tb_match.group(1)), int(tb_match.group(2))) if tb_match else None
-    ticks: list[int] = []
-    keys: list[bool] = []
-    durations: list[int] = []
-    for line in framecrc.splitlines():
-        if not line or line[0] == "#":
-            continue
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) < 6:
-            continue
-        dts, pts, dur, size = int(parts[1]), int(parts[2]), int(parts[3]), int(parts[4])
-        flags = _PKT_FLAG_KEY
-        if len(parts) > 6 and parts[6].startswith("F="):
-            flags = int(parts[6][2:], 16)
-        if size <= 0 or flags & _PKT_FLAG_DISCARD:
-            continue  # "drop" packets of AVI and edit-list discards are not frames
-        ts = pts if pts != _NOPTS else dts
-        if ts == _NOPTS:
-            continue
-        ticks.append(ts)
-        keys.append(bool(flags & _PKT_FLAG_KEY))
-        durations.append(dur)
-    if time_base is None:
-        time_base = Fraction(1, 1)
-    return (
-        np.asarray(ticks, dtype=np.int64),
-        np.asarray(keys, dtype=bool),
-        np.asarray(durations, dtype=np.int64),
-        time_base,
+    time_base = (
+        Fraction(int(tb_match.group(1)), int(tb_match.group(2))) if tb_match else Fraction(1, 1)
     )
+    rows = [line.split(b",") for line in framecrc.split(b"\n") if line[:2] == b"0,"]
+    rows = [r for r in rows if len(r) >= 6]
+    if not rows:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty.astype(bool), empty, time_base
+    values = np.array([r[1:5] for r in rows], dtype=np.int64)  # dts, pts, duration, size
+    flags = np.array(
+        [int(r[6].strip()[4:], 16) if len(r) > 6 else _PKT_FLAG_KEY for r in rows],
+        dtype=np.int64,
+    )
+    dts, pts, durations, sizes = values.T
+    ticks = np.where(pts != _NOPTS, pts, dts)
+    # "Drop" packets of AVI files (size 0) and edit-list discards are not frames.
+    real = (sizes > 0) & ((flags & _PKT_FLAG_DISCARD) == 0) & (ticks != _NOPTS)
+    return ticks[real], (flags[real] & _PKT_FLAG_KEY) > 0, durations[real], time_base
+
+
+def _scan_packets(
+    path: Path, timeout: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Fraction]:
+    """List every packet of the first real video stream with ffmpeg (no decoding)."""
+    args = [
+        "-copyts",
+        *input_args(path),
+        "-map",
+        "0:V:0",
+        "-c",
+        "copy",
+        "-f",
+        "framecrc",
+        "pipe:1",
+    ]
+    try:
+        proc = run_ffmpeg(args, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise VideoOpenError(path, f"listing packets took longer than {timeout:.0f} s") from None
+    return _parse_packets(proc.stdout)
+
+
+def _frame_table(
+    path: Path, stream_index: int, timeout: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Fraction]:
+    """The frame table from the MP4/MOV index if there is one, else from packets."""
+    table = read_mp4_frame_table(path, track=stream_index)
+    if table is not None:
+        return table.ticks, table.keyframe, table.durations, Fraction(1, table.timescale)
+    return _scan_packets(path, timeout)
 
 
 def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo:
@@ -263,18 +289,11 @@ def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo
         raise VideoOpenError(path, "empty file (0 bytes)")
     if timeout is None:
         timeout = PROBE_TIMEOUT_BASE + size / 50e6  # 50 MB/s worst-case disk
+    # Decode just the first frame: the header (codec, size, rotation) and the
+    # decoder's timestamp of frame 0, and proof that the stream decodes.
     args = [
         "-copyts",
         *input_args(path),
-        # Output 1: every packet of the first real video stream, not decoded.
-        "-map",
-        "0:V:0",
-        "-c",
-        "copy",
-        "-f",
-        "framecrc",
-        "pipe:1",
-        # Output 2: decode just the first frame to learn its timestamp.
         "-map",
         "0:V:0",
         "-frames:v",
@@ -290,7 +309,6 @@ def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo
     except subprocess.TimeoutExpired:
         raise VideoOpenError(path, f"probing took longer than {timeout:.0f} s") from None
     stderr = proc.stderr.decode("utf-8", "replace")
-    stdout = proc.stdout.decode("ascii", "replace")
     if "Video:" not in stderr:
         if "Input #0" in stderr:
             raise NotAVideoError(path, "no video stream (audio-only or not a video file)")
@@ -299,10 +317,12 @@ def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo
             reason = "not a video file ffmpeg can read (unknown or unsupported format)"
         raise VideoOpenError(path, reason)
     header = _parse_header(stderr, path)
-    ticks, keys, durations, time_base = _parse_packets(stdout)
     first = _SHOWINFO_PTS_RE.search(stderr)
-    if len(ticks) == 0 or first is None:
+    if first is None:
         raise NotAVideoError(path, "no decodable video frame (" + last_error_line(stderr) + ")")
+    ticks, keys, durations, time_base = _frame_table(path, header["stream_index"], timeout)
+    if len(ticks) == 0:
+        raise NotAVideoError(path, "no video frames in the stream")
 
     order = np.argsort(ticks, kind="stable")
     ticks, keys, durations = ticks[order], keys[order], durations[order]
