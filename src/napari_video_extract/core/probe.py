@@ -38,6 +38,9 @@ _NOPTS = -9223372036854775808
 #: Seconds allowed per probe before we call the file broken (a hostile file
 #: must never hang a batch). Scales a little with file size.
 PROBE_TIMEOUT_BASE = 30.0
+#: Largest frame we decode (100 megapixels, e.g. 12000 x 8000): one RGB frame
+#: is then 300 MB, and a hostile header cannot ask for more.
+MAX_PIXELS = 100_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -349,6 +352,11 @@ def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo
     vfr = bool(len(gaps) > 1 and (gaps.max() - gaps.min()) > tolerance)
 
     coded = header["coded_size"] or (0, 0)
+    if coded[0] * coded[1] > MAX_PIXELS or min(coded) <= 0:
+        # A hostile header must not make us allocate gigabytes per frame.
+        raise VideoOpenError(
+            path, f"frame size {coded[0]}x{coded[1]} is not supported (max {MAX_PIXELS:,} pixels)"
+        )
     rotation = header["rotation"]
     width, height = coded if rotation % 180 == 0 else (coded[1], coded[0])
     container_start = 0.0
