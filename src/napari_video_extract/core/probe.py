@@ -210,8 +210,14 @@ def _parse_packets(framecrc: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray,
         empty = np.empty(0, dtype=np.int64)
         return empty, empty.astype(bool), empty, time_base
     values = np.array([r[1:5] for r in rows], dtype=np.int64)  # dts, pts, duration, size
+    # Column 7 may be side data ("S=1, ...") instead of flags: only "F=" is flags.
     flags = np.array(
-        [int(r[6].strip()[4:], 16) if len(r) > 6 else _PKT_FLAG_KEY for r in rows],
+        [
+            int(r[6].strip()[4:], 16)
+            if len(r) > 6 and r[6].strip()[:2] == b"F="
+            else _PKT_FLAG_KEY
+            for r in rows
+        ],
         dtype=np.int64,
     )
     dts, pts, durations, sizes = values.T
