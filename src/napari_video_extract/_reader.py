@@ -1,0 +1,207 @@
+"""napari reader: open a video as a lazy ``(frames, height, width, 3)`` layer.
+
+Opening only probes the file; frames are decoded when napari shows them, by a
+:class:`~napari_video_extract.core.video_reader.VideoReader` (exact frames,
+persistent decoder for stepping forward, bounded cache).
+
+This module is imported by napari at start-up to register the reader, so its
+top level imports nothing but numpy and the standard library: the engine is
+imported when a file is actually opened.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from napari_video_extract.core.probe import VideoInfo
+    from napari_video_extract.core.video_reader import VideoReader
+
+__all__ = ["VIDEO_EXTENSIONS", "VideoArray", "get_reader", "read_video"]
+
+#: Extensions the reader claims (compared lower-case).
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+)
+
+#: Label of the first (time) axis of the layer; the slider moves in frames.
+TIME_AXIS_LABEL = "frame"
+
+LayerData = tuple[Any, dict, str]
+
+
+class VideoArray:
+    """A video seen as a read-only, lazy numpy-like array.
+
+    Shape ``(frames, height, width, 3)``, dtype uint8. Indexing decodes only
+    the frames asked for, through a :class:`VideoReader` (see its notes for
+    the cost of random access); ``np.asarray(video_array)`` decodes all of
+    them, so avoid it for long videos.
+
+    Parameters
+    ----------
+    reader : VideoReader
+        The open reader that supplies the frames.
+    """
+
+    def __init__(self, reader: VideoReader) -> None:
+        self._reader = reader
+        self.shape: tuple[int, int, int, int] = reader.shape
+        self.dtype = np.dtype(np.uint8)
+
+    @property
+    def reader(self) -> VideoReader:
+        """The underlying :class:`VideoReader`."""
+        return self._reader
+
+    @property
+    def ndim(self) -> int:
+        """Always 4, like the shape."""
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the whole video would take once decoded."""
+        return self.size
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"VideoArray(shape={self.shape}, dtype=uint8, path={str(self._reader.info.path)!r})"
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(k is Ellipsis for k in key):
+            at = next(n for n, k in enumerate(key) if k is Ellipsis)
+            fill = (slice(None),) * (self.ndim - len(key) + 1)
+            key = key[:at] + fill + key[at + 1 :]
+        if not key:
+            key = (slice(None),)
+        first, rest = key[0], key[1:]
+        if isinstance(first, int | np.integer):
+            frame = self._reader.read(int(first))
+            return frame[rest] if rest else frame
+        if isinstance(first, slice):
+            indices = np.arange(len(self))[first]
+        else:
+            indices = np.arange(len(self))[np.asarray(first)]
+            if indices.ndim != 1:
+                raise IndexError("only 1-D frame index arrays are supported")
+        frames = self._read_many(indices)
+        return frames[(slice(None), *rest)] if rest else frames
+
+    def _read_many(self, indices: np.ndarray) -> np.ndarray:
+        out = np.empty((len(indices), *self.shape[1:]), dtype=np.uint8)
+        # Ascending order lets the reader stream forward instead of seeking.
+        for pos in np.argsort(indices, kind="stable"):
+            out[pos] = self._reader.read(int(indices[pos]))
+        return out
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        out = np.empty(self.shape, dtype=np.uint8)
+        for i, frame in enumerate(self._reader.iter()):
+            out[i] = frame
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def _claims(path: Any) -> bool:
+    if not isinstance(path, str | os.PathLike):
+        return False
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def get_reader(path: Any) -> Callable[[Any], list[LayerData]] | None:
+    """napari reader hook: a reader function for a video file, else None.
+
+    Never raises: lists of paths, folders, other extensions and files that
+    ffmpeg cannot open as a video all give None, so napari can try another
+    reader.
+
+    Parameters
+    ----------
+    path : str or PathLike or list
+        What napari asks about.
+
+    Returns
+    -------
+    callable or None
+        A function ``path -> [(VideoArray, add_kwargs, "image")]``.
+    """
+    if not _claims(path):
+        return None
+    try:
+        if not os.path.isfile(path):
+            return None
+        from napari_video_extract.core.errors import InputError
+        from napari_video_extract.core.probe import probe
+
+        info = probe(path)
+    except InputError:
+        return None
+    except Exception:
+        return None  # anything else too: napari must be free to try another reader
+    probed = os.path.abspath(os.fspath(path))
+
+    def reader(path_again: Any) -> list[LayerData]:
+        """Open the probed video as one lazy RGB image layer."""
+        if os.path.abspath(os.fspath(path_again)) == probed:
+            return read_video(probed, info=info)  # no second probe
+        return read_video(path_again)
+
+    return reader
+
+
+def read_video(path: str | os.PathLike, *, info: VideoInfo | None = None) -> list[LayerData]:
+    """Layer data for one video: a lazy array and the layer's keyword arguments.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The video file.
+    info : VideoInfo, optional
+        Its probe result if already known.
+
+    Returns
+    -------
+    list of tuple
+        ``[(VideoArray, add_kwargs, "image")]``; ``add_kwargs`` holds ``name``
+        (the file name), ``rgb=True``, ``contrast_limits``, ``axis_labels``
+        and ``metadata`` with ``path``, ``fps``, ``frame_times`` (seconds,
+        one per frame) and ``video`` (:meth:`VideoInfo.as_dict`).
+
+    Raises
+    ------
+    VideoOpenError
+        The file cannot be opened as a video.
+    """
+    from napari_video_extract.core.video_reader import VideoReader
+
+    video = VideoReader(path, info=info)
+    info = video.info
+    metadata = {
+        "path": str(info.path),
+        "fps": float(info.avg_fps),
+        "frame_times": [float(t) for t in info.frame_times],
+        "video": info.as_dict(),
+    }
+    add_kwargs = {
+        "name": info.path.name,
+        "rgb": True,
+        # Known range: napari must not scan the video to guess it.
+        "contrast_limits": [0, 255],
+        "axis_labels": (TIME_AXIS_LABEL, "y", "x"),
+        "metadata": metadata,
+    }
+    return [(VideoArray(video), add_kwargs, "image")]

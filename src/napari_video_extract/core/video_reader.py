@@ -1,0 +1,391 @@
+"""Random access to the frames of a video, exact and cached, without Qt.
+
+:class:`VideoReader` gives any frame of a video by index, with the same
+pixels as decoding the video sequentially up to that frame. It follows the
+imageio v3 reader shape (``read``, ``iter``, ``properties``, ``metadata``,
+``close``, context manager) so it is familiar from notebooks, and it is what
+the napari reader puts behind its lazy layer data.
+
+What a read costs
+-----------------
+Opening only probes the file (packet listing, nothing decoded but the first
+frame), so it does not grow with the video's length in memory and stays fast.
+
+A frame that is not cached costs one of:
+
+* **stepping forward**: the reader keeps one ffmpeg decoder running, positioned
+  after the last frame it returned. A frame a little ahead of it is reached by
+  decoding forward (the frames in between are cached on the way), which is as
+  fast as sequential decoding;
+* **a jump**: start a new decoder at the keyframe before the frame and decode
+  forward from there, i.e. "start a process" plus "decode from the previous
+  keyframe", so the cost depends on the keyframe spacing of the file.
+
+The reader picks whichever is cheaper (see
+:func:`napari_video_extract.core.decode.startup_frames`). Frames are kept in
+a least-recently-used cache bounded in bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_video_extract.core.decode import FrameStream, startup_frames
+from napari_video_extract.core.errors import DecodeError
+from napari_video_extract.core.probe import VideoInfo, probe
+
+__all__ = ["DEFAULT_CACHE_BYTES", "ReaderStats", "VideoProperties", "VideoReader"]
+
+#: Default bound of the frame cache: 256 MiB (about 90 frames of 720p).
+DEFAULT_CACHE_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class VideoProperties:
+    """Array-level description of a video (imageio v3's ``properties()``).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(frames, height, width, 3)``.
+    dtype : numpy.dtype
+        Always ``uint8``.
+    n_images : int
+        Number of frames (counted from packets, not the header).
+    is_batch : bool
+        Always True: the first axis indexes frames.
+    fps : float
+        Average frame rate (frames / duration).
+    """
+
+    shape: tuple[int, int, int, int]
+    dtype: np.dtype
+    n_images: int
+    is_batch: bool
+    fps: float
+
+
+@dataclass
+class ReaderStats:
+    """Counters of what a :class:`VideoReader` did (for tests and benchmarks).
+
+    Attributes
+    ----------
+    streams_started : int
+        ffmpeg decoders started (each one is a seek).
+    frames_decoded : int
+        Frames received from decoders.
+    cache_hits : int
+        Reads answered from the cache.
+    """
+
+    streams_started: int = 0
+    frames_decoded: int = 0
+    cache_hits: int = 0
+
+
+class VideoReader:
+    """Exact, cached random access to the frames of one video.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The video file.
+    info : VideoInfo, optional
+        Its probe result, if already known (saves probing again).
+    cache_bytes : int, optional
+        Upper bound of the frame cache in bytes (default 256 MiB). ``0``
+        disables caching.
+
+    Raises
+    ------
+    VideoOpenError
+        The file cannot be opened (see :func:`~napari_video_extract.core.probe.probe`).
+    NotAVideoError
+        The file holds no decodable video stream.
+
+    Notes
+    -----
+    Reading a frame in a video compressed with keyframes costs "decode
+    forward from the previous keyframe" (plus starting a decoder process, about
+    50 ms) unless the frame is in the cache or a little ahead of the frame read
+    last, in which case the running decoder simply continues: read frames in
+    increasing order whenever you can. The reader is thread-safe (one lock;
+    reads are serialised). Always :meth:`close` it, or use it as a context
+    manager: it owns an ffmpeg process.
+
+    Examples
+    --------
+    >>> with VideoReader("clip.mp4") as video:  # doctest: +SKIP
+    ...     first = video.read(0)
+    ...     times = video.metadata()["frame_times"]
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        info: VideoInfo | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
+        self._info = info if info is not None else probe(path)
+        self._frame_bytes = self._info.width * self._info.height * 3
+        self._cache_limit = max(0, int(cache_bytes))
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.RLock()
+        self._stream: FrameStream | None = None
+        self._stream_next = 0  # index of the next frame the stream will give
+        self._startup = startup_frames(self._info)
+        self._closed = False
+        self.stats = ReaderStats()
+
+    # ------------------------------------------------------------------ info
+    @property
+    def info(self) -> VideoInfo:
+        """The probe result (frame table, keyframes, size...)."""
+        return self._info
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(frames, height, width, 3)``."""
+        return (self._info.frame_count, self._info.height, self._info.width, 3)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of frames currently held in the cache."""
+        with self._lock:
+            return len(self._cache) * self._frame_bytes
+
+    def __len__(self) -> int:
+        return self._info.frame_count
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self)} frames"
+        return f"VideoReader({str(self._info.path)!r}, {state})"
+
+    def properties(self) -> VideoProperties:
+        """Shape and type of the whole video seen as an array.
+
+        Returns
+        -------
+        VideoProperties
+        """
+        return VideoProperties(
+            shape=self.shape,
+            dtype=np.dtype(np.uint8),
+            n_images=len(self),
+            is_batch=True,
+            fps=float(self._info.avg_fps),
+        )
+
+    def metadata(self) -> dict:
+        """Video-level metadata, JSON-friendly.
+
+        Returns
+        -------
+        dict
+            :meth:`VideoInfo.as_dict` plus ``fps`` (average frame rate) and
+            ``frame_times`` (list of presentation times in seconds, relative to
+            the first frame, one per frame in display order).
+        """
+        meta = self._info.as_dict()
+        meta["fps"] = float(self._info.avg_fps)
+        meta["frame_times"] = [float(t) for t in self._info.frame_times]
+        return meta
+
+    # ----------------------------------------------------------------- reads
+    def _check_index(self, index: int) -> int:
+        n = len(self)
+        try:
+            i = int(index)
+        except TypeError:
+            raise TypeError(
+                f"frame index must be an integer, not {type(index).__name__}"
+            ) from None
+        if i != index:
+            raise TypeError(f"frame index must be an integer, not {index!r}")
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"frame index {index} out of range for a video of {n} frames")
+        return i
+
+    def read(self, index: int) -> np.ndarray:
+        """The frame ``index`` as an ``(height, width, 3)`` uint8 RGB array.
+
+        Parameters
+        ----------
+        index : int
+            Frame index in display order; negative counts from the end.
+
+        Returns
+        -------
+        numpy.ndarray
+            Read-only; copy it before modifying it (it may be the cached one).
+
+        Raises
+        ------
+        IndexError
+            ``index`` is outside the video.
+        DecodeError
+            The decoder could not produce that frame (damaged file).
+        ValueError
+            The reader is closed.
+        """
+        i = self._check_index(index)
+        with self._lock:
+            if self._closed:
+                raise ValueError("I/O operation on a closed VideoReader")
+            frame = self._cache.get(i)
+            if frame is not None:
+                self._cache.move_to_end(i)
+                self.stats.cache_hits += 1
+                return frame
+            return self._decode(i)
+
+    def _worth_streaming_to(self, i: int) -> bool:
+        """True if continuing the running decoder is cheaper than a new seek."""
+        if self._stream is None or i < self._stream_next:
+            return False
+        keyframe = self._info.keyframe_before(i)
+        if keyframe <= self._stream_next:
+            return True  # a new decoder would decode the same frames anyway
+        return (i - self._stream_next) <= self._startup + (i - keyframe)
+
+    def _decode(self, i: int) -> np.ndarray:
+        if self._worth_streaming_to(i):
+            frame = self._advance_to(i)
+            if frame is not None:
+                return frame
+            # The decoder died (e.g. killed after a long idle time): seek again.
+        for seek in (True, False):
+            self._start_stream(i, seek=seek)
+            frame = self._advance_to(i)
+            if frame is not None:
+                return frame
+            if self._info.keyframe_before(i) == 0:
+                break  # a second try without seeking would decode the same way
+        raise DecodeError(self._info.path, f"frame {i} could not be decoded")
+
+    def _start_stream(self, i: int, *, seek: bool) -> None:
+        self._close_stream()
+        start = self._info.keyframe_before(i) if seek else 0
+        self._stream = FrameStream(self._info, start, first=i, seek=seek)
+        self._stream_next = i
+        self.stats.streams_started += 1
+
+    def _advance_to(self, i: int) -> np.ndarray | None:
+        """Read the running stream up to frame ``i``; None if it is not there."""
+        stream = self._stream
+        assert stream is not None
+        while True:
+            try:
+                decoded = next(stream)
+            except (StopIteration, DecodeError):
+                self._close_stream()
+                return None
+            self.stats.frames_decoded += 1
+            if decoded.index > i or decoded.index < self._stream_next:
+                # A frame was skipped (inexact seek) or repeated: never return
+                # another frame than the one asked for.
+                self._close_stream()
+                return None
+            self._stream_next = decoded.index + 1
+            self._remember(decoded.index, decoded.image)
+            if decoded.index == i:
+                return decoded.image
+
+    def _remember(self, i: int, image: np.ndarray) -> None:
+        if self._frame_bytes > self._cache_limit:
+            return
+        self._cache[i] = image
+        self._cache.move_to_end(i)
+        while len(self._cache) * self._frame_bytes > self._cache_limit:
+            self._cache.popitem(last=False)
+
+    def iter(self, *, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        """Frames ``start`` to ``stop - 1`` in order, from a decoder of their own.
+
+        Sequential reading at full decoder speed; it neither uses nor fills
+        the cache, and does not disturb :meth:`read`.
+
+        Parameters
+        ----------
+        start : int, optional
+            First frame (default 0).
+        stop : int, optional
+            One past the last frame (default: the end of the video).
+
+        Yields
+        ------
+        numpy.ndarray
+            ``(height, width, 3)`` uint8 RGB, read-only.
+
+        Raises
+        ------
+        DecodeError
+            The decoder stopped before ``stop`` (damaged file).
+        ValueError
+            The reader is closed.
+        """
+        n = len(self)
+        stop = n if stop is None else min(int(stop), n)
+        start = max(0, int(start))
+        if start >= stop:
+            return
+        if self._closed:
+            raise ValueError("I/O operation on a closed VideoReader")
+        expected = start
+        with FrameStream(
+            self._info, self._info.keyframe_before(start), first=start, seek=start > 0
+        ) as stream:
+            for decoded in stream:
+                if decoded.index != expected:
+                    break
+                yield decoded.image
+                expected += 1
+                if expected >= stop:
+                    return
+        # Rare: a seek that landed late; fall back to a read per missing frame.
+        for i in range(expected, stop):
+            yield self.read(i)
+
+    # -------------------------------------------------------------- lifetime
+    def clear_cache(self) -> None:
+        """Drop every cached frame."""
+        with self._lock:
+            self._cache.clear()
+
+    def _close_stream(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def close(self) -> None:
+        """Stop the decoder and drop the cache (idempotent)."""
+        with self._lock:
+            self._closed = True
+            self._close_stream()
+            self._cache.clear()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - safety net
+        stream = getattr(self, "_stream", None)
+        if stream is not None:
+            stream.close()
