@@ -312,12 +312,16 @@ class FrameStream:
         self._closing.set()
         if self._proc.poll() is None:
             self._proc.kill()
-        for pipe in (self._proc.stdout, self._proc.stderr):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
+        if self._proc.stdout is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdout.close()
         self._proc.wait()
+        # stderr ends with the process; closing it while the reader thread is
+        # still reading it makes that thread fail ("info->buf must not be NULL").
         self._reader.join(timeout=5)
+        if self._proc.stderr is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stderr.close()
         if self._filter_file:
             with contextlib.suppress(OSError):
                 os.unlink(self._filter_file)
