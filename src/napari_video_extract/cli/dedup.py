@@ -1,0 +1,187 @@
+"""The ``dedup`` and ``undo`` sub-commands: parse, call the core, return an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from napari_video_extract.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    progress_bar,
+    report_error,
+    report_warning,
+)
+from napari_video_extract.core.dedup import (
+    KEEP_POLICIES,
+    MODES,
+    DedupReport,
+    dedup_folders,
+    undo_folder,
+)
+from napari_video_extract.core.errors import InputError
+from napari_video_extract.core.hashing import METHODS, default_threshold, hash_bits
+
+__all__ = ["add_parsers", "run_dedup", "run_undo"]
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add the ``dedup`` and ``undo`` sub-commands.
+
+    Parameters
+    ----------
+    sub : argparse subparsers action
+        From ``ArgumentParser.add_subparsers``.
+    """
+    p = sub.add_parser(
+        "dedup",
+        help="move near-duplicate images aside (undo with 'undo')",
+        description=(
+            "Group near-identical images by perceptual hash and move all but one image of "
+            "each group to a duplicates folder. Files are ordered by frames.csv time, else "
+            "by name, so the result never depends on the file system. Nothing is deleted "
+            "or overwritten; 'undo FOLDER' puts moved files back."
+        ),
+    )
+    p.add_argument("folders", nargs="+", metavar="FOLDER", help="folders of images")
+    p.add_argument("--hash", dest="method", choices=METHODS, default="phash",
+                   help="hash function (default: phash)")  # fmt: skip
+    p.add_argument("--hash-size", type=int, default=8, metavar="N",
+                   help="hash size; 8 gives 64-bit hashes (default: 8)")  # fmt: skip
+    p.add_argument("--threshold", type=int, default=None, metavar="BITS",
+                   help="largest Hamming distance in bits between duplicates "
+                   "(default: 12 of 64 bits for phash, scaled with the hash size)")  # fmt: skip
+    p.add_argument("--mode", choices=MODES, default="global",
+                   help="global: nearest kept image anywhere; sequential: the last kept "
+                   "image only (default: global)")  # fmt: skip
+    p.add_argument("--keep", choices=KEEP_POLICIES, default="first",
+                   help="which image of a group stays (default: first)")  # fmt: skip
+    p.add_argument("--reference", action="append", metavar="DIR",
+                   help="compare with images in DIR, never move them (repeatable)")  # fmt: skip
+    p.add_argument("--duplicates-dir", metavar="DIR",
+                   help="where duplicates go (default: FOLDER/duplicates)")  # fmt: skip
+    p.add_argument("--kept-dir", metavar="DIR", help="also copy the kept images to DIR")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--no-crop-borders", dest="crop_borders", action="store_false",
+                   help="do not crop uniform black bars before hashing")  # fmt: skip
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress bar or summary (errors are still printed)")  # fmt: skip
+    p.set_defaults(func=run_dedup)
+
+    u = sub.add_parser(
+        "undo",
+        help="put back the files a dedup run moved",
+        description="Move every file a dedup run moved out of FOLDER back, if unchanged.",
+    )
+    u.add_argument("folder", metavar="FOLDER", help="an input folder of an earlier dedup")
+    u.add_argument("--quiet", "-q", action="store_true", help="no summary (errors still printed)")
+    u.set_defaults(func=run_undo)
+
+
+def _check_settings(args: argparse.Namespace) -> int:
+    try:
+        n_bits = hash_bits(args.method, args.hash_size)
+    except ValueError as exc:
+        raise UsageError(f"--hash-size: {exc}") from exc
+    if args.threshold is not None and not 0 <= args.threshold <= n_bits:
+        raise UsageError(f"--threshold must be 0 to {n_bits} bits for this hash")
+    return (
+        args.threshold
+        if args.threshold is not None
+        else default_threshold(args.method, args.hash_size)
+    )
+
+
+def run_dedup(args: argparse.Namespace) -> int:
+    """Run ``dedup``; return the exit code (0 ok, 1 some input failed)."""
+    threshold = _check_settings(args)
+    quiet = args.quiet
+    bar = progress_bar(total=None, desc="hashing", unit="img", quiet=quiet)
+
+    def progress(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        report = dedup_folders(
+            args.folders,
+            method=args.method,
+            hash_size=args.hash_size,
+            threshold=threshold,
+            mode=args.mode,
+            keep=args.keep,
+            reference=args.reference,
+            duplicates_dir=args.duplicates_dir,
+            kept_dir=args.kept_dir,
+            dry_run=args.dry_run,
+            crop_borders=args.crop_borders,
+            progress=progress,
+        )
+    except InputError as exc:  # includes OutputError: nothing was moved
+        bar.close()
+        report_error(str(exc))
+        return EXIT_FAILED
+    except ValueError as exc:
+        bar.close()
+        raise UsageError(str(exc)) from exc
+    bar.close()
+
+    for path, reason in report.unreadable:
+        report_error(f"{path}: unreadable image, left in place: {reason}")
+    for message in report.errors:
+        report_error(message)
+    if not quiet:
+        if args.dry_run:
+            _print_plan(report)
+        _print_summary(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _print_plan(report: DedupReport) -> None:
+    for item in report.items:
+        if item.moved_to is not None:
+            print(f"would move {item.path} -> {item.moved_to}  ({item.distance} bits)")
+        if item.copied_to is not None:
+            print(f"would copy {item.path} -> {item.copied_to}")
+
+
+def _print_summary(report: DedupReport) -> None:
+    verb = "would move" if report.dry_run else "moved"
+    print(
+        f"{report.n_images} images, {report.n_clusters} clusters, {report.n_kept} kept, "
+        f"{report.n_moved} {verb}, {len(report.unreadable)} unreadable "
+        f"(threshold {report.threshold} of {report.n_bits} bits, "
+        f"{report.cache_hits} from cache, {report.elapsed:.1f} s)"
+    )
+    skipped = []
+    if report.skipped_non_images:
+        skipped.append(f"{report.skipped_non_images} non-image files")
+    if report.skipped_symlinks:
+        skipped.append(f"{report.skipped_symlinks} symbolic links")
+    if skipped:
+        print("skipped " + ", ".join(skipped))
+    for path in report.csv_paths:
+        print(f"report: {path}")
+    sys.stdout.flush()
+
+
+def run_undo(args: argparse.Namespace) -> int:
+    """Run ``undo``; return the exit code (0 all restored, 1 otherwise)."""
+    try:
+        report = undo_folder(args.folder)
+    except InputError as exc:
+        report_error(str(exc))
+        return EXIT_FAILED
+    for path, reason in report.failed:
+        report_error(f"{path}: {reason}")
+    if not args.quiet:
+        if not report.restored and not report.failed and not report.already_in_place:
+            report_warning(f"{args.folder}: nothing to undo")
+        print(
+            f"{len(report.restored)} files restored, {report.already_in_place} already in place, "
+            f"{report.removed_copies} copies removed, {len(report.failed)} not restored"
+        )
+    return EXIT_OK if report.ok else EXIT_FAILED
