@@ -119,24 +119,50 @@ def run_ffmpeg(
     )
 
 
+#: ffmpeg lines that are consequences of an error or statistics, never its cause
+#: (the progress line "frame= 0 fps=0.0 ..." is printed last even on failure).
+_NOT_A_CAUSE = (
+    "Error opening input file",
+    "Error opening input files",
+    "Conversion failed",
+    "frame=",
+    "size=",
+    "video:",
+    "Task finished with error code",
+    "Terminating thread with return code",
+    "Could not open encoder before EOF",
+    "Cannot determine format of input",
+    "Nothing was written into output file",
+    "Output file is empty",
+    "Decode error rate",
+    "Error sending frames to consumers",
+    "Error while filtering",
+)
+
+
+def _strip_context(line: str) -> str:
+    """Drop ffmpeg's ``[component @ 0x...]`` prefixes (there can be several)."""
+    while line.startswith("[") and "] " in line:
+        line = line.split("] ", 1)[1]
+    return line
+
+
 def last_error_line(stderr: bytes | str, path: str | os.PathLike | None = None) -> str:
     """The most telling line of ffmpeg's stderr, for a one-line error message."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    # ffmpeg prints the real cause before its generic "Error opening input files".
-    generic = ("Error opening input file", "Error opening input files", "Conversion failed")
+    lines = [_strip_context(ln.strip()) for ln in text.splitlines() if ln.strip()]
+    # ffmpeg prints the real cause before its generic "Error opening input files"
+    # and its statistics; take the last line that is neither.
     for line in reversed(lines):
-        if not line.startswith(generic):
+        if line and not line.startswith(_NOT_A_CAUSE):
             reason = line
             break
     else:
-        reason = lines[-1] if lines else "ffmpeg failed without a message"
+        reason = "ffmpeg failed without a message"
     if path is not None:
         # ffmpeg often repeats the URL; the caller already names the file.
         for name in (f"file:{os.path.abspath(os.fspath(path))}", os.fspath(path)):
             reason = reason.replace(name + ": ", "").replace(name, "the file")
-    if reason.startswith("[") and "] " in reason:
-        reason = reason.split("] ", 1)[1]
     return reason[:300]
 
 

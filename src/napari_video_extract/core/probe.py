@@ -148,7 +148,8 @@ class VideoInfo:
 
 _DURATION_RE = re.compile(r"Duration: [^,]*, start: (-?[\d.]+)")
 _VIDEO_RE = re.compile(r"Stream #0:(\d+)[^:]*: Video: (\w+)(.*)")
-_SIZE_RE = re.compile(r"\b(\d{1,5})x(\d{1,5})\b")
+# Sizes never start with 0: that skips codec tags such as "[2][0][0][0] / 0x0002".
+_SIZE_RE = re.compile(r"\b([1-9]\d{0,4})x([1-9]\d{0,4})\b")
 _FPS_RE = re.compile(r"([\d.]+)(k?) fps")
 _TBR_RE = re.compile(r"([\d.]+)(k?) tbr")
 _ROT_RE = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
