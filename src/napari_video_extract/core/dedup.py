@@ -47,6 +47,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -836,6 +837,7 @@ def dedup_folders(
     dry_run: bool = False,
     crop_borders: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    map_jobs: Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]] | None = None,
 ) -> DedupReport:
     """Find near-duplicate images in folders and move the duplicates aside.
 
@@ -876,6 +878,10 @@ def dedup_folders(
         Crop uniform borders before hashing.
     progress : callable(done, total), optional
         Hashing progress.
+    map_jobs : callable(func, jobs) -> iterable, optional
+        Where to hash the uncached images (see
+        :func:`~napari_video_extract.core.hashing.hash_files`); default here,
+        in local processes. Clustering and moves always run here.
 
     Returns
     -------
@@ -947,6 +953,7 @@ def dedup_folders(
         with_sharpness=keep == "sharpest",
         write_cache=not dry_run,
         progress=progress,
+        map_jobs=map_jobs,
     )
     report.cache_hits, report.hashed = hashed.cache_hits, hashed.hashed
     readable: list[int] = []

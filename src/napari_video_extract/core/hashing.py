@@ -790,6 +790,7 @@ def hash_files(
     write_cache: bool = True,
     parallel: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
+    map_jobs: Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]] | None = None,
 ) -> HashFilesResult:
     """Hash image files, reusing each folder's hash cache.
 
@@ -819,6 +820,12 @@ def hash_files(
         (at least 64 to hash) and CPUs.
     progress : callable(done, total), optional
         Called as files are done (cache hits count as done at once).
+    map_jobs : callable(func, jobs) -> iterable, optional
+        Runs the hashing of the uncached files elsewhere (e.g.
+        :mod:`~napari_video_extract.core.distributed`): must return
+        ``func(job)`` for every job, in order. ``func`` and the jobs are
+        picklable; a job's first item is the file path as given. Caches are
+        still read and written here. Overrides ``parallel``.
 
     Returns
     -------
@@ -882,7 +889,10 @@ def hash_files(
     n_cpu = os.cpu_count() or 1
     if parallel is None:
         parallel = len(jobs) >= 64 and n_cpu > 1
-    if parallel and jobs:
+    if map_jobs is not None:
+        outputs = map_jobs(_hash_one, jobs) if jobs else iter(())
+        done = _collect(outputs, todo, paths, stats, records, result, progress, done, total)
+    elif parallel and jobs:
         executor = _executor(min(n_cpu, 8))
         with executor:
             chunk = max(1, min(32, len(jobs) // (4 * n_cpu)))
