@@ -308,3 +308,20 @@ def count_decoded_frames(path: Path) -> int:
     """How many frames a plain full decode of the first video stream yields."""
     proc = _inspect(path, "-fps_mode", "passthrough", "-vf", "showinfo", "-f", "null", "-")
     return proc.stderr.count(b"pts_time:")
+
+
+def decode_some(path: Path, indices: Sequence[int]) -> dict[int, np.ndarray]:
+    """Frames ``indices`` (display order) of a plain full decode, as upright RGB."""
+    expr = "+".join(f"eq(n\\,{i})" for i in indices)
+    proc = _inspect(
+        path,
+        *("-vf", f"select='{expr}'", "-fps_mode", "passthrough"),
+        *("-f", "rawvideo", "-pix_fmt", "rgb24", "-"),
+    )
+    header = proc.stderr.decode("utf-8", "replace")
+    m = re.search(r"Output #0.*?Video: rawvideo.*?, (\d+)x(\d+)", header, re.S)
+    assert m, header
+    w, h = int(m.group(1)), int(m.group(2))
+    frames = np.frombuffer(proc.stdout, dtype=np.uint8).reshape(-1, h, w, 3)
+    assert len(frames) == len(set(indices)), "some frames were not decoded"
+    return dict(zip(sorted(set(indices)), frames, strict=True))
