@@ -541,6 +541,9 @@ def output_folders(videos: Sequence[Path], out_root: Path) -> dict[Path, Path]:
             for v in group:
                 parents = [p for p in v.resolve().parent.parts[-2:] if p not in ("/", "")]
                 names[v] = "__".join([*parents, names[v]])
+    # A stem of "." or ".." (videos named "..mp4", "...mp4") would put the
+    # stills in --out itself or in its parent; a leading dot would hide them.
+    names = {v: f"_{n}" if n.startswith(".") else n for v, n in names.items()}
     # Final guard: never let two videos share a folder.
     used: dict[str, Path] = {}
     for v in videos:
