@@ -27,6 +27,7 @@ import os
 import queue
 import re
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -312,6 +313,10 @@ class FrameStream:
         self._closing.set()
         if self._proc.poll() is None:
             self._proc.kill()
+        if sys.is_finalizing():
+            # Daemon threads are frozen mid-read: touching their pipes now
+            # aborts the interpreter ("could not acquire lock").
+            return
         if self._proc.stdout is not None:
             with contextlib.suppress(OSError):
                 self._proc.stdout.close()
