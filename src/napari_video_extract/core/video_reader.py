@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -140,6 +141,10 @@ class VideoReader:
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.RLock()
         self._stream: FrameStream | None = None
+        # Streams to stop when the reader is collected or Python exits (at
+        # exit, before daemon threads freeze), without referring to self.
+        self._open_streams: set[FrameStream] = set()
+        self._finalizer = weakref.finalize(self, _close_streams, self._open_streams)
         self._stream_next = 0  # index of the next frame the stream will give
         self._startup = startup_frames(self._info)
         self._closed = False
@@ -282,6 +287,7 @@ class VideoReader:
         self._close_stream()
         start = self._info.keyframe_before(i) if seek else 0
         self._stream = FrameStream(self._info, start, first=i, seek=seek)
+        self._open_streams.add(self._stream)
         self._stream_next = i
         self.stats.streams_started += 1
 
@@ -370,6 +376,7 @@ class VideoReader:
     def _close_stream(self) -> None:
         if self._stream is not None:
             self._stream.close()
+            self._open_streams.discard(self._stream)
             self._stream = None
 
     def close(self) -> None:
@@ -385,7 +392,8 @@ class VideoReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self) -> None:  # pragma: no cover - safety net
-        stream = getattr(self, "_stream", None)
-        if stream is not None:
-            stream.close()
+
+def _close_streams(streams: set[FrameStream]) -> None:
+    for stream in list(streams):
+        stream.close()
+    streams.clear()
