@@ -440,6 +440,7 @@ class _ExtractionWidget(Container):
             outcome.stack,
             name=f"{outcome.video.stem} stills",
             rgb=True,
+            axis_labels=("still", "y", "x"),
             metadata={
                 "features": _features_frame(rows),
                 "folder": str(outcome.out_dir),
@@ -1105,6 +1106,7 @@ class DuplicateFinderWidget(Container):
                 review.frames,
                 name=f"{review.name} images",
                 rgb=True,
+                axis_labels=("image", "y", "x"),
                 metadata={"features": features, "folder": str(source["folder"])},
             )
         else:
@@ -1112,6 +1114,8 @@ class DuplicateFinderWidget(Container):
         self.review = review
         self.only_kept.enabled = True
         self._draw_overlay()
+        # Keep the reviewed stack selected (its controls, not the overlay's).
+        self._viewer.layers.selection.active = self.review_layer
         self._fill_table()
         self._update_kept_layer()
         n_dup = int((~review.kept).sum())

@@ -89,6 +89,15 @@ def test_interval_widget_from_reader_layer(make_napari_viewer, qtbot, scenes_vid
         np.testing.assert_array_equal(on_disk, np.asarray(video_layer.data[features["frame"][k]]))
     assert widget.status.value.startswith("done: 16 written")
 
+    # The duplicate finder takes the stills layer with its per-frame features.
+    finder = DuplicateFinderWidget(viewer)
+    assert stills in [v for _, v in finder._source_choices()]
+    finder.source.value = stills
+    _run(qtbot, finder)
+    assert finder.review.files == list(features["file"])
+    np.testing.assert_allclose(finder.review.time, features["time"])
+    assert finder.review_layer is stills and finder.overlay_layer in viewer.layers
+
 
 def test_credits_widget_folder_of_videos_and_resume(
     make_napari_viewer, qtbot, scenes_video, tmp_path
@@ -196,18 +205,31 @@ def test_extraction_errors_are_notifications(
 # ================================================================= duplicates
 
 
+@pytest.fixture(scope="session")
+def scenes_stills(scenes_video, tmp_path_factory) -> Path:
+    """A still every 0.5 s of the scenes video (png + frames.csv), by the engine."""
+    from napari_video_extract.core.extract import Interval, extract_video
+
+    folder = tmp_path_factory.mktemp("stills") / "scenes"
+    extract_video(scenes_video, folder, Interval(every=0.5), fmt="png")
+    return folder
+
+
 @pytest.fixture
-def reviewed(make_napari_viewer, qtbot, scenes_video, tmp_path):
-    """A shown viewer with stills of the scenes video and a finished duplicate search."""
+def reviewed(make_napari_viewer, qtbot, scenes_stills):
+    """A shown viewer, the duplicate finder docked, its search over a folder of stills done."""
     viewer = make_napari_viewer(show=True)
-    _, _, stills = _extract_stills(qtbot, viewer, scenes_video, tmp_path / "stills")
-    viewer.layers.remove(viewer.layers[0])  # the video itself; keep the view simple
     finder = DuplicateFinderWidget(viewer)
     viewer.window.add_dock_widget(finder, name="Duplicate finder")
     viewer.window.resize(1400, 900)
-    finder.source.value = stills
+    finder.source.value = "folder of images"
+    finder.image_folder.value = scenes_stills
     finder.mode.value = "global"
     _run(qtbot, finder)
+    stills = finder.review_layer
+    assert stills.name == "scenes images" and stills.data.shape == (16, 180, 320, 3)
+    # Ordered by the time column of frames.csv, not by name or listing order.
+    np.testing.assert_allclose(finder.review.time, sorted(finder.review.time))
     return viewer, finder, stills
 
 
@@ -285,6 +307,7 @@ def test_duplicate_finder_override_then_write(reviewed, qtbot, tmp_path, notific
     _run(qtbot, finder, finder.write)
 
     files = [Path(f) for f in stills.metadata["features"]["file"]]
+    assert files == [Path(f) for f in review.files]
     kept = [files[i].name for i in np.flatnonzero(review.kept)]
     dups = [files[i].name for i in np.flatnonzero(~review.kept)]
     assert files[13].name in kept and files[4].name in dups
