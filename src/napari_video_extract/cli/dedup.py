@@ -65,6 +65,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--no-crop-borders", dest="crop_borders", action="store_false",
                    help="do not crop uniform black bars before hashing")  # fmt: skip
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="hash on a running Dask distributed cluster (e.g. tcp://host:8786); "
+                   "needs the [distributed] extra")  # fmt: skip
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no progress bar or summary (errors are still printed)")  # fmt: skip
     p.set_defaults(func=run_dedup)
@@ -105,8 +108,18 @@ def run_dedup(args: argparse.Namespace) -> int:
         bar.n = done
         bar.refresh()
 
+    run, where, cluster_errors = dedup_folders, {}, ()
+    if getattr(args, "scheduler", None):
+        from napari_video_extract.core import distributed
+
+        run, where = distributed.dedup_folders_distributed, {"scheduler": args.scheduler}
+        cluster_errors = (
+            distributed.DistributedUnavailableError,
+            distributed.SchedulerConnectionError,
+            distributed.DistributedTaskError,
+        )
     try:
-        report = dedup_folders(
+        report = run(
             args.folders,
             method=args.method,
             hash_size=args.hash_size,
@@ -119,8 +132,11 @@ def run_dedup(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             crop_borders=args.crop_borders,
             progress=progress,
+            **where,
         )
-    except InputError as exc:  # includes OutputError: nothing was moved
+    except (InputError, *cluster_errors) as exc:
+        # InputError includes OutputError; the others are the Dask cluster's
+        # (not installed, unreachable, task failed). In all cases nothing was moved.
         bar.close()
         report_error(str(exc))
         return EXIT_FAILED

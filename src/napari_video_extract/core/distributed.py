@@ -1,11 +1,18 @@
 """Run batches on a Dask distributed cluster instead of local threads.
 
-Extraction is one task per video: each task calls
+Extraction (:func:`extract_batch_distributed`) is one task per video: each task calls
 :func:`~napari_video_extract.core.extract.extract_video` on a worker and
 returns its :class:`~napari_video_extract.core.extract.ExtractResult`. The
 client gathers results as they complete; a video that fails is a failed
 result, exactly as in :func:`~napari_video_extract.core.extract.extract_batch`,
 never an exception that stops the batch.
+
+Dedup (:func:`dedup_folders_distributed`) hashes the images that are not in
+a folder's hash cache in chunks, one task per chunk; the client reads and
+writes the hash caches, clusters all hashes globally, and moves the
+duplicates, exactly as
+:func:`~napari_video_extract.core.dedup.dedup_folders` does locally (it is
+the same function, given :class:`DaskJobMap` as its ``map_jobs``).
 
 Shared storage
     Workers open the videos and write the images themselves, so every worker
@@ -29,9 +36,11 @@ imported only when these functions run.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,11 +57,16 @@ from napari_video_extract.core.extract import (
 if TYPE_CHECKING:
     from distributed import Client
 
+    from napari_video_extract.core.dedup import DedupReport
+
 __all__ = [
     "INSTALL_HINT",
+    "DaskJobMap",
+    "DistributedTaskError",
     "DistributedUnavailableError",
     "SchedulerConnectionError",
     "connect",
+    "dedup_folders_distributed",
     "extract_batch_distributed",
     "extract_video_task",
 ]
@@ -69,6 +83,10 @@ class DistributedUnavailableError(ImportError):
 
 class SchedulerConnectionError(ConnectionError):
     """No Dask scheduler answered at the given address."""
+
+
+class DistributedTaskError(RuntimeError):
+    """A Dask task failed for good (e.g. it killed every worker it ran on)."""
 
 
 def _import_distributed() -> Any:
@@ -302,3 +320,138 @@ def _result_of(future: Any, video: Path, out_dir: Path) -> ExtractResult:
     if not res.ok:
         res.video = video
     return res
+
+
+# --------------------------------------------------------------------------- dedup
+
+
+def _run_chunk(func: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
+    """Worker side of :class:`DaskJobMap`: ``func`` over one chunk, in order."""
+    return [func(job) for job in jobs]
+
+
+class DaskJobMap:
+    """Map a function over jobs on a Dask cluster, in chunks, results in order.
+
+    An instance is the ``map_jobs`` hook of
+    :func:`~napari_video_extract.core.hashing.hash_files` and
+    :func:`~napari_video_extract.core.dedup.dedup_folders`: calling it with
+    ``(func, jobs)`` submits one task per chunk of jobs and yields
+    ``func(job)`` for every job in the order of ``jobs``, chunk by chunk as
+    they arrive. A job's first item is a file path; relative paths are made
+    absolute here, on the client, since workers run elsewhere.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        An open client.
+    chunk_size : int, optional
+        Jobs per task. Default: about four tasks per worker thread, between
+        8 and 256 jobs each.
+    retries : int
+        Dask retries of a chunk whose task raised.
+    """
+
+    def __init__(self, client: Client, *, chunk_size: int | None = None, retries: int = 2) -> None:
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.client = client
+        self.chunk_size = chunk_size
+        self.retries = retries
+
+    def _chunk_size(self, n_jobs: int) -> int:
+        if self.chunk_size is not None:
+            return self.chunk_size
+        threads = max(1, sum(self.client.nthreads().values()))
+        return max(8, min(256, math.ceil(n_jobs / (4 * threads))))
+
+    def __call__(self, func: Callable[[Any], Any], jobs: list[Any]) -> Iterator[Any]:
+        jobs = [(os.path.abspath(job[0]), *job[1:]) for job in jobs]
+        size = self._chunk_size(len(jobs))
+        tag = os.urandom(6).hex()
+        futures = [
+            self.client.submit(
+                _run_chunk,
+                func,
+                jobs[start : start + size],
+                key=f"nve-hash-{tag}-{start}",
+                retries=self.retries,
+                pure=False,
+            )
+            for start in range(0, len(jobs), size)
+        ]
+        return self._ordered(futures)
+
+    @staticmethod
+    def _ordered(futures: list[Any]) -> Iterator[Any]:
+        try:
+            for fut in futures:
+                try:
+                    outputs = fut.result()
+                except Exception as exc:  # KilledWorker, CancelledError...
+                    reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+                    raise DistributedTaskError(
+                        f"hashing on the Dask cluster failed ({reason}); nothing was moved"
+                    ) from None
+                fut.release()
+                yield from outputs
+        finally:
+            # Stopped early (error, or the consumer gave up): leave no work behind.
+            pending = [fut for fut in futures if not fut.done()]
+            if pending:
+                with contextlib.suppress(Exception):
+                    pending[0].client.cancel(pending)
+
+
+def dedup_folders_distributed(
+    folders: Sequence[str | os.PathLike],
+    *,
+    scheduler: str | Client,
+    chunk_size: int | None = None,
+    **options: Any,
+) -> DedupReport:
+    """:func:`~napari_video_extract.core.dedup.dedup_folders` with hashing on a Dask cluster.
+
+    The images not found in the folders' hash caches are hashed on the
+    workers, in chunks (:class:`DaskJobMap`). Everything else runs here, as
+    in a local run: reading and writing the hash caches, the global
+    clustering of all hashes, the moves, ``dedup.csv`` and the undo journal.
+    The result is the same as a local run's.
+
+    Parameters
+    ----------
+    folders : sequence of path
+        Input folders, on storage the workers share (same absolute paths).
+    scheduler : str or distributed.Client
+        Scheduler address (``tcp://host:8786``) or an open client.
+    chunk_size : int, optional
+        Images per task (see :class:`DaskJobMap`).
+    **options
+        Passed to :func:`~napari_video_extract.core.dedup.dedup_folders`
+        (``method``, ``threshold``, ``mode``, ``keep``, ``dry_run``, ...).
+
+    Returns
+    -------
+    DedupReport
+
+    Raises
+    ------
+    DistributedUnavailableError
+        ``distributed`` is not installed.
+    SchedulerConnectionError
+        The scheduler cannot be reached.
+    DistributedTaskError
+        A chunk could not be hashed on the cluster; nothing was moved.
+    ValueError, InputError, OutputError
+        As :func:`~napari_video_extract.core.dedup.dedup_folders`.
+    """
+    from napari_video_extract.core.dedup import dedup_folders
+
+    client, owned = connect(scheduler)
+    try:
+        return dedup_folders(
+            folders, map_jobs=DaskJobMap(client, chunk_size=chunk_size), **options
+        )
+    finally:
+        if owned:
+            client.close()
