@@ -137,6 +137,24 @@ _NOT_A_CAUSE = (
     "Decode error rate",
     "Error sending frames to consumers",
     "Error while filtering",
+    # Informational lines (stream list, metadata), printed when ffmpeg found
+    # nothing to complain about: not a reason either.
+    "Input #",
+    "Output #",
+    "Stream #",
+    "Stream mapping",
+    "Duration:",
+    "Metadata:",
+    "encoder",
+    "handler_name",
+    "major_brand",
+    "minor_version",
+    "compatible_brands",
+    "Side data:",
+    "Press [q]",
+    "No filtered frames for output stream",
+    "config in time_base",
+    "config out time_base",
 )
 
 
@@ -158,7 +176,7 @@ def last_error_line(stderr: bytes | str, path: str | os.PathLike | None = None) 
             reason = line
             break
     else:
-        reason = "ffmpeg failed without a message"
+        reason = "ffmpeg gave no reason"
     if path is not None:
         # ffmpeg often repeats the URL; the caller already names the file.
         for name in (f"file:{os.path.abspath(os.fspath(path))}", os.fspath(path)):
