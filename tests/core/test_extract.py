@@ -300,7 +300,11 @@ def test_stale_temporary_file_does_not_disturb(cfr_video, tmp_path):
     out.mkdir()
     stale = out / f".{names[0]}.tmp-999999-1"
     stale.write_bytes(b"half an image from a killed run")
+    stale_csv = out / ".frames.csv.tmp-999999"
+    stale_csv.write_text("file,video\n")
     result = extract_video(cfr_video, out, Interval(every=1.0))
+    # The run holds the folder lock, so leftovers of a killed run are removed.
+    assert not stale.exists() and not stale_csv.exists()
     assert result.written == 4
     assert synthetic.decode_index(_image(out / names[0])) == 0
     _, rows = _read_csv(out)

@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import io
 import os
+import re
 import string
 import threading
 import time
@@ -90,6 +91,8 @@ IMAGE_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 DEFAULT_NAME_TEMPLATE = "{stem}_{timestamp}_f{frame:06d}"
 
 _LOCK_NAME = ".nve-extract.lock"
+#: Temporary names of our images (``_write_image``) and manifest (``write_atomic``).
+_STALE_TMP_RE = re.compile(r"\.(?:.+\.(?:jpg|png|webp)|frames\.csv)\.tmp-\d+(?:-\d+)?")
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,14 @@ def _write_image(folder: Path, name: str, data: bytes, *, replace: bool) -> str:
             tmp.unlink()
 
 
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files a killed run left behind (call with the folder lock held)."""
+    for path in folder.glob(".*.tmp-*"):
+        if _STALE_TMP_RE.fullmatch(path.name):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
     """Refuse a second run writing the same folder at the same time."""
@@ -380,6 +391,7 @@ def extract_video(
         raise OutputError(out_dir, f"cannot write output folder ({exc.strerror or exc})") from None
 
     with _folder_lock(out_dir):
+        _remove_stale_temporaries(out_dir)
         existing = read_manifest(out_dir)
         others = {r.video for r in existing} - {info.path.name}
         if others:
