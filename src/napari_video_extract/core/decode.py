@@ -159,14 +159,26 @@ def _split_for_parallelism(
 
 
 def _select_expression(info: VideoInfo, targets: tuple[int, ...] | None, open_from: int) -> str:
+    """A ``select`` expression true exactly for the wanted frames.
+
+    The wanted frames' time windows are sorted and disjoint, so the test is a
+    balanced binary search of nested ``if(lt(t, split), left, right)``: each
+    frame costs O(log n) comparisons and the expression nests only log2(n)
+    deep (ffmpeg's parser refuses a flat sum of a few hundred terms).
+    """
     if targets is None:
         lo, _ = info.frame_window(open_from)
         return f"gte(t\\,{lo:.9f})"
-    terms = []
-    for i in targets:
-        lo, hi = info.frame_window(i)
-        terms.append(f"between(t\\,{lo:.9f}\\,{hi:.9f})")
-    return "+".join(terms)
+    windows = [info.frame_window(i) for i in sorted(targets)]
+
+    def search(lo: int, hi: int) -> str:
+        if hi - lo == 1:
+            a, b = windows[lo]
+            return f"between(t\\,{a:.9f}\\,{b:.9f})"
+        mid = (lo + hi) // 2
+        return f"if(lt(t\\,{windows[mid][0]:.9f})\\,{search(lo, mid)}\\,{search(mid, hi)})"
+
+    return search(0, len(windows))
 
 
 class FrameStream:
