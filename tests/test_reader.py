@@ -143,6 +143,29 @@ def test_npe2_manifest_validates() -> None:
     assert "valid" in (proc.stdout + proc.stderr).lower()
 
 
+def test_manifest_contributions() -> None:
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_distribution("napari-video-extract")
+    contrib = manifest.contributions
+    [reader] = contrib.readers
+    assert reader.command == "napari-video-extract.get_reader"
+    assert all(p == p.lower() for p in reader.filename_patterns)
+    assert {"*.mp4", "*.mkv", "*.webm", "*.avi", "*.mov", "*.ts"} <= set(reader.filename_patterns)
+    assert [s.key for s in contrib.sample_data] == ["sample_video"]
+    widgets = {w.command for w in contrib.widgets}
+    in_menus = {item.command for items in contrib.menus.values() for item in items}
+    assert (
+        widgets
+        == in_menus
+        == {
+            "napari-video-extract.interval_widget",
+            "napari-video-extract.credits_widget",
+            "napari-video-extract.dedup_widget",
+        }
+    )
+
+
 def test_reader_module_imports_no_qt_or_napari() -> None:
     code = (
         "import sys, json\n"
