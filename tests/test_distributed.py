@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,6 +115,14 @@ class LocalDaskCluster:
 
         with Client(self.address, timeout=START_TIMEOUT, set_as_default=False) as client:
             client.wait_for_workers(n, timeout=START_TIMEOUT)
+
+    def tasks_executed(self) -> int:
+        """Tasks run so far by the live workers (to see that work went there)."""
+        from distributed import Client
+
+        with Client(self.address, timeout=START_TIMEOUT, set_as_default=False) as client:
+            counts = client.run(lambda dask_worker: dask_worker.state.executed_count)
+        return sum(counts.values())
 
     def alive_workers(self) -> dict[str, subprocess.Popen]:
         return {k: p for k, p in self.workers.items() if p.poll() is None}
@@ -223,9 +232,11 @@ def test_cli_scheduler_matches_local_run(
     common = ["interval", *inputs, "--every", "0.3", "--format", "png", "--quiet"]
 
     code_local, _, err_local = run_cli([*common, "--out", str(tmp_path / "local")], capsys)
+    before = cluster.tasks_executed()
     code_dask, _, err_dask = run_cli(
         [*common, "--out", str(tmp_path / "dask"), "--scheduler", cluster.address], capsys
     )
+    assert cluster.tasks_executed() - before == 5  # one task per video, broken one included
 
     assert code_local == code_dask == 1  # broken.mp4 fails in both
     assert error_lines(err_dask) == error_lines(err_local)
@@ -258,7 +269,7 @@ def test_killed_worker_loses_and_duplicates_nothing(
     cluster: LocalDaskCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """SIGKILL a worker mid-video; the retry elsewhere resumes it exactly."""
-    names = [f"clip{i}" for i in range(4)]
+    names = [f"clip{i}" for i in range(3)]
     videos = [
         make_video(tmp_path / "videos" / f"{n}.mp4", seconds=4, size="320x240") for n in names
     ]
@@ -314,4 +325,68 @@ def test_killed_worker_loses_and_duplicates_nothing(
         records = read_manifest(folder)
         assert len(records) == 100
         assert len({r.frame for r in records}) == len({r.file for r in records}) == 100
-    cluster.wait_for_workers(2)  # leave two workers for later tests
+
+
+def _journal_entries(folder: Path) -> list[dict]:
+    """The undo journal without its run id (random per run)."""
+    path = folder / ".nve-moves.jsonl"
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for entry in entries:
+        entry.pop("run", None)
+    return entries
+
+
+def test_cli_dedup_scheduler_matches_local_run(
+    cluster: LocalDaskCluster,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hashing in chunks on the workers gives the same moves, dedup.csv, cache, journal."""
+    from napari_video_extract.core.extract import Interval, extract_batch
+
+    videos = [
+        make_video(tmp_path / "videos" / f"{name}.mp4", seconds=s)
+        for name, s in (("a", 2), ("b", 3), ("c", 3))
+    ]
+    stills = tmp_path / "stills"
+    batch = extract_batch(videos, stills, Interval(every=0.15), fmt="png")
+    assert not batch.failures and batch.written > 50
+    (stills / "b" / "notes.txt").write_text("not an image")
+    (stills / "c" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    # Two copies with the same names and mtimes; each run from inside its copy
+    # so the paths written to dedup.csv are the same relative paths.
+    for copy in ("local", "dask"):
+        shutil.copytree(stills, tmp_path / copy)
+    args = ["dedup", "a", "b", "c", "--keep", "sharpest"]
+
+    monkeypatch.chdir(tmp_path / "local")
+    code_local, out_local, err_local = run_cli(args, capsys)
+    monkeypatch.chdir(tmp_path / "dask")
+    before = cluster.tasks_executed()
+    code_dask, out_dask, err_dask = run_cli([*args, "--scheduler", cluster.address], capsys)
+    assert cluster.tasks_executed() - before >= 4  # hashed in chunks on the workers
+
+    assert code_local == code_dask == 1  # broken.png is reported in both
+    assert error_lines(err_dask) == error_lines(err_local)
+    assert _summary(out_dask) == _summary(out_local)
+    local = visible_files(tmp_path / "local")
+    dask = visible_files(tmp_path / "dask")
+    assert sorted(dask) == sorted(local)
+    assert any("/duplicates/" in name for name in dask), "nothing was deduplicated"
+    for name, data in local.items():
+        assert dask[name] == data, f"{name} differs from the local run"
+    for folder in ("a", "b", "c"):
+        cache = ".nve-hashcache.json"
+        assert (tmp_path / "dask" / folder / cache).read_bytes() == (
+            tmp_path / "local" / folder / cache
+        ).read_bytes()
+        assert _journal_entries(tmp_path / "dask" / folder) == _journal_entries(
+            tmp_path / "local" / folder
+        )
+
+
+def _summary(stdout: str) -> str:
+    """The summary line without its timing."""
+    line = next(line for line in stdout.splitlines() if " clusters, " in line)
+    return line.rsplit(",", 1)[0]
