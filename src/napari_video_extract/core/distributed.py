@@ -20,13 +20,20 @@ Shared storage
     the client** (an NFS/SMB/Lustre mount, or all processes on one machine).
     Paths are made absolute on the client before they are sent.
 
+Software
+    The scheduler and every worker need ``napari-video-extract`` installed,
+    the same version as the client (the scheduler unpickles the tasks, the
+    workers run them); the ffmpeg binary comes with it (imageio-ffmpeg).
+
 Worker failures
     If a worker process dies mid-video (killed, out of memory, machine lost),
     the scheduler runs the task again on another worker. That is safe: images
     are written atomically (temporary file + rename) and recorded in
     ``frames.csv`` right after, so the retry resumes from what the dead worker
     finished; the per-folder lock is an ``flock`` that dies with its process,
-    so it never blocks the retry. No still is lost or written twice. A task
+    so it never blocks the retry. No still is lost or written twice (at
+    most a hidden ``.<name>.tmp-<pid>-<thread>`` file of the interrupted
+    write is left behind). A task
     that keeps killing workers ends as a failed video
     (``distributed.scheduler.allowed-failures``, 3 by default).
 
