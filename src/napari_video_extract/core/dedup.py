@@ -89,7 +89,10 @@ CSV_COLUMNS = (
     "kept_file", "time", "status",
 )  # fmt: skip
 
-_BLOCK = 2048  # items clustered per vectorised block
+_ITEM_BLOCK = 16  # items compared with the representatives at once
+_REP_TILE = 8192  # representatives per step: 16 x 8192 buffers stay in cache
+_PARALLEL_MIN_PAIRS = 1 << 17  # smaller comparisons are not worth a thread hand-off
+_MAX_CLUSTER_THREADS = 4
 _PIECE = 1 << 14  # elements per vectorised step: small arrays stay in cache
 
 
@@ -261,57 +264,164 @@ def _nearest_per_query(qi, ti, d, n_queries):
     return best_t, best_d
 
 
+if hasattr(np, "bitwise_count"):  # numpy >= 2
+
+    def _popcount_into(words: np.ndarray, out: np.ndarray) -> None:
+        np.bitwise_count(words, out=out)
+
+else:  # pragma: no cover - numpy < 2
+    _BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+    def _popcount_into(words: np.ndarray, out: np.ndarray) -> None:
+        counts = _BYTE_POPCOUNT[np.ascontiguousarray(words).view(np.uint8)]
+        out[...] = counts.reshape(*words.shape, 8).sum(axis=-1, dtype=np.uint8)
+
+
+class _NearestRepresentative:
+    """Exact nearest-representative search by blocked brute force.
+
+    Representatives are stored word by word (``(W, capacity)``, each word
+    contiguous) in creation order. A block of a few items is compared with
+    tiles of representatives through preallocated buffers that stay in the CPU
+    cache (allocating large temporaries is what makes numpy slow here); numpy
+    releases the GIL in these loops, so the representatives are split between
+    threads. 100,000 distinct 64-bit hashes (5e9 pairs) take a few seconds.
+    """
+
+    def __init__(self, n_words: int, capacity: int, threshold: int, n_bits: int, n_threads: int):
+        self.words = np.zeros((n_words, max(1, capacity)), dtype=np.uint64)
+        self.count = 0
+        self.threshold = threshold
+        # Distances fit in uint8 up to 255 bits; a 256-bit hash needs uint16.
+        self.dist_dtype = np.uint8 if n_bits <= 255 else np.uint16
+        self.n_threads = max(1, n_threads)
+        self._buffers = [self._new_buffers() for _ in range(self.n_threads)]
+        self._pool = None
+        if self.n_threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.n_threads, thread_name_prefix="nve-cluster")
+
+    def _new_buffers(self):
+        xor = np.empty((_ITEM_BLOCK, _REP_TILE), dtype=np.uint64)
+        bits = np.empty((_ITEM_BLOCK, _REP_TILE), dtype=np.uint8)
+        dist = np.empty((_ITEM_BLOCK, _REP_TILE), dtype=self.dist_dtype)
+        low = np.empty(_ITEM_BLOCK, dtype=self.dist_dtype)
+        return xor, bits, dist, low
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    def add(self, words: np.ndarray) -> int:
+        index = self.count
+        self.words[:, index] = words
+        self.count += 1
+        return index
+
+    def _scan(
+        self, queries: np.ndarray, lo: int, hi: int, buffers
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest representative in ``[lo, hi)`` within the threshold (ties: lowest index)."""
+        b, n_words = queries.shape
+        best_d = np.full(b, self.threshold + 1, dtype=np.int64)
+        best_r = np.full(b, -1, dtype=np.int64)
+        xor_buf, bits_buf, dist_buf, low_buf = buffers
+        low = low_buf[:b]
+        columns = [queries[:, w, None] for w in range(n_words)]
+        for start in range(lo, hi, _REP_TILE):
+            t = min(_REP_TILE, hi - start)
+            xor, bits = xor_buf[:b, :t], bits_buf[:b, :t]
+            np.bitwise_xor(columns[0], self.words[0, None, start : start + t], out=xor)
+            if n_words == 1:
+                dist = bits
+                _popcount_into(xor, dist)
+            else:
+                dist = dist_buf[:b, :t]
+                _popcount_into(xor, bits)
+                dist[...] = bits
+                for w in range(1, n_words):
+                    np.bitwise_xor(columns[w], self.words[w, None, start : start + t], out=xor)
+                    _popcount_into(xor, bits)
+                    np.add(dist, bits, out=dist)
+            np.minimum.reduce(dist, axis=1, out=low)
+            # Strictly better than earlier tiles: ties stay with the older one.
+            for i in np.flatnonzero(low < best_d).tolist():
+                best_d[i] = low[i]
+                best_r[i] = start + int(np.argmin(dist[i]))
+        return best_r, best_d
+
+    def nearest(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per query: index of the nearest representative within the threshold
+        (ties: the oldest) or -1, and its distance."""
+        n = self.count
+        if self._pool is None or n * len(queries) < _PARALLEL_MIN_PAIRS:
+            return self._scan(queries, 0, n, self._buffers[0])
+        bounds = [round(k * n / self.n_threads) for k in range(self.n_threads + 1)]
+        futures = [
+            self._pool.submit(self._scan, queries, bounds[k], bounds[k + 1], self._buffers[k])
+            for k in range(self.n_threads)
+            if bounds[k] < bounds[k + 1]
+        ]
+        best_r, best_d = futures[0].result()
+        for future in futures[1:]:  # later ranges hold younger representatives
+            r, d = future.result()
+            better = d < best_d
+            best_r[better], best_d[better] = r[better], d[better]
+        return best_r, best_d
+
+
+def _cluster_threads() -> int:
+    try:
+        n_cpu = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n_cpu = os.cpu_count() or 1
+    return max(1, min(_MAX_CLUSTER_THREADS, n_cpu))
+
+
 def _cluster_global(hashes, order, n_refs, threshold, n_bits):
-    n = len(hashes)
+    n, n_words = hashes.shape
     cluster = np.full(n, -1, dtype=np.int64)
-    rep_items: list[int] = []  # item index of each cluster's representative
-    capacity = max(16, min(n, _BLOCK))
-    rep_words = np.zeros((capacity, hashes.shape[1]), dtype=np.uint64)
-
-    def add_rep(item: int) -> int:
-        nonlocal rep_words
-        cid = len(rep_items)
-        if cid == len(rep_words):
-            rep_words = np.concatenate([rep_words, np.zeros_like(rep_words)])
-        rep_words[cid] = hashes[item]
-        rep_items.append(item)
-        cluster[item] = cid
-        return cid
-
-    for item in order[:n_refs]:  # references never join anything
-        add_rep(int(item))
-
+    rep_items = np.zeros(n, dtype=np.int64)  # item index of each cluster's representative
     rest = order[n_refs:]
-    for start in range(0, len(rest), _BLOCK):
-        block = rest[start : start + _BLOCK]
-        q = hashes[block]
-        n_before = len(rep_items)
-        qi, ti, d = _range_pairs(q, rep_words[:n_before], threshold, n_bits)
-        best_c, best_d = _nearest_per_query(qi, ti, d, len(block))
-        # Only unmatched items can become representatives inside this block.
-        free = np.flatnonzero(best_c < 0)
-        qi2, uj, d2 = _range_pairs(q, q[free], threshold, n_bits)
-        uj = free[uj]
-        earlier = uj < qi2
-        qi2, uj, d2 = qi2[earlier], uj[earlier], d2[earlier]
-        sort = np.argsort(qi2, kind="stable")
-        qi2, uj, d2 = qi2[sort].tolist(), uj[sort].tolist(), d2[sort].tolist()
-        block_cluster = [-1] * len(block)
-        best_c_list, best_d_list = best_c.tolist(), best_d.tolist()
-        k = 0
-        for p in range(len(block)):
-            c, dist = best_c_list[p], best_d_list[p]
-            while k < len(qi2) and qi2[k] == p:
-                cu = block_cluster[uj[k]]
-                is_rep = cu >= 0 and rep_items[cu] == int(block[uj[k]])
-                if is_rep and (c < 0 or d2[k] < dist or (d2[k] == dist and cu < c)):
-                    c, dist = cu, d2[k]
-                k += 1
-            if c < 0:
-                c = add_rep(int(block[p]))
-            block_cluster[p] = c
-        cluster[block] = block_cluster
-    return cluster, np.array(rep_items, dtype=np.int64)
+    n_threads = _cluster_threads() if len(rest) >= 4 * _REP_TILE else 1
+    reps = _NearestRepresentative(n_words, n, threshold, n_bits, n_threads)
+    try:
+        for item in order[:n_refs].tolist():  # references never join anything
+            cid = reps.add(hashes[item])
+            rep_items[cid] = item
+            cluster[item] = cid
+        for start in range(0, len(rest), _ITEM_BLOCK):
+            block = rest[start : start + _ITEM_BLOCK]
+            q = hashes[block]
+            best_c, best_d = reps.nearest(q)
+            # An item may also be nearest to a representative created earlier in
+            # this block: only rows with an earlier block item within the
+            # threshold need that (exact, small) check.
+            inner = _small_distances(q[:, None, :], q[None, :, :]).astype(np.int64)
+            inner[np.triu_indices(len(block))] = threshold + 1
+            needs_check = (inner <= threshold).any(axis=1).tolist()
+            inner_rows = inner.tolist()
+            new_reps: list[tuple[int, int]] = []  # (position in block, cluster id)
+            best_c_list, best_d_list = best_c.tolist(), best_d.tolist()
+            block_items = block.tolist()
+            for p, item in enumerate(block_items):
+                c, dist = best_c_list[p], best_d_list[p]
+                if needs_check[p]:
+                    row = inner_rows[p]
+                    for qpos, cid in new_reps:
+                        # New clusters are younger than any earlier match: on a
+                        # tie the earlier match stays.
+                        if row[qpos] <= threshold and (c < 0 or row[qpos] < dist):
+                            c, dist = cid, row[qpos]
+                if c < 0:
+                    c = reps.add(q[p])
+                    rep_items[c] = item
+                    new_reps.append((p, c))
+                cluster[item] = c
+    finally:
+        reps.close()
+    return cluster, rep_items[: reps.count].copy()
 
 
 def _cluster_sequential(hashes, order, n_refs, threshold, n_bits):
@@ -768,6 +878,23 @@ def _transfer(src: Path, dst: Path, journal: _Journal, *, op: str, reserved: set
         return dst
 
 
+def _finish_interrupted_moves(folder: Path) -> None:
+    """Complete moves a killed run left half done (linked, source not yet unlinked).
+
+    Without this, a re-run sees the source again and moves a second copy of it
+    to the duplicates folder under a free name.
+    """
+    entries = _read_journal(folder / JOURNAL_NAME)
+    cancelled = {(e.get("run"), e.get("ref")) for e in entries if e["op"] == "cancel"}
+    for entry in entries:
+        if entry["op"] != "move" or (entry.get("run"), entry.get("id")) in cancelled:
+            continue
+        src, dst = folder / entry["src"], Path(entry["dst"])
+        if os.path.lexists(src) and _matches(src, entry) and _matches(dst, entry):
+            with contextlib.suppress(OSError):
+                os.unlink(src)
+
+
 def _check_writable(folder: Path) -> None:
     """Raise OutputError unless a file can really be created in ``folder``."""
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -932,6 +1059,10 @@ def dedup_folders(
     for special in (dup_dir, keep_dir):
         if special is not None and special.resolve() in seen:
             raise ValueError(f"{special}: cannot be one of the input or reference folders")
+
+    if not dry_run:
+        for folder in inputs:
+            _finish_interrupted_moves(folder)
 
     report = DedupReport(threshold=int(threshold), n_bits=n_bits, dry_run=dry_run)
     items: list[DedupItem] = []
