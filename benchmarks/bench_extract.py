@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             got = jpgs(out_root / key / method)
             if method == "ours":
-                ref = jpgs(out_root / key / "ss")
+                ref = jpgs(out_root / key / "ss") if (key, "ss") in rows else []
                 if ref:
                     ok, mad = compare(got, ref)
                     row.check = f"{len(got)}/{expected} stills, vs -ss MAD {mad:.2f}"
