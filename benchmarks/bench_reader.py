@@ -1,0 +1,367 @@
+"""Side-by-side benchmark of the napari video reader against its peers.
+
+Builds (once, cached in ``benchmarks/_work/``) a 1280x720 H.264 video of
+about 2.5 minutes from the real clips in ``../shared/media``, with keyframes
+forced at irregular times 1.3 to 8.3 s apart (and scene-cut keyframes off), and
+measures in one run:
+
+* **open**: time to get the lazy layer data (ours: ``get_reader(path)(path)``;
+  napari-video: its ``VideoReaderNP``; napari's built-in reader: imageio
+  ``imread``, which decodes the whole file, measured on the 30 s 720p webm
+  only). Each open runs in a fresh subprocess, which also gives its peak RSS;
+* **random access**: median time for ``data[i]`` over the same random
+  indices, each reader opened fresh, our cache disabled. napari-video's frames
+  are also compared with ours (mean absolute difference): OpenCV's seek is not
+  always frame-exact;
+* **stepping**: frames per second reading ``data[i]`` for consecutive ``i``;
+* **import**: ``python -X importtime`` cost of our reader module on top of
+  numpy (what napari pays at start-up to register the plugin).
+
+Run: ``python benchmarks/bench_reader.py`` (needs ``pip install napari-video``
+for the peer columns; they are reported as missing otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+MEDIA = REPO.parent / "shared" / "media"
+WORK = HERE / "_work"
+WEBM = MEDIA / "bbb_720p_vp8_30s.webm"
+#: Clips joined (in this order) into the benchmark video.
+CLIPS = (
+    "bbb_720p_vp8_30s.webm",
+    "bbb_720p_h264_5s.mp4",
+    "city_cc0_mpeg2.mpg",
+    "vtest_surveillance_msmpeg4.avi",
+    "bbb_720p_vp8_30s.webm",
+)
+FPS = 25
+
+
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def keyframe_times(duration: float, *, seed: int = 7) -> list[float]:
+    """Keyframe times from 0, with gaps drawn uniformly in [1.3, 8.3] s."""
+    rng = random.Random(seed)
+    times, t = [0.0], 0.0
+    while True:
+        t += rng.uniform(1.3, 8.3)
+        if t >= duration:
+            return times
+        times.append(round(t, 3))
+
+
+def build_video() -> Path:
+    """The 720p H.264 benchmark video with irregular keyframes (cached)."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    out = WORK / "reader_bench_720p_h264_irregular_gop.mp4"
+    if out.is_file() and out.stat().st_size > 1_000_000:
+        return out
+    inputs: list[str] = []
+    chains = []
+    for n, name in enumerate(CLIPS):
+        inputs += ["-i", str(MEDIA / name)]
+        chains.append(
+            f"[{n}:v:0]scale=1280:720:force_original_aspect_ratio=decrease,"
+            f"pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={FPS},format=yuv420p[v{n}]"
+        )
+    graph = ";".join(chains) + ";" + "".join(f"[v{n}]" for n in range(len(CLIPS)))
+    graph += f"concat=n={len(CLIPS)}:v=1:a=0[v]"
+    forced = ",".join(f"{t:.3f}" for t in keyframe_times(400.0))
+    tmp = out.with_suffix(".tmp.mp4")
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *inputs]
+    args += ["-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-preset", "veryfast"]
+    args += ["-crf", "23", "-bf", "3", "-g", "100000", "-keyint_min", "1", "-sc_threshold", "0"]
+    args += ["-force_key_frames", forced, "-movflags", "+faststart", str(tmp)]
+    subprocess.run(args, check=True)
+    os.replace(tmp, out)
+    return out
+
+
+# --------------------------------------------------------------- child process
+
+_OPENERS = {
+    "ours": (
+        "from napari_video_extract._reader import get_reader\n"
+        "[(data, kw, _)] = get_reader(PATH)(PATH)\n"
+        "frame = data[0]\n"
+    ),
+    "napari-video": (
+        "from napari_video.napari_video import video_file_reader\n"
+        "[(data, kw, _)] = video_file_reader(PATH)\n"
+        "frame = data[0]\n"
+    ),
+    "napari builtin": (
+        "from napari_builtins.io import napari_get_reader\n"
+        "[(data, *_)] = napari_get_reader(PATH)(PATH)\n"
+        "frame = np.asarray(data[0])\n"
+    ),
+}
+
+
+def measure_open(kind: str, path: Path) -> dict:
+    """Open ``path`` with one reader in a fresh process: seconds and peak RSS.
+
+    The clock starts after the reader's modules are imported; the open
+    includes reading frame 0 (what napari shows first).
+    """
+    opener = _OPENERS[kind]
+    imports = "\n".join(ln for ln in opener.splitlines() if ln.startswith("from "))
+    body = "\n".join(ln for ln in opener.splitlines() if not ln.startswith("from "))
+    code = textwrap.dedent(
+        f"""
+        import json, resource, time
+        import numpy as np
+        {imports}
+        PATH = {str(path)!r}
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0 = time.perf_counter()
+        """
+    )
+    code += body + textwrap.dedent(
+        """
+        seconds = time.perf_counter() - t0
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        print(json.dumps({"seconds": seconds, "peak_rss_mb": max(rss, kids) / 1024,
+                          "rss_before_mb": rss0 / 1024, "shape": list(data.shape)}))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------- in process
+
+
+def open_ours(path: Path):
+    from napari_video_extract._reader import get_reader
+    from napari_video_extract.core.video_reader import VideoReader
+
+    [(data, _, _)] = get_reader(path)(path)
+    # Random access without the cache: every read decodes.
+    uncached = VideoReader(path, info=data.reader.info, cache_bytes=0)
+    data.reader.close()
+    data._reader = uncached
+    return data
+
+
+def open_napari_video(path: Path):
+    from napari_video.napari_video import video_file_reader
+
+    [(data, _, _)] = video_file_reader(str(path))
+    return data
+
+
+def time_random(data, indices: list[int]) -> tuple[float, list[np.ndarray]]:
+    """Median seconds per ``data[i]`` and the frames read."""
+    times, frames = [], []
+    for i in indices:
+        t0 = time.perf_counter()
+        frame = np.asarray(data[i])
+        times.append(time.perf_counter() - t0)
+        frames.append(frame.reshape(frame.shape[-3:]))
+    return statistics.median(times), frames
+
+
+def time_stepping(data, start: int, count: int) -> float:
+    """Frames per second reading ``data[start]``, ``data[start + 1]``..."""
+    np.asarray(data[start])  # position the reader first (a seek, not timed)
+    t0 = time.perf_counter()
+    for i in range(start + 1, start + 1 + count):
+        np.asarray(data[i])
+    return count / (time.perf_counter() - t0)
+
+
+def import_cost_ms(module: str) -> float | None:
+    """Import time of ``module`` on top of numpy (``-X importtime``), best of 3, ms.
+
+    Sums the cumulative times of the top-level imports that follow numpy's.
+    """
+    best = None
+    for _ in range(3):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", f"import numpy; import {module}"],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            return None
+        total, after_numpy = 0, False
+        for line in proc.stderr.splitlines():
+            m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S.*)$", line)
+            if not m:
+                continue  # header, or a nested import (indented name)
+            if m.group(2) == "numpy":
+                after_numpy = True
+            elif after_numpy:
+                total += int(m.group(1))
+        best = total / 1000 if best is None else min(best, total / 1000)
+    return best
+
+
+def have(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}x"
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--random", type=int, default=30, help="random reads (default 30)")
+    parser.add_argument("--steps", type=int, default=300, help="frames stepped (default 300)")
+    args = parser.parse_args(argv)
+    if not (MEDIA / CLIPS[0]).is_file():
+        print(f"the real clips are missing: {MEDIA}", file=sys.stderr)
+        return 2
+    has_peer = have("napari_video")
+    video = build_video()
+
+    from napari_video_extract.core.probe import probe
+
+    info = probe(video)
+    gaps = np.diff(info.frame_times[info.keyframes])
+    print(
+        f"video: {video.name}, {info.width}x{info.height}, {info.frame_count} frames, "
+        f"{info.duration:.1f} s, {len(info.keyframes)} keyframes "
+        f"{gaps.min():.2f}-{gaps.max():.2f} s apart; cpus: {os.cpu_count()}",
+        flush=True,
+    )
+
+    results: dict[str, dict] = {"ours": {}, "napari-video": {}, "napari builtin": {}}
+    results["ours"]["open"] = measure_open("ours", video)
+    results["ours"]["open_webm"] = measure_open("ours", WEBM)
+    if has_peer:
+        results["napari-video"]["open"] = measure_open("napari-video", video)
+        results["napari-video"]["open_webm"] = measure_open("napari-video", WEBM)
+    results["napari builtin"]["open_webm"] = measure_open("napari builtin", WEBM)
+    print("opens measured", flush=True)
+
+    rng = random.Random(11)
+    indices = [rng.randrange(info.frame_count) for _ in range(args.random)]
+    ours = open_ours(video)
+    results["ours"]["random"], our_frames = time_random(ours, indices)
+    start = rng.randrange(info.frame_count - args.steps - 1)
+    ours = open_ours(video)
+    results["ours"]["step"] = time_stepping(ours, start, args.steps)
+    if has_peer:
+        peer = open_napari_video(video)
+        results["napari-video"]["random"], peer_frames = time_random(peer, indices)
+        mads = [
+            float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+            for a, b in zip(our_frames, peer_frames, strict=True)
+        ]
+        results["napari-video"]["wrong_frames"] = sum(m > 3.0 for m in mads)
+        peer = open_napari_video(video)
+        results["napari-video"]["step"] = time_stepping(peer, start, args.steps)
+    print("reads measured", flush=True)
+    results["ours"]["import_ms"] = import_cost_ms("napari_video_extract._reader")
+    if has_peer:
+        results["napari-video"]["import_ms"] = import_cost_ms("napari_video.napari_video")
+
+    o, p, b = results["ours"], results["napari-video"], results["napari builtin"]
+
+    def sec(r: dict, key: str) -> float | None:
+        return r.get(key, {}).get("seconds")
+
+    def rss(r: dict, key: str) -> float | None:
+        return r.get(key, {}).get("peak_rss_mb")
+
+    rows = [
+        ("open, 720p H.264 benchmark video (s)", sec(o, "open"), sec(p, "open"), None, "s"),
+        (
+            "open, 30 s 720p webm (s)",
+            sec(o, "open_webm"),
+            sec(p, "open_webm"),
+            sec(b, "open_webm"),
+            "s",
+        ),
+        (
+            "peak RSS after open, webm (MB)",
+            rss(o, "open_webm"),
+            rss(p, "open_webm"),
+            rss(b, "open_webm"),
+            "mb",
+        ),
+        (
+            "random frame access, median (ms)",
+            1000 * o["random"],
+            1000 * p["random"] if "random" in p else None,
+            None,
+            "ms",
+        ),
+        ("stepping forward (frames/s)", o["step"], p.get("step"), None, "fps"),
+        (
+            "import of the reader module after numpy (ms)",
+            o["import_ms"],
+            p.get("import_ms"),
+            None,
+            "ms",
+        ),
+    ]
+    print()
+    print(
+        f"Random access over {args.random} indices, stepping over {args.steps} frames; "
+        f"lower is better except frames/s."
+    )
+    print()
+    print(
+        "| measure | ours | napari-video | napari builtin | ours / napari-video | ours / builtin |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, ov, pv, bv, unit in rows:
+        spec = ".0f" if unit in ("mb", "fps") else (".1f" if unit == "ms" else ".3f")
+        print(
+            f"| {label} | {fmt(ov, spec)} | {fmt(pv, spec)} | {fmt(bv, spec)} "
+            f"| {ratio(ov, pv)} | {ratio(ov, bv)} |"
+        )
+    if "wrong_frames" in p:
+        print()
+        print(
+            f"napari-video returned a different frame than ours (sequential-exact) for "
+            f"{p['wrong_frames']} of {args.random} random indices."
+        )
+    targets = [
+        ("open < 1 s", (sec(o, "open") or 99) < 1.0),
+        ("random median <= napari-video", "random" not in p or o["random"] <= p["random"]),
+        ("stepping >= 300 frames/s", o["step"] >= 300),
+        ("import < 100 ms", (o["import_ms"] or 999) < 100),
+    ]
+    print()
+    print("targets: " + ", ".join(f"{name}: {'yes' if ok else 'NO'}" for name, ok in targets))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
