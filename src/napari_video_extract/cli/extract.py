@@ -260,11 +260,19 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
 
     try:
         if getattr(args, "scheduler", None):
-            from napari_video_extract.core.distributed import extract_batch_distributed
+            from napari_video_extract.core import distributed
 
-            batch = extract_batch_distributed(
-                videos, args.out, spec, scheduler=args.scheduler, **options
-            )
+            try:
+                batch = distributed.extract_batch_distributed(
+                    videos, args.out, spec, scheduler=args.scheduler, **options
+                )
+            except (
+                distributed.DistributedUnavailableError,
+                distributed.SchedulerConnectionError,
+            ) as exc:
+                bar.close()
+                report_error(str(exc))
+                return EXIT_FAILED
         else:
             batch = extract_batch(
                 videos, args.out, spec, jobs=args.jobs, progress=progress, **options
@@ -284,7 +292,11 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
 
     dedup_failed = 0
     if getattr(args, "dedup", False):
-        dedup_failed = _dedup_outputs([r.out_dir for r in batch.results if r.ok], args.quiet)
+        dedup_failed = _dedup_outputs(
+            [r.out_dir for r in batch.results if r.ok],
+            args.quiet,
+            scheduler=getattr(args, "scheduler", None),
+        )
 
     if not args.quiet:
         ok = [r for r in batch.results if r.ok]
@@ -300,9 +312,17 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
     return EXIT_FAILED if failed or dedup_failed else EXIT_OK
 
 
-def _dedup_outputs(folders: list[Path], quiet: bool) -> int:
-    """Run dedup with default settings on each extracted folder."""
-    from napari_video_extract.core.dedup import dedup_folders
+def _dedup_outputs(folders: list[Path], quiet: bool, *, scheduler: str | None = None) -> int:
+    """Run dedup with default settings on each extracted folder (on the
+    Dask cluster too when ``scheduler`` is given)."""
+    if scheduler:
+        from functools import partial
+
+        from napari_video_extract.core.distributed import dedup_folders_distributed
+
+        dedup_folders = partial(dedup_folders_distributed, scheduler=scheduler)
+    else:
+        from napari_video_extract.core.dedup import dedup_folders
 
     failed = 0
     for folder in folders:
