@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+import napari_video_extract.core.dedup as dedup_module
 from napari_video_extract.core.dedup import (
     JOURNAL_NAME,
     cluster_hashes,
@@ -17,6 +18,7 @@ from napari_video_extract.core.dedup import (
     ordered_images,
 )
 from napari_video_extract.core.errors import OutputError
+from napari_video_extract.core.hashing import hamming_bits, pack_bits
 
 
 def photo(seed: int, size=(120, 160)) -> Image.Image:
@@ -88,6 +90,72 @@ def test_random_large_is_consistent_with_brute_force():
         else:
             expect.append(best[1])
     assert res.cluster.tolist() == expect
+
+
+def reference_global_clusters(hashes, threshold, reference_mask):
+    """The global rule, written plainly: nearest older representative (ties: the
+    oldest) within the threshold, else a new cluster; references first."""
+    as_int = [int.from_bytes(row.astype(">u8").tobytes(), "big") for row in hashes]
+    order = [i for i in range(len(hashes)) if reference_mask[i]]
+    order += [i for i in range(len(hashes)) if not reference_mask[i]]
+    reps, cluster = [], [-1] * len(hashes)
+    for i in order:
+        best = None
+        if not reference_mask[i]:
+            for cid, r in enumerate(reps):
+                d = (as_int[i] ^ as_int[r]).bit_count()
+                if d <= threshold and (best is None or d < best[0]):
+                    best = (d, cid)
+        if best is None:
+            cluster[i] = len(reps)
+            reps.append(i)
+        else:
+            cluster[i] = best[1]
+    return cluster
+
+
+def sample_hashes(rng, kind, n, hash_size):
+    n_bits = hash_size * hash_size
+    if kind == "random":
+        bits = rng.random((n, n_bits)) < 0.5
+    elif kind == "clustered":  # a few centres, a few flipped bits each
+        centres = rng.random((max(2, n // 25), n_bits)) < 0.5
+        bits = centres[rng.integers(0, len(centres), n)]
+        bits ^= rng.random((n, n_bits)) < 4 / n_bits
+    else:  # "low": all but 10 bits zero, so distances tie and repeat a lot
+        bits = np.zeros((n, n_bits), dtype=bool)
+        bits[:, -10:] = rng.random((n, 10)) < 0.5
+    return pack_bits(bits)
+
+
+@pytest.mark.parametrize("small_blocks", [False, True])
+def test_global_fast_path_equals_reference(monkeypatch, small_blocks):
+    if small_blocks:  # many tiles, blocks and the thread split, on small inputs
+        monkeypatch.setattr(dedup_module, "_TILE_PAIRS", 64)
+        monkeypatch.setattr(dedup_module, "_MIN_ITEM_BLOCK", 4)
+        monkeypatch.setattr(dedup_module, "_MAX_ITEM_BLOCK", 16)
+        monkeypatch.setattr(dedup_module, "_PARALLEL_MIN_PAIRS", 0)
+        monkeypatch.setattr(dedup_module, "_PARALLEL_MIN_ITEMS", 0)
+        monkeypatch.setattr(dedup_module, "_cluster_threads", lambda: 2)
+    rng = np.random.default_rng(7)
+    for hash_size in (8, 12, 16):
+        n_bits = hash_size * hash_size
+        for kind in ("random", "clustered", "low"):
+            hashes = sample_hashes(rng, kind, 300, hash_size)
+            for fraction in (0.0, 0.1):
+                reference_mask = rng.random(len(hashes)) < fraction
+                for threshold in (0, 2, n_bits // 8, n_bits // 5, n_bits // 2):
+                    res = cluster_hashes(
+                        hashes, threshold=threshold, reference_mask=reference_mask, n_bits=n_bits
+                    )
+                    expect = reference_global_clusters(hashes, threshold, reference_mask)
+                    case = (hash_size, kind, fraction, threshold)
+                    assert res.cluster.tolist() == expect, case
+                    assert res.n_clusters == max(expect) + 1, case
+                    kept = res.kept_index
+                    assert (res.distance == hamming_bits(hashes, hashes[kept])).all(), case
+                    assert (res.distance <= threshold).all(), case
+                    assert res.kept[reference_mask].all(), case
 
 
 def make_folder(folder, names_and_seeds, order=None):

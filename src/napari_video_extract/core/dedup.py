@@ -89,9 +89,11 @@ CSV_COLUMNS = (
     "kept_file", "time", "status",
 )  # fmt: skip
 
-_ITEM_BLOCK = 16  # items compared with the representatives at once
-_REP_TILE = 8192  # representatives per step: 16 x 8192 buffers stay in cache
-_PARALLEL_MIN_PAIRS = 1 << 17  # smaller comparisons are not worth a thread hand-off
+_TILE_PAIRS = 1 << 17  # (item, representative) pairs per step: buffers stay in cache
+_MIN_ITEM_BLOCK = 16  # items compared with the representatives at once...
+_MAX_ITEM_BLOCK = 256  # ...more while there are few representatives
+_PARALLEL_MIN_PAIRS = 1 << 17  # fewer pairs are not worth a hand-off to threads
+_PARALLEL_MIN_ITEMS = 20_000
 _MAX_CLUSTER_THREADS = 4
 _PIECE = 1 << 14  # elements per vectorised step: small arrays stay in cache
 
@@ -281,11 +283,12 @@ class _NearestRepresentative:
     """Exact nearest-representative search by blocked brute force.
 
     Representatives are stored word by word (``(W, capacity)``, each word
-    contiguous) in creation order. A block of a few items is compared with
-    tiles of representatives through preallocated buffers that stay in the CPU
-    cache (allocating large temporaries is what makes numpy slow here); numpy
-    releases the GIL in these loops, so the representatives are split between
-    threads. 100,000 distinct 64-bit hashes (5e9 pairs) take a few seconds.
+    contiguous) in creation order. A block of items is compared with tiles of
+    representatives through preallocated buffers of :data:`_TILE_PAIRS`
+    elements that stay in the CPU cache (allocating large temporaries is what
+    makes numpy slow here); numpy releases the GIL in these loops, so the
+    representatives are split between threads. 100,000 distinct 64-bit hashes
+    (5e9 pairs) take a few seconds.
     """
 
     def __init__(self, n_words: int, capacity: int, threshold: int, n_bits: int, n_threads: int):
@@ -303,25 +306,28 @@ class _NearestRepresentative:
             self._pool = ThreadPoolExecutor(self.n_threads, thread_name_prefix="nve-cluster")
 
     def _new_buffers(self):
-        xor = np.empty((_ITEM_BLOCK, _REP_TILE), dtype=np.uint64)
-        bits = np.empty((_ITEM_BLOCK, _REP_TILE), dtype=np.uint8)
-        dist = np.empty((_ITEM_BLOCK, _REP_TILE), dtype=self.dist_dtype)
-        low = np.empty(_ITEM_BLOCK, dtype=self.dist_dtype)
+        xor = np.empty(_TILE_PAIRS, dtype=np.uint64)
+        bits = np.empty(_TILE_PAIRS, dtype=np.uint8)
+        dist = np.empty(_TILE_PAIRS, dtype=self.dist_dtype)
+        low = np.empty(_MAX_ITEM_BLOCK, dtype=self.dist_dtype)
         return xor, bits, dist, low
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()
 
-    def add(self, words: np.ndarray) -> int:
-        index = self.count
-        self.words[:, index] = words
-        self.count += 1
-        return index
+    def block_size(self) -> int:
+        """Items per block: more while there are few representatives."""
+        return max(_MIN_ITEM_BLOCK, min(_MAX_ITEM_BLOCK, _TILE_PAIRS // max(1, self.count)))
 
-    def _scan(
-        self, queries: np.ndarray, lo: int, hi: int, buffers
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def add(self, words: np.ndarray) -> np.ndarray:
+        """Append representatives ``(k, W)``; returns their indices."""
+        k = len(words)
+        self.words[:, self.count : self.count + k] = words.T
+        self.count += k
+        return np.arange(self.count - k, self.count)
+
+    def _scan(self, queries: np.ndarray, lo: int, hi: int, buffers):
         """Nearest representative in ``[lo, hi)`` within the threshold (ties: lowest index)."""
         b, n_words = queries.shape
         best_d = np.full(b, self.threshold + 1, dtype=np.int64)
@@ -329,16 +335,16 @@ class _NearestRepresentative:
         xor_buf, bits_buf, dist_buf, low_buf = buffers
         low = low_buf[:b]
         columns = [queries[:, w, None] for w in range(n_words)]
-        for start in range(lo, hi, _REP_TILE):
-            t = min(_REP_TILE, hi - start)
-            xor, bits = xor_buf[:b, :t], bits_buf[:b, :t]
+        tile = max(1, _TILE_PAIRS // b)
+        for start in range(lo, hi, tile):
+            t = min(tile, hi - start)
+            xor = xor_buf[: b * t].reshape(b, t)
+            bits = bits_buf[: b * t].reshape(b, t)
             np.bitwise_xor(columns[0], self.words[0, None, start : start + t], out=xor)
-            if n_words == 1:
-                dist = bits
-                _popcount_into(xor, dist)
-            else:
-                dist = dist_buf[:b, :t]
-                _popcount_into(xor, bits)
+            _popcount_into(xor, bits)
+            dist = bits
+            if n_words > 1:
+                dist = dist_buf[: b * t].reshape(b, t)
                 dist[...] = bits
                 for w in range(1, n_words):
                     np.bitwise_xor(columns[w], self.words[w, None, start : start + t], out=xor)
@@ -346,9 +352,10 @@ class _NearestRepresentative:
                     np.add(dist, bits, out=dist)
             np.minimum.reduce(dist, axis=1, out=low)
             # Strictly better than earlier tiles: ties stay with the older one.
-            for i in np.flatnonzero(low < best_d).tolist():
-                best_d[i] = low[i]
-                best_r[i] = start + int(np.argmin(dist[i]))
+            rows = np.flatnonzero(low < best_d)
+            if rows.size:
+                best_d[rows] = low[rows]
+                best_r[rows] = start + dist[rows].argmin(axis=1)
         return best_r, best_d
 
     def nearest(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -361,7 +368,6 @@ class _NearestRepresentative:
         futures = [
             self._pool.submit(self._scan, queries, bounds[k], bounds[k + 1], self._buffers[k])
             for k in range(self.n_threads)
-            if bounds[k] < bounds[k + 1]
         ]
         best_r, best_d = futures[0].result()
         for future in futures[1:]:  # later ranges hold younger representatives
@@ -384,38 +390,49 @@ def _cluster_global(hashes, order, n_refs, threshold, n_bits):
     cluster = np.full(n, -1, dtype=np.int64)
     rep_items = np.zeros(n, dtype=np.int64)  # item index of each cluster's representative
     rest = order[n_refs:]
-    n_threads = _cluster_threads() if len(rest) >= 4 * _REP_TILE else 1
+    n_threads = _cluster_threads() if len(rest) >= _PARALLEL_MIN_ITEMS else 1
     reps = _NearestRepresentative(n_words, n, threshold, n_bits, n_threads)
     try:
-        for item in order[:n_refs].tolist():  # references never join anything
-            cid = reps.add(hashes[item])
-            rep_items[cid] = item
-            cluster[item] = cid
-        for start in range(0, len(rest), _ITEM_BLOCK):
-            block = rest[start : start + _ITEM_BLOCK]
+        refs = order[:n_refs]  # references never join anything
+        cids = reps.add(hashes[refs])
+        rep_items[cids] = refs
+        cluster[refs] = cids
+        start = 0
+        while start < len(rest):
+            block = rest[start : start + reps.block_size()]
+            start += len(block)
             q = hashes[block]
             best_c, best_d = reps.nearest(q)
-            # An item may also be nearest to a representative created earlier in
-            # this block: only rows with an earlier block item within the
-            # threshold need that (exact, small) check.
-            inner = _small_distances(q[:, None, :], q[None, :, :]).astype(np.int64)
-            inner[np.triu_indices(len(block))] = threshold + 1
-            needs_check = (inner <= threshold).any(axis=1).tolist()
-            inner_rows = inner.tolist()
+            # Only unmatched items can become representatives; a later item of
+            # the block may be nearer to one of those than to its match, so rows
+            # with an earlier unmatched item within the threshold get an exact
+            # check in order.
+            free = np.flatnonzero(best_c < 0)
+            needs_check = np.zeros(len(block), dtype=bool)
+            if free.size:
+                inner = _small_distances(q[:, None, :], q[None, free, :])
+                earlier = free[None, :] < np.arange(len(block))[:, None]
+                needs_check = ((inner <= threshold) & earlier).any(axis=1)
+            if not needs_check.any():
+                cids = reps.add(q[free])
+                rep_items[cids] = block[free]
+                best_c[free] = cids
+                cluster[block] = best_c
+                continue
+            inner = _small_distances(q[:, None, :], q[None, :, :]).tolist()
             new_reps: list[tuple[int, int]] = []  # (position in block, cluster id)
             best_c_list, best_d_list = best_c.tolist(), best_d.tolist()
-            block_items = block.tolist()
-            for p, item in enumerate(block_items):
+            for p, item in enumerate(block.tolist()):
                 c, dist = best_c_list[p], best_d_list[p]
                 if needs_check[p]:
-                    row = inner_rows[p]
+                    row = inner[p]
                     for qpos, cid in new_reps:
                         # New clusters are younger than any earlier match: on a
                         # tie the earlier match stays.
                         if row[qpos] <= threshold and (c < 0 or row[qpos] < dist):
                             c, dist = cid, row[qpos]
                 if c < 0:
-                    c = reps.add(q[p])
+                    c = int(reps.add(q[p : p + 1])[0])
                     rep_items[c] = item
                     new_reps.append((p, c))
                 cluster[item] = c
@@ -476,9 +493,12 @@ def cluster_hashes(
     * ``"sequential"``: each item is compared with the last kept image (and
       the references); a scene seen again later is a new cluster.
 
-    Comparisons are vectorised: blocks of items against all representatives,
-    through a pigeonhole index on hash chunks when that is cheaper than a full
-    distance matrix (100,000 distinct 64-bit hashes take about a second).
+    Comparisons are vectorised and exact: in global mode, blocks of items
+    against all representatives by brute force (XOR and popcount in
+    cache-sized buffers, split between threads), with an exact in-order check
+    against representatives created inside the block. 100,000 fully distinct
+    64-bit hashes (5e9 pairs, the worst case) take about 3 s on 2 cores and a
+    few MB; duplicate-heavy input is much faster.
 
     Parameters
     ----------
@@ -498,7 +518,7 @@ def cluster_hashes(
         Items that are compared against but never dropped.
     n_bits : int, optional
         Meaningful bits per hash (default ``64 * W``); only used to pick the
-        fastest comparison strategy.
+        distance type and comparison strategy.
 
     Returns
     -------
