@@ -143,8 +143,8 @@ def head_tail_times(
     parts = []
     if head > 0:
         parts.append(interval_times(duration, every=every, start=0.0, end=min(head, duration)))
-    if tail > 0:
-        tail_start = max(0.0, duration - tail)
+    tail_start = max(0.0, duration - tail)
+    if tail > 0 and tail_start < duration:  # a tail below float resolution is empty
         parts.append(interval_times(duration, every=every, start=tail_start, end=duration))
     times = np.concatenate(parts) if parts else np.empty(0)
     times.sort()

@@ -1,0 +1,279 @@
+"""Property-based tests (hypothesis) of the engine's pure parts.
+
+Time parsing, sampling plans (interval, head/tail, VFR), the decode planner,
+clustering invariants, and undo(dedup(x)) == x on real image folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from napari_video_extract.core.decode import plan_segments
+from napari_video_extract.core.dedup import cluster_hashes, dedup_folders, undo_folder
+from napari_video_extract.core.probe import VideoInfo
+from napari_video_extract.core.sampling import (
+    EPS,
+    head_tail_times,
+    interval_times,
+    parse_time,
+    samples_for,
+)
+
+FAST = settings(max_examples=150, deadline=None)
+
+# ----------------------------------------------------------------- parse_time
+
+
+def _clock(seconds_ms: int) -> str:
+    h, rem = divmod(seconds_ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+@FAST
+@given(st.integers(min_value=0, max_value=10 * 3_600_000))
+def test_parse_time_round_trips_clock_and_seconds(ms):
+    assert parse_time(_clock(ms)) == pytest.approx(ms / 1000, abs=1e-9)
+    assert parse_time(f"{ms / 1000!r}") == ms / 1000
+    assert parse_time(ms / 1000) == ms / 1000
+
+
+@FAST
+@given(st.text(max_size=12))
+def test_parse_time_accepts_only_finite_non_negative(text):
+    try:
+        value = parse_time(text)
+    except ValueError as exc:
+        assert "not a time" in str(exc)
+        return
+    assert math.isfinite(value) and value >= 0
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "-1", "nan", "inf", "1:60", "1:00:60", "12s", "1e400", "::", "1:2:3:4"]
+)
+def test_parse_time_rejects_garbage(bad):
+    with pytest.raises(ValueError, match="not a time"):
+        parse_time(bad)
+
+
+# ----------------------------------------------------------------- sampling
+
+durations = st.floats(min_value=0.05, max_value=500, allow_nan=False)
+steps = st.floats(min_value=0.01, max_value=60, allow_nan=False)
+
+
+@st.composite
+def frame_tables(draw, max_frames=400):
+    """Increasing frame times from 0 (VFR: arbitrary positive gaps)."""
+    gaps = draw(
+        st.lists(st.floats(min_value=0.001, max_value=2.0), min_size=0, max_size=max_frames - 1)
+    )
+    return np.concatenate([[0.0], np.cumsum(gaps)]) if gaps else np.zeros(1)
+
+
+@FAST
+@given(durations, steps, st.floats(0, 1), st.floats(0, 1.2))
+def test_interval_plan_sorted_unique_in_bounds(duration, every, start_f, end_f):
+    start, end = start_f * duration, end_f * duration
+    assume(min(end, duration) - start > 2 * EPS)
+    times = interval_times(duration, every=every, start=start, end=end)
+    stop = min(end, duration)
+    assert np.all(np.diff(times) > 0)
+    assert len(times) == 0 or (times[0] == start and times[-1] < stop)
+    # t_k = start + k * every for every t_k < stop: none missing at the end.
+    assert start + len(times) * every >= stop - 1e-6
+
+
+@FAST
+@given(frame_tables(), steps, st.floats(0, 1))
+def test_vfr_samples_pick_the_frame_on_screen_once(frame_times, every, start_f):
+    duration = float(frame_times[-1]) + 0.04
+    start = start_f * duration * 0.99
+    times = interval_times(duration, every=every, start=start)
+    samples = samples_for(frame_times, times)
+    frames = [s.frame for s in samples]
+    assert frames == sorted(set(frames)), "frames must be increasing, never repeated"
+    assert all(0 <= f < len(frame_times) for f in frames)
+    for s in samples:
+        # the last frame whose presentation time is <= t
+        assert frame_times[s.frame] <= s.time + EPS
+        assert s.frame == len(frame_times) - 1 or frame_times[s.frame + 1] > s.time + EPS
+    # Every requested instant is served by one of the chosen frames.
+    chosen = set(frames)
+    for t in times:
+        idx = int(np.searchsorted(frame_times, t + EPS, side="right")) - 1
+        assert max(idx, 0) in chosen
+
+
+@FAST
+@given(durations, steps, st.floats(0, 600), st.floats(0, 600))
+def test_head_tail_is_the_union_of_both_windows(duration, every, head, tail):
+    assume(head > 0 or tail > 0)
+    got = head_tail_times(duration, head=head, tail=tail, every=every)
+    parts = []
+    if head > 0:
+        parts.append(interval_times(duration, every=every, start=0.0, end=min(head, duration)))
+    if tail > 0 and duration - tail < duration:
+        parts.append(interval_times(duration, every=every, start=max(0.0, duration - tail)))
+    union = np.concatenate(parts) if parts else np.empty(0)
+    assert np.all(np.diff(got) > EPS), "sorted, no instant twice"
+    assert np.all((got >= 0) & (got < duration))
+    for t in union:  # nothing lost
+        assert np.min(np.abs(got - t)) <= EPS
+    for t in got:  # nothing invented
+        assert np.min(np.abs(union - t)) <= EPS
+    if head >= duration or tail >= duration:  # overlap covers the video: no frame twice
+        samples = samples_for(np.arange(0, duration, 0.04), got)
+        assert len({s.frame for s in samples}) == len(samples)
+
+
+# ----------------------------------------------------------------- decode plan
+
+
+@st.composite
+def videos_and_wants(draw):
+    frame_times = draw(frame_tables(max_frames=600))
+    n = len(frame_times)
+    keys = sorted({0, *draw(st.lists(st.integers(0, n - 1), max_size=30))})
+    wanted = draw(st.lists(st.integers(0, n - 1), min_size=0, max_size=80))
+    size = draw(st.sampled_from([(64, 48), (1280, 720), (3840, 2160)]))
+    info = VideoInfo(
+        path=Path("/nonexistent.mp4"),
+        codec="h264",
+        width=size[0],
+        height=size[1],
+        rotation=0,
+        container_start=0.0,
+        first_pts=0.0,
+        frame_times=frame_times,
+        keyframes=np.asarray(keys, dtype=np.int64),
+        duration=float(frame_times[-1]) + 0.04,
+        nominal_fps=25.0,
+        avg_fps=25.0,
+        variable_frame_rate=True,
+    )
+    return info, wanted, draw(st.integers(1, 4))
+
+
+@FAST
+@given(videos_and_wants())
+def test_plan_segments_covers_each_wanted_frame_once_from_a_keyframe(case):
+    info, wanted, workers = case
+    segments = plan_segments(info, wanted, workers=workers)
+    targets = [t for s in segments for t in s.targets]
+    assert sorted(targets) == sorted(set(wanted)), "every wanted frame exactly once"
+    keys = set(info.keyframes.tolist())
+    previous_end = -1
+    for seg in segments:
+        assert seg.start in keys, "a run starts at a keyframe"
+        assert seg.start <= seg.targets[0]
+        assert list(seg.targets) == sorted(set(seg.targets))
+        assert seg.start > previous_end, "runs are sorted and do not overlap"
+        previous_end = seg.end
+
+
+# ----------------------------------------------------------------- clustering
+
+
+def _popcount_distance(a: np.ndarray, b: np.ndarray) -> int:
+    return sum(int(x ^ y).bit_count() for x, y in zip(a.tolist(), b.tolist(), strict=True))
+
+
+@st.composite
+def hash_sets(draw):
+    """Hashes built as noisy variants of a few bases, so clusters form."""
+    n_bases = draw(st.integers(1, 6))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    bases = rng.integers(0, 2**63, size=(n_bases, 1), dtype=np.uint64)
+    n = draw(st.integers(1, 60))
+    picks = rng.integers(0, n_bases, size=n)
+    flips = rng.integers(0, 20, size=n)
+    hashes = bases[picks].copy()
+    for i in range(n):
+        for bit in rng.choice(64, size=flips[i], replace=False):
+            hashes[i, 0] ^= np.uint64(1) << np.uint64(bit)
+    times = rng.permutation(n).astype(float)  # capture times
+    return hashes, times, draw(st.integers(0, 20))
+
+
+@FAST
+@given(hash_sets(), st.sampled_from(["global", "sequential"]), st.randoms())
+def test_clustering_invariants(case, mode, rnd):
+    hashes, times, threshold = case
+    order = np.argsort(times, kind="stable")
+    result = cluster_hashes(hashes[order], threshold=threshold, mode=mode)
+    n = len(hashes)
+    # Every cluster keeps exactly one image; no image both kept and moved.
+    for c in range(result.n_clusters):
+        assert int(np.sum(result.kept[result.cluster == c])) == 1
+    assert np.all(result.kept == (result.kept_index == np.arange(n)))
+    assert np.all(result.cluster[result.kept_index] == result.cluster)
+    for i in range(n):  # each duplicate within the threshold of its kept image
+        d = _popcount_distance(hashes[order][i], hashes[order][result.kept_index[i]])
+        assert d == result.distance[i] <= threshold
+    if mode == "global":  # no chaining: kept images are pairwise beyond threshold
+        kept = np.flatnonzero(result.kept)
+        for a in kept:
+            for b in kept:
+                if a < b:
+                    assert _popcount_distance(hashes[order][a], hashes[order][b]) > threshold
+    # Deterministic whatever order the items arrive in, once ordered by time.
+    perm = list(range(n))
+    rnd.shuffle(perm)
+    shuffled_hashes, shuffled_times = hashes[perm], times[perm]
+    order2 = np.argsort(shuffled_times, kind="stable")
+    again = cluster_hashes(shuffled_hashes[order2], threshold=threshold, mode=mode)
+    assert np.array_equal(again.cluster, result.cluster)
+    assert np.array_equal(again.kept, result.kept)
+
+
+# ----------------------------------------------------------------- undo(dedup(x))
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.integers(0, 5), min_size=1, max_size=25),
+    st.sampled_from(["global", "sequential"]),
+    st.sampled_from(["first", "sharpest", "largest"]),
+)
+def test_undo_of_dedup_restores_the_folder(tmp_path, picks, mode, keep):
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    rng = np.random.default_rng(len(picks))
+    bases = [(rng.random((6, 6, 3)) * 255).astype(np.uint8) for _ in range(6)]
+    for i, b in enumerate(picks):
+        img = bases[b].repeat(8, 0).repeat(8, 1)
+        img = np.clip(img.astype(int) + rng.integers(-3, 4, img.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"im_{i:03d}.png")
+    before = _tree(folder)
+    dedup_folders([folder], mode=mode, keep=keep)
+    after = _tree(folder)
+    moved = [k for k in after if k.startswith("duplicates/")]
+    assert len({k for k in before} - {k for k in after}) == len(moved)
+    report = undo_folder(folder)
+    assert not report.failed
+    restored = {k: v for k, v in _tree(folder).items() if k != "dedup.csv" and "cache" not in k}
+    assert restored == before
