@@ -68,8 +68,8 @@ def test_parse_time_rejects_garbage(bad):
 
 # ----------------------------------------------------------------- sampling
 
-durations = st.floats(min_value=0.05, max_value=500, allow_nan=False)
-steps = st.floats(min_value=0.01, max_value=60, allow_nan=False)
+durations = st.floats(min_value=0.05, max_value=300, allow_nan=False)
+steps = st.floats(min_value=0.04, max_value=60, allow_nan=False)
 
 
 @st.composite
@@ -90,8 +90,9 @@ def test_interval_plan_sorted_unique_in_bounds(duration, every, start_f, end_f):
     stop = min(end, duration)
     assert np.all(np.diff(times) > 0)
     assert len(times) == 0 or (times[0] == start and times[-1] < stop)
-    # t_k = start + k * every for every t_k < stop: none missing at the end.
-    assert start + len(times) * every >= stop - 1e-6
+    # t_k = start + k * every for every t_k < stop: none missing at the end
+    # (the engine's tolerance: instants within EPS * every of the end are out).
+    assert start + len(times) * every >= stop - EPS * max(1.0, every)
 
 
 @FAST
@@ -115,6 +116,18 @@ def test_vfr_samples_pick_the_frame_on_screen_once(frame_times, every, start_f):
         assert max(idx, 0) in chosen
 
 
+def _within(a: np.ndarray, b: np.ndarray) -> bool:
+    """Every value of ``a`` is within EPS of some value of sorted ``b``."""
+    if len(a) == 0:
+        return True
+    if len(b) == 0:
+        return False
+    b = np.sort(b)
+    pos = np.clip(np.searchsorted(b, a), 1, len(b) - 1) if len(b) > 1 else np.zeros(len(a), int)
+    nearest = np.minimum(np.abs(b[pos] - a), np.abs(b[np.maximum(pos - 1, 0)] - a))
+    return bool(np.all(nearest <= EPS))
+
+
 @FAST
 @given(durations, steps, st.floats(0, 600), st.floats(0, 600))
 def test_head_tail_is_the_union_of_both_windows(duration, every, head, tail):
@@ -128,10 +141,8 @@ def test_head_tail_is_the_union_of_both_windows(duration, every, head, tail):
     union = np.concatenate(parts) if parts else np.empty(0)
     assert np.all(np.diff(got) > EPS), "sorted, no instant twice"
     assert np.all((got >= 0) & (got < duration))
-    for t in union:  # nothing lost
-        assert np.min(np.abs(got - t)) <= EPS
-    for t in got:  # nothing invented
-        assert np.min(np.abs(union - t)) <= EPS
+    assert _within(union, got), "an instant of a window is missing"
+    assert _within(got, union), "an instant outside both windows"
     if head >= duration or tail >= duration:  # overlap covers the video: no frame twice
         samples = samples_for(np.arange(0, duration, 0.04), got)
         assert len({s.frame for s in samples}) == len(samples)
