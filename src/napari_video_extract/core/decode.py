@@ -181,6 +181,26 @@ def _select_expression(info: VideoInfo, targets: tuple[int, ...] | None, open_fr
     return search(0, len(windows))
 
 
+#: fftools moves an input seek back by 3/23 s when the stream has B-frames
+#: (it seeks by decoding time: ``seek_timestamp -= 3 * AV_TIME_BASE / 23``),
+#: which lands on the keyframe *before* the one asked for.
+_FFMPEG_SEEK_BACKOFF = 3 / 23
+
+
+def _fast_seek_position(info: VideoInfo, start: int) -> float:
+    """Input ``-ss`` (container time) that makes ffmpeg start at keyframe ``start``.
+
+    A little after the keyframe, so that the B-frame back-off still lands on
+    it, but before half-way to the next keyframe, so it cannot land there.
+    Landing elsewhere is caught: frames are identified by timestamp.
+    """
+    pts = info.frame_pts
+    later = info.keyframes[info.keyframes > start]
+    end = pts[later[0]] if len(later) else info.first_pts + info.duration
+    margin = min(_FFMPEG_SEEK_BACKOFF + 0.005, (end - pts[start]) / 2)
+    return float(pts[start] + margin - info.container_start)
+
+
 class FrameStream:
     """One ffmpeg process decoding forward from a keyframe.
 
@@ -195,8 +215,12 @@ class FrameStream:
         Frames to emit; ``None`` emits every frame from ``first`` on.
     first : int, optional
         With ``targets=None``: the first frame to emit (default ``start``).
-    seek : bool
-        Use ``-ss`` to jump to ``start``; ``False`` decodes from the beginning.
+    seek : bool or {'fast', 'exact'}
+        How to jump to ``start``: ``'fast'`` seeks straight to keyframe
+        ``start`` (containers with an index); ``'exact'`` lets ffmpeg seek to
+        just before the frame and trim (any container, may decode one extra
+        group of pictures); ``True`` picks by container; ``False`` decodes
+        from the beginning.
 
     Notes
     -----
@@ -211,7 +235,7 @@ class FrameStream:
         targets: tuple[int, ...] | None = None,
         *,
         first: int | None = None,
-        seek: bool = True,
+        seek: bool | str = True,
     ) -> None:
         self.info = info
         self.targets = targets
@@ -226,9 +250,19 @@ class FrameStream:
         vf = f"select='{expr}',showinfo,scale={info.width}:{info.height},format=rgb24"
         args = [*base_args(), "-copyts"]
         seek_to = None
+        if seek is True:
+            seek = "fast" if info.seeks_by_index else "exact"
         if seek and start > 0:
-            lo, _ = info.frame_window(start)
-            seek_to = lo - info.container_start
+            if seek == "fast":
+                # Land exactly on keyframe ``start`` and let our select filter
+                # drop what precedes ``first`` (no accurate-seek trim).
+                seek_to = _fast_seek_position(info, start)
+                args += ["-noaccurate_seek"]
+            else:
+                # Just before the frame; ffmpeg decodes from the keyframe before
+                # and drops earlier frames itself.
+                lo, _ = info.frame_window(start)
+                seek_to = lo - info.container_start
         args += input_args(info.path, seek=seek_to)
         args += ["-map", "0:V:0", "-an", "-sn", "-dn"]
         if len(vf) > _MAX_INLINE_FILTER:
@@ -368,7 +402,9 @@ def _run_segment(
     user) or ``stop`` (the consumer went away) is set."""
     wanted = set(seg.targets)
     error = ""
-    for seek in (True, False) if seg.start > 0 else (False,):
+    for seek in ("fast", "exact", False) if seg.start > 0 else (False,):
+        if seek == "fast" and not info.seeks_by_index:
+            continue
         with FrameStream(info, seg.start, seg.targets, seek=seek) as stream:
             for frame in stream:
                 if cancel.is_set() or stop.is_set():

@@ -78,6 +78,8 @@ class VideoInfo:
         True if the gaps between frames vary by more than 1 %.
     pix_fmt : str
         Decoder pixel format (``yuv420p``...).
+    container : str
+        ffmpeg's name of the container format (``mov,mp4,m4a,3gp,3g2,mj2``...).
     """
 
     path: Path
@@ -94,6 +96,7 @@ class VideoInfo:
     avg_fps: float
     variable_frame_rate: bool
     pix_fmt: str = ""
+    container: str = ""
 
     @property
     def frame_count(self) -> int:
@@ -104,6 +107,14 @@ class VideoInfo:
     def frame_pts(self) -> np.ndarray:
         """Absolute presentation timestamps in seconds (the ``-copyts`` timeline)."""
         return self.frame_times + self.first_pts
+
+    @property
+    def seeks_by_index(self) -> bool:
+        """True for containers whose seeks land exactly on an indexed keyframe
+        (MP4/MOV, Matroska/WebM, AVI, FLV); MPEG-PS/TS seek by searching
+        timestamps and may land elsewhere."""
+        names = set(self.container.split(","))
+        return bool(names & {"mov", "mp4", "matroska", "webm", "avi", "flv", "asf"})
 
     def keyframe_before(self, index: int) -> int:
         """Index of the last keyframe at or before frame ``index`` (0 if none)."""
@@ -135,6 +146,7 @@ class VideoInfo:
             "height": self.height,
             "rotation": self.rotation,
             "pix_fmt": self.pix_fmt,
+            "container": self.container,
             "duration": round(self.duration, 6),
             "start_time": round(self.container_start, 6),
             "first_frame_pts": round(self.first_pts, 6),
@@ -146,6 +158,7 @@ class VideoInfo:
         }
 
 
+_INPUT_RE = re.compile(r"Input #0, (.+?), from ")
 _DURATION_RE = re.compile(r"Duration: [^,]*, start: (-?[\d.]+)")
 _VIDEO_RE = re.compile(r"Stream #0:(\d+)[^:]*: Video: (\w+)(.*)")
 # Sizes never start with 0: that skips codec tags such as "[2][0][0][0] / 0x0002".
@@ -385,4 +398,5 @@ def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo
         avg_fps=len(rel) / duration if duration > 0 else (nominal or 0.0),
         variable_frame_rate=vfr,
         pix_fmt=header["pix_fmt"],
+        container=m_input.group(1) if (m_input := _INPUT_RE.search(stderr)) else "",
     )
