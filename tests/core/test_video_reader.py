@@ -18,7 +18,7 @@ from napari_video_extract.core.decode import FrameStream, startup_frames
 from napari_video_extract.core.errors import NotAVideoError, VideoOpenError
 from napari_video_extract.core.probe import probe
 from napari_video_extract.core.sample import sample_video_path
-from napari_video_extract.core.video_reader import VideoReader
+from napari_video_extract.core.video_reader import VideoReader, pyav_available
 
 SMALL_CLIPS = [
     "bbb_720p_h264_5s.mp4",
@@ -26,6 +26,39 @@ SMALL_CLIPS = [
     "megamind_xvid_cuts.avi",
     "tree_cinepak.avi",
 ]
+
+
+@pytest.fixture(
+    params=[
+        "ffmpeg",
+        pytest.param(
+            "pyav",
+            marks=pytest.mark.skipif(
+                not pyav_available(), reason="PyAV not installed (pip install av)"
+            ),
+        ),
+    ]
+)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every reader test runs with each decoder."""
+    return request.param
+
+
+def _kill_decoder(video: VideoReader) -> None:
+    """Make the running decoder die, as the stall watchdog or a crash would."""
+    stream = video._stream
+    if video.backend == "ffmpeg":
+        stream._proc.kill()
+        stream._proc.wait()
+    else:
+        # The next read of the file fails (closing the container under PyAV's
+        # demuxer would crash PyAV itself, not our code).
+        def failing_reads():
+            raise OSError("input/output error")
+            yield
+
+        stream._pending = []
+        stream._packets = failing_reads()
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +69,12 @@ def reference(indexed_video: Path) -> list[np.ndarray]:
     return frames
 
 
-def test_random_access_is_exact(indexed_video: Path, reference: list[np.ndarray]) -> None:
+def test_random_access_is_exact(
+    backend: str, indexed_video: Path, reference: list[np.ndarray]
+) -> None:
     rng = random.Random(4)
     indices = [rng.randrange(len(reference)) for _ in range(40)] + [0, len(reference) - 1]
-    with VideoReader(indexed_video) as video:
+    with VideoReader(indexed_video, backend=backend) as video:
         assert len(video) == len(reference) == 250
         for i in indices:
             frame = video.read(i)
@@ -50,24 +85,24 @@ def test_random_access_is_exact(indexed_video: Path, reference: list[np.ndarray]
 
 
 def test_stepping_forward_uses_one_decoder(
-    indexed_video: Path, reference: list[np.ndarray]
+    backend: str, indexed_video: Path, reference: list[np.ndarray]
 ) -> None:
-    with VideoReader(indexed_video, cache_bytes=0) as video:
+    with VideoReader(indexed_video, cache_bytes=0, backend=backend) as video:
         for i in range(len(video)):
             np.testing.assert_array_equal(video.read(i), reference[i])
         assert video.stats.streams_started == 1
         assert video.stats.frames_decoded == len(video)
 
 
-def test_small_jumps_forward_continue_the_decoder(indexed_video: Path) -> None:
-    with VideoReader(indexed_video, cache_bytes=0) as video:
+def test_small_jumps_forward_continue_the_decoder(backend: str, indexed_video: Path) -> None:
+    with VideoReader(indexed_video, cache_bytes=0, backend=backend) as video:
         for i in range(3, len(video), 3):  # crosses keyframes every 25 frames
             assert synthetic.decode_index(video.read(i)) == i
         assert video.stats.streams_started == 1
 
 
-def test_backward_jump_seeks_again(indexed_video: Path) -> None:
-    with VideoReader(indexed_video, cache_bytes=0) as video:
+def test_backward_jump_seeks_again(backend: str, indexed_video: Path) -> None:
+    with VideoReader(indexed_video, cache_bytes=0, backend=backend) as video:
         assert synthetic.decode_index(video.read(60)) == 60
         assert synthetic.decode_index(video.read(55)) == 55
         assert video.stats.streams_started == 2
@@ -75,7 +110,9 @@ def test_backward_jump_seeks_again(indexed_video: Path) -> None:
         assert video.stats.frames_decoded == 2
 
 
-def test_far_jump_forward_seeks_instead_of_decoding_through() -> None:
+def test_far_jump_forward_seeks_instead_of_decoding_through(
+    backend: str,
+) -> None:
     # 640x360: a new decoder costs about 300 frames of decoding, so a jump of
     # 500 frames to a keyframe is cheaper as a seek; the tiny indexed video
     # (160x120) would rather always decode forward.
@@ -85,18 +122,17 @@ def test_far_jump_forward_seeks_instead_of_decoding_through() -> None:
     assert far - 2 > startup_frames(info)
     with FrameStream(info, 0, (far,), seek=False) as stream:  # sequential
         expected = next(stream).image
-    with VideoReader(path, info=info, cache_bytes=0) as video:
+    with VideoReader(path, info=info, cache_bytes=0, backend=backend) as video:
         video.read(1)
         np.testing.assert_array_equal(video.read(far), expected)
         assert video.stats.streams_started == 2
         assert video.stats.frames_decoded == 2
 
 
-def test_a_dead_decoder_is_replaced(indexed_video: Path) -> None:
-    with VideoReader(indexed_video) as video:
+def test_a_dead_decoder_is_replaced(backend: str, indexed_video: Path) -> None:
+    with VideoReader(indexed_video, backend=backend) as video:
         assert synthetic.decode_index(video.read(30)) == 30
-        video._stream._proc.kill()  # as the stall watchdog does after a long pause
-        video._stream._proc.wait()
+        _kill_decoder(video)  # as the stall watchdog does after a long pause
         # Frames already in the pipe may still come out; after them the reader
         # must notice the dead decoder and start another one.
         for i in range(31, 250):
@@ -104,9 +140,9 @@ def test_a_dead_decoder_is_replaced(indexed_video: Path) -> None:
         assert video.stats.streams_started == 2
 
 
-def test_cache_is_bounded_and_serves_hits(indexed_video: Path) -> None:
+def test_cache_is_bounded_and_serves_hits(backend: str, indexed_video: Path) -> None:
     frame_bytes = 160 * 120 * 3
-    with VideoReader(indexed_video, cache_bytes=10 * frame_bytes) as video:
+    with VideoReader(indexed_video, cache_bytes=10 * frame_bytes, backend=backend) as video:
         for i in range(40):
             video.read(i)
             assert video.cached_bytes <= 10 * frame_bytes
@@ -121,16 +157,16 @@ def test_cache_is_bounded_and_serves_hits(indexed_video: Path) -> None:
         assert video.cached_bytes == 0
 
 
-def test_cached_frames_are_read_only(indexed_video: Path) -> None:
-    with VideoReader(indexed_video) as video:
+def test_cached_frames_are_read_only(backend: str, indexed_video: Path) -> None:
+    with VideoReader(indexed_video, backend=backend) as video:
         frame = video.read(7)
         with pytest.raises(ValueError, match="read-only"):
             frame[0, 0, 0] = 1
         assert synthetic.decode_index(video.read(7)) == 7
 
 
-def test_index_checks(indexed_video: Path) -> None:
-    with VideoReader(indexed_video) as video:
+def test_index_checks(backend: str, indexed_video: Path) -> None:
+    with VideoReader(indexed_video, backend=backend) as video:
         assert synthetic.decode_index(video.read(-1)) == 249
         assert synthetic.decode_index(video.read(np.int64(12))) == 12
         with pytest.raises(IndexError, match="250 frames"):
@@ -144,18 +180,21 @@ def test_index_checks(indexed_video: Path) -> None:
     assert video.closed
 
 
-def test_close_stops_the_decoder(indexed_video: Path) -> None:
-    video = VideoReader(indexed_video)
+def test_close_stops_the_decoder(backend: str, indexed_video: Path) -> None:
+    video = VideoReader(indexed_video, backend=backend)
     video.read(3)
-    proc = video._stream._proc
+    stream = video._stream
     video.close()
-    assert proc.poll() is not None
+    if backend == "ffmpeg":
+        assert stream._proc.poll() is not None
+    else:
+        assert stream.closed
     assert video.cached_bytes == 0
     video.close()  # idempotent
 
 
-def test_properties_and_metadata(indexed_video: Path) -> None:
-    with VideoReader(indexed_video) as video:
+def test_properties_and_metadata(backend: str, indexed_video: Path) -> None:
+    with VideoReader(indexed_video, backend=backend) as video:
         props = video.properties()
         assert props.shape == (250, 120, 160, 3) == video.shape
         assert props.dtype == np.uint8
@@ -171,8 +210,10 @@ def test_properties_and_metadata(indexed_video: Path) -> None:
         assert str(indexed_video) in repr(video)
 
 
-def test_iter_is_sequential_and_exact(indexed_video: Path, reference: list[np.ndarray]) -> None:
-    with VideoReader(indexed_video) as video:
+def test_iter_is_sequential_and_exact(
+    backend: str, indexed_video: Path, reference: list[np.ndarray]
+) -> None:
+    with VideoReader(indexed_video, backend=backend) as video:
         frames = list(video.iter(start=37, stop=90))
         assert [synthetic.decode_index(f) for f in frames] == list(range(37, 90))
         np.testing.assert_array_equal(frames[0], reference[37])
@@ -181,9 +222,9 @@ def test_iter_is_sequential_and_exact(indexed_video: Path, reference: list[np.nd
         assert list(video.iter(start=10, stop=10)) == []
 
 
-def test_threads_read_concurrently(indexed_video: Path) -> None:
+def test_threads_read_concurrently(backend: str, indexed_video: Path) -> None:
     errors: list[str] = []
-    with VideoReader(indexed_video, cache_bytes=20 * 160 * 120 * 3) as video:
+    with VideoReader(indexed_video, cache_bytes=20 * 160 * 120 * 3, backend=backend) as video:
 
         def worker(seed: int) -> None:
             rng = random.Random(seed)
@@ -202,9 +243,9 @@ def test_threads_read_concurrently(indexed_video: Path) -> None:
     assert errors == []
 
 
-def test_variable_frame_rate(vfr_video: tuple[Path, np.ndarray]) -> None:
+def test_variable_frame_rate(backend: str, vfr_video: tuple[Path, np.ndarray]) -> None:
     path, times = vfr_video
-    with VideoReader(path) as video:
+    with VideoReader(path, backend=backend) as video:
         assert len(video) == len(times)
         assert video.info.variable_frame_rate
         np.testing.assert_allclose(video.metadata()["frame_times"], times, atol=2e-3)
@@ -214,8 +255,8 @@ def test_variable_frame_rate(vfr_video: tuple[Path, np.ndarray]) -> None:
             assert synthetic.decode_index(video.read(i)) == i
 
 
-def test_non_zero_start_time(ts_video: Path) -> None:
-    with VideoReader(ts_video) as video:
+def test_non_zero_start_time(backend: str, ts_video: Path) -> None:
+    with VideoReader(ts_video, backend=backend) as video:
         assert video.info.container_start > 0.5  # MPEG-TS starts at 1.4 s
         assert video.metadata()["frame_times"][0] == 0.0
         assert len(video) == 100
@@ -237,7 +278,7 @@ def test_open_errors(tmp_path: Path) -> None:
 
 @pytest.mark.media
 @pytest.mark.parametrize("name", SMALL_CLIPS)
-def test_real_clips_match_sequential_decoding(media_dir: Path, name: str) -> None:
+def test_real_clips_match_sequential_decoding(backend: str, media_dir: Path, name: str) -> None:
     info = probe(media_dir / name)
     n = info.frame_count
     rng = random.Random(n)
@@ -253,10 +294,31 @@ def test_real_clips_match_sequential_decoding(media_dir: Path, name: str) -> Non
                 expected[frame.index] = frame.image
     assert set(expected) == wanted
 
-    with VideoReader(media_dir / name, info=info, cache_bytes=0) as video:
+    with VideoReader(media_dir / name, info=info, cache_bytes=0, backend=backend) as video:
         for i in random_indices:
             np.testing.assert_array_equal(video.read(i), expected[i], err_msg=f"frame {i}")
         before = video.stats.streams_started
         for i in run:
             np.testing.assert_array_equal(video.read(i), expected[i], err_msg=f"frame {i}")
         assert video.stats.streams_started <= before + 1  # the run streams from one decoder
+
+
+def test_rotated_video_matches_ffmpeg(rotated_video: Path, backend: str) -> None:
+    info = probe(rotated_video)
+    assert info.rotation % 180 == 90
+    with FrameStream(info, 0, seek=False) as stream:  # ffmpeg's autorotate
+        expected = [frame.image for frame in stream]
+    with VideoReader(rotated_video, info=info, backend=backend, cache_bytes=0) as video:
+        assert video.shape == (len(expected), 120, 160, 3)
+        for i in (0, 49, 17, 18, 30, 1):
+            np.testing.assert_array_equal(video.read(i), expected[i], err_msg=f"frame {i}")
+
+
+def test_backend_choice(indexed_video: Path) -> None:
+    with VideoReader(indexed_video) as video:
+        assert video.backend == ("pyav" if pyav_available() else "ffmpeg")
+    with VideoReader(indexed_video, backend="ffmpeg") as video:
+        assert video.backend == "ffmpeg"
+        assert "ffmpeg" in repr(video)
+    with pytest.raises(ValueError, match="backend"):
+        VideoReader(indexed_video, backend="opencv")
