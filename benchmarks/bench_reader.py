@@ -14,6 +14,9 @@ measures in one run:
   are also compared with ours (mean absolute difference): OpenCV's seek is not
   always frame-exact;
 * **stepping**: frames per second reading ``data[i]`` for consecutive ``i``;
+* random access and stepping are measured for each of our decoders
+  (``VideoReader(backend="pyav")`` and ``backend="ffmpeg"``); the napari layer
+  uses ``backend="auto"`` (PyAV when installed);
 * **import**: ``python -X importtime`` cost of our reader module on top of
   numpy (what napari pays at start-up to register the plugin).
 
@@ -155,13 +158,13 @@ def measure_open(kind: str, path: Path) -> dict:
 # --------------------------------------------------------------- in process
 
 
-def open_ours(path: Path):
+def open_ours(path: Path, backend: str):
     from napari_video_extract._reader import get_reader
     from napari_video_extract.core.video_reader import VideoReader
 
     [(data, _, _)] = get_reader(path)(path)
     # Random access without the cache: every read decodes.
-    uncached = VideoReader(path, info=data.reader.info, cache_bytes=0)
+    uncached = VideoReader(path, info=data.reader.info, cache_bytes=0, backend=backend)
     data.reader.close()
     data._reader = uncached
     return data
@@ -270,11 +273,29 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = random.Random(11)
     indices = [rng.randrange(info.frame_count) for _ in range(args.random)]
-    ours = open_ours(video)
-    results["ours"]["random"], our_frames = time_random(ours, indices)
     start = rng.randrange(info.frame_count - args.steps - 1)
-    ours = open_ours(video)
-    results["ours"]["step"] = time_stepping(ours, start, args.steps)
+    from napari_video_extract.core.video_reader import pyav_available
+
+    backends = ["pyav", "ffmpeg"] if pyav_available() else ["ffmpeg"]
+    frames_by_backend = {}
+    for backend in backends:
+        ours = open_ours(video, backend)
+        results["ours"][f"random_{backend}"], frames_by_backend[backend] = time_random(
+            ours, indices
+        )
+        ours.reader.close()
+        ours = open_ours(video, backend)
+        results["ours"][f"step_{backend}"] = time_stepping(ours, start, args.steps)
+        ours.reader.close()
+    our_frames = frames_by_backend["ffmpeg"]
+    if "pyav" in frames_by_backend:
+        results["ours"]["backends_differ"] = sum(
+            not np.array_equal(a, b)
+            for a, b in zip(frames_by_backend["pyav"], our_frames, strict=True)
+        )
+    auto = "pyav" if "pyav" in backends else "ffmpeg"
+    results["ours"]["random"] = results["ours"][f"random_{auto}"]
+    results["ours"]["step"] = results["ours"][f"step_{auto}"]
     if has_peer:
         peer = open_napari_video(video)
         results["napari-video"]["random"], peer_frames = time_random(peer, indices)
@@ -314,14 +335,26 @@ def main(argv: list[str] | None = None) -> int:
             rss(b, "open_webm"),
             "mb",
         ),
-        (
-            "random frame access, median (ms)",
-            1000 * o["random"],
-            1000 * p["random"] if "random" in p else None,
-            None,
-            "ms",
-        ),
-        ("stepping forward (frames/s)", o["step"], p.get("step"), None, "fps"),
+        *[
+            (
+                f"random frame access, median (ms), ours = {backend}",
+                1000 * o[f"random_{backend}"],
+                1000 * p["random"] if "random" in p else None,
+                None,
+                "ms",
+            )
+            for backend in backends
+        ],
+        *[
+            (
+                f"stepping forward (frames/s), ours = {backend}",
+                o[f"step_{backend}"],
+                p.get("step"),
+                None,
+                "fps",
+            )
+            for backend in backends
+        ],
         (
             "import of the reader module after numpy (ms)",
             o["import_ms"],
@@ -346,12 +379,20 @@ def main(argv: list[str] | None = None) -> int:
             f"| {label} | {fmt(ov, spec)} | {fmt(pv, spec)} | {fmt(bv, spec)} "
             f"| {ratio(ov, pv)} | {ratio(ov, bv)} |"
         )
+    if "backends_differ" in o:
+        print()
+        print(
+            f"our two decoders returned different pixels for {o['backends_differ']} of "
+            f"{args.random} random indices."
+        )
     if "wrong_frames" in p:
         print()
         print(
             f"napari-video returned a different frame than ours (sequential-exact) for "
             f"{p['wrong_frames']} of {args.random} random indices."
         )
+    print()
+    print(f"targets for backend='auto' ({auto}):")
     targets = [
         ("open < 1 s", (sec(o, "open") or 99) < 1.0),
         ("random median <= napari-video", "random" not in p or o["random"] <= p["random"]),
