@@ -114,7 +114,7 @@ def interval_times(
         raise ValueError(f"--start must be >= 0, got {start!r}")
     if end is not None and start >= end:
         raise ValueError(f"--start ({start:g} s) must be before --end ({end:g} s)")
-    count = max(0, math.ceil((end - start) / every - EPS))
+    count = max(0, math.ceil((end - start - EPS) / every))
     times = start + every * np.arange(count, dtype=np.float64)
     return times[times < end - EPS] if count else times
 
