@@ -11,12 +11,17 @@ then scores, pairwise over the stills ("same photograph" = duplicate):
   directory listing order;
 * plain imagehash loops (``h1 - h2 <= t``, first match wins, listing order).
 
-Run: ``/work/venv/bin/python benchmarks/eval_dedup.py`` (about a minute).
-Needs scikit-image (``pip install -e .[bench]``).
+Run: ``/work/venv/bin/python benchmarks/eval_dedup.py`` (one to two minutes).
+``--set second`` uses a disjoint set (other scikit-image pictures and stills
+of the real clips in ``../shared/media``) to check that a default is not tuned
+to the first; ``--seed N`` changes order, pans, zoom speed and noise;
+``--candidates`` adds the sweeps of other hash settings the default was chosen
+from. Needs scikit-image (``pip install -e .[bench]``).
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import os
 import random
@@ -32,19 +37,48 @@ import numpy as np
 from PIL import Image
 
 from napari_video_extract.core.dedup import cluster_hashes
-from napari_video_extract.core.hashing import default_threshold, hash_files
+from napari_video_extract.core.hashing import (
+    DEFAULT_THRESHOLDS_64,
+    METHODS,
+    default_threshold,
+    hamming_bits,
+    hash_bits,
+    hash_files,
+)
 
 WORK = Path(__file__).parent / "_work" / "eval"
+MEDIA = Path(__file__).resolve().parent.parent.parent / "shared" / "media"
 PHOTOS = ["astronaut", "coffee", "chelsea", "camera", "rocket", "coins", "hubble_deep_field",
           "immunohistochemistry", "moon", "page", "text", "brick", "grass", "gravel",
           "colorwheel", "retina", "motorcycle"]  # fmt: skip
+#: A second, disjoint set to check that a default is not tuned to the first:
+#: other scikit-image pictures (drawings, microscopy, synthetic) and stills of
+#: the real clips in ../shared/media ("clip:NAME@SECONDS").
+PHOTOS_SECOND = ["clock", "cell", "logo", "horse", "microaneurysms", "binary_blobs",
+                 "shepp_logan_phantom", "checkerboard", "clip:bbb_720p_h264_5s.mp4@2",
+                 "clip:city_cc0_mpeg2.mpg@3", "clip:tree_cinepak.avi@12",
+                 "clip:vtest_surveillance_msmpeg4.avi@30", "clip:bbb_720p_vp8_30s.webm@20"]  # fmt: skip
 SECONDS_EACH = 4
 FPS = 25
+
+
+def _clip_still(spec: str) -> np.ndarray | None:
+    clip, _, seconds = spec.removeprefix("clip:").partition("@")
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-ss", seconds,
+           "-i", str(MEDIA / clip), "-frames:v", "1", "-f", "image2pipe", "-c:v", "png", "-"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode or not proc.stdout:
+        return None
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(proc.stdout)).convert("RGB"))
 
 
 def _photo(name: str) -> np.ndarray | None:
     import skimage.data
 
+    if name.startswith("clip:"):
+        return _clip_still(name)
     if name == "motorcycle":
         loader = lambda: skimage.data.stereo_motorcycle()[0]  # noqa: E731
     else:
@@ -55,6 +89,11 @@ def _photo(name: str) -> np.ndarray | None:
         image = np.asarray(loader())
     except Exception:  # some images need pooch downloads: skip them
         return None
+    if image.ndim == 3 and image.shape[2] == 4:  # logo: flatten onto white
+        alpha = image[..., 3:].astype(np.float64) / 255
+        image = (image[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
     if image.dtype != np.uint8:
         image = (255 * (image - image.min()) / max(1e-9, np.ptp(image))).astype(np.uint8)
     if image.ndim == 2:
@@ -62,34 +101,46 @@ def _photo(name: str) -> np.ndarray | None:
     return image[..., :3]
 
 
-def build_video(ffmpeg: str) -> tuple[Path, list[str]]:
-    """Video of the photographs; returns its path and the photo shown each second."""
+def build_video(ffmpeg: str, photos: list[str], seed: int) -> tuple[Path, list[str]]:
+    """Video of the photographs; returns its path and the photo shown each second.
+
+    ``seed`` 0 is the original layout; other seeds shuffle the order, pick the
+    photograph shown twice, the pan directions, zoom speed and noise pattern.
+    """
     WORK.mkdir(parents=True, exist_ok=True)
-    names = [n for n in PHOTOS if _photo(n) is not None]
+    rng = random.Random(seed)
+    names = [n for n in photos if _photo(n) is not None]
+    if seed:
+        rng.shuffle(names)
     sequence = [*names, names[0]]  # the first photograph again, far apart
+    zoom = 0.0005 if not seed else rng.choice([0.0003, 0.0005, 0.0007])
     parts = []
     for i, name in enumerate(sequence):
-        still = WORK / f"src_{name}.png"
+        safe = name.replace(":", "_").replace("@", "_")
+        still = WORK / f"src_{safe}.png"
         if not still.exists():
             Image.fromarray(_photo(name)).resize((1280, 720), Image.Resampling.LANCZOS).save(still)
-        clip = WORK / f"clip_{i:02d}_{name}.mp4"
+        clip = WORK / f"clip_s{seed}_{i:02d}_{safe}.mp4"
+        right = (i % 2 == 1) if not seed else rng.random() < 0.5
         if clip.exists():
             parts.append(clip)
             continue
         n = SECONDS_EACH * FPS
-        x = "iw/2-(iw/zoom/2)" + ("+on" if i % 2 else "-on") + "*0.2"
+        x = "iw/2-(iw/zoom/2)" + ("+on" if right else "-on") + "*0.2"
         vf = (  # slight: 5 % zoom and a 20-pixel pan over the shot
-            f"zoompan=z='1+0.0005*on':x='{x}':y='ih/2-(ih/zoom/2)':d={n}:s=1280x720:fps={FPS},"
-            "noise=alls=12:allf=t+u,format=yuv420p"
+            f"zoompan=z='1+{zoom}*on':x='{x}':y='ih/2-(ih/zoom/2)':d={n}:s=1280x720:fps={FPS},"
+            "noise=alls=12:allf=t+u"
+            + (f":all_seed={seed * 1000 + i}" if seed else "")
+            + ",format=yuv420p"
         )
         cmd = [ffmpeg, "-y", "-loglevel", "error", "-loop", "1", "-i", str(still), "-vf", vf,
                "-frames:v", str(n), "-c:v", "libx264", "-preset", "veryfast", "-crf", "26",
                str(clip)]  # fmt: skip
         subprocess.run(cmd, check=True)
         parts.append(clip)
-    listing = WORK / "parts.txt"
+    listing = WORK / f"parts_s{seed}.txt"
     listing.write_text("".join(f"file '{p.name}'\n" for p in parts))
-    video = WORK / "truth.mp4"
+    video = WORK / f"truth_s{seed}.mp4"
     cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", str(listing),
            "-c", "copy", str(video)]  # fmt: skip
     subprocess.run(cmd, check=True)
@@ -98,7 +149,7 @@ def build_video(ffmpeg: str) -> tuple[Path, list[str]]:
 
 
 def extract_stills(ffmpeg: str, video: Path, n: int) -> Path:
-    out = WORK / "stills"
+    out = WORK / f"stills_{video.stem}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     # One still at the middle of each second.
@@ -155,52 +206,72 @@ def plain_imagehash(files: list[Path], func, threshold: int) -> tuple[list[int],
     return cluster, [i in set(kept_idx) for i in range(len(files))]
 
 
+def _ours(files, method, hash_size, crop_borders=True):
+    return hash_files(
+        files,
+        method=method,
+        hash_size=hash_size,
+        crop_borders=crop_borders,
+        use_cache=False,
+        write_cache=False,
+    ).hash_array()
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", choices=("first", "second"), default="first",
+                        help="photographs: the original set or a disjoint second one")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0,
+                        help="0: original layout; else shuffle order, pans, zoom, noise")  # fmt: skip
+    parser.add_argument("--candidates", action="store_true",
+                        help="also sweep other hash settings (what the default was chosen from)")  # fmt: skip
+    args = parser.parse_args()
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     t0 = time.perf_counter()
-    video, labels = build_video(ffmpeg)
+    photos = PHOTOS if args.set == "first" else PHOTOS_SECOND
+    video, labels = build_video(ffmpeg, photos, args.seed)
+    video = video.rename(video.with_name(f"truth_{args.set}_s{args.seed}.mp4"))
     stills_dir = extract_stills(ffmpeg, video, len(labels))
     files = sorted(stills_dir.glob("*.jpg"))
     labels = labels[: len(files)]
-    print(f"{len(files)} stills of {len(set(labels))} photographs "
-          f"({labels[0]} shown twice), built in {time.perf_counter() - t0:.0f} s\n")  # fmt: skip
+    print(f"set {args.set}, seed {args.seed}: {len(files)} stills of {len(set(labels))} "
+          f"photographs ({labels[0]} shown twice), built in {time.perf_counter() - t0:.0f} s\n")  # fmt: skip
 
     listing = list(files)
-    random.Random(0).shuffle(listing)  # what os.listdir may give
-    pos = {f: k for k, f in enumerate(listing)}
+    random.Random(args.seed).shuffle(listing)  # what os.listdir may give
+
+    def run(words, t, mode="global"):
+        res = cluster_hashes(words, threshold=t, mode=mode)
+        return score(labels, res.cluster.tolist(), res.kept.tolist())
 
     rows = []
-    hashes = hash_files(files, method="phash", hash_size=8, use_cache=False, write_cache=False)
-    words = hashes.hash_array()
-    default = default_threshold("phash", 8)
-    for t in range(4, 25, 2):
-        res = cluster_hashes(words, threshold=t)
-        s = score(labels, res.cluster.tolist(), res.kept.tolist())
-        rows.append((f"ours phash global t={t}" + (" (default)" if t == default else ""), s))
-    res = cluster_hashes(words, threshold=default, mode="sequential")
-    rows.append(
-        (
-            f"ours phash sequential t={default}",
-            score(labels, res.cluster.tolist(), res.kept.tolist()),
-        )
-    )
-    for method in ("dhash", "whash", "ahash"):
-        t = default_threshold(method, 8)
-        w = hash_files(files, method=method, use_cache=False, write_cache=False).hash_array()
-        res = cluster_hashes(w, threshold=t)
-        rows.append(
-            (f"ours {method} global t={t}", score(labels, res.cluster.tolist(), res.kept.tolist()))
-        )
+    method, hash_size = METHODS[0], 8
+    default = default_threshold(method, hash_size)
+    words = _ours(files, method, hash_size)
+    rows.append((f"**ours, defaults ({method}, {hash_size}, t={default})**", run(words, default)))
+    rows.append((f"ours {method} sequential t={default}", run(words, default, "sequential")))
+    for t in range(6, 23, 2):
+        rows.append((f"ours {method} global t={t}", run(words, t)))
+    others = [("dhash", 8), ("ahash", 8), ("whash", 8)]
+    if args.candidates:
+        others += [("phash", 16), ("dhash", 16)]
+        rows.append(("ours phash, no border crop, t=12", run(_ours(files, "phash", 8, False), 12)))
+    for m, hs in others:
+        w = _ours(files, m, hs)
+        scale = hash_bits(m, hs) / 64
+        sweep = range(6, 23, 2) if args.candidates else [DEFAULT_THRESHOLDS_64[m]]
+        for t64 in sweep:
+            t = max(1, round(t64 * scale))
+            rows.append((f"ours {m} hash_size {hs} global t={t} ({t64}/64)", run(w, t)))
 
-    def in_listing_order(fn, *args):
-        cluster, kept = fn(listing, *args)
+    def in_listing_order(fn, *fn_args):
+        cluster, kept = fn(listing, *fn_args)
         back = [0] * len(files)
         back_k = [False] * len(files)
         for f, c, k in zip(listing, cluster, kept, strict=True):
             back[files.index(f)], back_k[files.index(f)] = c, k
         return back, back_k
 
-    del pos
     for t in (2, 4, 6):
         c, k = in_listing_order(naive_hexchar_dhash, t)
         rows.append((f"naive hex-char dHash t={t} (listing order)", score(labels, c, k)))
@@ -216,11 +287,11 @@ def main() -> int:
             f"| {name} | {s['P']:.3f} | {s['R']:.3f} | {s['F1']:.3f} | {s['lost']} | {s['redundant']} |"
         )
 
-    # Distance distribution behind the default.
-    d = (np.bitwise_count(words[:, None, 0] ^ words[None, :, 0])).astype(int)
+    # Distance distribution behind the default (in bits of the default hash).
+    d = hamming_bits(words[:, None, :], words[None, :, :])
     same = np.array([[a == b for b in labels] for a in labels])
     off = ~np.eye(len(labels), dtype=bool)
-    print(f"\nphash-64 distances: same photograph max {d[same & off].max()}, "
+    print(f"\n{method} distances: same photograph max {d[same & off].max()}, "
           f"99th pct {np.percentile(d[same & off], 99):.0f}; "
           f"different photographs min {d[~same].min()}, 1st pct {np.percentile(d[~same], 1):.0f}")  # fmt: skip
     return 0
