@@ -256,11 +256,17 @@ def _scan_packets(
         "framecrc",
         "pipe:1",
     ]
+    return _parse_packets(_run_with_limit(path, args, timeout, "listing packets").stdout)
+
+
+def _run_with_limit(
+    path: Path, args: list[str], timeout: float, what: str
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ffmpeg; a run over ``timeout`` seconds is this file's error, never a hang."""
     try:
-        proc = run_ffmpeg(args, timeout=timeout)
+        return run_ffmpeg(args, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise VideoOpenError(path, f"listing packets took longer than {timeout:.0f} s") from None
-    return _parse_packets(proc.stdout)
+        raise VideoOpenError(path, f"{what} took longer than {timeout:.0f} s") from None
 
 
 def _frame_table(
@@ -327,10 +333,7 @@ def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo
         "null",
         "-",
     ]
-    try:
-        proc = run_ffmpeg(args, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise VideoOpenError(path, f"probing took longer than {timeout:.0f} s") from None
+    proc = _run_with_limit(path, args, timeout, "probing")
     stderr = proc.stderr.decode("utf-8", "replace")
     if "Video:" not in stderr:
         if "Input #0" in stderr:
