@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from napari_video_extract.cli import (
     EXIT_FAILED,
@@ -13,15 +14,20 @@ from napari_video_extract.cli import (
     report_error,
     report_warning,
 )
-from napari_video_extract.core.dedup import (
+from napari_video_extract.core.dedup_settings import (
     KEEP_POLICIES,
+    METHODS,
     MODES,
-    DedupReport,
-    dedup_folders,
-    undo_folder,
+    default_threshold,
+    hash_bits,
 )
 from napari_video_extract.core.errors import InputError
-from napari_video_extract.core.hashing import METHODS, default_threshold, hash_bits
+
+if TYPE_CHECKING:
+    from napari_video_extract.core.dedup import DedupReport
+
+# The engine (numpy, Pillow, imagehash) is imported when a command runs, so
+# that building the parser costs nothing for the extraction commands.
 
 __all__ = ["add_parsers", "run_dedup", "run_undo"]
 
@@ -114,6 +120,8 @@ def run_dedup(args: argparse.Namespace) -> int:
         bar.n = done
         bar.refresh()
 
+    from napari_video_extract.core.dedup import dedup_folders
+
     run, where, cluster_errors = dedup_folders, {}, ()
     if getattr(args, "scheduler", None):
         from napari_video_extract.core import distributed
@@ -192,6 +200,8 @@ def _print_summary(report: DedupReport) -> None:
 
 def run_undo(args: argparse.Namespace) -> int:
     """Run ``undo``; return the exit code (0 all restored, 1 otherwise)."""
+    from napari_video_extract.core.dedup import undo_folder
+
     try:
         report = undo_folder(args.folder)
     except InputError as exc:

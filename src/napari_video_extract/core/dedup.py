@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_video_extract.core.dedup_settings import KEEP_POLICIES, MODES
 from napari_video_extract.core.errors import InputError, OutputError
 from napari_video_extract.core.hashing import (
     IMAGE_SUFFIXES,
@@ -78,8 +79,6 @@ __all__ = [
     "undo_folder",
 ]
 
-MODES = ("global", "sequential")
-KEEP_POLICIES = ("first", "sharpest", "largest")
 CSV_NAME = "dedup.csv"
 FRAMES_CSV_NAME = "frames.csv"
 JOURNAL_NAME = ".nve-moves.jsonl"

@@ -42,6 +42,15 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageOps
 
+from napari_video_extract.core.dedup_settings import (
+    DEFAULT_THRESHOLDS_64,
+    METHODS,
+    check_method,
+    colorhash_binbits,
+    default_threshold,
+    hash_bits,
+)
+
 __all__ = [
     "CACHE_NAME",
     "DEFAULT_THRESHOLDS_64",
@@ -64,9 +73,6 @@ __all__ = [
     "sharpness",
 ]
 
-#: Hash methods, the first one is the default.
-METHODS = ("phash", "dhash", "ahash", "whash", "colorhash")
-
 #: File name suffixes (lower case) treated as images when scanning a folder.
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm",
@@ -76,14 +82,6 @@ IMAGE_SUFFIXES = frozenset(
 #: Name of the per-folder hash cache file.
 CACHE_NAME = ".nve-hashcache.json"
 
-#: Default duplicate threshold in bits **for 64-bit hashes** (hash_size 8),
-#: chosen from ``benchmarks/eval_dedup.py`` (two disjoint photograph sets,
-#: several seeds): phash F1 is flat (0.983-1.000, nothing lost) from 10 to 16
-#: bits, and precision falls from 20-22 bits, where stills of different
-#: photographs start to come within reach (closest pair: 18 bits). 12 keeps a
-#: 6-bit margin below that. :func:`default_threshold` scales it with the
-#: number of bits.
-DEFAULT_THRESHOLDS_64 = {"phash": 12, "dhash": 12, "ahash": 8, "whash": 8, "colorhash": 6}
 
 _PIPELINE_VERSION = 2  # bump when the normalisation changes: invalidates caches
 _BACKGROUND = (255, 255, 255)
@@ -104,77 +102,6 @@ else:  # pragma: no cover - numpy < 2
 
 
 # --------------------------------------------------------------------------- bits
-
-
-def _check_method(method: str, hash_size: int) -> None:
-    if method not in METHODS:
-        raise ValueError(f"unknown hash method {method!r}; choose one of {', '.join(METHODS)}")
-    if not isinstance(hash_size, int | np.integer) or hash_size < 2 or hash_size > 64:
-        raise ValueError(f"hash_size must be an integer from 2 to 64, got {hash_size!r}")
-    if method == "whash" and hash_size & (hash_size - 1):
-        raise ValueError(f"whash needs a power-of-two hash_size, got {hash_size}")
-
-
-def _colorhash_binbits(hash_size: int) -> int:
-    # colorhash has 14 bins of ``binbits`` bits; hash_size 8 gives imagehash's
-    # default binbits=3 (42 bits).
-    return max(1, round(hash_size * 3 / 8))
-
-
-def hash_bits(method: str = "phash", hash_size: int = 8) -> int:
-    """Number of bits of a hash.
-
-    Parameters
-    ----------
-    method : str
-        One of :data:`METHODS`.
-    hash_size : int
-        ``hash_size ** 2`` bits for phash/dhash/ahash/whash; for colorhash,
-        ``14 * round(3 * hash_size / 8)`` bits.
-
-    Returns
-    -------
-    int
-        The number of bits.
-
-    Raises
-    ------
-    ValueError
-        Unknown method or invalid hash size.
-    """
-    _check_method(method, hash_size)
-    if method == "colorhash":
-        return 14 * _colorhash_binbits(hash_size)
-    return hash_size * hash_size
-
-
-def default_threshold(method: str = "phash", hash_size: int = 8) -> int:
-    """Default largest Hamming distance (in bits) for two images to be duplicates.
-
-    The value for 64-bit hashes (:data:`DEFAULT_THRESHOLDS_64`) scales with the
-    number of bits, so the default means the same *fraction* of differing bits
-    at any hash size (e.g. phash: 12 bits of 64, 48 of 256).
-
-    Parameters
-    ----------
-    method : str
-        One of :data:`METHODS`.
-    hash_size : int
-        Hash size as given to :func:`hash_files`.
-
-    Returns
-    -------
-    int
-        Threshold in bits, at least 1.
-
-    Raises
-    ------
-    ValueError
-        Unknown method or invalid hash size.
-    """
-    n_bits = hash_bits(method, hash_size)
-    reference_bits = 64 if method != "colorhash" else hash_bits("colorhash", 8)
-    return max(1, round(DEFAULT_THRESHOLDS_64[method] * n_bits / reference_bits))
 
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
@@ -531,7 +458,7 @@ def _imagehash_bits(image: Image.Image, method: str, hash_size: int) -> np.ndarr
         # A fixed wavelet scale: the hash must not depend on the image size.
         result = imagehash.whash(image, hash_size=hash_size, image_scale=4 * hash_size)
     else:
-        result = imagehash.colorhash(image, binbits=_colorhash_binbits(hash_size))
+        result = imagehash.colorhash(image, binbits=colorhash_binbits(hash_size))
     return np.asarray(result.hash, dtype=bool).reshape(-1)
 
 
@@ -566,7 +493,7 @@ def hash_image(
     OSError
         The image cannot be decoded.
     """
-    _check_method(method, hash_size)
+    check_method(method, hash_size)
     image = load_image(
         source,
         thumbnail_side=_thumbnail_side(hash_size),
@@ -651,7 +578,7 @@ def hash_frames(
     TypeError
         Frames that are neither ``uint8`` nor ``uint16``.
     """
-    _check_method(method, hash_size)
+    check_method(method, hash_size)
     frames = np.asarray(frames)
     if frames.ndim not in (3, 4) or (frames.ndim == 4 and frames.shape[3] not in (1, 3, 4)):
         raise ValueError(f"expected frames of shape (N, H, W) or (N, H, W, C), got {frames.shape}")
@@ -870,7 +797,7 @@ def hash_files(
     ValueError
         Unknown method or invalid hash size.
     """
-    _check_method(method, hash_size)
+    check_method(method, hash_size)
     paths = [Path(p) for p in paths]
     n_bits = hash_bits(method, hash_size)
     key = _settings_key(method, hash_size, crop_borders)
