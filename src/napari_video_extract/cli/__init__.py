@@ -36,11 +36,29 @@ def report_warning(message: str, *, quiet: bool = False) -> None:
         print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
 
 
+class _NoProgress:
+    """Stands in for a progress bar under ``--quiet`` (no tqdm import at all)."""
+
+    total: int | None = None
+    n = 0
+
+    def refresh(self) -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def progress_bar(*, total: int | None, desc: str, unit: str, quiet: bool):
-    """A tqdm progress bar on stderr; disabled by ``--quiet``."""
+    """A tqdm progress bar on stderr; a silent stand-in under ``--quiet``."""
+    if quiet:
+        return _NoProgress()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, file=sys.stderr, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
