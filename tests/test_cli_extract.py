@@ -425,8 +425,15 @@ def test_demo_writes_stills(tmp_path, capsys, monkeypatch):
     folder = tmp_path / "out" / "sample_scenes"
     rows = read_rows(folder)
     assert [int(r["frame"]) for r in rows] == list(range(0, 600, 25))  # 24 s, every 1 s
-    kept = list(folder.glob("*.jpg")) + list((folder / "duplicates").glob("*.jpg"))
-    assert len(kept) == 24
+    kept = list(folder.glob("*.jpg"))
+    moved = list((folder / "duplicates").glob("*.jpg"))
+    assert len(kept) + len(moved) == 24
+    # The colour bars open and close the sample (0-4 s and 20-24 s): one kept,
+    # the seven others moved aside, and the dedup summary is one plain line.
+    bars = [f"f{frame:06d}.jpg" for frame in (*range(0, 100, 25), *range(500, 600, 25))]
+    assert sorted(p.name[-11:] for p in moved if p.name[-11:] in bars) == sorted(bars[1:])
+    summary = [line for line in out.splitlines() if "clusters" in line]
+    assert len(summary) == 1 and f"{len(moved)} moved" in summary[0], out
     assert str(folder) in out
     assert code == 0, err
 

@@ -159,9 +159,7 @@ def run_dedup(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     bar.close()
 
-    for path, reason in report.unreadable:
-        report_error(f"{path}: unreadable image, left in place: {reason}")
-    for message in report.errors:
+    for message in report.problems():
         report_error(message)
     if not quiet:
         if args.dry_run:
@@ -179,13 +177,7 @@ def _print_plan(report: DedupReport) -> None:
 
 
 def _print_summary(report: DedupReport) -> None:
-    verb = "would move" if report.dry_run else "moved"
-    print(
-        f"{report.n_images} images, {report.n_clusters} clusters, {report.n_kept} kept, "
-        f"{report.n_moved} {verb}, {len(report.unreadable)} unreadable "
-        f"(threshold {report.threshold} of {report.n_bits} bits, "
-        f"{report.cache_hits} from cache, {report.elapsed:.1f} s)"
-    )
+    print(report.summary())
     skipped = []
     if report.skipped_non_images:
         skipped.append(f"{report.skipped_non_images} non-image files")

@@ -290,14 +290,6 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
                 quiet=False,
             )
 
-    dedup_failed = 0
-    if getattr(args, "dedup", False):
-        dedup_failed = _dedup_outputs(
-            [r.out_dir for r in batch.results if r.ok],
-            args.quiet,
-            scheduler=getattr(args, "scheduler", None),
-        )
-
     if not args.quiet:
         ok = [r for r in batch.results if r.ok]
         resumed = sum(r.resumed for r in ok)
@@ -306,6 +298,13 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
             f"{batch.written} still(s) written"
             + (f", {resumed} already there" if resumed else "")
             + f", {len(failed)} failed, {batch.seconds:.1f} s; output in {args.out}"
+        )
+    dedup_failed = 0
+    if getattr(args, "dedup", False):
+        dedup_failed = _dedup_outputs(
+            [r.out_dir for r in batch.results if r.ok],
+            args.quiet,
+            scheduler=getattr(args, "scheduler", None),
         )
     for path, reason in failed:
         report_error(f"{path}: {reason}")
@@ -332,16 +331,12 @@ def _dedup_outputs(folders: list[Path], quiet: bool, *, scheduler: str | None = 
             report_error(f"{folder}: dedup failed: {exc}")
             failed += 1
             continue
+        for message in report.problems():
+            report_error(message)
+        failed += not report.ok
         if not quiet:
-            print(f"{folder}: {_dedup_summary(report)}")
+            print(f"{folder}: {report.summary()}")
     return failed
-
-
-def _dedup_summary(report) -> str:
-    summary = getattr(report, "summary", None)
-    if callable(summary):
-        return summary()
-    return str(report)
 
 
 def _run_info(args: argparse.Namespace) -> int:

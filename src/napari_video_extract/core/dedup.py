@@ -803,6 +803,23 @@ class DedupReport:
         """No unreadable image and no failed move."""
         return not self.unreadable and not self.errors
 
+    def summary(self) -> str:
+        """One line: images, clusters, kept, moved, unreadable, threshold, time."""
+        verb = "would move" if self.dry_run else "moved"
+        return (
+            f"{self.n_images} images, {self.n_clusters} clusters, {self.n_kept} kept, "
+            f"{self.n_moved} {verb}, {len(self.unreadable)} unreadable "
+            f"(threshold {self.threshold} of {self.n_bits} bits, "
+            f"{self.cache_hits} from cache, {self.elapsed:.1f} s)"
+        )
+
+    def problems(self) -> list[str]:
+        """One line per unreadable image and per failed move."""
+        return [
+            f"{path}: unreadable image, left in place: {reason}"
+            for path, reason in self.unreadable
+        ] + list(self.errors)
+
 
 # ----------------------------------------------------------- folders: file moves
 
