@@ -486,15 +486,10 @@ class IntervalExtractionWidget(_ExtractionWidget):
         return [self.every, self.start_time, self.end_time]
 
     def _spec(self) -> Interval:
-        every = float(self.every.value)
-        if every <= 0:
-            raise ValueError(f"every must be > 0 seconds, got {every}")
         start = parse_time(self.start_time.value.strip() or 0)
         end_text = self.end_time.value.strip()
         end = parse_time(end_text) if end_text else None
-        if end is not None and start >= end:
-            raise ValueError(f"start ({start:g} s) must be before end ({end:g} s)")
-        return Interval(every=every, start=start, end=end)
+        return Interval(every=float(self.every.value), start=start, end=end)  # checks itself
 
 
 class CreditsExtractionWidget(_ExtractionWidget):
@@ -521,12 +516,7 @@ class CreditsExtractionWidget(_ExtractionWidget):
     def _spec(self) -> HeadTail:
         head = parse_time(self.head.value.strip() or 0)
         tail = parse_time(self.tail.value.strip() or 0)
-        if head <= 0 and tail <= 0:
-            raise ValueError("give a head and/or a tail length in seconds")
-        every = float(self.every.value)
-        if every <= 0:
-            raise ValueError(f"every must be > 0 seconds, got {every}")
-        return HeadTail(head=head, tail=tail, every=every)
+        return HeadTail(head=head, tail=tail, every=float(self.every.value))  # checks itself
 
 
 # ========================================================================= duplicates

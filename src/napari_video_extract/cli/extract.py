@@ -211,17 +211,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _run_interval(args: argparse.Namespace) -> int:
     from napari_video_extract.core.extract import Interval
 
-    if args.end is not None and args.start >= args.end:
-        raise UsageError(f"--start ({args.start:g} s) must be before --end ({args.end:g} s)")
-    return _run_extraction(args, Interval(every=args.every, start=args.start, end=args.end))
+    return _run_extraction(args, _spec(Interval, every=args.every, start=args.start, end=args.end))
 
 
 def _run_credits(args: argparse.Namespace) -> int:
     from napari_video_extract.core.extract import HeadTail
 
-    if args.head <= 0 and args.tail <= 0:
-        raise UsageError("give --head and/or --tail (seconds), at least one > 0")
-    return _run_extraction(args, HeadTail(head=args.head, tail=args.tail, every=args.every))
+    return _run_extraction(args, _spec(HeadTail, head=args.head, tail=args.tail, every=args.every))
+
+
+def _spec(kind, **values):
+    """Build a sampling spec; its own checks are usage errors (exit 2)."""
+    try:
+        return kind(**values)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _run_extraction(args: argparse.Namespace, spec) -> int:

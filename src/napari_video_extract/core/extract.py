@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import math
 import os
 import re
 import string
@@ -95,6 +96,11 @@ _LOCK_NAME = ".nve-extract.lock"
 _STALE_TMP_RE = re.compile(r"\.(?:.+\.(?:jpg|png|webp)|frames\.csv)\.tmp-\d+(?:-\d+)?")
 
 
+def _check_every(every: float) -> None:
+    if not (every > 0 and math.isfinite(every)):
+        raise ValueError(f"--every must be a positive number of seconds, got {every!r}")
+
+
 @dataclass(frozen=True)
 class Interval:
     """One still every ``every`` seconds in ``[start, end)``."""
@@ -103,9 +109,15 @@ class Interval:
     start: float = 0.0
     end: float | None = None
 
-    def times(self, info: VideoInfo) -> np.ndarray:
+    def __post_init__(self) -> None:
+        # One place for these checks: the CLI and the widgets only build a spec.
+        _check_every(self.every)
+        if self.start < 0:
+            raise ValueError(f"--start must be >= 0, got {self.start:g}")
         if self.end is not None and self.start >= self.end:
             raise ValueError(f"--start ({self.start:g} s) must be before --end ({self.end:g} s)")
+
+    def times(self, info: VideoInfo) -> np.ndarray:
         if self.start >= info.duration:
             raise ValueError(
                 f"--start ({self.start:g} s) is past the end of the video ({info.duration:.3f} s)"
@@ -120,6 +132,13 @@ class HeadTail:
     head: float = 0.0
     tail: float = 0.0
     every: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_every(self.every)
+        if self.head < 0 or self.tail < 0:
+            raise ValueError("--head and --tail must be >= 0")
+        if self.head <= 0 and self.tail <= 0:
+            raise ValueError("give --head and/or --tail (seconds), at least one > 0")
 
     def times(self, info: VideoInfo) -> np.ndarray:
         return head_tail_times(info.duration, head=self.head, tail=self.tail, every=self.every)
