@@ -2,12 +2,13 @@
 
 The container header's frame count and duration are often missing or wrong
 (AVI files with empty "drop" packets, variable frame rate, edit lists), so we
-never trust them. Instead one ffmpeg run lists every packet of the first video
-stream (``-c copy -f framecrc``: nothing is decoded, it costs milliseconds per
-thousand packets) and decodes only the first frame to learn the decoder's
-timestamp of frame 0. The presentation time of every frame follows from the
-packets: empty and discarded packets are not frames, and packets are sorted by
-presentation time, which is display order.
+never trust them. One short ffmpeg run decodes only the first frame (header,
+rotation, and the decoder's timestamp of frame 0). The frame table comes from
+the MP4/MOV sample index when there is one (:mod:`.mp4index`, milliseconds
+whatever the length), else from a second run that lists every packet of the
+first video stream (``-c copy -f framecrc``: nothing is decoded). Empty and
+discarded packets are not frames, and sorting by presentation time gives
+display order.
 
 All timestamps in the engine are *absolute* stream timestamps (ffmpeg with
 ``-copyts``) internally; the public ``frame_times`` are relative to the first
