@@ -31,6 +31,7 @@ import numpy as np
 
 from napari_video_extract.core.decode import decode_frames
 from napari_video_extract.core.errors import InputError, OutputError, VideoOpenError
+from napari_video_extract.core.formats import is_video_name
 from napari_video_extract.core.manifest import (
     MANIFEST_NAME,
     FrameRecord,
@@ -47,7 +48,6 @@ from napari_video_extract.core.sampling import (
 __all__ = [
     "DEFAULT_NAME_TEMPLATE",
     "IMAGE_FORMATS",
-    "VIDEO_EXTENSIONS",
     "BatchResult",
     "ExtractResult",
     "HeadTail",
@@ -59,32 +59,6 @@ __all__ = [
     "output_folders",
     "render_name",
 ]
-
-#: File extensions treated as videos when scanning folders (case-insensitive).
-VIDEO_EXTENSIONS = frozenset(
-    [
-        ".mp4",
-        ".m4v",
-        ".mov",
-        ".avi",
-        ".mkv",
-        ".webm",
-        ".mpg",
-        ".mpeg",
-        ".wmv",
-        ".flv",
-        ".ts",
-        ".mts",
-        ".m2ts",
-        ".3gp",
-        ".ogv",
-        ".mxf",
-        ".vob",
-        ".asf",
-        ".divx",
-        ".dv",
-    ]
-)
 
 IMAGE_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
@@ -533,7 +507,7 @@ def collect_videos(
                     continue
                 if recursive and any(p.startswith(".") for p in child.relative_to(path).parts):
                     continue
-                if child.suffix.lower() in VIDEO_EXTENSIONS:
+                if is_video_name(child.name):
                     key = child.resolve()
                     if key not in seen:
                         seen.add(key)
