@@ -66,8 +66,9 @@ IMAGE_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 DEFAULT_NAME_TEMPLATE = "{stem}_{timestamp}_f{frame:06d}"
 
 _LOCK_NAME = ".nve-extract.lock"
-#: Temporary names of our images (``_write_image``) and manifest (``write_atomic``).
-_STALE_TMP_RE = re.compile(r"\.(?:.+\.(?:jpg|png|webp)|frames\.csv)\.tmp-\d+(?:-\d+)?")
+#: Temporary names of our images (``_write_image``: ``.<name>.tmp-<pid>-<thread>``)
+#: and manifest (``write_atomic``: ``.frames.csv.tmp-<pid>``).
+_STALE_TMP_RE = re.compile(r"\.(?:.+\.(?:jpg|png|webp)|frames\.csv)\.tmp-(?P<pid>\d+)(?:-\d+)?")
 
 
 def _check_every(every: float) -> None:
@@ -280,29 +281,75 @@ def _write_image(folder: Path, name: str, data: bytes, *, replace: bool) -> str:
             tmp.unlink()
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (ours counts as alive)."""
+    if pid <= 0:
+        return True  # not a real pid: unsure, so treat as live
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def _remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files a killed run left behind (call with the folder lock held)."""
+    """Delete temporary files that killed runs of this tool left behind.
+
+    Call only with the folder lock held (:func:`_folder_lock`): then no other
+    run of this tool writes here. A temporary is removed only when its name is
+    one of ours (``_write_image``, ``write_atomic``) and the process id it
+    carries is not running, so a live writer's file is never touched, even one
+    that does not hold the lock (e.g. a run of an older version).
+    """
     for path in folder.glob(".*.tmp-*"):
-        if _STALE_TMP_RE.fullmatch(path.name):
+        match = _STALE_TMP_RE.fullmatch(path.name)
+        if match and not _pid_alive(int(match["pid"])):
             with contextlib.suppress(OSError):
                 path.unlink()
 
 
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
-    """Refuse a second run writing the same folder at the same time."""
+    """Hold the folder's extraction lock for the duration; refuse if taken.
+
+    The lock is an ``flock`` on :data:`_LOCK_NAME` (released by the kernel
+    when its process dies, so a killed run never blocks the next). A refused
+    run closes its handle and never touches the file. The holder removes the
+    file while it still holds the lock; a run that locked a file which was
+    removed (or replaced) meanwhile sees that its handle is no longer the
+    folder's lock file and tries again, so two runs never both "hold" it.
+    """
     path = folder / _LOCK_NAME
-    fh = open(path, "a+")  # noqa: SIM115 - held for the whole run
-    try:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             raise OutputError(folder, "another extraction is writing this folder") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        held = os.fstat(fd)
+        if current is not None and (current.st_dev, current.st_ino) == (
+            held.st_dev,
+            held.st_ino,
+        ):
+            break
+        os.close(fd)  # locked a file the previous holder had just removed
+    try:
         yield
     finally:
-        fh.close()
+        # Remove while still holding the lock, then release.
         with contextlib.suppress(OSError):
-            path.unlink()
+            os.unlink(path)
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- one video
