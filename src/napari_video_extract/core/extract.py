@@ -124,7 +124,20 @@ SamplingSpec = Interval | HeadTail
 
 @dataclass
 class ExtractResult:
-    """What one video's extraction did."""
+    """What one video's extraction did.
+
+    Attributes
+    ----------
+    planned, written, resumed : int
+        Stills the sampling asks for; written by this run; already recorded.
+    missing : list of int
+        Frame indices of planned stills that could not be decoded (a damaged
+        video); such a result is failed (``error`` says which stills).
+    records : list of FrameRecord
+        Every still now recorded in ``frames.csv``, by time.
+    error : str or None
+        One line saying why the video failed; ``None`` when it succeeded.
+    """
 
     video: Path
     out_dir: Path
@@ -472,6 +485,7 @@ def extract_video(
             replace = frame_index in recorded and done_frames[frame_index].file == name
             outcome = _write_image(out_dir, name, data, replace=replace)
             with lock:
+                handled.add(frame_index)
                 if outcome == "exists":
                     conflicts.append(name)
                     return
@@ -492,14 +506,12 @@ def extract_video(
             if on_frame:
                 on_frame(record, image)
 
-        missing: list[int] = []
+        handled: set[int] = set()  # frames written, or refused because of a user's file
         n_workers = workers or min(os.cpu_count() or 1, 4)
         try:
             with ThreadPoolExecutor(max_workers=n_workers) as pool:
                 pending = []
-                for frame in decode_frames(
-                    info, list(by_frame), workers=n_workers, cancel=cancel, missing=missing
-                ):
+                for frame in decode_frames(info, list(by_frame), workers=n_workers, cancel=cancel):
                     # The decoder reuses nothing, but bound the queue of images
                     # waiting to be encoded so memory stays flat.
                     pending.append(pool.submit(save, frame.index, frame.image))
@@ -511,7 +523,6 @@ def extract_video(
             raise OutputError(out_dir, f"cannot write image ({exc.strerror or exc})") from None
         finally:
             manifest.close()
-        result.missing = sorted(missing)
         result.records = sorted(manifest.records.values(), key=lambda r: r.time)
         if conflicts:
             raise OutputError(
@@ -519,8 +530,36 @@ def extract_video(
                 f"exists and was not written by this tool; not overwritten "
                 f"({len(conflicts)} such file(s))",
             )
+        if not (cancel and cancel.is_set()):
+            # Counted here, not taken from the decoder: whatever made a still
+            # go missing (a failed run, a damaged stretch), it is reported.
+            result.missing = sorted(set(by_frame) - handled)
+        if result.missing:
+            result.error = (
+                f"{len(result.missing)} of {result.planned} planned still(s) could not be "
+                f"decoded (damaged video?) and were not written: frames "
+                f"{_runs(result.missing, [s.frame for s in samples])}; a re-run retries them"
+            )
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _runs(frames: Sequence[int], planned: Sequence[int]) -> str:
+    """``"40..62, 80"``: runs of consecutive planned stills (``a..b`` = every
+    planned still from frame a to frame b), so each missing still is named."""
+    position = {f: k for k, f in enumerate(sorted(set(planned)))}
+    parts: list[str] = []
+    start = prev = None
+    for f in sorted(frames):
+        if prev is not None and position[f] == position[prev] + 1:
+            prev = f
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}..{prev}")
+        start = prev = f
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}..{prev}")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- batches
