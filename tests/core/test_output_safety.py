@@ -84,3 +84,32 @@ def test_stale_clean_up_removes_only_dead_runs_temporaries(tmp_path):
     _remove_stale_temporaries(tmp_path)
     assert not any(p.exists() for p in stale)
     assert all(p.exists() for p in live + foreign)
+
+
+def test_users_own_frames_csv_is_never_replaced(cfr_video, tmp_path):
+    from napari_video_extract.core.extract import Interval, extract_video
+
+    out = tmp_path / "out"
+    out.mkdir()
+    users = b"file,comment\nholiday.jpg,my notes\n"
+    (out / "frames.csv").write_bytes(users)
+    with pytest.raises(OutputError, match="not written by this tool") as excinfo:
+        extract_video(cfr_video, out, Interval(every=1.0))
+    assert str(out / "frames.csv") in str(excinfo.value) and "\n" not in str(excinfo.value)
+    assert (out / "frames.csv").read_bytes() == users
+    assert sorted(os.listdir(out)) == ["frames.csv"]  # nothing written, lock removed
+
+
+def test_frames_csv_of_an_earlier_run_is_ours_and_resumed(cfr_video, tmp_path):
+    from napari_video_extract.core.extract import Interval, extract_video
+
+    out = tmp_path / "out"
+    first = extract_video(cfr_video, out, Interval(every=1.0))
+    lines = (out / "frames.csv").read_text().splitlines()
+    assert lines[0] == "file,video,time,frame,requested_time,width,height"
+    # As a killed run leaves it: two rows recorded, the other stills gone.
+    (out / "frames.csv").write_text("\n".join(lines[:3]) + "\n")
+    for rec in first.records[2:]:
+        (out / rec.file).unlink()
+    again = extract_video(cfr_video, out, Interval(every=1.0))
+    assert again.ok and again.resumed == 2 and again.written == 2

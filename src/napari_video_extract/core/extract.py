@@ -5,7 +5,8 @@
 cheapest plan (:mod:`~napari_video_extract.core.decode`) and writes each as an
 image, atomically, recording it in ``frames.csv``. A re-run resumes: frames
 already recorded are skipped (``overwrite=True`` redoes them). A user's file is
-never overwritten.
+never overwritten: not an image at one of our names, nor a ``frames.csv`` that
+this tool did not write (see :mod:`~napari_video_extract.core.ownership`).
 
 ``extract_batch`` runs it over many videos (one output folder per video,
 named after the video's stem), goes on past bad files and reports them.
@@ -33,11 +34,13 @@ from napari_video_extract.core.decode import decode_frames
 from napari_video_extract.core.errors import InputError, OutputError, VideoOpenError
 from napari_video_extract.core.formats import is_video_name
 from napari_video_extract.core.manifest import (
+    COLUMNS,
     MANIFEST_NAME,
     FrameRecord,
     ManifestWriter,
     read_manifest,
 )
+from napari_video_extract.core.ownership import NOT_OURS, csv_is_ours
 from napari_video_extract.core.probe import VideoInfo, probe
 from napari_video_extract.core.sampling import (
     head_tail_times,
@@ -445,6 +448,8 @@ def extract_video(
 
     with _folder_lock(out_dir):
         _remove_stale_temporaries(out_dir)
+        if not csv_is_ours(out_dir / MANIFEST_NAME, COLUMNS):
+            raise OutputError(out_dir / MANIFEST_NAME, f"{NOT_OURS}; choose another --out")
         existing = read_manifest(out_dir)
         others = {r.video for r in existing} - {info.path.name}
         if others:
