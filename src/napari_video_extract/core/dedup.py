@@ -1391,8 +1391,8 @@ def undo_folder(folder: str | os.PathLike[str]) -> UndoReport:
     back only if it is still byte-identical (size and SHA-256) to what was
     moved and its original name is free; anything else is reported in
     ``failed`` and kept in the journal so a later undo can retry. Copies made
-    to a ``kept_dir`` are removed if unchanged. Empty duplicates folders are
-    removed.
+    to a ``kept_dir`` are removed if unchanged. The folders the files were
+    moved or copied to are removed when that leaves them empty.
 
     Parameters
     ----------

@@ -412,7 +412,8 @@ def extract_video(
     workers : int, optional
         Parallel decoders for this video.
     cancel : threading.Event, optional
-        Set to stop; images written so far are complete and recorded.
+        Set to stop; images written so far are complete and recorded, and the
+        stills not reached are not reported as missing.
     progress : callable(done, total), optional
         Called after each image.
     on_frame : callable(record, image), optional
@@ -423,11 +424,15 @@ def extract_video(
     Returns
     -------
     ExtractResult
+        Failed (``error`` set, ``missing`` listed) when some planned stills
+        could not be decoded; the others are written and recorded.
 
     Raises
     ------
     InputError
-        The video cannot be opened/decoded, or the output cannot be written.
+        The video cannot be opened or no frame of it decoded; the output
+        cannot be written; ``frames.csv`` or an image at one of our names is
+        a file this tool did not write (left as it is).
     ValueError
         Bad parameters (``every <= 0``, start after end, bad template...).
     """
