@@ -286,13 +286,6 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
 
     failed = [(str(e.path), e.reason) for e in missing]
     failed += [(str(r.video), r.error) for r in batch.failures]
-    for result in batch.results:
-        if result.ok and result.missing:
-            report_warning(
-                f"{result.video}: {len(result.missing)} still(s) could not be decoded "
-                "(damaged video?); the others were written",
-                quiet=False,
-            )
 
     if not args.quiet:
         ok = [r for r in batch.results if r.ok]
@@ -326,13 +319,20 @@ def _dedup_outputs(folders: list[Path], quiet: bool, *, scheduler: str | None = 
         dedup_folders = partial(dedup_folders_distributed, scheduler=scheduler)
     else:
         from napari_video_extract.core.dedup import dedup_folders
+    from napari_video_extract.core.errors import InputError, os_error_reason
 
     failed = 0
     for folder in folders:
         try:
             report = dedup_folders([folder])
         except Exception as exc:  # one folder's problem must not hide the others
-            report_error(f"{folder}: dedup failed: {exc}")
+            if isinstance(exc, InputError):
+                reason = exc.reason if exc.path == folder else str(exc)
+            elif isinstance(exc, OSError):
+                reason = os_error_reason(exc)
+            else:
+                reason = f"{type(exc).__name__}: {exc}"
+            report_error(f"{folder}: dedup failed: {reason}")
             failed += 1
             continue
         for message in report.problems():

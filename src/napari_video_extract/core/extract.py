@@ -5,7 +5,8 @@
 cheapest plan (:mod:`~napari_video_extract.core.decode`) and writes each as an
 image, atomically, recording it in ``frames.csv``. A re-run resumes: frames
 already recorded are skipped (``overwrite=True`` redoes them). A user's file is
-never overwritten.
+never overwritten: not an image at one of our names, nor a ``frames.csv`` that
+this tool did not write (see :mod:`~napari_video_extract.core.ownership`).
 
 ``extract_batch`` runs it over many videos (one output folder per video,
 named after the video's stem), goes on past bad files and reports them.
@@ -14,15 +15,13 @@ named after the video's stem), goes on past bad files and reports them.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import math
 import os
-import re
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +29,22 @@ from pathlib import Path
 import numpy as np
 
 from napari_video_extract.core.decode import decode_frames
-from napari_video_extract.core.errors import InputError, OutputError, VideoOpenError
+from napari_video_extract.core.errors import (
+    InputError,
+    OutputError,
+    VideoOpenError,
+    os_error_reason,
+)
+from napari_video_extract.core.folder_lock import folder_lock, remove_stale_temporaries
+from napari_video_extract.core.formats import is_video_name
 from napari_video_extract.core.manifest import (
+    COLUMNS,
     MANIFEST_NAME,
     FrameRecord,
     ManifestWriter,
     read_manifest,
 )
+from napari_video_extract.core.ownership import NOT_OURS, csv_is_ours
 from napari_video_extract.core.probe import VideoInfo, probe
 from napari_video_extract.core.sampling import (
     head_tail_times,
@@ -47,7 +55,6 @@ from napari_video_extract.core.sampling import (
 __all__ = [
     "DEFAULT_NAME_TEMPLATE",
     "IMAGE_FORMATS",
-    "VIDEO_EXTENSIONS",
     "BatchResult",
     "ExtractResult",
     "HeadTail",
@@ -60,40 +67,10 @@ __all__ = [
     "render_name",
 ]
 
-#: File extensions treated as videos when scanning folders (case-insensitive).
-VIDEO_EXTENSIONS = frozenset(
-    [
-        ".mp4",
-        ".m4v",
-        ".mov",
-        ".avi",
-        ".mkv",
-        ".webm",
-        ".mpg",
-        ".mpeg",
-        ".wmv",
-        ".flv",
-        ".ts",
-        ".mts",
-        ".m2ts",
-        ".3gp",
-        ".ogv",
-        ".mxf",
-        ".vob",
-        ".asf",
-        ".divx",
-        ".dv",
-    ]
-)
-
 IMAGE_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
 #: Default image name: sorts in time order and shows the timestamp.
 DEFAULT_NAME_TEMPLATE = "{stem}_{timestamp}_f{frame:06d}"
-
-_LOCK_NAME = ".nve-extract.lock"
-#: Temporary names of our images (``_write_image``) and manifest (``write_atomic``).
-_STALE_TMP_RE = re.compile(r"\.(?:.+\.(?:jpg|png|webp)|frames\.csv)\.tmp-\d+(?:-\d+)?")
 
 
 def _check_every(every: float) -> None:
@@ -149,7 +126,20 @@ SamplingSpec = Interval | HeadTail
 
 @dataclass
 class ExtractResult:
-    """What one video's extraction did."""
+    """What one video's extraction did.
+
+    Attributes
+    ----------
+    planned, written, resumed : int
+        Stills the sampling asks for; written by this run; already recorded.
+    missing : list of int
+        Frame indices of planned stills that could not be decoded (a damaged
+        video); such a result is failed (``error`` says which stills).
+    records : list of FrameRecord
+        Every still now recorded in ``frames.csv``, by time.
+    error : str or None
+        One line saying why the video failed; ``None`` when it succeeded.
+    """
 
     video: Path
     out_dir: Path
@@ -306,31 +296,6 @@ def _write_image(folder: Path, name: str, data: bytes, *, replace: bool) -> str:
             tmp.unlink()
 
 
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files a killed run left behind (call with the folder lock held)."""
-    for path in folder.glob(".*.tmp-*"):
-        if _STALE_TMP_RE.fullmatch(path.name):
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-
-@contextlib.contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """Refuse a second run writing the same folder at the same time."""
-    path = folder / _LOCK_NAME
-    fh = open(path, "a+")  # noqa: SIM115 - held for the whole run
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OutputError(folder, "another extraction is writing this folder") from None
-        yield
-    finally:
-        fh.close()
-        with contextlib.suppress(OSError):
-            path.unlink()
-
-
 # --------------------------------------------------------------------------- one video
 
 
@@ -370,7 +335,8 @@ def extract_video(
     workers : int, optional
         Parallel decoders for this video.
     cancel : threading.Event, optional
-        Set to stop; images written so far are complete and recorded.
+        Set to stop; images written so far are complete and recorded, and the
+        stills not reached are not reported as missing.
     progress : callable(done, total), optional
         Called after each image.
     on_frame : callable(record, image), optional
@@ -381,11 +347,15 @@ def extract_video(
     Returns
     -------
     ExtractResult
+        Failed (``error`` set, ``missing`` listed) when some planned stills
+        could not be decoded; the others are written and recorded.
 
     Raises
     ------
     InputError
-        The video cannot be opened/decoded, or the output cannot be written.
+        The video cannot be opened or no frame of it decoded; the output
+        cannot be written; ``frames.csv`` or an image at one of our names is
+        a file this tool did not write (left as it is).
     ValueError
         Bad parameters (``every <= 0``, start after end, bad template...).
     """
@@ -409,8 +379,10 @@ def extract_video(
     except OSError as exc:
         raise OutputError(out_dir, f"cannot write output folder ({exc.strerror or exc})") from None
 
-    with _folder_lock(out_dir):
-        _remove_stale_temporaries(out_dir)
+    with folder_lock(out_dir):
+        remove_stale_temporaries(out_dir)
+        if not csv_is_ours(out_dir / MANIFEST_NAME, COLUMNS):
+            raise OutputError(out_dir / MANIFEST_NAME, f"{NOT_OURS}; choose another --out")
         existing = read_manifest(out_dir)
         others = {r.video for r in existing} - {info.path.name}
         if others:
@@ -451,6 +423,7 @@ def extract_video(
             replace = frame_index in recorded and done_frames[frame_index].file == name
             outcome = _write_image(out_dir, name, data, replace=replace)
             with lock:
+                handled.add(frame_index)
                 if outcome == "exists":
                     conflicts.append(name)
                     return
@@ -471,14 +444,12 @@ def extract_video(
             if on_frame:
                 on_frame(record, image)
 
-        missing: list[int] = []
+        handled: set[int] = set()  # frames written, or refused because of a user's file
         n_workers = workers or min(os.cpu_count() or 1, 4)
         try:
             with ThreadPoolExecutor(max_workers=n_workers) as pool:
                 pending = []
-                for frame in decode_frames(
-                    info, list(by_frame), workers=n_workers, cancel=cancel, missing=missing
-                ):
+                for frame in decode_frames(info, list(by_frame), workers=n_workers, cancel=cancel):
                     # The decoder reuses nothing, but bound the queue of images
                     # waiting to be encoded so memory stays flat.
                     pending.append(pool.submit(save, frame.index, frame.image))
@@ -490,7 +461,6 @@ def extract_video(
             raise OutputError(out_dir, f"cannot write image ({exc.strerror or exc})") from None
         finally:
             manifest.close()
-        result.missing = sorted(missing)
         result.records = sorted(manifest.records.values(), key=lambda r: r.time)
         if conflicts:
             raise OutputError(
@@ -498,8 +468,37 @@ def extract_video(
                 f"exists and was not written by this tool; not overwritten "
                 f"({len(conflicts)} such file(s))",
             )
+        if not (cancel and cancel.is_set()):
+            # Counted here, not taken from the decoder: whatever made a still
+            # go missing (a failed run, a damaged stretch), it is reported.
+            result.missing = sorted(set(by_frame) - handled)
+        if result.missing:
+            result.error = (
+                f"{len(result.missing)} of {result.planned} planned still(s) could not be "
+                f"decoded (damaged video?) and were not written: "
+                f"frame{'s' if len(result.missing) > 1 else ''} "
+                f"{_runs(result.missing, [s.frame for s in samples])}; a re-run retries them"
+            )
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _runs(frames: Sequence[int], planned: Sequence[int]) -> str:
+    """``"40..62, 80"``: runs of consecutive planned stills (``a..b`` = every
+    planned still from frame a to frame b), so each missing still is named."""
+    position = {f: k for k, f in enumerate(sorted(set(planned)))}
+    parts: list[str] = []
+    start = prev = None
+    for f in sorted(frames):
+        if prev is not None and position[f] == position[prev] + 1:
+            prev = f
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}..{prev}")
+        start = prev = f
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}..{prev}")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- batches
@@ -528,12 +527,17 @@ def collect_videos(
         path = Path(raw)
         if path.is_dir():
             walker = path.rglob("*") if recursive else path.iterdir()
-            for child in sorted(walker):
+            try:
+                children = sorted(walker)
+            except OSError as exc:
+                errors.append(VideoOpenError(path, f"cannot list folder: {os_error_reason(exc)}"))
+                continue
+            for child in children:
                 if child.name.startswith(".") or not child.is_file():
                     continue
                 if recursive and any(p.startswith(".") for p in child.relative_to(path).parts):
                     continue
-                if child.suffix.lower() in VIDEO_EXTENSIONS:
+                if is_video_name(child.name):
                     key = child.resolve()
                     if key not in seen:
                         seen.add(key)
@@ -647,6 +651,8 @@ def extract_batch(
             )
         except ValueError as exc:
             res = ExtractResult(video=v, out_dir=folders[v], error=str(exc))
+        except OSError as exc:  # e.g. an output name taken by a folder
+            res = ExtractResult(video=v, out_dir=folders[v], error=os_error_reason(exc))
         except Exception as exc:  # a bug must not kill the batch either
             res = ExtractResult(video=v, out_dir=folders[v], error=f"{type(exc).__name__}: {exc}")
         if on_result:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
-from pathlib import Path
 
 __all__ = [
     "ALLOWED_DEMUXERS",
@@ -182,11 +181,3 @@ def last_error_line(stderr: bytes | str, path: str | os.PathLike | None = None) 
         for name in (f"file:{os.path.abspath(os.fspath(path))}", os.fspath(path)):
             reason = reason.replace(name + ": ", "").replace(name, "the file")
     return reason[:300]
-
-
-def is_regular_file(path: Path) -> bool:
-    """True for an existing regular file (following symlinks)."""
-    try:
-        return path.is_file()
-    except OSError:
-        return False
