@@ -7,16 +7,14 @@ Every frame is identified by its presentation timestamp (from
 a keyframe (input ``-ss`` to just before it, with ``-copyts`` so timestamps
 stay absolute), decodes forward, and a ``select`` filter lets through only the
 frames whose timestamp falls in the wanted frames' windows, so unneeded frames
-never cross the pipe. ``showinfo`` reports the timestamp of each frame that
-does, and we check it: a frame is never taken for another.
+never cross the pipe. ffmpeg's per-frame statistics, on a pipe of their own
+(never its log, where the file's metadata is printed too), give the timestamp
+of each frame that does, and we check it: a frame is never taken for another.
 
-The plan
---------
-Random access costs "start a process + decode from the previous keyframe".
-Sequential decoding costs "decode every frame in between". For each wanted
-frame the planner picks the cheaper of continuing the current decoding run or
-starting a new run at the frame's keyframe (a classic keyframe-aware plan);
-runs are then split at keyframes so that all cores work, and run in parallel.
+The runs are planned by :mod:`.decode_plan` and run in parallel threads, one
+ffmpeg process each. Only the time a reader waits for ffmpeg counts towards
+the stall limit; when the consumer stops (closed generator, an error in its
+callback) every running decoder is stopped at once.
 """
 
 from __future__ import annotations
@@ -25,33 +23,50 @@ import contextlib
 import fcntl
 import os
 import queue
-import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from napari_video_extract.core.decode_plan import (
+    DECODE_PIXELS_PER_SECOND,
+    PROCESS_START_SECONDS,
+    Segment,
+    plan_segments,
+    startup_frames,
+)
 from napari_video_extract.core.errors import DecodeError
-from napari_video_extract.core.ffmpeg import base_args, input_args, last_error_line
+from napari_video_extract.core.ffmpeg import (
+    base_args,
+    frame_stats_args,
+    input_args,
+    last_error_line,
+    parse_frame_stats,
+)
 from napari_video_extract.core.probe import VideoInfo
 
-__all__ = ["DecodedFrame", "FrameStream", "Segment", "decode_frames", "plan_segments"]
+__all__ = [
+    "DECODE_PIXELS_PER_SECOND",
+    "PROCESS_START_SECONDS",
+    "DecodeStats",
+    "DecodedFrame",
+    "FrameStream",
+    "Segment",
+    "decode_frames",
+    "plan_segments",
+    "startup_frames",
+]
 
-#: Seconds to start an ffmpeg process and open the file (measured ~0.05 s).
-PROCESS_START_SECONDS = 0.06
-#: Decoding throughput in pixels per second on one core-pair (720p H.264 ~1400 fps).
-DECODE_PIXELS_PER_SECOND = 1.2e9
-#: A decoder that produces nothing for this long is considered hung.
+#: A decoder that makes the consumer wait this long for a frame is considered
+#: hung. Only waiting counts: a slow consumer (disk, callback) is not a stall.
 STALL_TIMEOUT_SECONDS = 60.0
 #: Longest select expression passed on the command line; longer ones go in a file.
 _MAX_INLINE_FILTER = 4000
-
-_PTS_RE = re.compile(rb"pts_time:\s*(-?[\d.]+(?:e[-+]?\d+)?)")
 
 
 @dataclass(frozen=True)
@@ -71,91 +86,6 @@ class DecodedFrame:
     index: int
     time: float
     image: np.ndarray
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One decoding run: start at keyframe ``start``, emit ``targets``."""
-
-    start: int
-    targets: tuple[int, ...]
-
-    @property
-    def end(self) -> int:
-        return self.targets[-1]
-
-    def work(self, startup_frames: float) -> float:
-        """Estimated cost in decoded-frame units."""
-        return startup_frames + (self.end - self.start + 1)
-
-
-def startup_frames(info: VideoInfo) -> float:
-    """Cost of starting a decoding run, in frames of this video."""
-    pixels = max(info.width * info.height, 1)
-    return PROCESS_START_SECONDS * DECODE_PIXELS_PER_SECOND / pixels
-
-
-def plan_segments(info: VideoInfo, indices: Iterable[int], *, workers: int = 1) -> list[Segment]:
-    """Plan decoding runs that produce exactly ``indices`` at the least cost.
-
-    Parameters
-    ----------
-    info : VideoInfo
-        The probed video (frame timestamps and keyframes).
-    indices : iterable of int
-        Wanted frame indices (any order, duplicates ignored).
-    workers : int
-        Runs that can go in parallel; long runs are split at keyframes so that
-        there are at least ``2 * workers`` runs of similar cost when possible.
-
-    Returns
-    -------
-    list of Segment
-        Sorted by start, non-overlapping, together holding every index once.
-    """
-    wanted = sorted({int(i) for i in indices})
-    if not wanted:
-        return []
-    if wanted[0] < 0 or wanted[-1] >= info.frame_count:
-        raise ValueError(f"frame index out of range 0..{info.frame_count - 1}")
-    start_cost = startup_frames(info)
-    groups: list[list[int]] = []  # [start, target, target, ...]
-    for i in wanted:
-        k = info.keyframe_before(i)
-        if groups:
-            last = groups[-1][-1]
-            if k <= last or (i - last) <= start_cost + (i - k):
-                groups[-1].append(i)
-                continue
-        groups.append([k, i])
-    segments = [Segment(g[0], tuple(g[1:])) for g in groups]
-    if workers > 1:
-        segments = _split_for_parallelism(info, segments, workers, start_cost)
-    return segments
-
-
-def _split_for_parallelism(
-    info: VideoInfo, segments: list[Segment], workers: int, start_cost: float
-) -> list[Segment]:
-    """Split long runs at keyframes so ``workers`` processes share the work."""
-    total = sum(s.work(start_cost) for s in segments)
-    # Splitting costs one process start; only worth it for real work.
-    target = max(total / (2 * workers), 8 * start_cost)
-    out: list[Segment] = []
-    for seg in segments:
-        if seg.work(start_cost) <= 1.5 * target:
-            out.append(seg)
-            continue
-        current_start = seg.start
-        current: list[int] = []
-        for i in seg.targets:
-            k = info.keyframe_before(i)
-            if current and k > current[-1] and (i - current_start) > target:
-                out.append(Segment(current_start, tuple(current)))
-                current_start, current = k, []
-            current.append(i)
-        out.append(Segment(current_start, tuple(current)))
-    return out
 
 
 def _select_expression(info: VideoInfo, targets: tuple[int, ...] | None, open_from: int) -> str:
@@ -223,6 +153,10 @@ class FrameStream:
         from the beginning.
     threads : int, optional
         Decoder threads (default: ffmpeg's choice, one per core).
+    stall_timeout : float, optional
+        Seconds a read may wait for the decoder before it is killed as hung
+        (default :data:`STALL_TIMEOUT_SECONDS`). Time the consumer spends
+        between reads does not count.
 
     Notes
     -----
@@ -239,8 +173,12 @@ class FrameStream:
         first: int | None = None,
         seek: bool | str = True,
         threads: int | None = None,
+        stall_timeout: float | None = None,
     ) -> None:
         self.info = info
+        self._stall_timeout = float(
+            STALL_TIMEOUT_SECONDS if stall_timeout is None else stall_timeout
+        )
         self.targets = targets
         self.first = start if first is None else first
         self._frame_bytes = info.width * info.height * 3
@@ -250,7 +188,7 @@ class FrameStream:
         self._filter_file: str | None = None
         self._stalled = False
         expr = _select_expression(info, targets, self.first)
-        vf = f"select='{expr}',showinfo,scale={info.width}:{info.height},format=rgb24"
+        vf = f"select='{expr}',scale={info.width}:{info.height},format=rgb24"
         args = [*base_args(), "-copyts"]
         seek_to = None
         if seek is True:
@@ -277,49 +215,96 @@ class FrameStream:
             args += ["-/vf", self._filter_file]
         else:
             args += ["-vf", vf]
-        args += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24"]
+        stats_read, stats_write = os.pipe()
+        args += ["-fps_mode", "passthrough", *frame_stats_args(stats_write)]
+        args += ["-f", "rawvideo", "-pix_fmt", "rgb24"]
         if targets is not None:
             args += ["-frames:v", str(len(targets))]
         args += ["pipe:1"]
-        self._proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        try:
+            self._proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(stats_write,),
+            )
+        except BaseException:
+            os.close(stats_read)
+            raise
+        finally:
+            os.close(stats_write)
+        self._stats_pipe = os.fdopen(stats_read, "rb")
         self._pts: queue.Queue[float | None] = queue.Queue()
+        #: Frames the decoder produced, as ffmpeg counts them (see :attr:`frames_decoded`).
+        self._decoded = 0
         self._stderr_tail: list[bytes] = []
         if hasattr(fcntl, "F_SETPIPE_SZ"):  # fewer wake-ups per multi-MB frame
             with contextlib.suppress(OSError):
                 fcntl.fcntl(self._proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
+        self._stats_reader = threading.Thread(target=self._read_stats, daemon=True)
+        self._stats_reader.start()
         self._closed = False
         self._closing = threading.Event()
-        self._last_activity = time.monotonic()
+        #: When the consumer started waiting for the decoder (None: not waiting).
+        self._waiting_since: float | None = None
         self._watchdog = threading.Thread(target=self._watch, daemon=True)
         self._watchdog.start()
 
     def _watch(self) -> None:
-        """Kill a decoder that produces nothing for STALL_TIMEOUT_SECONDS."""
-        while not self._closing.wait(1.0):
-            if time.monotonic() - self._last_activity > STALL_TIMEOUT_SECONDS:
+        """Kill a decoder that keeps a waiting consumer waiting too long."""
+        poll = min(1.0, self._stall_timeout / 4)
+        while not self._closing.wait(poll):
+            since = self._waiting_since
+            if since is not None and time.monotonic() - since > self._stall_timeout:
                 self._stalled = True
                 self._proc.kill()
                 return
 
+    def abort(self) -> None:
+        """Stop the decoder from any thread: the reading thread sees the end.
+
+        Unlike :meth:`close`, touches no pipe another thread may be reading;
+        the owner still calls :meth:`close`.
+        """
+        self._closing.set()
+        with contextlib.suppress(OSError):
+            if self._proc.poll() is None:
+                self._proc.kill()
+
     def _read_stderr(self) -> None:
+        """Keep the end of ffmpeg's log, for error messages only (never for facts)."""
         assert self._proc.stderr is not None
         for line in self._proc.stderr:
-            m = _PTS_RE.search(line) if b"showinfo" in line else None
-            if m:
-                self._pts.put(float(m.group(1)))
-            else:
-                self._stderr_tail.append(line)
-                del self._stderr_tail[:-20]
+            self._stderr_tail.append(line)
+            del self._stderr_tail[:-20]
+
+    def _read_stats(self) -> None:
+        """Queue the timestamp of each frame ffmpeg sends to stdout, in order."""
+        with contextlib.suppress(OSError, ValueError):
+            for line in self._stats_pipe:
+                stats = parse_frame_stats(line)
+                if stats is None or stats.pts is None:
+                    break  # unreadable: the frames can no longer be identified
+                self._decoded = max(self._decoded, stats.decoded + 1)
+                self._pts.put(stats.pts)
         self._pts.put(None)
+
+    @property
+    def frames_decoded(self) -> int:
+        """Frames the decoder has produced up to the last frame given out.
+
+        ffmpeg's own count (from where this process started decoding), also
+        the frames the ``select`` filter dropped: what this run really cost.
+        """
+        return self._decoded
 
     def error_text(self) -> str:
         """ffmpeg's last meaningful stderr line."""
         if self._stalled:
-            return f"decoder produced nothing for {STALL_TIMEOUT_SECONDS:.0f} s"
+            return f"decoder produced nothing for {self._stall_timeout:g} s"
         return last_error_line(b"".join(self._stderr_tail))
 
     def index_of(self, pts: float) -> int:
@@ -338,7 +323,7 @@ class FrameStream:
             self.close()
             raise StopIteration
         try:
-            pts = self._pts.get(timeout=STALL_TIMEOUT_SECONDS)
+            pts = self._pts.get(timeout=self._stall_timeout)
         except queue.Empty:
             pts = None
         if pts is None:
@@ -350,8 +335,11 @@ class FrameStream:
 
     def _read_exact(self, n: int) -> bytes | None:
         assert self._proc.stdout is not None
-        data = self._proc.stdout.read(n)
-        self._last_activity = time.monotonic()
+        self._waiting_since = time.monotonic()
+        try:
+            data = self._proc.stdout.read(n)
+        finally:
+            self._waiting_since = None
         if not data or len(data) < n:
             return None
         return data
@@ -372,12 +360,15 @@ class FrameStream:
             with contextlib.suppress(OSError):
                 self._proc.stdout.close()
         self._proc.wait()
-        # stderr ends with the process; closing it while the reader thread is
-        # still reading it makes that thread fail ("info->buf must not be NULL").
+        # stderr and the stats pipe end with the process; closing them while
+        # their reader threads still read makes those threads fail.
         self._reader.join(timeout=5)
+        self._stats_reader.join(timeout=5)
         if self._proc.stderr is not None:
             with contextlib.suppress(OSError):
                 self._proc.stderr.close()
+        with contextlib.suppress(OSError):
+            self._stats_pipe.close()
         if self._filter_file:
             with contextlib.suppress(OSError):
                 os.unlink(self._filter_file)
@@ -394,6 +385,53 @@ class FrameStream:
             self.close()
 
 
+class _ActiveStreams:
+    """The decoders a :func:`decode_frames` call runs, so its consumer can stop them at once."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._streams: set[FrameStream] = set()
+
+    def add(self, stream: FrameStream) -> None:
+        with self._lock:
+            self._streams.add(stream)
+            if self._stop.is_set():
+                stream.abort()
+
+    def discard(self, stream: FrameStream) -> None:
+        with self._lock:
+            self._streams.discard(stream)
+
+    def abort_all(self) -> None:
+        with self._lock:
+            for stream in self._streams:
+                stream.abort()
+
+
+@dataclass
+class DecodeStats:
+    """What the decoding runs of a :func:`decode_frames` call really did.
+
+    Attributes
+    ----------
+    runs : int
+        ffmpeg processes started (one per seek).
+    frames_decoded : int
+        Frames the decoders produced, as ffmpeg counts them: the wanted
+        frames and every frame decoded on the way to them.
+    """
+
+    runs: int = 0
+    frames_decoded: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add_run(self, frames_decoded: int) -> None:
+        with self._lock:
+            self.runs += 1
+            self.frames_decoded += frames_decoded
+
+
 def _run_segment(
     info: VideoInfo,
     seg: Segment,
@@ -401,6 +439,10 @@ def _run_segment(
     cancel: threading.Event,
     stop: threading.Event,
     threads: int | None = None,
+    *,
+    active: _ActiveStreams | None = None,
+    counts: DecodeStats | None = None,
+    stall_timeout: float | None = None,
 ) -> tuple[set[int], str]:
     """Decode one segment; fall back to decoding from the start if the seek
     missed frames (inexact seeking in some containers). Returns the missing
@@ -411,16 +453,29 @@ def _run_segment(
     for seek in ("fast", "exact", False) if seg.start > 0 else (False,):
         if seek == "fast" and not info.seeks_by_index:
             continue
-        with FrameStream(info, seg.start, seg.targets, seek=seek, threads=threads) as stream:
-            for frame in stream:
-                if cancel.is_set() or stop.is_set():
-                    return wanted, "cancelled"
-                if frame.index in wanted:
-                    wanted.discard(frame.index)
-                    emit(frame)
-                if not wanted:
-                    break
-            error = stream.error_text()
+        if cancel.is_set() or stop.is_set():
+            return wanted, "cancelled"
+        stream = FrameStream(
+            info, seg.start, seg.targets, seek=seek, threads=threads, stall_timeout=stall_timeout
+        )
+        if active is not None:
+            active.add(stream)
+        try:
+            with stream:
+                for frame in stream:
+                    if cancel.is_set() or stop.is_set():
+                        return wanted, "cancelled"
+                    if frame.index in wanted:
+                        wanted.discard(frame.index)
+                        emit(frame)
+                    if not wanted:
+                        break
+                error = stream.error_text()
+        finally:
+            if active is not None:
+                active.discard(stream)
+            if counts is not None:
+                counts.add_run(stream.frames_decoded)
         if not wanted:
             break
     return wanted, error
@@ -433,6 +488,8 @@ def decode_frames(
     workers: int | None = None,
     cancel: threading.Event | None = None,
     missing: list[int] | None = None,
+    stats: DecodeStats | None = None,
+    stall_timeout: float | None = None,
 ) -> Iterator[DecodedFrame]:
     """Decode the frames ``indices`` of a probed video.
 
@@ -452,6 +509,12 @@ def decode_frames(
         Set it to stop early; the generator then returns quietly.
     missing : list, optional
         Receives the indices that could not be decoded (damaged video).
+    stats : DecodeStats, optional
+        Receives the runs started and the frames really decoded.
+    stall_timeout : float, optional
+        Seconds a decoder may keep its run waiting before it is killed as
+        hung (default :data:`STALL_TIMEOUT_SECONDS`); a slow consumer does
+        not count.
 
     Yields
     ------
@@ -474,15 +537,18 @@ def decode_frames(
     for seg in segments:
         todo.put(seg)
     stop = threading.Event()
+    active = _ActiveStreams(stop)
     failures: list[tuple[set[int], str]] = []
 
-    def emit(frame: DecodedFrame) -> None:
+    def put(item: object) -> bool:
+        """Hand ``item`` to the consumer; False once the consumer went away."""
         while not stop.is_set():
             try:
-                out.put(frame, timeout=0.2)
-                return
+                out.put(item, timeout=0.05)
+                return True
             except queue.Full:
                 continue
+        return False
 
     def worker() -> None:
         try:
@@ -491,13 +557,23 @@ def decode_frames(
                     seg = todo.get_nowait()
                 except queue.Empty:
                     return
-                lost, error = _run_segment(info, seg, emit, cancel, stop, threads_per_decoder)
+                lost, error = _run_segment(
+                    info,
+                    seg,
+                    put,
+                    cancel,
+                    stop,
+                    threads_per_decoder,
+                    active=active,
+                    counts=stats,
+                    stall_timeout=stall_timeout,
+                )
                 if lost:
                     failures.append((lost, error))
         except BaseException as exc:  # surfaced to the consumer
             failures.append((set(), f"{type(exc).__name__}: {exc}"))
         finally:
-            out.put(_DONE)
+            put(_DONE)
 
     parallel = min(workers, len(segments))
     # Several decoders at once share the cores: one thread each avoids the
@@ -518,9 +594,12 @@ def decode_frames(
             produced += 1
             yield item
     finally:
+        # The consumer is done (or gone: closed generator, error in its
+        # callback): stop the decoders now rather than letting them finish.
         stop.set()
+        active.abort_all()
         for t in threads:
-            t.join(timeout=10)
+            t.join(timeout=5)
     if cancel.is_set():
         return
     lost_all = sorted(set().union(*(lost for lost, _ in failures))) if failures else []
