@@ -119,7 +119,7 @@ def _template_shape() -> tuple[int, int]:
 class _Search:
     """The side searched over: FFT and window norms of one thumbnail."""
 
-    __slots__ = ("flat", "fft", "image", "mean", "norm")
+    __slots__ = ("fft", "flat", "image", "mean", "norm")
 
     def __init__(self, thumb: np.ndarray) -> None:
         raw = np.asarray(thumb)
