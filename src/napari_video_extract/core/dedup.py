@@ -52,7 +52,12 @@ from typing import Any
 import numpy as np
 
 from napari_video_extract.core.clustering import ClusterResult, cluster_hashes
-from napari_video_extract.core.dedup_settings import KEEP_POLICIES, MODES
+from napari_video_extract.core.dedup_settings import (
+    KEEP_POLICIES,
+    MODES,
+    check_changes,
+    default_min_similarity,
+)
 from napari_video_extract.core.errors import InputError, OutputError
 from napari_video_extract.core.hashing import (
     IMAGE_SUFFIXES,
@@ -85,7 +90,7 @@ JOURNAL_NAME = ".nve-moves.jsonl"
 DUPLICATES_DIRNAME = "duplicates"
 CSV_COLUMNS = (
     "file", "hash", "cluster", "kept", "distance", "moved_to", "copied_to",
-    "kept_file", "time", "status",
+    "kept_file", "time", "status", "similarity",
 )  # fmt: skip
 
 
@@ -206,6 +211,8 @@ class DedupItem:
         Kept (stays in place, or is copied to ``kept_dir``).
     distance : int
         Bits from the kept image of its cluster.
+    similarity : float or None
+        Verified similarity to the kept image (``None`` without verification).
     kept_path : Path or None
         The kept image of its cluster.
     reference : bool
@@ -226,6 +233,7 @@ class DedupItem:
     cluster: int = -1
     kept: bool = False
     distance: int = 0
+    similarity: float | None = None
     kept_path: Path | None = None
     reference: bool = False
     time: float | None = None
@@ -269,7 +277,15 @@ class DedupReport:
     cache_hits, hashed : int
         Hashes read from the cache / computed in this run.
     threshold : int
-        Threshold used, in bits.
+        Threshold used, in bits (the candidate bound when verifying).
+    min_similarity : float or None
+        Smallest verified similarity of a duplicate; ``None``: hash only.
+    changes : str
+        Verification mode, ``"global"`` or ``"local"``.
+    verification : VerifiedClusterResult or None
+        Clusters and every verified pair, indexed like ``verified_paths``.
+    verified_paths : list of Path
+        The readable images, in the index order of ``verification``.
     n_bits : int
         Bits per hash.
     dry_run : bool
@@ -294,6 +310,10 @@ class DedupReport:
     cache_hits: int = 0
     hashed: int = 0
     threshold: int = 0
+    min_similarity: float | None = None
+    changes: str = "global"
+    verification: Any = None
+    verified_paths: list[Path] = field(default_factory=list)
     n_bits: int = 64
     dry_run: bool = False
     csv_paths: list[Path] = field(default_factory=list)
@@ -311,8 +331,13 @@ class DedupReport:
             f"{self.n_images} images, {self.n_clusters} clusters, {self.n_kept} kept, "
             f"{self.n_moved} {verb}, {len(self.unreadable)} unreadable "
             f"(threshold {self.threshold} of {self.n_bits} bits, "
-            f"{self.cache_hits} from cache, {self.elapsed:.1f} s)"
+            + ("" if self.min_similarity is None else self._verify_text())
+            + f"{self.cache_hits} from cache, {self.elapsed:.1f} s)"
         )
+
+    def _verify_text(self) -> str:
+        local = ", local changes" if self.changes == "local" else ""
+        return f"verified at similarity >= {self.min_similarity:.2f}{local}, "
 
     def problems(self) -> list[str]:
         """One line per unreadable image and per failed move."""
@@ -503,6 +528,9 @@ def dedup_folders(
     crop_borders: bool = True,
     progress: Callable[[int, int], None] | None = None,
     map_jobs: Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]] | None = None,
+    verify: bool = True,
+    min_similarity: float | None = None,
+    changes: str = "global",
 ) -> DedupReport:
     """Find near-duplicate images in folders and move the duplicates aside.
 
@@ -510,8 +538,11 @@ def dedup_folders(
     :func:`cluster_hashes`); in each cluster one image is kept in place and the
     others are moved to ``duplicates_dir``. Each input folder gets a
     ``dedup.csv`` (columns ``file,hash,cluster,kept,distance,moved_to,
-    copied_to,kept_file,time,status``) and a move journal for
-    :func:`undo_folder`.
+    copied_to,kept_file,time,status,similarity``) and a move journal for
+    :func:`undo_folder`. With ``verify`` (the default) the hash only proposes
+    candidates and an aligned comparison of thumbnails decides
+    (:func:`~napari_video_extract.core.matching.cluster_verified`); stills
+    with ``frames.csv`` times are also compared with their neighbour in time.
 
     Parameters
     ----------
@@ -522,8 +553,10 @@ def dedup_folders(
     hash_size : int, optional
         8 gives 64-bit hashes.
     threshold : int, optional
-        Largest distance in bits for duplicates; default
-        :func:`~napari_video_extract.core.hashing.default_threshold`.
+        Largest distance in bits for duplicates (with ``verify``: for
+        candidates); default
+        :func:`~napari_video_extract.core.hashing.default_threshold`
+        (``verify=verify``).
     mode : {"global", "sequential"}, optional
         Clustering mode.
     keep : {"first", "sharpest", "largest"}, optional
@@ -547,6 +580,15 @@ def dedup_folders(
         Where to hash the uncached images (see
         :func:`~napari_video_extract.core.hashing.hash_files`); default here,
         in local processes. Clustering and moves always run here.
+    verify : bool, optional
+        Verify hash candidates by aligned comparison (``False``: the hash
+        alone decides, as before).
+    min_similarity : float, optional
+        Smallest verified similarity of a duplicate; default
+        :func:`~napari_video_extract.core.dedup_settings.default_min_similarity`.
+    changes : {"global", "local"}, optional
+        ``local``: stricter, every block of the aligned pair must agree, so
+        stills where something moved in a static scene are kept.
 
     Returns
     -------
@@ -568,7 +610,12 @@ def dedup_folders(
         raise ValueError(f"unknown hash method {method!r}; choose one of {', '.join(METHODS)}")
     n_bits = hash_bits(method, hash_size)
     if threshold is None:
-        threshold = default_threshold(method, hash_size)
+        threshold = default_threshold(method, hash_size, verify=verify)
+    check_changes(changes)
+    if verify and min_similarity is None:
+        min_similarity = default_min_similarity(changes)
+    if verify and not -1 <= min_similarity <= 1:
+        raise ValueError(f"min_similarity must be from -1 to 1, got {min_similarity!r}")
     if int(threshold) != threshold or not 0 <= threshold <= n_bits:
         raise ValueError(f"threshold must be 0 to {n_bits} bits for this hash, got {threshold!r}")
     if mode not in MODES:
@@ -602,7 +649,13 @@ def dedup_folders(
         for folder in inputs:
             _finish_interrupted_moves(folder)
 
-    report = DedupReport(threshold=int(threshold), n_bits=n_bits, dry_run=dry_run)
+    report = DedupReport(
+        threshold=int(threshold),
+        n_bits=n_bits,
+        dry_run=dry_run,
+        min_similarity=min_similarity if verify else None,
+        changes=changes,
+    )
     items: list[DedupItem] = []
     for folder, is_ref in [(f, True) for f in refs] + [(f, False) for f in inputs]:
         try:
@@ -623,6 +676,8 @@ def dedup_folders(
         write_cache=not dry_run,
         progress=progress,
         map_jobs=map_jobs,
+        with_thumbnails=verify,
+        read_only_folders=refs,
     )
     report.cache_hits, report.hashed = hashed.cache_hits, hashed.hashed
     readable: list[int] = []
@@ -648,20 +703,45 @@ def dedup_folders(
             dtype=np.float64,
         ).reshape(len(readable), 2)
     ref_mask = np.array([items[i].reference for i in readable], dtype=bool)
-    result = cluster_hashes(
-        words,
-        threshold=int(threshold),
-        mode=mode,
-        quality=quality,
-        keep=keep,
-        reference_mask=ref_mask,
-        n_bits=n_bits,
-    )
+    if verify:
+        from napari_video_extract.core.matching import cluster_verified
+
+        # Stills with a frames.csv time are neighbours of the previous one in their folder.
+        folder_ids = {folder: k for k, folder in enumerate(refs + inputs)}
+        sequence = [
+            folder_ids[items[i].folder] if items[i].time is not None else -1 for i in readable
+        ]
+        result = cluster_verified(
+            words,
+            hashed.thumbnail_array(),
+            threshold=int(threshold),
+            min_similarity=min_similarity,
+            changes=changes,
+            mode=mode,
+            keep=keep,
+            quality=quality,
+            reference_mask=ref_mask,
+            sequence=np.array(sequence, dtype=np.int64),
+        )
+        report.verification = result
+        report.verified_paths = [items[i].path for i in readable]
+    else:
+        result = cluster_hashes(
+            words,
+            threshold=int(threshold),
+            mode=mode,
+            quality=quality,
+            keep=keep,
+            reference_mask=ref_mask,
+            n_bits=n_bits,
+        )
     for k, i in enumerate(readable):
         item = items[i]
         item.cluster = int(result.cluster[k])
         item.kept = bool(result.kept[k])
         item.distance = int(result.distance[k])
+        if verify:
+            item.similarity = float(result.similarity[k])
         item.kept_path = items[readable[int(result.kept_index[k])]].path
 
     inputs_readable = [items[i] for i in readable if not items[i].reference]
@@ -747,6 +827,7 @@ def _plan_and_apply(report, items, inputs, dup_dir, keep_dir, *, dry_run):
                     "kept_file": _display_path(it.kept_path, folder),
                     "time": "" if it.time is None else repr(it.time),
                     "status": it.status if not it.error else f"{it.status}: {it.error}",
+                    "similarity": "" if it.similarity is None else f"{it.similarity:.4f}",
                 }
             )
         csv_path = folder / CSV_NAME

@@ -30,15 +30,23 @@ Module-level API
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
+
+from napari_video_extract.core.dedup_settings import (
+    CHANGES,
+    DEFAULT_MIN_SIMILARITY,
+    check_changes,
+    default_min_similarity,
+)
 
 __all__ = [
+    "BAND_PASS_SIGMAS",
     "CHANGES",
     "DEFAULT_MIN_SIMILARITY",
-    "HIGH_PASS_SIGMA",
     "LOCAL_GRID",
     "MARGIN",
     "THUMB_SHAPE",
@@ -58,31 +66,15 @@ MARGIN = 0.1
 ZOOMS = (1 / 1.08, 1 / 1.06, 1 / 1.04, 1 / 1.02, 1.0, 1.02, 1.04, 1.06, 1.08)
 #: Blocks (rows, columns) compared in ``changes="local"``.
 LOCAL_GRID = (4, 6)
-#: Comparison modes: ``global`` (whole-picture NCC) and ``local`` (worst block).
-CHANGES = ("global", "local")
-#: Default ``min_similarity`` per mode, chosen with ``benchmarks/eval_dedup.py``
-#: (sum over all its sets) and, for ``local``, the person-walks-in test case.
-DEFAULT_MIN_SIMILARITY = {"global": 0.70, "local": 0.50}
-
-#: Gaussian sigma (thumbnail pixels) of the low-pass subtracted before
-#: comparing: without it, two different pictures with the same overall
-#: light-to-dark layout correlate at 0.6-0.7; with it, at most ~0.2.
-HIGH_PASS_SIGMA = 8.0
+#: Gaussian sigmas (thumbnail pixels) of the band-pass applied before
+#: comparing. Subtracting the coarse blur removes the overall light-to-dark
+#: layout (without it, different pictures correlate at 0.6-0.7; with it, at
+#: most ~0.3); the fine blur makes the score forgiving of the sub-pixel zoom
+#: and shift left between the tried factors (small stars, fine texture).
+BAND_PASS_SIGMAS = (1.0, 8.0)
 
 _FLAT_STD = 2.0  # grey levels: below this a thumbnail is a flat field
 _FLAT_MEAN_DIFF = 12.0  # two flat fields closer than this are the same
-
-
-def check_changes(changes: str) -> None:
-    """Raise ValueError unless ``changes`` is one of :data:`CHANGES`."""
-    if changes not in CHANGES:
-        raise ValueError(f"unknown changes mode {changes!r}; choose one of {', '.join(CHANGES)}")
-
-
-def default_min_similarity(changes: str = "global") -> float:
-    """Default smallest similarity for a duplicate in a ``changes`` mode."""
-    check_changes(changes)
-    return DEFAULT_MIN_SIMILARITY[changes]
 
 
 def make_thumbnail(image: Image.Image) -> np.ndarray:
@@ -105,10 +97,21 @@ def make_thumbnail(image: Image.Image) -> np.ndarray:
     return np.asarray(grey.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
-def _high_pass(thumb: np.ndarray) -> np.ndarray:
-    image = Image.fromarray(np.asarray(thumb, dtype=np.uint8), "L")
-    low = np.asarray(image.filter(ImageFilter.GaussianBlur(HIGH_PASS_SIGMA)), dtype=np.float64)
-    return np.asarray(thumb, dtype=np.float64) - low
+@functools.lru_cache(maxsize=8)
+def _blur_matrix(n: int, sigma: float) -> np.ndarray:
+    # Row-normalised Gaussian weights: a blur with the edges renormalised.
+    x = np.arange(n, dtype=np.float64)
+    weights = np.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def _band_pass(thumb: np.ndarray) -> np.ndarray:
+    image = np.asarray(thumb, dtype=np.float64)
+    h, w = image.shape
+    fine, coarse = BAND_PASS_SIGMAS
+    low = _blur_matrix(h, fine) @ image @ _blur_matrix(w, fine).T
+    lower = _blur_matrix(h, coarse) @ image @ _blur_matrix(w, coarse).T
+    return low - lower
 
 
 def _template_shape() -> tuple[int, int]:
@@ -125,7 +128,7 @@ class _Search:
         raw = np.asarray(thumb)
         self.mean = float(raw.mean())
         self.flat = float(raw.std()) < _FLAT_STD
-        image = _high_pass(raw)
+        image = _band_pass(raw)
         self.image = image
         self.fft = np.fft.rfft2(image)
         th, tw = _template_shape()
@@ -154,7 +157,7 @@ class _Templates:
         raw = np.asarray(thumb)
         self.mean = float(raw.mean())
         self.flat = float(raw.std()) < _FLAT_STD
-        image = Image.fromarray(_high_pass(raw).astype(np.float32), "F")
+        image = Image.fromarray(_band_pass(raw).astype(np.float32), "F")
         patches = np.empty((len(ZOOMS), th, tw), dtype=np.float64)
         for k, z in enumerate(ZOOMS):
             bh, bw = th / z, tw / z
@@ -291,6 +294,18 @@ class Verifier:
         else:
             cache.move_to_end(i)
         return value
+
+    def prepare(self, items: list[int], *, pool=None) -> None:
+        """Compute the moving side of ``items`` ahead of use (in ``pool``'s threads)."""
+        todo = [i for i in items if i not in self._moving][: self.cache_size]
+        if not todo:
+            return
+        thumbs = [self.thumbnails[i] for i in todo]
+        made = pool.map(_Templates, thumbs) if pool is not None else map(_Templates, thumbs)
+        for i, value in zip(todo, made, strict=True):
+            self._moving[i] = value
+            if len(self._moving) > self.cache_size:
+                self._moving.popitem(last=False)
 
     def score(self, kept: int, other: int) -> float:
         """Similarity of item ``other`` to item ``kept`` (see :func:`similarity`)."""
