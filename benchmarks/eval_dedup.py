@@ -88,16 +88,29 @@ SETS = (
     EvalSet("photos-hard", PHOTOS_A + PHOTOS_B, seed=3, crf=35, zoom=0.08, pan=24, noise=14),
     EvalSet(
         "textures",
-        _regions("brick", _THIRDS) + _regions("grass", _THIRDS[:3]) + _regions("gravel", _THIRDS[:3])
+        _regions("brick", _THIRDS)
+        + _regions("grass", _THIRDS[:3])
+        + _regions("gravel", _THIRDS[:3])
         + ("checkerboard",),
-        seed=4, crf=30, zoom=0.06, pan=16, noise=12,
-    ),  # fmt: skip
+        seed=4,
+        crf=30,
+        zoom=0.06,
+        pan=16,
+        noise=12,
+    ),
     EvalSet(
         "pages-cells-coins",
-        _regions("page", _HALVES) + _regions("text", _HALVES) + _regions("coins", _THIRDS)
-        + _regions("cell", _THIRDS) + _regions("immunohistochemistry", _THIRDS[:3]),
-        seed=5, crf=35, zoom=0.08, pan=20, noise=14,
-    ),  # fmt: skip
+        _regions("page", _HALVES)
+        + _regions("text", _HALVES)
+        + _regions("coins", _THIRDS)
+        + _regions("cell", _THIRDS)
+        + _regions("immunohistochemistry", _THIRDS[:3]),
+        seed=5,
+        crf=35,
+        zoom=0.08,
+        pan=20,
+        noise=14,
+    ),
 )
 
 
@@ -254,7 +267,9 @@ def main() -> int:
 
     default_t = default_threshold("phash", 8, verify=True)
     default_s = default_min_similarity("global")
-    header = "| method | lost | redundant | precision | recall | F1 |\n|---|---:|---:|---:|---:|---:|"
+    header = (
+        "| method | lost | redundant | precision | recall | F1 |\n|---|---:|---:|---:|---:|---:|"
+    )
     ours_scores, best_plain = [], []
     sweep: dict[tuple[int, float], list[dict]] = {}
     plain_all: dict[tuple[str, int], list[dict]] = {}
@@ -302,9 +317,7 @@ def main() -> int:
     print(header)
     print(_row("**ours, defaults**", total(ours_scores)))
     print(_row("plain imagehash, best threshold chosen per set", total(best_plain)))
-    (hname, t), scs = min(
-        plain_all.items(), key=lambda kv: (-metrics(total(kv[1]))[2], kv[0][1])
-    )
+    (hname, t), scs = min(plain_all.items(), key=lambda kv: (-metrics(total(kv[1]))[2], kv[0][1]))
     print(_row(f"plain imagehash {hname} t={t} (best single setting over all sets)", total(scs)))
     if args.sweep:
         print("\n### sweep (sum over sets): candidate bound x min_similarity\n")
