@@ -39,7 +39,6 @@ from collections import OrderedDict
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import gaussian_filter as _gaussian_filter
 
 from napari_video_extract.core.dedup_settings import (
     CHANGES,
@@ -108,7 +107,10 @@ def make_thumbnail(image: Image.Image) -> np.ndarray:
 def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
     # scipy's separable filter, not a matrix product: BLAS threads on such
     # small arrays cost more than the work (tens of times more on a busy machine).
-    return _gaussian_filter(image, sigma, mode="nearest", truncate=3.0)
+    # Imported here: hashing workers import this module for make_thumbnail only.
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(image, sigma, mode="nearest", truncate=3.0)
 
 
 def _band_pass(thumb: np.ndarray) -> np.ndarray:
