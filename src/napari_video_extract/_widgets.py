@@ -51,7 +51,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from napari_video_extract.core.dedup import KEEP_POLICIES, MODES, cluster_hashes, ordered_images
+from napari_video_extract.core.dedup import KEEP_POLICIES, MODES, ordered_images
 from napari_video_extract.core.errors import InputError, OutputError
 from napari_video_extract.core.extract import (
     DEFAULT_NAME_TEMPLATE,
@@ -67,7 +67,7 @@ from napari_video_extract.core.hashing import (
     METHODS,
     default_threshold,
     hash_bits,
-    hash_frames,
+    hash_frames_and_thumbnails,
     sharpness,
 )
 from napari_video_extract.core.manifest import MANIFEST_NAME, FrameRecord, write_atomic
@@ -613,6 +613,15 @@ def _dedup_job(
     """
     quality_rows: list[Any] = []
     hashes: list[np.ndarray] = []
+    thumbs: list[np.ndarray] = []  # for the verification, from the same pass
+
+    def hash_and_thumbnail(stack: np.ndarray) -> None:
+        h, t = hash_frames_and_thumbnails(
+            stack, method=settings.method, hash_size=settings.hash_size
+        )
+        hashes.append(h)
+        thumbs.append(t)
+
     if source["kind"] == "folder":
         folder: Path = source["folder"]
         try:
@@ -632,9 +641,7 @@ def _dedup_job(
             images.append(image)
             good.append(path)
             good_times.append(times[k])
-            hashes.append(
-                hash_frames(image[None], method=settings.method, hash_size=settings.hash_size)
-            )
+            hash_and_thumbnail(image[None])
             if settings.keep == "sharpest":
                 quality_rows.append(sharpness(image))
             elif settings.keep == "largest":
@@ -659,7 +666,7 @@ def _dedup_job(
             if chunk.ndim == 4 and chunk.shape[-1] == 1:
                 chunk = chunk[..., 0]
             chunks.append(chunk)
-            hashes.append(hash_frames(chunk, method=settings.method, hash_size=settings.hash_size))
+            hash_and_thumbnail(chunk)
             if settings.keep == "sharpest":
                 quality_rows.extend(sharpness(f) for f in chunk)
             elif settings.keep == "largest":
@@ -682,13 +689,21 @@ def _dedup_job(
                 videos = [str(v) for v in features["video"]]
         unreadable = 0
     quality = np.asarray(quality_rows, dtype=float) if quality_rows else None
-    result = cluster_hashes(
+    # The stills of a layer, or those of a folder with frames.csv times, are
+    # neighbours in time: each is also verified against the previous one's kept image.
+    sequence = np.where(np.isnan(time_values), -1, 0) if source["kind"] == "folder" else None
+    if sequence is None:
+        sequence = np.zeros(len(time_values), dtype=np.int64)
+    from napari_video_extract.core.matching import cluster_verified
+
+    result = cluster_verified(
         np.concatenate(hashes),
+        np.concatenate(thumbs),
         threshold=settings.threshold,
         mode=settings.mode,
         keep=settings.keep,
         quality=quality,
-        n_bits=hash_bits(settings.method, settings.hash_size),
+        sequence=sequence,
     )
     review = _Review(
         name=source["name"],

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-import napari_video_extract.core.dedup as dedup_module
+import napari_video_extract.core.clustering as clustering_module
 from napari_video_extract.core.dedup import (
     JOURNAL_NAME,
     cluster_hashes,
@@ -131,12 +131,12 @@ def sample_hashes(rng, kind, n, hash_size):
 @pytest.mark.parametrize("small_blocks", [False, True])
 def test_global_fast_path_equals_reference(monkeypatch, small_blocks):
     if small_blocks:  # many tiles, blocks and the thread split, on small inputs
-        monkeypatch.setattr(dedup_module, "_TILE_PAIRS", 64)
-        monkeypatch.setattr(dedup_module, "_MIN_ITEM_BLOCK", 4)
-        monkeypatch.setattr(dedup_module, "_MAX_ITEM_BLOCK", 16)
-        monkeypatch.setattr(dedup_module, "_PARALLEL_MIN_PAIRS", 0)
-        monkeypatch.setattr(dedup_module, "_PARALLEL_MIN_ITEMS", 0)
-        monkeypatch.setattr(dedup_module, "_cluster_threads", lambda: 2)
+        monkeypatch.setattr(clustering_module, "_TILE_PAIRS", 64)
+        monkeypatch.setattr(clustering_module, "_MIN_ITEM_BLOCK", 4)
+        monkeypatch.setattr(clustering_module, "_MAX_ITEM_BLOCK", 16)
+        monkeypatch.setattr(clustering_module, "_PARALLEL_MIN_PAIRS", 0)
+        monkeypatch.setattr(clustering_module, "_PARALLEL_MIN_ITEMS", 0)
+        monkeypatch.setattr(clustering_module, "_cluster_threads", lambda: 2)
     rng = np.random.default_rng(7)
     for hash_size in (8, 12, 16):
         n_bits = hash_size * hash_size

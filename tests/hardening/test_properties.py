@@ -17,7 +17,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from napari_video_extract.core.decode import plan_segments
-from napari_video_extract.core.dedup import cluster_hashes, dedup_folders, undo_folder
+from napari_video_extract.core.dedup import (
+    cluster_hashes,
+    dedup_folders,
+    natural_key,
+    undo_folder,
+)
 from napari_video_extract.core.probe import VideoInfo
 from napari_video_extract.core.sampling import (
     EPS,
@@ -213,39 +218,75 @@ def hash_sets(draw):
     for i in range(n):
         for bit in rng.choice(64, size=flips[i], replace=False):
             hashes[i, 0] ^= np.uint64(1) << np.uint64(bit)
-    times = rng.permutation(n).astype(float)  # capture times
-    return hashes, times, draw(st.integers(0, 20))
+    # Capture times with ties (stills of two videos at the same second), so
+    # the order also rests on the names; quality with ties too.
+    times = rng.integers(0, max(1, n // 2), size=n).astype(float)
+    names = [f"still{k}.jpg" for k in rng.permutation(n)]
+    quality = rng.integers(0, 4, size=(n, 2)).astype(float)
+    return hashes, times, names, quality, draw(st.integers(0, 20))
+
+
+def _capture_order(times, names) -> np.ndarray:
+    keys = [(t, natural_key(name)) for t, name in zip(times.tolist(), names, strict=True)]
+    return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+
+
+def _by_name(result, order, names) -> tuple[dict[str, frozenset], dict[str, bool]]:
+    """Each item's cluster (as the set of member names) and kept flag, by name."""
+    members: dict[int, set] = {}
+    for pos, item in enumerate(order.tolist()):
+        members.setdefault(int(result.cluster[pos]), set()).add(names[item])
+    groups, kept = {}, {}
+    for pos, item in enumerate(order.tolist()):
+        groups[names[item]] = frozenset(members[int(result.cluster[pos])])
+        kept[names[item]] = bool(result.kept[pos])
+    return groups, kept
 
 
 @FAST
-@given(hash_sets(), st.sampled_from(["global", "sequential"]), st.randoms())
-def test_clustering_invariants(case, mode, rnd):
-    hashes, times, threshold = case
-    order = np.argsort(times, kind="stable")
-    result = cluster_hashes(hashes[order], threshold=threshold, mode=mode)
+@given(
+    hash_sets(),
+    st.sampled_from(["global", "sequential"]),
+    st.sampled_from(["first", "sharpest", "largest"]),
+    st.randoms(),
+)
+def test_clustering_invariants(case, mode, keep, rnd):
+    hashes, times, names, quality, threshold = case
+    order = _capture_order(times, names)
+    q = None if keep == "first" else (quality[:, 0] if keep == "sharpest" else quality)
+    result = cluster_hashes(
+        hashes[order], threshold=threshold, mode=mode, keep=keep,
+        quality=None if q is None else q[order],
+    )  # fmt: skip
     n = len(hashes)
     # Every cluster keeps exactly one image; no image both kept and moved.
     for c in range(result.n_clusters):
         assert int(np.sum(result.kept[result.cluster == c])) == 1
     assert np.all(result.kept == (result.kept_index == np.arange(n)))
     assert np.all(result.cluster[result.kept_index] == result.cluster)
-    for i in range(n):  # each duplicate within the threshold of its kept image
+    # Each duplicate within the threshold of its kept image, whatever the
+    # keep policy (no chaining through a re-chosen keeper).
+    for i in range(n):
         d = _popcount_distance(hashes[order][i], hashes[order][result.kept_index[i]])
         assert d == result.distance[i] <= threshold
-    if mode == "global":  # no chaining: kept images are pairwise beyond threshold
+    if mode == "global" and keep == "first":  # kept images pairwise beyond threshold
         kept = np.flatnonzero(result.kept)
         for a in kept:
             for b in kept:
                 if a < b:
                     assert _popcount_distance(hashes[order][a], hashes[order][b]) > threshold
-    # Deterministic whatever order the items arrive in, once ordered by time.
-    perm = list(range(n))
-    rnd.shuffle(perm)
-    shuffled_hashes, shuffled_times = hashes[perm], times[perm]
-    order2 = np.argsort(shuffled_times, kind="stable")
-    again = cluster_hashes(shuffled_hashes[order2], threshold=threshold, mode=mode)
-    assert np.array_equal(again.cluster, result.cluster)
-    assert np.array_equal(again.kept, result.kept)
+    # The same items arriving in another order (another directory listing)
+    # give the same clusters and kept images, item by item.
+    perm = np.array(rnd.sample(range(n), n), dtype=np.int64)
+    p_hashes, p_times, p_quality = hashes[perm], times[perm], quality[perm]
+    p_names = [names[k] for k in perm.tolist()]
+    order2 = _capture_order(p_times, p_names)
+    p_q = None if keep == "first" else (p_quality[:, 0] if keep == "sharpest" else p_quality)
+    again = cluster_hashes(
+        p_hashes[order2], threshold=threshold, mode=mode, keep=keep,
+        quality=None if p_q is None else p_q[order2],
+    )  # fmt: skip
+    assert _by_name(again, order2, p_names) == _by_name(result, order, names)
 
 
 # ----------------------------------------------------------------- undo(dedup(x))

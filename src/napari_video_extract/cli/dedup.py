@@ -15,9 +15,11 @@ from napari_video_extract.cli import (
     report_warning,
 )
 from napari_video_extract.core.dedup_settings import (
+    CHANGES,
     KEEP_POLICIES,
     METHODS,
     MODES,
+    default_min_similarity,
     default_threshold,
     hash_bits,
 )
@@ -44,10 +46,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "dedup",
         help="move near-duplicate images aside (undo with 'undo')",
         description=(
-            "Group near-identical images by perceptual hash and move all but one image of "
-            "each group to a duplicates folder. Files are ordered by frames.csv time, else "
-            "by name, so the result never depends on the file system. Nothing is deleted "
-            "or overwritten; 'undo FOLDER' puts moved files back."
+            "Group near-identical images and move all but one image of each group to a "
+            "duplicates folder. A perceptual hash proposes candidates (the nearest kept "
+            "images, and the previous still of a video); an aligned comparison of small "
+            "grey thumbnails (robust to small shifts, zoom, noise) decides. Files are "
+            "ordered by frames.csv time, else by name, so the result never depends on the "
+            "file system. Nothing is deleted or overwritten; 'undo FOLDER' puts moved "
+            "files back."
         ),
     )
     p.add_argument("folders", nargs="+", metavar="FOLDER", help="folders of images")
@@ -56,8 +61,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hash-size", type=int, default=8, metavar="N",
                    help="hash size; 8 gives 64-bit hashes (default: 8)")  # fmt: skip
     p.add_argument("--threshold", type=int, default=None, metavar="BITS",
-                   help="largest Hamming distance in bits between duplicates "
-                   "(default: 12 of 64 bits for phash, scaled with the hash size)")  # fmt: skip
+                   help="largest Hamming distance in bits between candidates (default: "
+                   "24 of 64 bits for phash, 12 with --no-verify; scaled with the hash "
+                   "size)")  # fmt: skip
+    p.add_argument("--min-similarity", type=float, default=None, metavar="S",
+                   help="smallest verified similarity (-1 to 1) of a duplicate; lower merges "
+                   f"more (default: {default_min_similarity('global')}, "
+                   f"{default_min_similarity('local')} with --changes local)")  # fmt: skip
+    p.add_argument("--changes", choices=CHANGES, default="global",
+                   help="local: also keep a still where only part of the view changed "
+                   "(someone walks into a static scene); for surveillance and lab "
+                   "recordings (default: global)")  # fmt: skip
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="the hash alone decides (faster, less accurate)")  # fmt: skip
+    p.add_argument("--explain", nargs="?", const=10, type=int, default=None, metavar="N",
+                   help="print the N (default 10) closest rejected and loosest accepted "
+                   "pairs, and a similarity histogram")  # fmt: skip
     p.add_argument("--mode", choices=MODES, default="global",
                    help="global: nearest kept image anywhere; sequential: the last kept "
                    "image only (default: global)")  # fmt: skip
@@ -95,10 +114,16 @@ def _check_settings(args: argparse.Namespace) -> int:
         raise UsageError(f"--hash-size: {exc}") from exc
     if args.threshold is not None and not 0 <= args.threshold <= n_bits:
         raise UsageError(f"--threshold must be 0 to {n_bits} bits for this hash")
+    if args.min_similarity is not None and not -1 <= args.min_similarity <= 1:
+        raise UsageError("--min-similarity must be from -1 to 1")
+    if not args.verify and (args.min_similarity is not None or args.changes != "global"):
+        raise UsageError("--min-similarity and --changes need verification (drop --no-verify)")
+    if args.explain is not None and (not args.verify or args.explain < 1):
+        raise UsageError("--explain needs verification and N >= 1")
     return (
         args.threshold
         if args.threshold is not None
-        else default_threshold(args.method, args.hash_size)
+        else default_threshold(args.method, args.hash_size, verify=args.verify)
     )
 
 
@@ -146,6 +171,9 @@ def run_dedup(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             crop_borders=args.crop_borders,
             progress=progress,
+            verify=args.verify,
+            min_similarity=args.min_similarity,
+            changes=args.changes,
             **where,
         )
     except (InputError, *cluster_errors) as exc:
@@ -171,13 +199,18 @@ def run_dedup(args: argparse.Namespace) -> int:
         if args.dry_run:
             _print_plan(report)
         _print_summary(report)
+    if args.explain is not None:
+        _print_explanation(report, args.explain)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _print_plan(report: DedupReport) -> None:
     for item in report.items:
         if item.moved_to is not None:
-            print(f"would move {item.path} -> {item.moved_to}  ({item.distance} bits)")
+            why = f"{item.distance} bits"
+            if item.similarity is not None:
+                why += f", similarity {item.similarity:.3f}"
+            print(f"would move {item.path} -> {item.moved_to}  ({why})")
         if item.copied_to is not None:
             print(f"would copy {item.path} -> {item.copied_to}")
 
@@ -193,6 +226,31 @@ def _print_summary(report: DedupReport) -> None:
         print("skipped " + ", ".join(skipped))
     for path in report.csv_paths:
         print(f"report: {path}")
+    sys.stdout.flush()
+
+
+def _print_explanation(report: DedupReport, n: int) -> None:
+    """Where the decision line sits: the most borderline pairs and a histogram."""
+    from napari_video_extract.core.matching import explain, histograms
+
+    result, paths = report.verification, report.verified_paths
+    if result is None:
+        return
+    print(f"\nverified {len(result.checked)} pairs (min similarity {result.min_similarity:.2f})")
+    for title, pairs in explain(result, n=n).items():
+        print(title.replace("_", " ") + ":")
+        if not len(pairs):
+            print("  (none)")
+        for i, k, d, s in zip(
+            pairs.item, pairs.kept, pairs.distance, pairs.similarity, strict=True
+        ):
+            print(f"  {s:6.3f}  {d:3d} bits  {paths[i]}  vs kept {paths[k]}")
+    hist = histograms(result, bins=20)["similarity"]
+    print("similarity histogram (accepted / rejected pairs):")
+    rows = zip(hist.edges[:-1], hist.edges[1:], hist.accepted, hist.rejected, strict=True)
+    for lo, hi, acc, rej in rows:
+        if acc or rej:
+            print(f"  [{lo:5.2f}, {hi:5.2f})  {acc:6d} / {rej:6d}")
     sys.stdout.flush()
 
 

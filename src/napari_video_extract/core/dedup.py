@@ -52,13 +52,18 @@ from typing import Any
 
 import numpy as np
 
-from napari_video_extract.core.dedup_settings import KEEP_POLICIES, MODES
+from napari_video_extract.core.clustering import ClusterResult, cluster_hashes
+from napari_video_extract.core.dedup_settings import (
+    KEEP_POLICIES,
+    MODES,
+    check_changes,
+    default_min_similarity,
+)
 from napari_video_extract.core.errors import InputError, OutputError, os_error_reason
 from napari_video_extract.core.hashing import (
     IMAGE_SUFFIXES,
     METHODS,
     default_threshold,
-    hamming_bits,
     hash_bits,
     hash_files,
 )
@@ -87,507 +92,8 @@ JOURNAL_NAME = ".nve-moves.jsonl"
 DUPLICATES_DIRNAME = "duplicates"
 CSV_COLUMNS = (
     "file", "hash", "cluster", "kept", "distance", "moved_to", "copied_to",
-    "kept_file", "time", "status",
+    "kept_file", "time", "status", "similarity",
 )  # fmt: skip
-
-_TILE_PAIRS = 1 << 17  # (item, representative) pairs per step: buffers stay in cache
-_MIN_ITEM_BLOCK = 16  # items compared with the representatives at once...
-_MAX_ITEM_BLOCK = 256  # ...more while there are few representatives
-_PARALLEL_MIN_PAIRS = 1 << 17  # fewer pairs are not worth a hand-off to threads
-_PARALLEL_MIN_ITEMS = 20_000
-_MAX_CLUSTER_THREADS = 4
-_PIECE = 1 << 14  # elements per vectorised step: small arrays stay in cache
-
-
-# ------------------------------------------------------------------- clustering
-
-
-@dataclass
-class ClusterResult:
-    """Clusters of near-duplicate hashes.
-
-    Attributes
-    ----------
-    cluster : ndarray of int64, shape (N,)
-        Cluster id per item, numbered from 0 in order of creation.
-    kept : ndarray of bool, shape (N,)
-        Exactly one kept item per cluster.
-    distance : ndarray of int64, shape (N,)
-        Hamming distance in bits to the kept item of the item's cluster
-        (0 for kept items). After ``keep="sharpest"``/``"largest"`` it can
-        exceed the threshold (at most twice it): clustering compares with the
-        cluster's first image.
-    kept_index : ndarray of int64, shape (N,)
-        Index of the kept item of the item's cluster.
-    n_clusters : int
-        Number of clusters.
-    threshold : int
-        Threshold used, in bits.
-    """
-
-    cluster: np.ndarray
-    kept: np.ndarray
-    distance: np.ndarray
-    kept_index: np.ndarray
-    n_clusters: int
-    threshold: int
-
-
-def _chunk_layout(n_bits: int, n_words: int, threshold: int, n_queries: int, n_targets: int):
-    """Choose how to split hashes into chunks for the pigeonhole index.
-
-    Two hashes within ``threshold`` bits agree within ``threshold // m`` bits
-    on at least one of ``m`` chunks, so only targets whose chunk lies in that
-    small Hamming ball around the query's chunk are candidates. Returns
-    ``None`` when a plain distance matrix is cheaper.
-    """
-    brute_cost = n_queries * n_targets * n_words
-    best = None
-    for per_word in (1, 2, 4, 8):
-        width = 64 // per_word
-        chunks = []
-        for w in range(n_words):
-            for j in range(per_word):
-                real = min(width, max(0, n_bits - (64 * w + j * width)))
-                if real:
-                    chunks.append((w, j, width, real))
-        radius = threshold // len(chunks)
-        min_real = min(c[3] for c in chunks)
-        if radius >= min_real:
-            continue
-        ball = sum(math.comb(min(width, max(c[3] for c in chunks)), k) for k in range(radius + 1))
-        if ball > 4096:
-            continue
-        expected = n_targets / 2.0**min_real
-        lookup = 2 if width <= 16 else 8  # table lookup vs binary search
-        cost = len(chunks) * ball * n_queries * (lookup + 4 * expected) + 4 * n_targets
-        if best is None or cost < best[0]:
-            best = (cost, chunks, radius)
-    if best is None or best[0] >= brute_cost:
-        return None
-    return best[1], best[2]
-
-
-def _flip_masks(width: int, real: int, radius: int) -> np.ndarray:
-    positions = range(width - real, width)  # real bits are the top ``real`` of the chunk
-    masks = [0]
-    for k in range(1, radius + 1):
-        for combo in itertools.combinations(positions, k):
-            masks.append(sum(1 << p for p in combo))
-    return np.array(masks, dtype=np.uint64)
-
-
-def _small_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamming bits as small unsigned ints (allocating big int64 arrays is slow)."""
-    counts = np.bitwise_count(a ^ b) if hasattr(np, "bitwise_count") else None
-    if counts is None:  # pragma: no cover - numpy < 2
-        return hamming_bits(a, b)
-    return counts[..., 0] if counts.shape[-1] == 1 else counts.sum(axis=-1, dtype=np.uint16)
-
-
-def _range_pairs(
-    queries: np.ndarray, targets: np.ndarray, threshold: int, n_bits: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All (query, target, distance) with distance <= threshold, vectorised.
-
-    A pair may be returned more than once (found through several chunks).
-    """
-    n_q, n_t = len(queries), len(targets)
-    empty = np.zeros(0, dtype=np.int64)
-    if n_q == 0 or n_t == 0:
-        return empty, empty, empty
-    out_q, out_t, out_d = [], [], []
-    layout = _chunk_layout(n_bits, queries.shape[1], threshold, n_q, n_t)
-    if layout is None:
-        step = max(1, _PIECE // max(1, n_t * queries.shape[1]))
-        for start in range(0, n_q, step):
-            d = _small_distances(queries[start : start + step, None, :], targets[None, :, :])
-            qi, ti = np.nonzero(d <= threshold)
-            if qi.size:
-                out_q.append(qi + start)
-                out_t.append(ti)
-                out_d.append(d[qi, ti])
-    else:
-        chunks, radius = layout
-        for w, j, width, real in chunks:
-            shift = np.uint64(64 - (j + 1) * width)
-            mask = np.uint64((1 << width) - 1 if width < 64 else 0xFFFFFFFFFFFFFFFF)
-            target_vals = (targets[:, w] >> shift) & mask
-            order = np.argsort(target_vals, kind="stable")
-            query_vals = (queries[:, w] >> shift) & mask
-            flips = _flip_masks(width, real, radius)
-            if width <= 16:
-                bucket_count = np.bincount(target_vals.astype(np.intp), minlength=1 << width)
-                bucket_start = np.cumsum(bucket_count) - bucket_count
-            else:
-                sorted_vals = target_vals[order]
-            step = max(1, _PIECE // len(flips))
-            for start in range(0, n_q, step):
-                keys = (query_vals[start : start + step, None] ^ flips[None, :]).ravel()
-                if width <= 16:
-                    keys = keys.astype(np.intp)
-                    lo, counts = bucket_start[keys], bucket_count[keys]
-                else:
-                    lo = np.searchsorted(sorted_vals, keys, side="left")
-                    counts = np.searchsorted(sorted_vals, keys, side="right") - lo
-                hit = np.flatnonzero(counts)
-                if hit.size == 0:
-                    continue
-                lo, counts = lo[hit], counts[hit]
-                total = int(counts.sum())
-                qi = np.repeat(hit // len(flips) + start, counts)
-                offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-                ti = order[np.repeat(lo, counts) + offsets]
-                d = _small_distances(queries[qi], targets[ti])
-                close = d <= threshold
-                if close.any():
-                    out_q.append(qi[close])
-                    out_t.append(ti[close])
-                    out_d.append(d[close])
-    if not out_q:
-        return empty, empty, empty
-    return (
-        np.concatenate(out_q).astype(np.int64),
-        np.concatenate(out_t).astype(np.int64),
-        np.concatenate(out_d).astype(np.int64),
-    )
-
-
-def _nearest_per_query(qi, ti, d, n_queries):
-    """Per query, the nearest target (ties: lowest target index), or -1."""
-    best_t = np.full(n_queries, -1, dtype=np.int64)
-    best_d = np.zeros(n_queries, dtype=np.int64)
-    if qi.size:
-        order = np.lexsort((ti, d, qi))
-        first = np.ones(order.size, dtype=bool)
-        first[1:] = qi[order][1:] != qi[order][:-1]
-        sel = order[first]
-        best_t[qi[sel]] = ti[sel]
-        best_d[qi[sel]] = d[sel]
-    return best_t, best_d
-
-
-if hasattr(np, "bitwise_count"):  # numpy >= 2
-
-    def _popcount_into(words: np.ndarray, out: np.ndarray) -> None:
-        np.bitwise_count(words, out=out)
-
-else:  # pragma: no cover - numpy < 2
-    _BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-
-    def _popcount_into(words: np.ndarray, out: np.ndarray) -> None:
-        counts = _BYTE_POPCOUNT[np.ascontiguousarray(words).view(np.uint8)]
-        out[...] = counts.reshape(*words.shape, 8).sum(axis=-1, dtype=np.uint8)
-
-
-class _NearestRepresentative:
-    """Exact nearest-representative search by blocked brute force.
-
-    Representatives are stored word by word (``(W, capacity)``, each word
-    contiguous) in creation order. A block of items is compared with tiles of
-    representatives through preallocated buffers of :data:`_TILE_PAIRS`
-    elements that stay in the CPU cache (allocating large temporaries is what
-    makes numpy slow here); numpy releases the GIL in these loops, so the
-    representatives are split between threads. 100,000 distinct 64-bit hashes
-    (5e9 pairs) take a few seconds.
-    """
-
-    def __init__(self, n_words: int, capacity: int, threshold: int, n_bits: int, n_threads: int):
-        self.words = np.zeros((n_words, max(1, capacity)), dtype=np.uint64)
-        self.count = 0
-        self.threshold = threshold
-        # Distances fit in uint8 up to 255 bits; a 256-bit hash needs uint16.
-        self.dist_dtype = np.uint8 if n_bits <= 255 else np.uint16
-        self.n_threads = max(1, n_threads)
-        self._buffers = [self._new_buffers() for _ in range(self.n_threads)]
-        self._pool = None
-        if self.n_threads > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(self.n_threads, thread_name_prefix="nve-cluster")
-
-    def _new_buffers(self):
-        xor = np.empty(_TILE_PAIRS, dtype=np.uint64)
-        bits = np.empty(_TILE_PAIRS, dtype=np.uint8)
-        dist = np.empty(_TILE_PAIRS, dtype=self.dist_dtype)
-        low = np.empty(_MAX_ITEM_BLOCK, dtype=self.dist_dtype)
-        return xor, bits, dist, low
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-
-    def block_size(self) -> int:
-        """Items per block: more while there are few representatives."""
-        return max(_MIN_ITEM_BLOCK, min(_MAX_ITEM_BLOCK, _TILE_PAIRS // max(1, self.count)))
-
-    def add(self, words: np.ndarray) -> np.ndarray:
-        """Append representatives ``(k, W)``; returns their indices."""
-        k = len(words)
-        self.words[:, self.count : self.count + k] = words.T
-        self.count += k
-        return np.arange(self.count - k, self.count)
-
-    def _scan(self, queries: np.ndarray, lo: int, hi: int, buffers):
-        """Nearest representative in ``[lo, hi)`` within the threshold (ties: lowest index)."""
-        b, n_words = queries.shape
-        best_d = np.full(b, self.threshold + 1, dtype=np.int64)
-        best_r = np.full(b, -1, dtype=np.int64)
-        xor_buf, bits_buf, dist_buf, low_buf = buffers
-        low = low_buf[:b]
-        columns = [queries[:, w, None] for w in range(n_words)]
-        tile = max(1, _TILE_PAIRS // b)
-        for start in range(lo, hi, tile):
-            t = min(tile, hi - start)
-            xor = xor_buf[: b * t].reshape(b, t)
-            bits = bits_buf[: b * t].reshape(b, t)
-            np.bitwise_xor(columns[0], self.words[0, None, start : start + t], out=xor)
-            _popcount_into(xor, bits)
-            dist = bits
-            if n_words > 1:
-                dist = dist_buf[: b * t].reshape(b, t)
-                dist[...] = bits
-                for w in range(1, n_words):
-                    np.bitwise_xor(columns[w], self.words[w, None, start : start + t], out=xor)
-                    _popcount_into(xor, bits)
-                    np.add(dist, bits, out=dist)
-            np.minimum.reduce(dist, axis=1, out=low)
-            # Strictly better than earlier tiles: ties stay with the older one.
-            rows = np.flatnonzero(low < best_d)
-            if rows.size:
-                best_d[rows] = low[rows]
-                best_r[rows] = start + dist[rows].argmin(axis=1)
-        return best_r, best_d
-
-    def nearest(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per query: index of the nearest representative within the threshold
-        (ties: the oldest) or -1, and its distance."""
-        n = self.count
-        if self._pool is None or n * len(queries) < _PARALLEL_MIN_PAIRS:
-            return self._scan(queries, 0, n, self._buffers[0])
-        bounds = [round(k * n / self.n_threads) for k in range(self.n_threads + 1)]
-        futures = [
-            self._pool.submit(self._scan, queries, bounds[k], bounds[k + 1], self._buffers[k])
-            for k in range(self.n_threads)
-        ]
-        best_r, best_d = futures[0].result()
-        for future in futures[1:]:  # later ranges hold younger representatives
-            r, d = future.result()
-            better = d < best_d
-            best_r[better], best_d[better] = r[better], d[better]
-        return best_r, best_d
-
-
-def _cluster_threads() -> int:
-    try:
-        n_cpu = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        n_cpu = os.cpu_count() or 1
-    return max(1, min(_MAX_CLUSTER_THREADS, n_cpu))
-
-
-def _cluster_global(hashes, order, n_refs, threshold, n_bits):
-    n, n_words = hashes.shape
-    cluster = np.full(n, -1, dtype=np.int64)
-    rep_items = np.zeros(n, dtype=np.int64)  # item index of each cluster's representative
-    rest = order[n_refs:]
-    n_threads = _cluster_threads() if len(rest) >= _PARALLEL_MIN_ITEMS else 1
-    reps = _NearestRepresentative(n_words, n, threshold, n_bits, n_threads)
-    try:
-        refs = order[:n_refs]  # references never join anything
-        cids = reps.add(hashes[refs])
-        rep_items[cids] = refs
-        cluster[refs] = cids
-        start = 0
-        while start < len(rest):
-            block = rest[start : start + reps.block_size()]
-            start += len(block)
-            q = hashes[block]
-            best_c, best_d = reps.nearest(q)
-            # Only unmatched items can become representatives; a later item of
-            # the block may be nearer to one of those than to its match, so rows
-            # with an earlier unmatched item within the threshold get an exact
-            # check in order.
-            free = np.flatnonzero(best_c < 0)
-            needs_check = np.zeros(len(block), dtype=bool)
-            if free.size:
-                inner = _small_distances(q[:, None, :], q[None, free, :])
-                earlier = free[None, :] < np.arange(len(block))[:, None]
-                needs_check = ((inner <= threshold) & earlier).any(axis=1)
-            if not needs_check.any():
-                cids = reps.add(q[free])
-                rep_items[cids] = block[free]
-                best_c[free] = cids
-                cluster[block] = best_c
-                continue
-            inner = _small_distances(q[:, None, :], q[None, :, :]).tolist()
-            new_reps: list[tuple[int, int]] = []  # (position in block, cluster id)
-            best_c_list, best_d_list = best_c.tolist(), best_d.tolist()
-            for p, item in enumerate(block.tolist()):
-                c, dist = best_c_list[p], best_d_list[p]
-                if needs_check[p]:
-                    row = inner[p]
-                    for qpos, cid in new_reps:
-                        # New clusters are younger than any earlier match: on a
-                        # tie the earlier match stays.
-                        if row[qpos] <= threshold and (c < 0 or row[qpos] < dist):
-                            c, dist = cid, row[qpos]
-                if c < 0:
-                    c = int(reps.add(q[p : p + 1])[0])
-                    rep_items[c] = item
-                    new_reps.append((p, c))
-                cluster[item] = c
-    finally:
-        reps.close()
-    return cluster, rep_items[: reps.count].copy()
-
-
-def _cluster_sequential(hashes, order, n_refs, threshold, n_bits):
-    n = len(hashes)
-    cluster = np.full(n, -1, dtype=np.int64)
-    rep_items: list[int] = []
-    for item in order[:n_refs]:
-        cluster[item] = len(rep_items)
-        rep_items.append(int(item))
-    rest = order[n_refs:]
-    # Nearest reference of every item, vectorised; then one pass in order.
-    ref_c, ref_d = _nearest_per_query(
-        *_range_pairs(hashes[rest], hashes[order[:n_refs]], threshold, n_bits), len(rest)
-    )
-    as_int = [int.from_bytes(row.astype(">u8").tobytes(), "big") for row in hashes[rest]]
-    current = -1  # position in ``rest`` of the last kept image
-    for p, item in enumerate(rest.tolist()):
-        c, dist = int(ref_c[p]), int(ref_d[p])
-        if current >= 0:
-            d_cur = (as_int[p] ^ as_int[current]).bit_count()
-            if d_cur <= threshold and (c < 0 or d_cur < dist):
-                c, dist = int(cluster[rest[current]]), d_cur
-        if c < 0:
-            c = len(rep_items)
-            rep_items.append(item)
-            current = p
-        cluster[item] = c
-    return cluster, np.array(rep_items, dtype=np.int64)
-
-
-def cluster_hashes(
-    hashes: np.ndarray,
-    *,
-    threshold: int,
-    mode: str = "global",
-    quality: np.ndarray | None = None,
-    keep: str = "first",
-    reference_mask: np.ndarray | None = None,
-    n_bits: int | None = None,
-) -> ClusterResult:
-    """Group near-duplicate hashes; deterministic for a given item order.
-
-    Items must already be in capture order (ordering is the caller's job, see
-    :func:`ordered_images`). Reference items are processed first; each one is
-    its own cluster and is always the kept item of that cluster.
-
-    * ``"global"``: each item joins the **nearest** cluster representative
-      (the first item of a cluster) within ``threshold``, ties going to the
-      older cluster, else starts a new cluster. An item is never compared with
-      mere members, so there is no chaining: two items of one cluster are
-      within ``2 * threshold`` of each other through the representative.
-    * ``"sequential"``: each item is compared with the last kept image (and
-      the references); a scene seen again later is a new cluster.
-
-    Comparisons are vectorised and exact: in global mode, blocks of items
-    against all representatives by brute force (XOR and popcount in
-    cache-sized buffers, split between threads), with an exact in-order check
-    against representatives created inside the block. 100,000 fully distinct
-    64-bit hashes (5e9 pairs, the worst case) take about 4 s on 2 cores and a
-    few MB (``benchmarks/bench_dedup.py``); duplicate-heavy input is much
-    faster (0.3 s for 2,000 scenes).
-
-    Parameters
-    ----------
-    hashes : ndarray of uint64, shape (N, W)
-        Packed hashes (:func:`~napari_video_extract.core.hashing.hash_frames`).
-    threshold : int
-        Largest Hamming distance in bits between duplicates.
-    mode : {"global", "sequential"}, optional
-        See above.
-    quality : ndarray, shape (N,) or (N, K), optional
-        Needed for ``keep="sharpest"``/``"largest"``: higher is better, columns
-        compared in order (e.g. pixels then bytes).
-    keep : {"first", "sharpest", "largest"}, optional
-        Which member of each cluster is kept: the first in order, or the one
-        with the highest ``quality`` (ties: the first).
-    reference_mask : ndarray of bool, shape (N,), optional
-        Items that are compared against but never dropped.
-    n_bits : int, optional
-        Meaningful bits per hash (default ``64 * W``); only used to pick the
-        distance type and comparison strategy.
-
-    Returns
-    -------
-    ClusterResult
-
-    Raises
-    ------
-    ValueError
-        Bad shapes, negative threshold, unknown mode or keep policy, or a
-        quality-based policy without ``quality``.
-    """
-    hashes = np.asarray(hashes)
-    if hashes.ndim == 1:
-        hashes = hashes[:, None]
-    if hashes.ndim != 2:
-        raise ValueError(f"hashes must have shape (N, W), got {hashes.shape}")
-    hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
-    n = len(hashes)
-    n_bits = int(n_bits) if n_bits is not None else 64 * hashes.shape[1]
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if keep not in KEEP_POLICIES:
-        raise ValueError(f"unknown keep policy {keep!r}; choose one of {', '.join(KEEP_POLICIES)}")
-    if int(threshold) != threshold or threshold < 0:
-        raise ValueError(f"threshold must be a non-negative number of bits, got {threshold!r}")
-    threshold = int(threshold)
-    if reference_mask is None:
-        reference_mask = np.zeros(n, dtype=bool)
-    reference_mask = np.asarray(reference_mask, dtype=bool)
-    if reference_mask.shape != (n,):
-        raise ValueError(f"reference_mask must have shape ({n},), got {reference_mask.shape}")
-    if keep != "first":
-        if quality is None:
-            raise ValueError(f"keep={keep!r} needs a quality array")
-        quality = np.asarray(quality, dtype=np.float64)
-        if quality.ndim == 1:
-            quality = quality[:, None]
-        if quality.shape[0] != n or quality.ndim != 2:
-            raise ValueError(f"quality must have shape ({n},) or ({n}, K), got {quality.shape}")
-
-    order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
-    n_refs = int(reference_mask.sum())
-    run = _cluster_global if mode == "global" else _cluster_sequential
-    cluster, rep_items = run(hashes, order, n_refs, threshold, n_bits)
-    n_clusters = len(rep_items)
-
-    kept_of_cluster = rep_items.copy()
-    if keep != "first" and n:
-        position = np.empty(n, dtype=np.int64)
-        position[order] = np.arange(n)
-        keys = [position] + [-quality[:, k] for k in range(quality.shape[1] - 1, -1, -1)]
-        ranked = np.lexsort([*keys, cluster])
-        first = np.ones(n, dtype=bool)
-        first[1:] = cluster[ranked][1:] != cluster[ranked][:-1]
-        best = ranked[first]
-        kept_of_cluster[cluster[best]] = best
-        # A reference is never dropped: it stays the kept item of its cluster.
-        ref_clusters = cluster[reference_mask]
-        kept_of_cluster[ref_clusters] = rep_items[ref_clusters]
-
-    kept = np.zeros(n, dtype=bool)
-    kept[kept_of_cluster] = True
-    kept_index = kept_of_cluster[cluster] if n else np.zeros(0, dtype=np.int64)
-    distance = (
-        hamming_bits(hashes, hashes[kept_index]) if n else np.zeros(0, dtype=np.int64)
-    ).astype(np.int64)
-    return ClusterResult(cluster, kept, distance, kept_index, n_clusters, threshold)
 
 
 # ------------------------------------------------------------ folders: scanning
@@ -707,6 +213,8 @@ class DedupItem:
         Kept (stays in place, or is copied to ``kept_dir``).
     distance : int
         Bits from the kept image of its cluster.
+    similarity : float or None
+        Verified similarity to the kept image (``None`` without verification).
     kept_path : Path or None
         The kept image of its cluster.
     reference : bool
@@ -727,6 +235,7 @@ class DedupItem:
     cluster: int = -1
     kept: bool = False
     distance: int = 0
+    similarity: float | None = None
     kept_path: Path | None = None
     reference: bool = False
     time: float | None = None
@@ -770,7 +279,15 @@ class DedupReport:
     cache_hits, hashed : int
         Hashes read from the cache / computed in this run.
     threshold : int
-        Threshold used, in bits.
+        Threshold used, in bits (the candidate bound when verifying).
+    min_similarity : float or None
+        Smallest verified similarity of a duplicate; ``None``: hash only.
+    changes : str
+        Verification mode, ``"global"`` or ``"local"``.
+    verification : VerifiedClusterResult or None
+        Clusters and every verified pair, indexed like ``verified_paths``.
+    verified_paths : list of Path
+        The readable images, in the index order of ``verification``.
     n_bits : int
         Bits per hash.
     dry_run : bool
@@ -797,6 +314,10 @@ class DedupReport:
     cache_hits: int = 0
     hashed: int = 0
     threshold: int = 0
+    min_similarity: float | None = None
+    changes: str = "global"
+    verification: Any = None
+    verified_paths: list[Path] = field(default_factory=list)
     n_bits: int = 64
     dry_run: bool = False
     csv_paths: list[Path] = field(default_factory=list)
@@ -815,8 +336,13 @@ class DedupReport:
             f"{self.n_images} images, {self.n_clusters} clusters, {self.n_kept} kept, "
             f"{self.n_moved} {verb}, {len(self.unreadable)} unreadable "
             f"(threshold {self.threshold} of {self.n_bits} bits, "
-            f"{self.cache_hits} from cache, {self.elapsed:.1f} s)"
+            + ("" if self.min_similarity is None else self._verify_text())
+            + f"{self.cache_hits} from cache, {self.elapsed:.1f} s)"
         )
+
+    def _verify_text(self) -> str:
+        local = ", local changes" if self.changes == "local" else ""
+        return f"verified at similarity >= {self.min_similarity:.2f}{local}, "
 
     def problems(self) -> list[str]:
         """One line per unreadable image and per failed move."""
@@ -1057,6 +583,9 @@ def dedup_folders(
     crop_borders: bool = True,
     progress: Callable[[int, int], None] | None = None,
     map_jobs: Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]] | None = None,
+    verify: bool = True,
+    min_similarity: float | None = None,
+    changes: str = "global",
 ) -> DedupReport:
     """Find near-duplicate images in folders and move the duplicates aside.
 
@@ -1064,8 +593,11 @@ def dedup_folders(
     :func:`cluster_hashes`); in each cluster one image is kept in place and the
     others are moved to ``duplicates_dir``. Each input folder gets a
     ``dedup.csv`` (columns ``file,hash,cluster,kept,distance,moved_to,
-    copied_to,kept_file,time,status``) and a move journal for
-    :func:`undo_folder`.
+    copied_to,kept_file,time,status,similarity``) and a move journal for
+    :func:`undo_folder`. With ``verify`` (the default) the hash only proposes
+    candidates and an aligned comparison of thumbnails decides
+    (:func:`~napari_video_extract.core.matching.cluster_verified`); stills
+    with ``frames.csv`` times are also compared with their neighbour in time.
 
     Parameters
     ----------
@@ -1076,8 +608,10 @@ def dedup_folders(
     hash_size : int, optional
         8 gives 64-bit hashes.
     threshold : int, optional
-        Largest distance in bits for duplicates; default
-        :func:`~napari_video_extract.core.hashing.default_threshold`.
+        Largest distance in bits for duplicates (with ``verify``: for
+        candidates); default
+        :func:`~napari_video_extract.core.hashing.default_threshold`
+        (``verify=verify``).
     mode : {"global", "sequential"}, optional
         Clustering mode.
     keep : {"first", "sharpest", "largest"}, optional
@@ -1101,6 +635,15 @@ def dedup_folders(
         Where to hash the uncached images (see
         :func:`~napari_video_extract.core.hashing.hash_files`); default here,
         in local processes. Clustering and moves always run here.
+    verify : bool, optional
+        Verify hash candidates by aligned comparison (``False``: the hash
+        alone decides, as before).
+    min_similarity : float, optional
+        Smallest verified similarity of a duplicate; default
+        :func:`~napari_video_extract.core.dedup_settings.default_min_similarity`.
+    changes : {"global", "local"}, optional
+        ``local``: stricter, every block of the aligned pair must agree, so
+        stills where something moved in a static scene are kept.
 
     Returns
     -------
@@ -1122,7 +665,12 @@ def dedup_folders(
         raise ValueError(f"unknown hash method {method!r}; choose one of {', '.join(METHODS)}")
     n_bits = hash_bits(method, hash_size)
     if threshold is None:
-        threshold = default_threshold(method, hash_size)
+        threshold = default_threshold(method, hash_size, verify=verify)
+    check_changes(changes)
+    if verify and min_similarity is None:
+        min_similarity = default_min_similarity(changes)
+    if verify and not -1 <= min_similarity <= 1:
+        raise ValueError(f"min_similarity must be from -1 to 1, got {min_similarity!r}")
     if int(threshold) != threshold or not 0 <= threshold <= n_bits:
         raise ValueError(f"threshold must be 0 to {n_bits} bits for this hash, got {threshold!r}")
     if mode not in MODES:
@@ -1166,7 +714,13 @@ def dedup_folders(
                     folder, f"cannot finish an interrupted move: {os_error_reason(exc)}"
                 ) from exc
 
-    report = DedupReport(threshold=int(threshold), n_bits=n_bits, dry_run=dry_run)
+    report = DedupReport(
+        threshold=int(threshold),
+        n_bits=n_bits,
+        dry_run=dry_run,
+        min_similarity=min_similarity if verify else None,
+        changes=changes,
+    )
     report.notes += left_alone
     items: list[DedupItem] = []
     for folder, is_ref in [(f, True) for f in refs] + [(f, False) for f in inputs]:
@@ -1189,6 +743,7 @@ def dedup_folders(
         read_only_folders=refs,  # reference folders stay untouched
         progress=progress,
         map_jobs=map_jobs,
+        with_thumbnails=verify,
     )
     report.cache_hits, report.hashed = hashed.cache_hits, hashed.hashed
     readable: list[int] = []
@@ -1214,20 +769,45 @@ def dedup_folders(
             dtype=np.float64,
         ).reshape(len(readable), 2)
     ref_mask = np.array([items[i].reference for i in readable], dtype=bool)
-    result = cluster_hashes(
-        words,
-        threshold=int(threshold),
-        mode=mode,
-        quality=quality,
-        keep=keep,
-        reference_mask=ref_mask,
-        n_bits=n_bits,
-    )
+    if verify:
+        from napari_video_extract.core.matching import cluster_verified
+
+        # Stills with a frames.csv time are neighbours of the previous one in their folder.
+        folder_ids = {folder: k for k, folder in enumerate(refs + inputs)}
+        sequence = [
+            folder_ids[items[i].folder] if items[i].time is not None else -1 for i in readable
+        ]
+        result = cluster_verified(
+            words,
+            hashed.thumbnail_array(),
+            threshold=int(threshold),
+            min_similarity=min_similarity,
+            changes=changes,
+            mode=mode,
+            keep=keep,
+            quality=quality,
+            reference_mask=ref_mask,
+            sequence=np.array(sequence, dtype=np.int64),
+        )
+        report.verification = result
+        report.verified_paths = [items[i].path for i in readable]
+    else:
+        result = cluster_hashes(
+            words,
+            threshold=int(threshold),
+            mode=mode,
+            quality=quality,
+            keep=keep,
+            reference_mask=ref_mask,
+            n_bits=n_bits,
+        )
     for k, i in enumerate(readable):
         item = items[i]
         item.cluster = int(result.cluster[k])
         item.kept = bool(result.kept[k])
         item.distance = int(result.distance[k])
+        if verify:
+            item.similarity = float(result.similarity[k])
         item.kept_path = items[readable[int(result.kept_index[k])]].path
 
     inputs_readable = [items[i] for i in readable if not items[i].reference]
@@ -1313,6 +893,7 @@ def _plan_and_apply(report, items, inputs, dup_dir, keep_dir, *, dry_run):
                     "kept_file": _display_path(it.kept_path, folder),
                     "time": "" if it.time is None else repr(it.time),
                     "status": it.status if not it.error else f"{it.status}: {it.error}",
+                    "similarity": "" if it.similarity is None else f"{it.similarity:.4f}",
                 }
             )
         csv_path = folder / CSV_NAME

@@ -9,11 +9,16 @@ from __future__ import annotations
 import numbers
 
 __all__ = [
+    "CHANGES",
+    "DEFAULT_CANDIDATE_THRESHOLDS_64",
+    "DEFAULT_MIN_SIMILARITY",
     "DEFAULT_THRESHOLDS_64",
     "KEEP_POLICIES",
     "METHODS",
     "MODES",
+    "check_changes",
     "check_method",
+    "default_min_similarity",
     "default_threshold",
     "hash_bits",
 ]
@@ -35,6 +40,35 @@ KEEP_POLICIES = ("first", "sharpest", "largest")
 #: 6-bit margin below that. :func:`default_threshold` scales it with the
 #: number of bits.
 DEFAULT_THRESHOLDS_64 = {"phash": 12, "dhash": 12, "ahash": 8, "whash": 8, "colorhash": 6}
+
+#: Default candidate bound in bits (64-bit hashes) when an aligned
+#: verification decides (:mod:`~napari_video_extract.core.matching`): looser
+#: than :data:`DEFAULT_THRESHOLDS_64`, since the hash only proposes pairs.
+#: Chosen with ``benchmarks/eval_dedup.py`` (sum over all its sets).
+DEFAULT_CANDIDATE_THRESHOLDS_64 = {
+    "phash": 24, "dhash": 24, "ahash": 16, "whash": 16, "colorhash": 12,
+}  # fmt: skip
+
+#: Verification modes: ``global`` (whole-picture correlation) and ``local``
+#: (the worst block must agree too: something moved in a static scene).
+CHANGES = ("global", "local")
+
+#: Default smallest verified similarity of a duplicate, per mode, chosen with
+#: ``benchmarks/eval_dedup.py`` (sum over its sets) and, for ``local``, the
+#: person-walks-in test case.
+DEFAULT_MIN_SIMILARITY = {"global": 0.7, "local": 0.5}
+
+
+def check_changes(changes: str) -> None:
+    """Raise ValueError unless ``changes`` is one of :data:`CHANGES`."""
+    if changes not in CHANGES:
+        raise ValueError(f"unknown changes mode {changes!r}; choose one of {', '.join(CHANGES)}")
+
+
+def default_min_similarity(changes: str = "global") -> float:
+    """Default smallest verified similarity of a duplicate in a ``changes`` mode."""
+    check_changes(changes)
+    return DEFAULT_MIN_SIMILARITY[changes]
 
 
 def check_method(method: str, hash_size: int) -> None:
@@ -85,7 +119,7 @@ def hash_bits(method: str = "phash", hash_size: int = 8) -> int:
     return int(hash_size) * int(hash_size)
 
 
-def default_threshold(method: str = "phash", hash_size: int = 8) -> int:
+def default_threshold(method: str = "phash", hash_size: int = 8, *, verify: bool = False) -> int:
     """Default largest Hamming distance (in bits) for two images to be duplicates.
 
     The value for 64-bit hashes (:data:`DEFAULT_THRESHOLDS_64`) scales with the
@@ -98,6 +132,10 @@ def default_threshold(method: str = "phash", hash_size: int = 8) -> int:
         One of :data:`METHODS`.
     hash_size : int
         Hash size as given to ``hash_files``.
+    verify : bool, optional
+        The candidate bound of the verified matching
+        (:data:`DEFAULT_CANDIDATE_THRESHOLDS_64`) instead of the hash-only
+        threshold.
 
     Returns
     -------
@@ -111,4 +149,5 @@ def default_threshold(method: str = "phash", hash_size: int = 8) -> int:
     """
     n_bits = hash_bits(method, hash_size)
     reference_bits = 64 if method != "colorhash" else hash_bits("colorhash", 8)
-    return max(1, round(DEFAULT_THRESHOLDS_64[method] * n_bits / reference_bits))
+    table = DEFAULT_CANDIDATE_THRESHOLDS_64 if verify else DEFAULT_THRESHOLDS_64
+    return max(1, round(table[method] * n_bits / reference_bits))

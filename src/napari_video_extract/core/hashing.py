@@ -51,6 +51,8 @@ from napari_video_extract.core.dedup_settings import (
     default_threshold,
     hash_bits,
 )
+from napari_video_extract.core.thumbcache import THUMB_CACHE_NAME, ThumbCache
+from napari_video_extract.core.verify import THUMB_SHAPE, make_thumbnail
 
 __all__ = [
     "CACHE_NAME",
@@ -66,6 +68,7 @@ __all__ = [
     "hash_bits",
     "hash_files",
     "hash_frames",
+    "hash_frames_and_thumbnails",
     "hash_image",
     "hashes_from_hex",
     "hashes_to_hex",
@@ -495,13 +498,21 @@ def hash_image(
         The image cannot be decoded.
     """
     check_method(method, hash_size)
+    return _hash_and_thumbnail(source, method, hash_size, crop_borders, thumbnail=False)[0]
+
+
+def _hash_and_thumbnail(
+    source, method: str, hash_size: int, crop_borders: bool, *, thumbnail: bool
+) -> tuple[PackedHash, np.ndarray | None]:
+    """The hash and (when asked) the verification thumbnail from one decode."""
     image = load_image(
         source,
         thumbnail_side=_thumbnail_side(hash_size),
         color=method == "colorhash",
         crop_borders=crop_borders,
     )
-    return PackedHash.from_bits(_imagehash_bits(image, method, hash_size))
+    packed = PackedHash.from_bits(_imagehash_bits(image, method, hash_size))
+    return packed, (make_thumbnail(image) if thumbnail else None)
 
 
 def sharpness(image: np.ndarray | Image.Image) -> float:
@@ -579,6 +590,49 @@ def hash_frames(
     TypeError
         Frames that are neither ``uint8`` nor ``uint16``.
     """
+    return _hash_frames(frames, method, hash_size, crop_borders, thumbnails=False)[0]
+
+
+def hash_frames_and_thumbnails(
+    frames: np.ndarray,
+    *,
+    method: str = "phash",
+    hash_size: int = 8,
+    crop_borders: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes and verification thumbnails of frames in memory, from one pass.
+
+    The thumbnails are what
+    :func:`~napari_video_extract.core.clustering.cluster_verified` compares.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (N, H, W) or (N, H, W, C)
+        As for :func:`hash_frames`.
+    method : {"phash", "dhash", "ahash", "whash", "colorhash"}, optional
+        Hash function.
+    hash_size : int, optional
+        8 gives 64-bit hashes.
+    crop_borders : bool, optional
+        Crop uniform borders before hashing (the thumbnail is of the same
+        cropped image).
+
+    Returns
+    -------
+    hashes : ndarray of uint64, shape (N, W)
+        As :func:`hash_frames`.
+    thumbnails : ndarray of uint8, shape (N, *THUMB_SHAPE)
+        Grey thumbnails (:func:`~napari_video_extract.core.verify.make_thumbnail`).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`hash_frames`.
+    """
+    return _hash_frames(frames, method, hash_size, crop_borders, thumbnails=True)
+
+
+def _hash_frames(frames, method, hash_size, crop_borders, *, thumbnails):
     check_method(method, hash_size)
     frames = np.asarray(frames)
     if frames.ndim not in (3, 4) or (frames.ndim == 4 and frames.shape[3] not in (1, 3, 4)):
@@ -587,11 +641,15 @@ def hash_frames(
         raise TypeError(f"expected uint8 or uint16 frames, got {frames.dtype}")
     n_bits = hash_bits(method, hash_size)
     out = np.zeros((frames.shape[0], max(1, math.ceil(n_bits / 64))), dtype=np.uint64)
+    thumbs = np.zeros((frames.shape[0], *THUMB_SHAPE), dtype=np.uint8) if thumbnails else None
     for i, frame in enumerate(frames):
-        out[i] = hash_image(
-            _frame_to_image(frame), method=method, hash_size=hash_size, crop_borders=crop_borders
-        ).words
-    return out
+        packed, thumb = _hash_and_thumbnail(
+            _frame_to_image(frame), method, hash_size, crop_borders, thumbnail=thumbnails
+        )
+        out[i] = packed.words
+        if thumbs is not None:
+            thumbs[i] = thumb
+    return out, thumbs
 
 
 def _frame_to_image(frame: np.ndarray) -> Image.Image:
@@ -631,6 +689,9 @@ class FileHash:
         One-line reason the file could not be hashed.
     from_cache : bool
         The hash came from the folder's hash cache.
+    thumbnail : ndarray of uint8 or None
+        Verification thumbnail (:data:`~napari_video_extract.core.verify.THUMB_SHAPE`),
+        when requested.
     """
 
     path: Path
@@ -641,6 +702,7 @@ class FileHash:
     sharpness: float | None = None
     error: str | None = None
     from_cache: bool = False
+    thumbnail: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -676,30 +738,54 @@ class HashFilesResult:
         rows = [f.hash.words for f in self.files if f.hash is not None]
         return np.array(rows, dtype=np.uint64).reshape(len(rows), n_words)
 
+    def thumbnail_array(self) -> np.ndarray:
+        """Thumbnails of the readable files, shape (n_readable, *THUMB_SHAPE).
+
+        Raises
+        ------
+        ValueError
+            The thumbnails were not requested (``with_thumbnails=False``).
+        """
+        readable = [f for f in self.files if f.hash is not None]
+        out = np.zeros((len(readable), *THUMB_SHAPE), dtype=np.uint8)
+        for k, record in enumerate(readable):
+            if record.thumbnail is None:
+                raise ValueError(f"{record.path}: no thumbnail (hash_files(with_thumbnails=True))")
+            out[k] = record.thumbnail
+        return out
+
 
 def _settings_key(method: str, hash_size: int, crop_borders: bool) -> str:
     crop = "crop" if crop_borders else "nocrop"
     return f"v{_PIPELINE_VERSION}:{method}:{hash_size}:{crop}"
 
 
-def _hash_one(job: tuple[str, str, int, bool, bool]) -> tuple[Any, ...]:
-    """Worker: (hex, width, height, sharpness, error) for one file."""
-    path, method, hash_size, crop_borders, want_sharpness = job
+def _hash_one(job: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Worker: (hex, width, height, sharpness, error, thumbnail bytes) for one file.
+
+    ``job`` is ``(path, method, hash_size, crop_borders, want_sharpness[,
+    want_thumbnail])``; the thumbnail is made from the same decode as the hash.
+    """
+    path, method, hash_size, crop_borders, want_sharpness = job[:5]
+    want_thumbnail = bool(job[5]) if len(job) > 5 else False
     try:
         with Image.open(path) as probe:
             width, height = probe.size
             if probe.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated 90 degrees
                 width, height = height, width
-        packed = hash_image(path, method=method, hash_size=hash_size, crop_borders=crop_borders)
+        packed, thumb = _hash_and_thumbnail(
+            path, method, hash_size, crop_borders, thumbnail=want_thumbnail
+        )
         sharp = _file_sharpness(path) if want_sharpness else None
-        return packed.to_hex(), width, height, sharp, None
+        thumb_bytes = thumb.tobytes() if thumb is not None else None
+        return packed.to_hex(), width, height, sharp, None, thumb_bytes
     except Image.DecompressionBombError as exc:
-        return None, 0, 0, None, f"image too large: {exc}"
+        return None, 0, 0, None, f"image too large: {exc}", None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         reason = str(exc) or type(exc).__name__
         if "cannot identify image file" in reason:
             reason = "not a readable image"
-        return None, 0, 0, None, " ".join(reason.split())
+        return None, 0, 0, None, " ".join(reason.split()), None
 
 
 def _read_cache(folder: Path) -> dict[str, Any]:
@@ -772,6 +858,7 @@ def hash_files(
     parallel: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
     map_jobs: Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]] | None = None,
+    with_thumbnails: bool = False,
 ) -> HashFilesResult:
     """Hash image files, reusing each folder's hash cache.
 
@@ -798,8 +885,8 @@ def hash_files(
     write_cache : bool, optional
         Update the caches (``False`` for a dry run: nothing is written).
     read_only_folders : iterable of path, optional
-        Folders whose cache is read but never written (e.g. reference
-        folders, which must stay untouched).
+        Folders whose hash and thumbnail caches are read but never written
+        (e.g. reference folders, which must stay untouched).
     parallel : bool or None, optional
         Hash in a process pool; ``None`` decides from the number of files
         (at least 64 to hash) and CPUs.
@@ -811,6 +898,10 @@ def hash_files(
         ``func(job)`` for every job, in order. ``func`` and the jobs are
         picklable; a job's first item is the file path as given. Caches are
         still read and written here. Overrides ``parallel``.
+    with_thumbnails : bool, optional
+        Also make each file's verification thumbnail (``FileHash.thumbnail``)
+        in the same decode as its hash, cached in the folder's
+        :data:`~napari_video_extract.core.thumbcache.THUMB_CACHE_NAME`.
 
     Returns
     -------
@@ -829,6 +920,7 @@ def hash_files(
     result = HashFilesResult(n_bits=n_bits)
     records: list[FileHash | None] = [None] * len(paths)
     caches: dict[Path, dict[str, Any]] = {}
+    thumb_caches: dict[Path, ThumbCache] = {}
     todo: list[int] = []
     stats: list[os.stat_result | None] = []
 
@@ -845,12 +937,18 @@ def hash_files(
             continue
         stats.append(st)
         entry = caches[folder].get(path.name)
+        thumb = None
+        if with_thumbnails:
+            if folder not in thumb_caches:
+                thumb_caches[folder] = ThumbCache.read(folder) if use_cache else ThumbCache(folder)
+            thumb = thumb_caches[folder].get(path.name, st.st_size, st.st_mtime_ns, key)
         if (
             isinstance(entry, dict)
             and entry.get("size") == st.st_size
             and entry.get("mtime_ns") == st.st_mtime_ns
             and key in entry.get("hashes", {})
             and (not with_sharpness or entry.get("sharpness") is not None)
+            and (not with_thumbnails or thumb is not None)
         ):
             records[i] = FileHash(
                 path,
@@ -860,6 +958,7 @@ def hash_files(
                 size_bytes=st.st_size,
                 sharpness=entry.get("sharpness"),
                 from_cache=True,
+                thumbnail=thumb,
             )
             result.cache_hits += 1
         else:
@@ -870,7 +969,10 @@ def hash_files(
     if progress is not None:
         progress(done, total)
 
-    jobs = [(str(paths[i]), method, hash_size, crop_borders, with_sharpness) for i in todo]
+    jobs = [
+        (str(paths[i]), method, hash_size, crop_borders, with_sharpness, with_thumbnails)
+        for i in todo
+    ]
     n_cpu = os.cpu_count() or 1
     if parallel is None:
         parallel = len(jobs) >= 64 and n_cpu > 1
@@ -891,11 +993,32 @@ def hash_files(
     if write_cache:
         read_only = {Path(os.path.abspath(f)) for f in read_only_folders}
         _update_caches(caches, result.files, stats, key, result, read_only=read_only)
+        if with_thumbnails:
+            _update_thumb_caches(thumb_caches, result.files, stats, key, result, read_only)
     return result
 
 
+def _update_thumb_caches(thumb_caches, files, stats, key, result, skip) -> None:
+    for record, st in zip(files, stats, strict=True):
+        if record.thumbnail is None or st is None or record.from_cache:
+            continue
+        cache = thumb_caches.get(record.path.parent)
+        if cache is not None:
+            cache.put(record.path.name, st.st_size, st.st_mtime_ns, key, record.thumbnail)
+    for folder in sorted(thumb_caches):
+        cache = thumb_caches[folder]
+        if not cache.changed or Path(os.path.abspath(folder)) in skip:
+            continue
+        try:
+            cache.write()
+        except OSError as exc:
+            result.cache_errors.append(f"{folder / THUMB_CACHE_NAME}: {exc.strerror or exc}")
+
+
 def _collect(outputs, todo, paths, stats, records, result, progress, done, total) -> int:
-    for i, (hex_, width, height, sharp, error) in zip(todo, outputs, strict=True):
+    for i, output in zip(todo, outputs, strict=True):
+        hex_, width, height, sharp, error = output[:5]
+        thumb_bytes = output[5] if len(output) > 5 else None
         st = stats[i]
         size = st.st_size if st is not None else 0
         if error is not None:
@@ -903,7 +1026,12 @@ def _collect(outputs, todo, paths, stats, records, result, progress, done, total
             result.failed += 1
         else:
             packed = PackedHash.from_hex(hex_, result.n_bits)
-            records[i] = FileHash(paths[i], packed, width, height, size, sharpness=sharp)
+            thumb = None
+            if thumb_bytes is not None:
+                thumb = np.frombuffer(thumb_bytes, dtype=np.uint8).reshape(THUMB_SHAPE)
+            records[i] = FileHash(
+                paths[i], packed, width, height, size, sharpness=sharp, thumbnail=thumb
+            )
             result.hashed += 1
         done += 1
         if progress is not None:

@@ -1,0 +1,480 @@
+"""Two-stage duplicate matching: the hash proposes, an aligned comparison decides.
+
+A perceptual hash alone cannot tell "the same view, slightly zoomed" from "a
+different picture" (their distance distributions overlap). Here the hash only
+proposes **candidates** for each image, in capture order:
+
+* the nearest kept images (cluster representatives) within ``threshold``
+  bits, at most ``max_candidates`` of them (ties: the older cluster);
+* for stills of one video (items sharing a ``sequence`` id), the kept image
+  of the previous still's cluster, whatever the hash says (a slow zoom moves
+  the hash of a texture a long way);
+* in ``"sequential"`` mode, the last kept image instead.
+
+Each candidate is **verified** (:class:`~napari_video_extract.core.verify.Verifier`:
+aligned, high-passed normalised cross-correlation of small grey thumbnails);
+the image joins the candidate with the highest similarity of at least
+``min_similarity`` (ties: the older cluster), else it starts a cluster.
+Comparisons are always with a cluster's kept image, never with mere members,
+so clusters do not chain; with ``keep="sharpest"``/``"largest"`` the kept
+image is re-chosen only among members verified against every member
+(:func:`~napari_video_extract.core.clustering.choose_keepers`). The result is
+deterministic for a given item order.
+
+Module-level API
+----------------
+:func:`cluster_verified`
+    Hashes + thumbnails -> :class:`VerifiedClusterResult` (per item: cluster,
+    kept item, hash distance and similarity to it; every pair checked).
+:func:`explain`
+    The closest rejected and the loosest accepted pairs.
+:func:`histograms`
+    Counts of the checked pairs by similarity and by hash distance, accepted
+    and rejected (what the napari review plots).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from napari_video_extract.core.clustering import ClusterResult, _small_distances, choose_keepers
+from napari_video_extract.core.dedup_settings import KEEP_POLICIES, MODES
+from napari_video_extract.core.hashing import hamming_bits
+from napari_video_extract.core.verify import THUMB_SHAPE, Verifier, default_min_similarity
+
+__all__ = [
+    "CheckedPairs",
+    "Histogram",
+    "VerifiedClusterResult",
+    "cluster_verified",
+    "explain",
+    "histograms",
+]
+
+#: Hash candidates verified per image (nearest first).
+MAX_CANDIDATES = 4
+_BLOCK = 128  # items whose hash distances to all kept images are computed at once
+_PREFETCH_THREADS = 2  # numpy's FFT releases the GIL
+
+
+@dataclass
+class CheckedPairs:
+    """Every (image, kept image) pair that was verified.
+
+    Attributes
+    ----------
+    item, kept : ndarray of int64, shape (M,)
+        The image and the kept image it was compared with.
+    distance : ndarray of int64, shape (M,)
+        Hash distance in bits.
+    similarity : ndarray of float64, shape (M,)
+        Verified similarity.
+    accepted : ndarray of bool, shape (M,)
+        ``similarity >= min_similarity`` (the image may still have joined
+        another, more similar candidate).
+    """
+
+    item: np.ndarray
+    kept: np.ndarray
+    distance: np.ndarray
+    similarity: np.ndarray
+    accepted: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+
+@dataclass
+class VerifiedClusterResult(ClusterResult):
+    """Clusters from :func:`cluster_verified`.
+
+    Attributes
+    ----------
+    similarity : ndarray of float64, shape (N,)
+        Verified similarity to the kept item of the item's cluster (1.0 for
+        kept items); at least ``min_similarity`` for every other member.
+    min_similarity : float
+        Smallest similarity of a duplicate.
+    changes : str
+        ``"global"`` or ``"local"`` comparison.
+    checked : CheckedPairs
+        Every verified pair, in the order checked.
+
+    Notes
+    -----
+    ``distance`` (from :class:`ClusterResult`) is the hash distance to the
+    kept item; a still proposed as a time neighbour may be farther than
+    ``threshold`` (the verification decided).
+    """
+
+    similarity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    min_similarity: float = 0.0
+    changes: str = "global"
+    checked: CheckedPairs | None = None
+
+
+def _check_inputs(hashes, thumbnails, mode, keep, threshold, reference_mask, quality, sequence):
+    hashes = np.asarray(hashes)
+    if hashes.ndim == 1:
+        hashes = hashes[:, None]
+    if hashes.ndim != 2:
+        raise ValueError(f"hashes must have shape (N, W), got {hashes.shape}")
+    hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
+    n = len(hashes)
+    if np.ndim(thumbnails) != 3 or np.shape(thumbnails) != (n, *THUMB_SHAPE):
+        raise ValueError(
+            f"thumbnails must have shape ({n}, {THUMB_SHAPE[0]}, {THUMB_SHAPE[1]}), "
+            f"got {np.shape(thumbnails)}"
+        )
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if keep not in KEEP_POLICIES:
+        raise ValueError(f"unknown keep policy {keep!r}; choose one of {', '.join(KEEP_POLICIES)}")
+    if int(threshold) != threshold or threshold < 0:
+        raise ValueError(f"threshold must be a non-negative number of bits, got {threshold!r}")
+    reference_mask = (
+        np.zeros(n, dtype=bool) if reference_mask is None else np.asarray(reference_mask, bool)
+    )
+    if reference_mask.shape != (n,):
+        raise ValueError(f"reference_mask must have shape ({n},), got {reference_mask.shape}")
+    if keep != "first":
+        if quality is None:
+            raise ValueError(f"keep={keep!r} needs a quality array")
+        quality = np.asarray(quality, dtype=np.float64)
+        if quality.ndim == 1:
+            quality = quality[:, None]
+        if quality.shape[0] != n or quality.ndim != 2:
+            raise ValueError(f"quality must have shape ({n},) or ({n}, K), got {quality.shape}")
+    if sequence is not None:
+        sequence = np.asarray(sequence, dtype=np.int64)
+        if sequence.shape != (n,):
+            raise ValueError(f"sequence must have shape ({n},), got {sequence.shape}")
+    return hashes, reference_mask, quality, sequence
+
+
+class _Recorder:
+    """Verifies pairs once (memoised) and records each check."""
+
+    def __init__(self, verifier: Verifier, hashes: np.ndarray, min_similarity: float) -> None:
+        self.verifier = verifier
+        self.hashes = hashes
+        self.min_similarity = min_similarity
+        self.memo: dict[tuple[int, int], float] = {}
+        self.rows: list[tuple[int, int, int, float]] = []
+
+    def distance(self, a: int, b: int) -> int:
+        return int(hamming_bits(self.hashes[a], self.hashes[b]))
+
+    def score(self, kept: int, item: int, distance: int | None = None) -> float:
+        key = (kept, item)
+        value = self.memo.get(key)
+        if value is None:
+            value = self.verifier.score(kept, item)
+            self.memo[key] = value
+            d = self.distance(kept, item) if distance is None else distance
+            self.rows.append((item, kept, d, value))
+        return value
+
+    def checked(self) -> CheckedPairs:
+        rows = np.array(self.rows, dtype=np.float64).reshape(-1, 4)
+        sim = rows[:, 3]
+        return CheckedPairs(
+            item=rows[:, 0].astype(np.int64),
+            kept=rows[:, 1].astype(np.int64),
+            distance=rows[:, 2].astype(np.int64),
+            similarity=sim,
+            accepted=sim >= self.min_similarity,
+        )
+
+
+def cluster_verified(
+    hashes: np.ndarray,
+    thumbnails: np.ndarray,
+    *,
+    threshold: int,
+    min_similarity: float | None = None,
+    changes: str = "global",
+    mode: str = "global",
+    keep: str = "first",
+    quality: np.ndarray | None = None,
+    reference_mask: np.ndarray | None = None,
+    sequence: np.ndarray | None = None,
+    max_candidates: int = MAX_CANDIDATES,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifiedClusterResult:
+    """Cluster near-duplicates: hash candidates, verified by aligned comparison.
+
+    Items must be in capture order (see
+    :func:`~napari_video_extract.core.dedup.ordered_images`); references
+    first, each its own cluster and its kept item.
+
+    Parameters
+    ----------
+    hashes : ndarray of uint64, shape (N, W)
+        Packed hashes.
+    thumbnails : ndarray of uint8, shape (N, *THUMB_SHAPE)
+        Verification thumbnails from the same pass
+        (:func:`~napari_video_extract.core.hashing.hash_frames_and_thumbnails`,
+        ``hash_files(with_thumbnails=True)``).
+    threshold : int
+        Candidate bound: largest hash distance in bits for a hash candidate.
+    min_similarity : float, optional
+        Smallest verified similarity for a duplicate; default
+        :func:`~napari_video_extract.core.verify.default_min_similarity`.
+    changes : {"global", "local"}, optional
+        ``local`` also requires every block of the aligned pair to agree, so a
+        person walking into a static scene makes a new still.
+    mode : {"global", "sequential"}, optional
+        ``global``: any earlier kept image can be matched; ``sequential``: the
+        last kept image (and references) only.
+    keep : {"first", "sharpest", "largest"}, optional
+        Kept item of a cluster (quality-based policies need ``quality``).
+    quality : ndarray, shape (N,) or (N, K), optional
+        Higher is better.
+    reference_mask : ndarray of bool, shape (N,), optional
+        Items compared against but never dropped.
+    sequence : ndarray of int64, shape (N,), optional
+        Items with the same non-negative id, consecutive in the order, are
+        neighbouring stills of one video: each is also verified against the
+        kept image of the previous one's cluster. ``-1``: no neighbour.
+    max_candidates : int, optional
+        Hash candidates verified per item (nearest first).
+    progress : callable(done, total), optional
+        Called after each block of items.
+
+    Returns
+    -------
+    VerifiedClusterResult
+
+    Raises
+    ------
+    ValueError
+        Bad shapes or settings.
+    """
+    hashes, reference_mask, quality, sequence = _check_inputs(
+        hashes, thumbnails, mode, keep, threshold, reference_mask, quality, sequence
+    )
+    threshold = int(threshold)
+    if min_similarity is None:
+        min_similarity = default_min_similarity(changes)
+    min_similarity = float(min_similarity)
+    if not -1.0 <= min_similarity <= 1.0:
+        raise ValueError(f"min_similarity must be from -1 to 1, got {min_similarity!r}")
+    n, n_words = hashes.shape
+    verifier = Verifier(np.asarray(thumbnails), changes=changes, cache_size=2 * _BLOCK + 64)
+    rec = _Recorder(verifier, hashes, min_similarity)
+
+    order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
+    n_refs = int(reference_mask.sum())
+    cluster = np.full(n, -1, dtype=np.int64)
+    rep_items: list[int] = []
+    rep_words = np.zeros((max(1, n), n_words), dtype=np.uint64)
+    for item in order[:n_refs].tolist():
+        cluster[item] = len(rep_items)
+        rep_words[len(rep_items)] = hashes[item]
+        rep_items.append(item)
+    n_ref_clusters = len(rep_items)
+
+    rest = order[n_refs:]
+    previous = -1  # previous non-reference item in order
+    current = -1  # sequential mode: cluster of the last kept image
+    pool = ThreadPoolExecutor(_PREFETCH_THREADS, thread_name_prefix="nve-verify")
+    try:
+        for start in range(0, len(rest), _BLOCK):
+            block = rest[start : start + _BLOCK]
+            verifier.prepare(block.tolist(), pool=pool)
+            n_known = n_ref_clusters if mode == "sequential" else len(rep_items)
+            known = _distances(hashes[block], rep_words[:n_known])
+            for p, item in enumerate(block.tolist()):
+                n_reps = len(rep_items) if mode == "global" else n_known
+                cands = _hash_candidates(
+                    known[p], hashes[item], rep_words[n_known:n_reps], threshold, max_candidates
+                )
+                extra = -1
+                if mode == "sequential":
+                    extra = current
+                elif (
+                    sequence is not None
+                    and previous >= 0
+                    and sequence[item] >= 0
+                    and sequence[previous] == sequence[item]
+                ):
+                    extra = int(cluster[previous])
+                if extra >= 0 and all(c != extra for c, _ in cands):
+                    cands.append((extra, int(hamming_bits(hashes[item], rep_words[extra]))))
+                best_c, best_s = -1, -np.inf
+                for c, d in cands:
+                    s = rec.score(rep_items[c], item, d)
+                    if s >= min_similarity and (s > best_s or (s == best_s and c < best_c)):
+                        best_c, best_s = c, s
+                if best_c < 0:
+                    best_c = len(rep_items)
+                    rep_words[best_c] = hashes[item]
+                    rep_items.append(item)
+                    current = best_c
+                cluster[item] = best_c
+                previous = item
+            if progress is not None:
+                progress(min(start + _BLOCK, len(rest)), len(rest))
+    finally:
+        pool.shutdown()
+
+    rep_array = np.array(rep_items, dtype=np.int64)
+    kept_of_cluster = rep_array.copy()
+    if keep != "first" and n:
+
+        def verified_by_all(candidate: int, members: np.ndarray) -> bool:
+            return all(rec.score(candidate, int(m)) >= min_similarity for m in members)
+
+        kept_of_cluster = choose_keepers(
+            cluster, rep_array, order, quality, reference_mask, verified_by_all
+        )
+    kept = np.zeros(n, dtype=bool)
+    kept[kept_of_cluster] = True
+    kept_index = kept_of_cluster[cluster] if n else np.zeros(0, dtype=np.int64)
+    distance = (
+        hamming_bits(hashes, hashes[kept_index]) if n else np.zeros(0, dtype=np.int64)
+    ).astype(np.int64)
+    similarity = np.ones(n, dtype=np.float64)
+    for i in np.flatnonzero(~kept).tolist():
+        similarity[i] = rec.score(int(kept_index[i]), i)
+    return VerifiedClusterResult(
+        cluster,
+        kept,
+        distance,
+        kept_index,
+        len(rep_items),
+        threshold,
+        similarity=similarity,
+        min_similarity=min_similarity,
+        changes=changes,
+        checked=rec.checked(),
+    )
+
+
+def _distances(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Hash distances ``(len(queries), len(targets))`` as uint16."""
+    out = np.zeros((len(queries), len(targets)), dtype=np.uint16)
+    if len(targets) == 0 or len(queries) == 0:
+        return out
+    step = max(1, (1 << 16) // len(queries))
+    for lo in range(0, len(targets), step):
+        out[:, lo : lo + step] = _small_distances(
+            queries[:, None, :], targets[None, lo : lo + step, :]
+        )
+    return out
+
+
+def _hash_candidates(row, words, fresh_words, threshold, k):
+    """Up to ``k`` nearest representatives within ``threshold``: [(cluster, distance)].
+
+    ``row`` holds the distances to the representatives known when the block
+    started, ``fresh_words`` the representatives created since (their ids follow).
+    """
+    d = row
+    if len(fresh_words):
+        d = np.concatenate([row, _small_distances(fresh_words, words[None, :]).astype(np.uint16)])
+    close = np.flatnonzero(d <= threshold)
+    if close.size > k:
+        # Nearest first, ties to the older cluster: lexsort on (index, distance).
+        close = close[np.lexsort((close, d[close]))[:k]]
+    else:
+        close = close[np.lexsort((close, d[close]))]
+    return [(int(c), int(d[c])) for c in close]
+
+
+def explain(result: VerifiedClusterResult, *, n: int = 10) -> dict[str, CheckedPairs]:
+    """The pairs closest to the decision line.
+
+    Parameters
+    ----------
+    result : VerifiedClusterResult
+        From :func:`cluster_verified`.
+    n : int, optional
+        Pairs per list.
+
+    Returns
+    -------
+    dict
+        ``"closest_rejected"``: the rejected pairs of highest similarity;
+        ``"loosest_accepted"``: the accepted pairs of lowest similarity
+        (both as :class:`CheckedPairs`, most borderline first).
+    """
+    checked = result.checked
+    if checked is None:
+        raise ValueError("result has no checked pairs")
+
+    def pick(mask: np.ndarray, descending: bool) -> CheckedPairs:
+        idx = np.flatnonzero(mask)
+        key = -checked.similarity[idx] if descending else checked.similarity[idx]
+        idx = idx[np.lexsort((idx, key))][:n]
+        return CheckedPairs(
+            checked.item[idx],
+            checked.kept[idx],
+            checked.distance[idx],
+            checked.similarity[idx],
+            checked.accepted[idx],
+        )
+
+    return {
+        "closest_rejected": pick(~checked.accepted, True),
+        "loosest_accepted": pick(checked.accepted, False),
+    }
+
+
+@dataclass
+class Histogram:
+    """Counts of the checked pairs per bin.
+
+    Attributes
+    ----------
+    edges : ndarray of float64, shape (B + 1,)
+        Bin edges.
+    accepted, rejected : ndarray of int64, shape (B,)
+        Pairs verified as duplicates / as different.
+    threshold : float
+        Where the decision sits on this axis (``min_similarity``, or the
+        candidate bound in bits).
+    """
+
+    edges: np.ndarray
+    accepted: np.ndarray
+    rejected: np.ndarray
+    threshold: float
+
+
+def histograms(result: VerifiedClusterResult, *, bins: int = 40) -> dict[str, Histogram]:
+    """Histograms of the checked pairs by similarity and by hash distance.
+
+    Parameters
+    ----------
+    result : VerifiedClusterResult
+        From :func:`cluster_verified`.
+    bins : int, optional
+        Similarity bins over [-1, 1]; distance bins are one per bit up to the
+        largest distance checked.
+
+    Returns
+    -------
+    dict
+        ``{"similarity": Histogram, "distance": Histogram}``.
+    """
+    checked = result.checked
+    if checked is None:
+        raise ValueError("result has no checked pairs")
+    sim_edges = np.linspace(-1.0, 1.0, int(bins) + 1)
+    top = int(checked.distance.max()) if len(checked) else result.threshold
+    dist_edges = np.arange(0, max(top, result.threshold) + 2, dtype=np.float64) - 0.5
+    out = {}
+    for name, values, edges, line in (
+        ("similarity", checked.similarity, sim_edges, result.min_similarity),
+        ("distance", checked.distance.astype(np.float64), dist_edges, float(result.threshold)),
+    ):
+        acc = np.histogram(values[checked.accepted], bins=edges)[0].astype(np.int64)
+        rej = np.histogram(values[~checked.accepted], bins=edges)[0].astype(np.int64)
+        out[name] = Histogram(edges, acc, rej, line)
+    return out
