@@ -21,9 +21,7 @@ cluster, ``.`` / ``,`` next / previous member, ``k`` keep, ``d`` duplicate,
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,9 +49,18 @@ from napari_video_extract._widgets.review_gallery import (
     frame_thumbnail,
     tile_size,
 )
+from napari_video_extract._widgets.review_jobs import (
+    _apply_job,
+    _find_job,
+    _thumbs_job,
+    _undo_job,
+    gui_message,
+    sparkline,
+    to_uint8,
+)
 from napari_video_extract._widgets.review_layers import FileStack, FrameSubset
 from napari_video_extract._widgets.settings_store import load_settings, save_settings
-from napari_video_extract._widgets.worker import DockRun, progress_steps
+from napari_video_extract._widgets.worker import DockRun
 from napari_video_extract.core.dedup import CSV_NAME
 from napari_video_extract.core.dedup_settings import (
     KEEP_POLICIES,
@@ -84,150 +91,9 @@ _IMAGE_FOLDER_SOURCE = "folder of images"
 _SETTINGS_NAME = "duplicate_finder"
 _SAVED = ("method", "hash_size", "threshold", "mode", "keep", "fmt", "quality")
 _SAVED_PATHS = ("image_folder", "kept_dir", "dup_dir")
-#: Core setting names -> this dock's field labels, for messages.
-_FIELD_NAMES = {"hash_size": "hash size", "method": "hash", "threshold": "threshold (bits)"}
-_BARS = " ▁▂▃▄▅▆▇█"
 KEYS = {"n": "next_cluster", "p": "previous_cluster", ".": "next_member",
         ",": "previous_member", "k": "keep_selected", "d": "duplicate_selected",
         "m": "keeper_selected"}  # fmt: skip
-
-
-def to_uint8(frames: np.ndarray, contrast_limits: Sequence[float] | None = None) -> np.ndarray:
-    """Convert any image stack to uint8 the way napari shows it.
-
-    Parameters
-    ----------
-    frames : ndarray
-        Any dtype. ``uint8`` is returned unchanged, ``bool`` becomes 0/255.
-    contrast_limits : (float, float), optional
-        The display range mapped to 0-255 (a layer's ``contrast_limits``);
-        default: the data's own range (``[0, 1]`` for floats within it).
-
-    Returns
-    -------
-    ndarray of uint8
-    """
-    frames = np.asarray(frames)
-    if frames.dtype == np.uint8:
-        return frames
-    if frames.dtype == bool:
-        return frames.astype(np.uint8) * 255
-    if contrast_limits is None:
-        lo, hi = float(np.nanmin(frames)), float(np.nanmax(frames))
-        if np.issubdtype(frames.dtype, np.floating) and lo >= 0 and hi <= 1:
-            lo, hi = 0.0, 1.0
-    else:
-        lo, hi = (float(v) for v in contrast_limits)
-    scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    out = (frames.astype(np.float64) - lo) * scale
-    return np.clip(np.nan_to_num(np.rint(out)), 0, 255).astype(np.uint8)
-
-
-def gui_message(exc: BaseException) -> str:
-    """An engine error worded with this dock's field names."""
-    text = str(exc) if isinstance(exc, InputError | ValueError) else f"{type(exc).__name__}: {exc}"
-    for core, field in _FIELD_NAMES.items():
-        text = re.sub(rf"\b{core}\b", field, text)
-    return text
-
-
-def sparkline(counts: np.ndarray, threshold: int) -> str:
-    """Histogram as one line of block characters, ``|`` after the threshold bin."""
-    counts = np.asarray(counts, dtype=float)
-    last = max(threshold + 2, int(np.flatnonzero(counts)[-1]) + 1 if counts.any() else 1)
-    counts = counts[: min(len(counts), last)]
-    top = np.log1p(counts).max() or 1.0
-    levels = np.rint(np.log1p(counts) / top * (len(_BARS) - 1)).astype(int)
-    chars = [_BARS[v] for v in levels]
-    if threshold < len(chars):
-        chars.insert(threshold + 1, "|")
-    return "".join(chars)
-
-
-# ------------------------------------------------------------------ worker bodies
-
-
-def _find_job(source: dict[str, Any], settings: ReviewSettings, cancel: threading.Event):
-    """Build the review (hash + cluster) and its histogram; returns the Review."""
-    if source["kind"] == "csv":
-        review = Review.from_dedup_csv(source["folder"], settings)
-    elif source["kind"] == "folder":
-        review = yield from progress_steps(
-            lambda progress: Review.from_folder(
-                source["folder"], settings, progress=progress, cancel=cancel
-            )
-        )
-    else:
-        review = yield from progress_steps(
-            lambda progress: _frames_review(source, settings, progress, cancel)
-        )
-    review.nearest_distances()
-    return review
-
-
-def _frames_review(source, settings, progress, cancel) -> Review:
-    data = source["data"]
-    reader = getattr(data, "reader", None)
-    if reader is not None and source.get("path"):
-        # Our video layer: stream it through a reader of its own (no cache),
-        # so hashing neither fights the viewer's reader nor fills its cache.
-        from napari_video_extract._reader import VideoArray
-        from napari_video_extract.core.video_reader import VideoReader
-
-        with VideoReader(source["path"], info=reader.info, cache_bytes=0) as own:
-            return Review.from_frames(
-                VideoArray(own),
-                settings,
-                time=np.asarray(reader.info.frame_times, dtype=float),
-                video=str(source["path"]),
-                progress=progress,
-                cancel=cancel,
-            )
-    limits = source.get("contrast_limits")
-    features = source.get("features")
-    n = int(data.shape[0])
-    kwargs: dict[str, Any] = {"video": source["name"]}
-    if features is not None and len(features) == n:
-        if "frame" in features:
-            kwargs["frame"] = np.asarray(features["frame"], dtype=np.int64)
-        if "time" in features:
-            kwargs["time"] = np.asarray(features["time"], dtype=float)
-        if "video" in features:
-            kwargs["video"] = [str(v) for v in features["video"]]
-    return Review.from_frames(
-        data,
-        settings,
-        to_uint8=lambda block: to_uint8(block, limits),
-        progress=progress,
-        cancel=cancel,
-        **kwargs,
-    )
-
-
-def _thumbs_job(members, box, cache: ThumbnailCache, cancel: threading.Event):
-    thumbs = []
-    for k, i in enumerate(members):
-        if cancel.is_set():
-            return None
-        thumbs.append(cache.get(int(i), box))
-        if k % 8 == 7:
-            yield (k + 1, len(members))
-    return members, thumbs
-
-
-def _apply_job(func, args: tuple, kwargs: dict, cancel: threading.Event):
-    return (
-        yield from progress_steps(
-            lambda progress: func(*args, progress=progress, cancel=cancel, **kwargs)
-        )
-    )
-
-
-def _undo_job(folders: list[Path], cancel: threading.Event):
-    from napari_video_extract.core.review_apply import undo_review
-
-    yield (0, 1)
-    return undo_review(folders)
 
 
 # ----------------------------------------------------------------------- widget
