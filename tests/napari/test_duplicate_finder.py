@@ -294,3 +294,32 @@ def test_dock_scrolls_and_fits_a_small_screen(make_napari_viewer):
     viewer.window.add_dock_widget(finder, name="Duplicate finder")
     # Two docks on a 1366x768 screen: each must fit in well under half the height.
     assert finder.native.minimumSizeHint().height() < 300
+
+
+def test_closing_the_dock_cancels_its_run(
+    make_napari_viewer, qtbot, scenes_stills, tmp_path, monkeypatch
+):
+    import napari_video_extract.core.hashing as hashing
+
+    slow = hashing._hash_one
+
+    def hash_one(job):
+        time.sleep(0.3)
+        return slow(job)
+
+    monkeypatch.setattr(hashing, "_hash_one", hash_one)
+    folder = tmp_path / "stills"
+    shutil.copytree(scenes_stills, folder)
+    (folder / ".nve-hashcache.json").unlink(missing_ok=True)
+    viewer = make_napari_viewer(show=True)
+    finder = DuplicateFinderWidget(viewer)
+    viewer.window.add_dock_widget(finder, name="Duplicate finder")
+    finder.source.value = "folder of images"
+    finder.image_folder.value = folder
+    finder.start()
+    qtbot.waitUntil(lambda: finder.progress_bar.value >= 1, timeout=WAIT_MS)
+    t0 = time.monotonic()
+    viewer.window.remove_dock_widget(finder.native)  # what the dock's close button does
+    qtbot.waitUntil(lambda: not finder.running, timeout=WAIT_MS)
+    assert time.monotonic() - t0 < 16 * 0.3  # stopped early, not after every image
+    assert finder.review is None and finder.run.closed

@@ -262,7 +262,6 @@ class DuplicateFinderWidget(Container):
         viewer.layers.events.removed.connect(self._on_layer_removed)
         for key, method in KEYS.items():
             viewer.bind_key(key, self._key_handler(method), overwrite=True)
-        self.native.destroyed.connect(self._release)
         self._on_source_changed()
 
     # ------------------------------------------------------------ settings

@@ -3,7 +3,9 @@
 :class:`DockRun` starts a :func:`napari.qt.threading.create_worker` thread,
 feeds a magicgui :class:`~magicgui.widgets.ProgressBar` that lives in the dock
 (napari's activity panel is hidden by default), keeps the Run/Cancel buttons
-in step, and cancels the run when the dock is closed (its Qt widget deleted).
+in step, and cancels the run when the dock is closed: napari's close button
+takes the widget out of its dock (its parent becomes None) and may keep it
+alive, so both that and the widget's deletion count as closing.
 The work function gets a ``threading.Event`` as its last argument and reports
 ``(done, total)`` by yielding it.
 """
@@ -33,6 +35,8 @@ class DockRun:
         Disabled while a run is going.
     cancel_button : PushButton
         Enabled while a run is going; cancels it.
+    on_close : callable, optional
+        Called once when the dock is closed (after the run is cancelled).
     """
 
     def __init__(
@@ -41,6 +45,8 @@ class DockRun:
         progress_bar: ProgressBar,
         start_buttons: Sequence[PushButton],
         cancel_button: PushButton,
+        *,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.cancel_event = threading.Event()
         self.worker: Any = None
@@ -50,7 +56,18 @@ class DockRun:
         self._bar.visible = False
         cancel_button.enabled = False
         cancel_button.clicked.connect(self.cancel)
-        native.destroyed.connect(self.cancel)
+        self.closed = False
+        self._on_close = on_close
+        native.destroyed.connect(self._closing)
+        self._watcher = _close_watcher(native, self._closing)
+
+    def _closing(self, *_: Any) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.cancel()
+        if self._on_close is not None:
+            self._on_close()
 
     @property
     def running(self) -> bool:
@@ -148,3 +165,25 @@ def progress_steps(call: Callable[[Callable[[int, int], None]], Any]) -> Any:
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def _close_watcher(native: Any, closing: Callable[[], None]) -> Any:
+    """Call ``closing`` when ``native`` loses its parent (taken out of its dock)."""
+    from qtpy.QtCore import QEvent, QObject
+
+    class Watcher(QObject):
+        def __init__(self) -> None:
+            super().__init__(native)
+            self.had_parent = native.parent() is not None
+
+        def eventFilter(self, obj: Any, event: Any) -> bool:
+            if event.type() == QEvent.Type.ParentChange:
+                if obj.parent() is not None:
+                    self.had_parent = True
+                elif self.had_parent:
+                    closing()
+            return False
+
+    watcher = Watcher()
+    native.installEventFilter(watcher)
+    return watcher
