@@ -213,3 +213,16 @@ def test_format_time():
     assert format_time(61.25) == "01:01.250"
     assert format_time(3723.5) == "1:02:03.500"
     assert format_time(float("nan")) == ""
+
+
+def test_files_review_keeps_given_order_and_lists_unreadable(tmp_path):
+    folder = make_folder(tmp_path / "a", SEEDS)
+    (folder / "broken.png").write_bytes(b"not an image")
+    order = [folder / "img7.png", folder / "broken.png", folder / "img1.png", folder / "img2.png"]
+    review = Review.from_files(
+        order, ReviewSettings(threshold=10), frame=[70, 99, 10, 20], time=[7.0, 9.9, 1.0, 2.0]
+    )
+    assert [p.name for p in review.paths] == ["img7.png", "img1.png", "img2.png"]
+    assert review.frame.tolist() == [70, 10, 20] and review.time.tolist() == [7.0, 1.0, 2.0]
+    assert review.kept.tolist() == [True, True, False]
+    assert [p.name for p, _ in review.unreadable] == ["broken.png"]

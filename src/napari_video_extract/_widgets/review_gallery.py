@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -70,35 +71,46 @@ def frame_thumbnail(frame: np.ndarray, box: tuple[int, int]) -> np.ndarray:
 
 
 class ThumbnailCache:
-    """Thumbnails by item index, the newest ``capacity`` kept (largest tile size).
+    """Thumbnails by item index and size, least recently used dropped past a byte budget.
+
+    Thread-safe: the gallery's loader runs in a worker thread, and a newer
+    cluster's loader may start before an older one has stopped.
 
     Parameters
     ----------
     load : callable(index, box) -> ndarray
         Makes the thumbnail of one item.
-    capacity : int, optional
-        Thumbnails kept (320 x 180 RGB each at most: 4,000 are < 700 MB only
-        at the largest size, which is used for clusters of 4 or fewer).
+    max_bytes : int, optional
+        Pixels kept (64 MB: about 5,000 tiles of 80 x 45).
     """
 
-    def __init__(self, load: Callable[[int, tuple[int, int]], np.ndarray], capacity: int = 4000):
+    def __init__(
+        self, load: Callable[[int, tuple[int, int]], np.ndarray], max_bytes: int = 64 << 20
+    ) -> None:
         self._load = load
-        self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._lock = threading.Lock()
         self._items: OrderedDict[tuple[int, tuple[int, int]], np.ndarray] = OrderedDict()
 
     def get(self, index: int, box: tuple[int, int]) -> np.ndarray:
         """The thumbnail of ``index`` fitting ``box``; a grey tile if it cannot be read."""
         key = (index, box)
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
         try:
             thumb = self._load(index, box)
         except (OSError, ValueError, IndexError):
             thumb = np.full((box[0] // 2, box[1] // 2, 3), 90, np.uint8)
-        self._items[key] = thumb
-        while len(self._items) > self._capacity:
-            self._items.popitem(last=False)
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = thumb
+                self._bytes += thumb.nbytes
+            while self._bytes > self._max_bytes and len(self._items) > 1:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= old.nbytes
         return thumb
 
 

@@ -122,6 +122,18 @@ def _frames_review(source, settings, progress, cancel) -> Review:
     limits = source.get("contrast_limits")
     features = source.get("features")
     n = int(data.shape[0])
+    files = _layer_files(features, n)
+    if files is not None:
+        # A stills layer: hash its files like the CLI; Write copies them as they are.
+        return Review.from_files(
+            files,
+            settings,
+            frame=np.asarray(features["frame"], dtype=np.int64) if "frame" in features else None,
+            time=np.asarray(features["time"], dtype=float) if "time" in features else None,
+            video=[str(v) for v in features["video"]] if "video" in features else None,
+            progress=progress,
+            cancel=cancel,
+        )
     kwargs: dict[str, Any] = {"video": source["name"]}
     if features is not None and len(features) == n:
         if "frame" in features:
@@ -138,6 +150,16 @@ def _frames_review(source, settings, progress, cancel) -> Review:
         cancel=cancel,
         **kwargs,
     )
+
+
+def _layer_files(features: Any, n: int) -> list[Path] | None:
+    """The image file of every still of a layer, when its features name them all."""
+    if features is None or len(features) != n or "file" not in features:
+        return None
+    files = [Path(f) for f in features["file"] if isinstance(f, str) and f]
+    if len(files) != n or not all(f.is_file() for f in files):
+        return None
+    return files
 
 
 def _thumbs_job(members, box, cache: ThumbnailCache, cancel: threading.Event):

@@ -325,6 +325,60 @@ class Review:
         )
 
     @classmethod
+    def from_files(
+        cls,
+        paths: Sequence[str | os.PathLike[str]],
+        settings: ReviewSettings | None = None,
+        *,
+        frame: Sequence[int] | None = None,
+        time: Sequence[float] | None = None,
+        video: Sequence[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Review:
+        """Image files in the order given (a stills layer's files), hashed like ``dedup``.
+
+        Same :func:`hash_files` path as the CLI (normalisation, cache, pool);
+        unreadable files are listed in ``unreadable`` and left out.
+
+        Raises
+        ------
+        InputError
+            No readable file.
+        Cancelled
+            ``cancel`` was set.
+        """
+        settings = settings or ReviewSettings()
+        paths = [Path(p) for p in paths]
+        hashed = hash_files(
+            paths,
+            method=settings.method,
+            hash_size=settings.hash_size,
+            crop_borders=settings.crop_borders,
+            with_sharpness=settings.keep == "sharpest",
+            progress=progress,
+            map_jobs=cancellable_map(cancel),
+        )
+        _check_cancel(cancel)
+        good = [k for k, rec in enumerate(hashed.files) if rec.hash is not None]
+        if not good:
+            raise InputError(paths[0] if paths else Path("."), "no readable image")
+
+        def pick(values: Sequence[Any] | None) -> list[Any] | None:
+            return None if values is None else [values[k] for k in good]
+
+        return cls(
+            hashed.hash_array(),
+            settings,
+            paths=[paths[k] for k in good],
+            frame=None if frame is None else np.asarray(pick(frame), dtype=np.int64),
+            time=None if time is None else np.asarray(pick(time), dtype=float),
+            video=pick(video),
+            quality=_file_quality(settings.keep, [hashed.files[k] for k in good]),
+            unreadable=[(r.path, r.error or "unreadable") for r in hashed.files if r.hash is None],
+        )
+
+    @classmethod
     def from_dedup_csv(
         cls, folder: str | os.PathLike[str], settings: ReviewSettings | None = None
     ) -> Review:
