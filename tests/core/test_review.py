@@ -226,3 +226,19 @@ def test_files_review_keeps_given_order_and_lists_unreadable(tmp_path):
     assert review.frame.tolist() == [70, 10, 20] and review.time.tolist() == [7.0, 1.0, 2.0]
     assert review.kept.tolist() == [True, True, False]
     assert [p.name for p, _ in review.unreadable] == ["broken.png"]
+
+
+def test_precomputed_thresholds_are_reused(tmp_path, monkeypatch):
+    import napari_video_extract.core.review as review_module
+
+    review = Review.from_folder(make_folder(tmp_path / "a", SEEDS), ReviewSettings(threshold=10))
+    review.precompute(range(0, 13))
+    calls = []
+    real = review_module.cluster_hashes
+    monkeypatch.setattr(
+        review_module, "cluster_hashes", lambda *a, **k: calls.append(k) or real(*a, **k)
+    )
+    review.recluster(threshold=0)
+    assert review.n_clusters == 4 and not calls  # exact duplicates stay together
+    review.recluster(threshold=30)
+    assert len(calls) == 1

@@ -36,7 +36,6 @@ from magicgui.widgets import (
     PushButton,
     Slider,
     SpinBox,
-    Table,
 )
 
 from napari_video_extract._widgets._common import _path_value, _show_error, _show_info
@@ -59,6 +58,7 @@ from napari_video_extract._widgets.review_jobs import (
     to_uint8,
 )
 from napari_video_extract._widgets.review_layers import FileStack, FrameSubset
+from napari_video_extract._widgets.review_table import MembersTable
 from napari_video_extract._widgets.settings_store import load_settings, save_settings
 from napari_video_extract._widgets.worker import DockRun
 from napari_video_extract.core.dedup import CSV_NAME
@@ -76,7 +76,6 @@ from napari_video_extract.core.review import (
     Cancelled,
     Review,
     ReviewSettings,
-    format_time,
 )
 
 if TYPE_CHECKING:
@@ -114,7 +113,7 @@ class DuplicateFinderWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        from qtpy.QtWidgets import QAbstractItemView, QScrollArea
+        from qtpy.QtWidgets import QScrollArea
 
         super().__init__(labels=False)
         self._viewer = viewer
@@ -129,8 +128,8 @@ class DuplicateFinderWidget(Container):
         self._thumbs: ThumbnailCache | None = None
         self._thumb_cancel = threading.Event()
         self._thumb_worker: Any = None
+        self._precompute_cancel = threading.Event()
         self._written: list[Path] = []
-        self._filling_table = False
         self._closed = False
 
         self.source = ComboBox(label="source", choices=self._source_choices)
@@ -215,17 +214,18 @@ class DuplicateFinderWidget(Container):
                 self.only_kept,
             ]
         )
-        self.members = Table(label="members")
-        self.table = self.members.native  # a QTableWidget
-        self.table.setColumnCount(5)
-        self.table.setHorizontalHeaderLabels(["still", "frame", "time", "d (bits)", "decision"])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setMinimumHeight(120)
+        self.members_table = MembersTable(self.select)
+        self.table = self.members_table.qt  # the QTableWidget, for tests and scripts
         body.extend(
-            [self.members, self.kept_dir, self.dup_dir, self.fmt, self.quality, apply, self.status]
+            [
+                self.members_table.widget,
+                self.kept_dir,
+                self.dup_dir,
+                self.fmt,
+                self.quality,
+                apply,
+                self.status,
+            ]
         )
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -255,7 +255,6 @@ class DuplicateFinderWidget(Container):
         self.write_button.clicked.connect(self.write)
         self.apply_button.clicked.connect(self.apply_in_place)
         self.undo_button.clicked.connect(self.undo)
-        self.table.cellClicked.connect(self._on_cell_clicked)
         for widget in (*[getattr(self, n) for n in _SAVED + _SAVED_PATHS], self.use_csv):
             widget.changed.connect(self._save_settings)
         viewer.layers.events.inserted.connect(self._refresh_sources)
@@ -286,6 +285,7 @@ class DuplicateFinderWidget(Container):
         self._closed = True
         self.run.cancel()
         self._thumb_cancel.set()
+        self._precompute_cancel.set()
         for key in KEYS:
             with contextlib.suppress(Exception):
                 self._viewer.bind_key(key, None, overwrite=True)
@@ -433,11 +433,24 @@ class DuplicateFinderWidget(Container):
         self._show_summary()
         note = " (from dedup.csv)" if source["kind"] == "csv" else ""
         self.status.value = review.summary() + note
+        self._precompute(review)
         if review.unreadable:
             path, why = review.unreadable[0]
             _show_error(
                 f"{len(review.unreadable)} unreadable image(s) skipped, e.g. {path}: {why}"
             )
+
+    def _precompute(self, review: Review) -> None:
+        """Cluster at the thresholds around the current one in the background."""
+        from napari.qt.threading import create_worker
+
+        self._precompute_cancel.set()
+        cancel = self._precompute_cancel = threading.Event()
+        t, top = int(review.settings.threshold), int(self.threshold.max)
+        near = sorted(range(min(top, 3 * max(t, 4)) + 1), key=lambda v: (abs(v - t), v))
+        worker = create_worker(review.precompute, near, cancel=cancel, _start_thread=False)
+        worker.errored.connect(self._fail)
+        worker.start()
 
     # ------------------------------------------------------------- clusters
 
@@ -574,56 +587,11 @@ class DuplicateFinderWidget(Container):
     # -------------------------------------------------------------- members
 
     def _fill_table(self, members: np.ndarray) -> None:
-        from qtpy.QtCore import Qt
-        from qtpy.QtGui import QColor
-        from qtpy.QtWidgets import QTableWidgetItem
-
-        review = self.review
-        self._filling_table = True
-        try:
-            self.table.setRowCount(len(members))
-            for row, i in enumerate(members):
-                i = int(i)
-                name = review.paths[i].name if review.paths is not None else f"#{i}"
-                frame = int(review.frame[i])
-                cells = [
-                    name,
-                    str(frame) if frame >= 0 else "",
-                    format_time(float(review.time[i])),
-                    str(int(review.distance[i])),
-                    self._decision_word(i),
-                ]
-                for col, text in enumerate(cells):
-                    item = QTableWidgetItem(text)
-                    item.setData(Qt.ItemDataRole.UserRole, i)
-                    if col == 4:
-                        item.setForeground(
-                            QColor(*(KEPT_RGB if review.kept[i] else DUPLICATE_RGB))
-                        )
-                    self.table.setItem(row, col, item)
-        finally:
-            self._filling_table = False
-        self.table.resizeColumnsToContents()
-
-    def _decision_word(self, i: int) -> str:
-        review = self.review
-        word = "KEEPER" if int(review.keeper[i]) == i and review.kept[i] else (
-            "KEPT" if review.kept[i] else "DUPLICATE")  # fmt: skip
-        return word + (" (by hand)" if review.kept[i] != review.auto_kept[i] else "")
+        self.members_table.fill(self.review, members)
 
     def row_of(self, index: int) -> int:
         """Table row of item ``index`` (in the current cluster)."""
-        from qtpy.QtCore import Qt
-
-        for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == index:
-                return row
-        raise KeyError(index)
-
-    def _on_cell_clicked(self, row: int, _column: int) -> None:
-        from qtpy.QtCore import Qt
-
-        self.select(int(self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)))
+        return self.members_table.row_of(index)
 
     def select(self, index: int) -> None:
         """Select item ``index``: ring it, say its time, move the video to its frame."""
@@ -636,8 +604,7 @@ class DuplicateFinderWidget(Container):
                 self.show_cluster(int(pos[0]), select=index)
                 return
         self.selected = int(index)
-        with contextlib.suppress(KeyError):
-            self.table.selectRow(self.row_of(index))
+        self.members_table.select(index)
         overlay = self._text_overlay()
         overlay.text = review.label(index)
         overlay.visible = True
@@ -737,6 +704,7 @@ class DuplicateFinderWidget(Container):
 
     def _clear_review_layers(self) -> None:
         self._thumb_cancel.set()
+        self._precompute_cancel.set()
         for layer in (self.gallery_layer, self.kept_layer):
             if layer is not None and layer in self._viewer.layers:
                 self._viewer.layers.remove(layer)

@@ -225,6 +225,11 @@ class Review:
         self.override = np.zeros(n, dtype=np.int8)  # 1 keep, -1 duplicate, 0 engine
         self.keeper_pick = np.zeros(n, dtype=bool)
         self._nearest: np.ndarray | None = None
+        # Clusterings by (threshold, mode): moving the threshold back and forth
+        # (or after precompute()) is a lookup, not a new clustering.
+        self._clusterings: dict[tuple[int, str], ClusterResult] = {}
+        if result is not None:
+            self._clusterings[(int(settings.threshold), settings.mode)] = result
         self._result = result if result is not None else self._cluster(settings)
         self._derive()
 
@@ -528,8 +533,12 @@ class Review:
     # ------------------------------------------------------------ clustering
 
     def _cluster(self, settings: ReviewSettings) -> ClusterResult:
+        key = (int(settings.threshold), settings.mode)
+        found = self._clusterings.get(key)
+        if found is not None:
+            return found
         keep = settings.keep if self.quality is not None else "first"
-        return cluster_hashes(
+        result = cluster_hashes(
             self.hashes,
             threshold=int(settings.threshold),
             mode=settings.mode,
@@ -537,6 +546,21 @@ class Review:
             quality=self.quality if keep != "first" else None,
             n_bits=settings.n_bits,
         )
+        self._clusterings[key] = result
+        return result
+
+    def precompute(
+        self, thresholds: Iterable[int], *, cancel: threading.Event | None = None
+    ) -> None:
+        """Cluster at each of ``thresholds`` now (current mode), so moving there is a lookup.
+
+        Meant for a background thread after the hashes are known; stops
+        quietly when ``cancel`` is set.
+        """
+        for threshold in thresholds:
+            if cancel is not None and cancel.is_set():
+                return
+            self._cluster(replace(self.settings, threshold=int(threshold)))
 
     def recluster(self, *, threshold: int | None = None, mode: str | None = None) -> None:
         """Cluster the stored hashes again with a new threshold and/or mode.
