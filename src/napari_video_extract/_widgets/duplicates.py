@@ -245,6 +245,7 @@ class DuplicateFinderWidget(Container):
         self.hash_size.changed.connect(self._on_hash_changed)
         self.threshold.changed.connect(self._on_threshold)
         self.find_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
         self.prev_button.clicked.connect(self.previous_cluster)
         self.next_button.clicked.connect(self.next_cluster)
         self.keep_button.clicked.connect(self.keep_selected)
@@ -415,8 +416,8 @@ class DuplicateFinderWidget(Container):
         self.review = review
         self.source_layer = source.get("layer")
         if review.paths is not None:
-            paths = review.paths
-            self._thumbs = ThumbnailCache(lambda i, box: file_thumbnail(paths[i], box))
+            # review.paths, not a copy: Apply in place moves files.
+            self._thumbs = ThumbnailCache(lambda i, box: file_thumbnail(review.paths[i], box))
         else:
             data, limits = source["data"], source.get("contrast_limits")
             self._thumbs = ThumbnailCache(

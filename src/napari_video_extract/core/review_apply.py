@@ -199,7 +199,8 @@ def write_review(
     OutputError
         A folder cannot be created or written (raised before anything is written).
     """
-    kept_dir, dup_dir = Path(kept_dir), Path(duplicates_dir)
+    # Absolute: the journal records where each file went, for an undo run anywhere.
+    kept_dir, dup_dir = Path(kept_dir).absolute(), Path(duplicates_dir).absolute()
     if kept_dir.resolve() == dup_dir.resolve():
         raise ValueError(f"{kept_dir}: kept frames and duplicates need different folders")
     if fmt.lower() not in IMAGE_FORMATS:
