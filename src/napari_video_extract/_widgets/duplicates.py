@@ -113,7 +113,8 @@ class DuplicateFinderWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        from qtpy.QtWidgets import QScrollArea
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QScrollArea, QSizePolicy
 
         super().__init__(labels=False)
         self._viewer = viewer
@@ -135,7 +136,7 @@ class DuplicateFinderWidget(Container):
         self.source = ComboBox(label="source", choices=self._source_choices)
         self.image_folder = FileEdit(label="image folder", mode="d")
         self.use_csv = CheckBox(
-            text="open a CLI run's dedup.csv when there is one",
+            text="use a CLI run's dedup.csv",
             value=True,
             tooltip="review and correct what 'napari-video-extract dedup' decided",
         )
@@ -151,13 +152,13 @@ class DuplicateFinderWidget(Container):
         )
         self.clusters_info = Label(label="clusters", value="")
         self.histogram = Label(label="distances", value="")
-        self.only_dups = CheckBox(text="step through clusters with duplicates only", value=True)
+        self.only_dups = CheckBox(text="only clusters with duplicates", value=True)
         self.prev_button = PushButton(text="◀ cluster (p)")
         self.next_button = PushButton(text="cluster ▶ (n)")
         self.cluster_label = Label(label="cluster", value="")
         self.keep_button = PushButton(text="keep (k)")
-        self.dup_button = PushButton(text="duplicate (d)")
-        self.keeper_button = PushButton(text="make keeper (m)")
+        self.dup_button = PushButton(text="dup. (d)")
+        self.keeper_button = PushButton(text="keeper (m)")
         self.only_kept = CheckBox(text="show only kept frames", value=False, enabled=False)
         self.kept_dir = FileEdit(label="kept frames to", mode="d")
         self.dup_dir = FileEdit(label="duplicates to", mode="d")
@@ -227,9 +228,22 @@ class DuplicateFinderWidget(Container):
                 self.status,
             ]
         )
+        # Long texts wrap (or clip, for the histogram) instead of widening the dock.
+        for label in (self.clusters_info, self.cluster_label, self.status):
+            label.native.setWordWrap(True)
+        self.histogram.native.setSizePolicy(
+            QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred
+        )
+        self.members_table.qt.setSizePolicy(
+            QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding
+        )
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        # Vertical only: the fields shrink to the dock's width (the table scrolls itself).
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body.native)
+        bar = scroll.verticalScrollBar().sizeHint().width()
+        scroll.setMinimumWidth(body.native.minimumSizeHint().width() + bar + 4)
         self.native.layout().addWidget(scroll)
         self._body = body  # keep the Python wrapper alive
 
@@ -566,9 +580,12 @@ class DuplicateFinderWidget(Container):
         mosaic = gallery.render(review.kept, keeper, self.selected)
         if self.gallery_layer is None or self.gallery_layer not in self._viewer.layers:
             translate = (0, 0)
-            if self.source_layer is not None and self.source_layer in self._viewer.layers:
-                # Beside the source, so both are seen at once.
-                translate = (0, float(self.source_layer.extent.world[1][-1]) + 20)
+            beside = self._video_layer(int(gallery.members[0]))
+            if beside is None and self.source_layer in self._viewer.layers:
+                beside = self.source_layer
+            if beside is not None and beside in self._viewer.layers:
+                # Right of the video (or source stack), so both are seen at once.
+                translate = (0, float(beside.extent.world[1][-1]) + 20)
             self.gallery_layer = self._viewer.add_image(
                 mosaic, name="cluster gallery", rgb=True, translate=translate
             )
