@@ -323,3 +323,30 @@ def test_closing_the_dock_cancels_its_run(
     qtbot.waitUntil(lambda: not finder.running, timeout=WAIT_MS)
     assert time.monotonic() - t0 < 16 * 0.3  # stopped early, not after every image
     assert finder.review is None and finder.run.closed
+
+
+def test_gallery_layout_and_cap_for_a_huge_cluster(make_napari_viewer):
+    from napari_video_extract._widgets.duplicates import GALLERY_MAX
+    from napari_video_extract._widgets.review_gallery import Gallery, tile_size
+    from napari_video_extract.core.review import Review, ReviewSettings
+
+    members = np.arange(574)
+    box = tile_size(len(members))
+    thumbs = [np.full((*box, 3), k % 200 + 50, np.uint8) for k in members]
+    gallery = Gallery(members, thumbs)
+    assert (gallery.cols, gallery.rows) == (24, 24)
+    for k in (0, 23, 24, 573):
+        y0, x0 = gallery.origin(k)
+        assert gallery.position_at(y0 + gallery.cell[0] / 2, x0 + gallery.cell[1] / 2) == k
+    assert gallery.position_at(*gallery.origin(575)) is None
+    # One cluster of 3,000 identical hashes: the dock draws the keeper + the first ones.
+    viewer = make_napari_viewer()
+    finder = DuplicateFinderWidget(viewer)
+    review = Review(np.zeros((3000, 1), np.uint64), ReviewSettings())
+    review.make_keeper(2500)
+    finder.review, finder._pending = review, {"name": "zeros", "kind": "layer"}
+    finder._load_gallery = lambda members: None  # no pixels behind these hashes
+    finder._set_visit()
+    assert finder.table.rowCount() == GALLERY_MAX
+    assert "first 1,024 shown" in finder.cluster_label.value
+    assert 2500 in finder.members_table.items.tolist()

@@ -87,6 +87,9 @@ __all__ = ["CLUSTER_PALETTE", "DUPLICATE_RGB", "KEPT_RGB", "DuplicateFinderWidge
 CLUSTER_PALETTE = ((31, 119, 180), (148, 103, 189), (23, 190, 207), (227, 119, 194))
 
 _IMAGE_FOLDER_SOURCE = "folder of images"
+#: Stills drawn in the gallery and the table at most (a 32 x 32 grid of 80 x 45
+#: tiles, 16 MB); bigger clusters show their keeper and first members.
+GALLERY_MAX = 1024
 _SETTINGS_NAME = "duplicate_finder"
 _SAVED = ("method", "hash_size", "threshold", "mode", "keep", "fmt", "quality")
 _SAVED_PATHS = ("image_folder", "kept_dir", "dup_dir")
@@ -534,13 +537,23 @@ class DuplicateFinderWidget(Container):
         if select is None or select not in set(members.tolist()):
             select = int(review.keeper[members[0]])
         self.selected = select
+        shown = self._shown_members(members)
+        note = "" if len(shown) == len(members) else f" (first {len(shown):,} shown)"
         self.cluster_label.value = (
             f"{self._cluster_pos + 1} / {len(self._visit)}: c{self.current_cluster}, "
-            f"{len(members)} stills"
+            f"{len(members):,} stills{note}"
         )
-        self._fill_table(members)
-        self._load_gallery(members)
+        self._fill_table(shown)
+        self._load_gallery(shown)
         self.select(select)
+
+    def _shown_members(self, members: np.ndarray) -> np.ndarray:
+        """The members drawn: all, or the keeper and the first ones up to GALLERY_MAX."""
+        if len(members) <= GALLERY_MAX:
+            return members
+        keeper = int(self.review.keeper[members[0]])
+        first = members[members != keeper][: GALLERY_MAX - 1]
+        return np.sort(np.append(first, keeper))
 
     def _load_gallery(self, members: np.ndarray) -> None:
         from napari.qt.threading import create_worker
@@ -561,7 +574,7 @@ class DuplicateFinderWidget(Container):
             return
         members, thumbs = outcome
         if self.current_cluster is None or not np.array_equal(
-            members, self.review.members(self.current_cluster)
+            members, self._shown_members(self.review.members(self.current_cluster))
         ):
             return  # a newer cluster is being loaded
         self.gallery = Gallery(members, thumbs)
@@ -714,7 +727,7 @@ class DuplicateFinderWidget(Container):
 
     def _after_decision(self, index: int) -> None:
         review = self.review
-        self._fill_table(review.members(int(review.cluster[index])))
+        self._fill_table(self._shown_members(review.members(int(review.cluster[index]))))
         self.select(index)
         self._show_summary()
         self._update_kept_layer()
