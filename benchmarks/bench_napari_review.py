@@ -293,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=2, help="CLI and widget runs, alternated (min is kept)"
     )
     args = parser.parse_args(argv)
+    # The docks persist their settings: keep the benchmark's away from the user's.
+    os.environ["XDG_CONFIG_HOME"] = str(WORK / "config")
     print(f"load average: {os.getloadavg()}", flush=True)
     video = build_video()
     stills = build_stills(video)
