@@ -47,7 +47,8 @@ def test_shape_pixels_and_indexing(folder) -> None:
     assert stack.shape == (12, H, W, 3)
     assert stack.ndim == 4 == len(stack.shape)
     assert stack.dtype == np.uint8 and len(stack) == 12
-    assert [Path(f).name for f in stack.features()["file"]] == [f"img{k}.png" for k in range(1, 13)]
+    names = [Path(f).name for f in stack.features()["file"]]
+    assert names == [f"img{k}.png" for k in range(1, 13)]
     np.testing.assert_array_equal(stack[0], pixels[0])
     np.testing.assert_array_equal(stack[-1], pixels[11])
     np.testing.assert_array_equal(stack[np.int64(9)], pixels[9])
@@ -109,7 +110,7 @@ def test_unreadable_image_is_black_and_listed(folder) -> None:
 
 
 def test_cache_is_bounded_in_bytes(folder) -> None:
-    path, pixels = folder
+    path, _ = folder
     frame = H * W * 3
     stack = StillStack(sorted(path.glob("*.png")), cache_bytes=3 * frame)
     for k in range(12):
