@@ -32,7 +32,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_CACHE_BYTES", "StillInfo", "StillStack", "open_stills"]
+__all__ = [
+    "DEFAULT_CACHE_BYTES",
+    "StillInfo",
+    "StillStack",
+    "frame_axis_placement",
+    "open_stills",
+]
 
 #: Default decoded-image cache of a stack: about 170 720p stills.
 DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
@@ -344,3 +350,39 @@ def open_stills(
     sizes = Counter((r.width, r.height) for r in records.values() if r.width > 0 and r.height > 0)
     size = sizes.most_common(1)[0][0] if sizes else None
     return StillStack(images, size=size, cache_bytes=cache_bytes, infos=infos)
+
+
+def frame_axis_placement(frames: Sequence[int | None]) -> tuple[float, float, bool]:
+    """Where a stack of stills sits on its video's frame axis.
+
+    Still ``i`` is drawn at axis position ``translate + i * scale``; a viewer
+    that shows the video (one position per frame) next to the stills then
+    shows, at each video frame, the still nearest to it, and the stills span
+    the frames they were taken from instead of the first ``n`` positions.
+
+    Parameters
+    ----------
+    frames : sequence of int or None
+        The video frame of each still, in stack order.
+
+    Returns
+    -------
+    translate : float
+        Position of the first still (its frame), 0 when frames are unknown.
+    scale : float
+        Spacing of the stills in frames, 1 when frames are unknown.
+    exact : bool
+        Whether every still sits within one frame of its own frame (evenly
+        spaced stills, e.g. an interval extraction). Unevenly spaced stills
+        (head and tail) are spread evenly between the first and last frame.
+        ``False`` when frames are unknown, not increasing, or fewer than two.
+    """
+    if len(frames) < 2 or any(f is None for f in frames):
+        first = frames[0] if len(frames) == 1 and frames[0] is not None else 0
+        return float(first), 1.0, len(frames) == 1 and frames[0] is not None
+    values = np.asarray(frames, dtype=float)
+    if not np.all(np.diff(values) > 0):
+        return 0.0, 1.0, False
+    scale = (values[-1] - values[0]) / (len(values) - 1)
+    placed = values[0] + scale * np.arange(len(values))
+    return float(values[0]), float(scale), bool(np.abs(placed - values).max() <= 1.0)
