@@ -40,8 +40,8 @@ __all__ = [
     "open_stills",
 ]
 
-#: Default decoded-image cache of a stack: about 170 720p stills.
-DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
+#: Default decoded-image cache of a stack: about 90 720p stills.
+DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 #: ``np.asarray(stack)`` refuses to build arrays larger than this by default.
 DEFAULT_MAX_ARRAY_BYTES = 2 * 1024**3
 #: Images opened (headers only) to find a canvas size when nothing records it.
