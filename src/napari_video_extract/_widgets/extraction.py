@@ -239,8 +239,18 @@ class _ExtractionWidget(Container):
             if hasattr(self, name):
                 getattr(self, name).changed.connect(self._save_settings)
         self._navigator = StillsNavigator(viewer)
-        self._closing = _CancelOnClose(self.native)
+        self._closing = _CancelOnClose(self.root_native_widget)
         self._on_source_changed()
+
+    @property
+    def native(self) -> Any:
+        """The scroll area holding the widget (what a dock embeds).
+
+        magicgui's ``native`` of a scrollable container is the inner
+        widget, and napari docks ``native``: without this the dock would
+        embed the widget without its scroll area and never scroll.
+        """
+        return self.root_native_widget
 
     # ---------------------------------------------------------------- settings
 
@@ -487,7 +497,9 @@ class _CancelOnClose:
         holder = self
 
         def cancel(*_args: Any) -> None:
-            holder.event.set()
+            event = getattr(holder, "event", None)  # None: being torn down
+            if event is not None:
+                event.set()
 
         class _Filter(QObject):
             def eventFilter(self, obj: Any, event: Any) -> bool:
