@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from napari_video_extract.core.stills import StillStack
 
 _FILE_SOURCE = "video file"
+_UPDATE_S = 0.1  # seconds between two progress updates sent to the GUI
 _FOLDER_SOURCE = "folder of videos"
 #: Engine setting -> attribute of the widget whose label names it in messages.
 _SETTING_FIELDS = {
@@ -147,15 +149,24 @@ def _extraction_job(
                     outcome.error = f"{outcome.video}: {res.error}"
 
             future = pool.submit(run)
-            while True:
-                try:
-                    yield messages.get(timeout=0.05)
-                except queue.Empty:
-                    if future.done():
-                        break
+            # At most ~10 updates a second reach the GUI thread: one per still
+            # would keep it (and the GIL) busy repainting while stills are encoded.
+            latest: _Progress | None = None
+            while not future.done():
+                with contextlib.suppress(queue.Empty):
+                    latest = messages.get(timeout=_UPDATE_S)
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        latest = messages.get_nowait()
+                if latest is not None:
+                    yield latest
+                    latest = None
+                    time.sleep(_UPDATE_S)
             with contextlib.suppress(queue.Empty):
                 while True:
-                    yield messages.get_nowait()
+                    latest = messages.get_nowait()
+            if latest is not None:
+                yield latest
             future.result()
             if (outcome.out_dir / MANIFEST_NAME).is_file() and not cancel.is_set():
                 # The read-back is a listing: images are decoded when shown.

@@ -88,7 +88,7 @@ def _decode(path: Path, width: int, height: int) -> np.ndarray:
         image.load()
         with contextlib.suppress(Exception):  # a broken EXIF block keeps the stored orientation
             image = ImageOps.exif_transpose(image)
-        rgb = image.convert("RGB")
+        rgb = image if image.mode == "RGB" else image.convert("RGB")  # no needless copy
     if rgb.size == (width, height):
         return np.asarray(rgb)
     scale = min(width / rgb.width, height / rgb.height)
