@@ -12,7 +12,7 @@
   reader's :func:`~napari_video_extract._reader.read_stills`): nothing is read
   back into memory. A re-run into the same folder updates that layer instead
   of adding a copy, and leaves it alone when nothing new was written.
-* Settings persist between sessions (:mod:`._settings`); messages call the
+* Settings persist between sessions (:mod:`.settings_store`); messages call the
   settings by the widget's field labels ("every (s)"), not by CLI flags.
 """
 
@@ -41,7 +41,7 @@ from magicgui.widgets import (
 )
 
 from napari_video_extract._widgets._common import _path_value, _show_error
-from napari_video_extract._widgets._settings import load_settings, save_settings
+from napari_video_extract._widgets.settings_store import load_settings, save_settings
 from napari_video_extract._widgets.stills_view import StillsNavigator, is_stills_layer
 from napari_video_extract.core.errors import InputError, SettingError
 from napari_video_extract.core.extract import (
@@ -265,6 +265,10 @@ class _ExtractionWidget(Container):
 
     # ---------------------------------------------------------------- settings
 
+    @property
+    def _settings_name(self) -> str:
+        return self._title.replace(" ", "_")
+
     def _setting_names(self) -> dict[str, str]:
         """What this widget calls the engine's settings: its field labels."""
         return {
@@ -282,10 +286,10 @@ class _ExtractionWidget(Container):
             if name == "source" and not isinstance(value, str):
                 continue  # a layer is not there next session
             values[name] = str(value) if isinstance(value, Path) else value
-        save_settings(self._title, values)
+        save_settings(self._settings_name, values)
 
     def _restore_settings(self) -> None:
-        for name, value in load_settings(self._title).items():
+        for name, value in load_settings(self._settings_name).items():
             widget = getattr(self, name, None) if name in _SAVED_FIELDS else None
             if widget is None:
                 continue
