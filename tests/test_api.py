@@ -31,6 +31,7 @@ PROMISED = {
     "NotAVideoError": errors.NotAVideoError,
     "DecodeError": errors.DecodeError,
     "OutputError": errors.OutputError,
+    "SettingError": errors.SettingError,
     "ExtractError": errors.ExtractError,
 }
 
