@@ -19,12 +19,7 @@
 from __future__ import annotations
 
 import contextlib
-import queue
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,27 +36,29 @@ from magicgui.widgets import (
 )
 
 from napari_video_extract._widgets._common import _path_value, _show_error
+from napari_video_extract._widgets.extraction_jobs import (
+    Progress,
+    VideoDone,
+    extraction_job,
+    worded,
+)
 from napari_video_extract._widgets.settings_store import load_settings, save_settings
 from napari_video_extract._widgets.stills_view import StillsNavigator, is_stills_layer
-from napari_video_extract.core.errors import InputError, SettingError
+from napari_video_extract.core.errors import InputError
 from napari_video_extract.core.extract import (
     DEFAULT_NAME_TEMPLATE,
     HeadTail,
     Interval,
     collect_videos,
-    extract_video,
     output_folders,
     validate_template,
 )
 from napari_video_extract.core.formats import dialog_filter
-from napari_video_extract.core.manifest import MANIFEST_NAME
 
 if TYPE_CHECKING:
     import napari
-    from napari_video_extract.core.stills import StillStack
 
 _FILE_SOURCE = "video file"
-_UPDATE_S = 0.1  # seconds between two progress updates sent to the GUI
 _FOLDER_SOURCE = "folder of videos"
 #: Engine setting -> attribute of the widget whose label names it in messages.
 _SETTING_FIELDS = {
@@ -78,111 +75,6 @@ _SAVED_FIELDS = (
     "source", "video_file", "video_folder", "recursive", "every", "start_time", "end_time",
     "head", "tail", "fmt", "quality", "out_dir", "name_template", "overwrite",
 )  # fmt: skip
-
-
-@dataclass
-class _VideoDone:
-    """One video's outcome, sent from the worker to the main thread."""
-
-    video: Path
-    out_dir: Path
-    stack: StillStack | None = None
-    written: int = 0
-    resumed: int = 0
-    error: str | None = None
-
-
-@dataclass
-class _Progress:
-    """Progress of one phase of one video, sent from the worker."""
-
-    number: int
-    phase: str
-    done: int = 0
-    total: int = 0
-
-
-def _worded(exc: Exception, names: Mapping[str, str]) -> str:
-    return exc.worded(names) if isinstance(exc, SettingError) else str(exc)
-
-
-def _extraction_job(
-    jobs: Sequence[tuple[Path, Path]],
-    spec: Interval | HeadTail,
-    options: dict[str, Any],
-    cancel: threading.Event,
-    names: Mapping[str, str],
-) -> Iterator[_Progress | _VideoDone]:
-    """Worker body: extract each video, yielding progress and per-video results.
-
-    Yields :class:`_Progress` and one :class:`_VideoDone` per video started;
-    returns nothing. Never raises for one video's failure.
-    """
-    from napari_video_extract.core.stills import open_stills
-
-    messages: queue.SimpleQueue = queue.SimpleQueue()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        for number, (video, out_dir) in enumerate(jobs):
-            if cancel.is_set():
-                break
-            outcome = _VideoDone(video=video, out_dir=out_dir)
-            yield _Progress(number, "probing")
-
-            def run(outcome: _VideoDone = outcome, number: int = number) -> None:
-                try:
-                    res = extract_video(
-                        outcome.video,
-                        outcome.out_dir,
-                        spec,
-                        cancel=cancel,
-                        progress=lambda d, t: messages.put(_Progress(number, "extracting", d, t)),
-                        **options,
-                    )
-                except InputError as exc:
-                    outcome.error = str(exc)
-                    return
-                except (ValueError, OSError) as exc:  # a setting, a disk: this video only
-                    outcome.error = f"{outcome.video}: {_worded(exc, names)}"
-                    return
-                outcome.written, outcome.resumed = res.written, res.resumed
-                if res.error:
-                    outcome.error = f"{outcome.video}: {res.error}"
-
-            future = pool.submit(run)
-            # At most ~10 updates a second reach the GUI thread: one per still
-            # would keep it (and the GIL) busy repainting while stills are encoded.
-            latest: _Progress | None = None
-            while not future.done():
-                with contextlib.suppress(queue.Empty):
-                    latest = messages.get(timeout=_UPDATE_S)
-                with contextlib.suppress(queue.Empty):
-                    while True:
-                        latest = messages.get_nowait()
-                if latest is not None:
-                    yield latest
-                    latest = None
-                    time.sleep(_UPDATE_S)
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    latest = messages.get_nowait()
-            if latest is not None:
-                yield latest
-            future.result()
-            if (outcome.out_dir / MANIFEST_NAME).is_file() and not cancel.is_set():
-                # The read-back is a listing: images are decoded when shown.
-                yield _Progress(number, "listing stills")
-                try:
-                    stack = open_stills(outcome.out_dir / MANIFEST_NAME)
-                except OSError as exc:
-                    outcome.error = outcome.error or f"{outcome.out_dir}: {exc}"
-                else:
-                    outcome.stack = stack if len(stack) else None
-            elif cancel.is_set() and (outcome.out_dir / MANIFEST_NAME).is_file():
-                # Cancelled: still show what is complete (a listing, not a read).
-                with contextlib.suppress(OSError):
-                    stack = open_stills(outcome.out_dir / MANIFEST_NAME)
-                    outcome.stack = stack if len(stack) else None
-            yield outcome
 
 
 class _ExtractionWidget(Container):
@@ -373,7 +265,7 @@ class _ExtractionWidget(Container):
             validate_template(template)
             videos, skipped = self._videos()
         except (ValueError, InputError) as exc:
-            self._refuse(_worded(exc, names))
+            self._refuse(worded(exc, names))
             return
         out_root = _path_value(self.out_dir) or videos[0].parent / "extracted_images"
         jobs = list(output_folders(videos, out_root).items())
@@ -389,7 +281,7 @@ class _ExtractionWidget(Container):
         self._n_videos = len(jobs)
         self.failures = []
         worker = create_worker(
-            _extraction_job,
+            extraction_job,
             jobs,
             spec,
             options,
@@ -421,8 +313,8 @@ class _ExtractionWidget(Container):
         self._crashed = f"{self._title} failed: {exc}"
         _show_error(self._crashed)
 
-    def _on_yielded(self, message: _Progress | _VideoDone) -> None:
-        if isinstance(message, _Progress):
+    def _on_yielded(self, message: Progress | VideoDone) -> None:
+        if isinstance(message, Progress):
             if self._cancel_event.is_set():
                 return  # keep "cancelling..." on screen
             if message.total:
@@ -445,7 +337,7 @@ class _ExtractionWidget(Container):
         if outcome.stack is not None:
             self._show_stills(outcome)
 
-    def _show_stills(self, outcome: _VideoDone) -> None:
+    def _show_stills(self, outcome: VideoDone) -> None:
         """Add the video's stills layer, or update the one already showing that folder."""
         from napari_video_extract._reader import read_stills
 
