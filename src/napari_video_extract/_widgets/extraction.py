@@ -1,17 +1,28 @@
-"""The shared base of the extraction widgets: source, output, run/cancel, stills layers."""
+"""The shared base of the extraction widgets: source, output, run/cancel, stills layers.
+
+* Work runs in a :func:`napari.qt.threading.create_worker` thread through
+  :func:`~napari_video_extract.core.extract.extract_video`, one video after
+  the other; a video that fails (bad file, unwritable folder, any
+  ``OSError``) is one error line naming it and the batch goes on.
+* Progress is shown in the widget itself (a progress bar and the status
+  line, per phase: extracting, listing the stills); Cancel, or closing the
+  dock, stops the run between two stills.
+* The stills of a video become one lazy layer
+  (:class:`~napari_video_extract.core.stills.StillStack`, through the
+  reader's :func:`~napari_video_extract._reader.read_stills`): nothing is read
+  back into memory. A re-run into the same folder updates that layer instead
+  of adding a copy, and leaves it alone when nothing new was written.
+* Settings persist between sessions (:mod:`.settings_store`); messages call the
+  settings by the widget's field labels ("every (s)"), not by CLI flags.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import queue
 import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -19,127 +30,51 @@ from magicgui.widgets import (
     FileEdit,
     Label,
     LineEdit,
+    ProgressBar,
     PushButton,
     SpinBox,
 )
 
-from napari_video_extract._widgets._common import _path_value, _read_rgb, _show_error
+from napari_video_extract._widgets._common import _path_value, _show_error
+from napari_video_extract._widgets.extraction_jobs import (
+    Progress,
+    VideoDone,
+    extraction_job,
+    worded,
+)
+from napari_video_extract._widgets.settings_store import load_settings, save_settings
+from napari_video_extract._widgets.stills_view import StillsNavigator, is_stills_layer
 from napari_video_extract.core.errors import InputError
 from napari_video_extract.core.extract import (
     DEFAULT_NAME_TEMPLATE,
     HeadTail,
     Interval,
     collect_videos,
-    extract_video,
     output_folders,
     validate_template,
 )
-from napari_video_extract.core.manifest import MANIFEST_NAME, FrameRecord
+from napari_video_extract.core.formats import dialog_filter
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     import napari
 
 _FILE_SOURCE = "video file"
 _FOLDER_SOURCE = "folder of videos"
-_VIDEO_FILTER = (
-    "Videos (*.mp4 *.mov *.m4v *.avi *.mkv *.webm *.mpg *.mpeg *.wmv *.flv *.ts "
-    "*.MP4 *.MOV *.M4V *.AVI *.MKV *.WEBM *.MPG *.MPEG *.WMV *.FLV *.TS);;All files (*)"
-)
-
-
-@dataclass
-class _VideoDone:
-    """One video's outcome, sent from the worker to the main thread."""
-
-    video: Path
-    out_dir: Path
-    records: list[FrameRecord] = field(default_factory=list)
-    stack: np.ndarray | None = None
-    written: int = 0
-    resumed: int = 0
-    error: str | None = None
-    unreadable: list[str] = field(default_factory=list)
-
-
-def _load_stills(
-    out_dir: Path, records: Sequence[FrameRecord]
-) -> tuple[list, np.ndarray | None, list]:
-    """Read the images listed in a manifest; skip missing or undecodable ones."""
-    kept, images, bad = [], [], []
-    for rec in records:
-        try:
-            image = _read_rgb(out_dir / rec.file)
-        except OSError:
-            bad.append(rec.file)
-            continue
-        if images and image.shape != images[0].shape:
-            bad.append(rec.file)
-            continue
-        kept.append(rec)
-        images.append(image)
-    return kept, (np.stack(images) if images else None), bad
-
-
-def _extraction_job(
-    jobs: Sequence[tuple[Path, Path]],
-    spec: Interval | HeadTail,
-    options: dict[str, Any],
-    cancel: threading.Event,
-) -> Iterator[tuple]:
-    """Worker body: extract each video, yielding progress and per-video results.
-
-    Yields ``("progress", video_number, done, total)`` and
-    ``("video", _VideoDone)``; returns nothing.
-    """
-    messages: queue.SimpleQueue = queue.SimpleQueue()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        for number, (video, out_dir) in enumerate(jobs):
-            if cancel.is_set():
-                break
-            outcome = _VideoDone(video=video, out_dir=out_dir)
-
-            def run(outcome: _VideoDone = outcome, number: int = number) -> None:
-                try:
-                    res = extract_video(
-                        outcome.video,
-                        outcome.out_dir,
-                        spec,
-                        cancel=cancel,
-                        progress=lambda d, t: messages.put(("progress", number, d, t)),
-                        **options,
-                    )
-                except (InputError, ValueError) as exc:
-                    outcome.error = str(exc)
-                    return
-                outcome.written, outcome.resumed = res.written, res.resumed
-                outcome.records = list(res.records)
-                if res.error:
-                    outcome.error = f"{outcome.video}: {res.error}"
-
-            future = pool.submit(run)
-            while True:
-                try:
-                    yield messages.get(timeout=0.05)
-                except queue.Empty:
-                    if future.done():
-                        break
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    yield messages.get_nowait()
-            future.result()
-            if outcome.records:
-                outcome.records, outcome.stack, outcome.unreadable = _load_stills(
-                    out_dir, outcome.records
-                )
-            yield ("video", outcome)
-
-
-def _features_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.DataFrame(rows, columns=["time", "frame", "file", "video"])
+#: Engine setting -> attribute of the widget whose label names it in messages.
+_SETTING_FIELDS = {
+    "every": "every",
+    "start": "start_time",
+    "end": "end_time",
+    "head": "head",
+    "tail": "tail",
+    "quality": "quality",
+    "name_template": "name_template",
+}
+#: Fields saved between sessions (the source only when it is not a layer).
+_SAVED_FIELDS = (
+    "source", "video_file", "video_folder", "recursive", "every", "start_time", "end_time",
+    "head", "tail", "fmt", "quality", "out_dir", "name_template", "overwrite",
+)  # fmt: skip
 
 
 class _ExtractionWidget(Container):
@@ -148,15 +83,17 @@ class _ExtractionWidget(Container):
     _title = "extraction"
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__(labels=True)
+        # Scrollable: the dock fits a 1366x768 screen next to another dock.
+        super().__init__(labels=True, scrollable=True)
         self._viewer = viewer
         self._cancel_event = threading.Event()
         self._worker: Any = None
-        self._progress: Any = None
         self._totals: dict[int, tuple[int, int]] = {}
+        self._n_videos = 0
+        self.failures: list[str] = []
 
         self.source = ComboBox(label="source", choices=self._source_choices)
-        self.video_file = FileEdit(label="video file", mode="r", filter=_VIDEO_FILTER)
+        self.video_file = FileEdit(label="video file", mode="r", filter=dialog_filter())
         self.video_folder = FileEdit(label="video folder", mode="d")
         self.recursive = CheckBox(text="include sub-folders", value=False)
         self.extend(self._sampling_widgets())
@@ -176,6 +113,7 @@ class _ExtractionWidget(Container):
         )
         self.run_button = PushButton(text="Extract")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress_bar = ProgressBar(label="progress", min=0, max=1, value=0)
         self.status = Label(value="")
         self.insert(0, self.source)
         self.insert(1, self.video_file)
@@ -190,15 +128,67 @@ class _ExtractionWidget(Container):
                 self.overwrite,
                 self.run_button,
                 self.cancel_button,
+                self.progress_bar,
                 self.status,
             ]
         )
+        self._restore_settings()
         self.source.changed.connect(self._on_source_changed)
         self.run_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         viewer.layers.events.inserted.connect(self._refresh_sources)
         viewer.layers.events.removed.connect(self._refresh_sources)
+        for name in _SAVED_FIELDS:
+            if hasattr(self, name):
+                getattr(self, name).changed.connect(self._save_settings)
+        self._navigator = StillsNavigator(viewer)
+        self._closing = _CancelOnClose(self.root_native_widget)
         self._on_source_changed()
+
+    @property
+    def native(self) -> Any:
+        """The scroll area holding the widget (what a dock embeds).
+
+        magicgui's ``native`` of a scrollable container is the inner
+        widget, and napari docks ``native``: without this the dock would
+        embed the widget without its scroll area and never scroll.
+        """
+        return self.root_native_widget
+
+    # ---------------------------------------------------------------- settings
+
+    @property
+    def _settings_name(self) -> str:
+        return self._title.replace(" ", "_")
+
+    def _setting_names(self) -> dict[str, str]:
+        """What this widget calls the engine's settings: its field labels."""
+        return {
+            setting: getattr(self, attr).label
+            for setting, attr in _SETTING_FIELDS.items()
+            if hasattr(self, attr)
+        }
+
+    def _save_settings(self, _value: Any = None) -> None:
+        values: dict[str, Any] = {}
+        for name in _SAVED_FIELDS:
+            if not hasattr(self, name):
+                continue
+            value = getattr(self, name).value
+            if name == "source" and not isinstance(value, str):
+                continue  # a layer is not there next session
+            values[name] = str(value) if isinstance(value, Path) else value
+        save_settings(self._settings_name, values)
+
+    def _restore_settings(self) -> None:
+        for name, value in load_settings(self._settings_name).items():
+            widget = getattr(self, name, None) if name in _SAVED_FIELDS else None
+            if widget is None:
+                continue
+            with contextlib.suppress(ValueError, TypeError):  # stale or foreign value: default
+                if name == "source" and value not in (_FILE_SOURCE, _FOLDER_SOURCE):
+                    continue
+                widget.value = value
 
     # ----------------------------------------------------------------- sources
 
@@ -258,20 +248,24 @@ class _ExtractionWidget(Container):
         """Whether an extraction is in progress."""
         return self._worker is not None
 
+    def _refuse(self, message: str) -> None:
+        self.status.value = f"error: {message}"
+        _show_error(message)
+
     def start(self) -> None:
         """Validate the settings and start extracting in a worker thread."""
         from napari.qt.threading import create_worker
-        from napari.utils import progress
 
         if self.running:
             return
+        names = self._setting_names()
         try:
             spec = self._spec()
             template = self.name_template.value.strip() or DEFAULT_NAME_TEMPLATE
             validate_template(template)
             videos, skipped = self._videos()
         except (ValueError, InputError) as exc:
-            _show_error(str(exc))
+            self._refuse(worded(exc, names))
             return
         out_root = _path_value(self.out_dir) or videos[0].parent / "extracted_images"
         jobs = list(output_folders(videos, out_root).items())
@@ -282,24 +276,29 @@ class _ExtractionWidget(Container):
             "overwrite": bool(self.overwrite.value),
         }
         self._cancel_event = threading.Event()
+        self._closing.event = self._cancel_event
         self._totals = {}
-        self._progress = progress(total=0, desc=self._title)
+        self._n_videos = len(jobs)
+        self.failures = []
         worker = create_worker(
-            _extraction_job,
+            extraction_job,
             jobs,
             spec,
             options,
             self._cancel_event,
+            names,
             _start_thread=False,
             _ignore_errors=True,
         )
         worker.yielded.connect(self._on_yielded)
-        worker.errored.connect(lambda exc: _show_error(f"{self._title} failed: {exc}"))
+        worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self._worker = worker
-        self._n_written = self._n_resumed = self._n_failed = 0
+        self._n_written = self._n_resumed = 0
+        self._crashed: str | None = None
         self.run_button.enabled = False
         self.cancel_button.enabled = True
+        self.progress_bar.max, self.progress_bar.value = 1, 0
         skipped_note = f" ({len(skipped)} non-video file(s) skipped)" if skipped else ""
         self.status.value = f"extracting {len(videos)} video(s){skipped_note}..."
         worker.start()
@@ -310,62 +309,111 @@ class _ExtractionWidget(Container):
             self._cancel_event.set()
             self.status.value = "cancelling..."
 
-    def _on_yielded(self, message: tuple) -> None:
-        if message[0] == "progress":
-            _, number, done, total = message
-            self._totals[number] = (done, total)
-            total_all = sum(t for _, t in self._totals.values())
-            done_all = sum(d for d, _ in self._totals.values())
-            if self._progress is not None:
-                if self._progress.total != total_all:
-                    self._progress.total = total_all
-                self._progress.update(done_all - self._progress.n)
+    def _on_error(self, exc: Exception) -> None:
+        self._crashed = f"{self._title} failed: {exc}"
+        _show_error(self._crashed)
+
+    def _on_yielded(self, message: Progress | VideoDone) -> None:
+        if isinstance(message, Progress):
+            if self._cancel_event.is_set():
+                return  # keep "cancelling..." on screen
+            if message.total:
+                self._totals[message.number] = (message.done, message.total)
+                total_all = sum(t for _, t in self._totals.values())
+                done_all = sum(d for d, _ in self._totals.values())
+                self.progress_bar.max = max(total_all, 1)
+                self.progress_bar.value = min(done_all, total_all)
+            counts = f" {message.done}/{message.total} stills" if message.total else "..."
+            self.status.value = (
+                f"video {message.number + 1}/{self._n_videos}: {message.phase}{counts}"
+            )
             return
-        outcome: _VideoDone = message[1]
+        outcome = message
         self._n_written += outcome.written
         self._n_resumed += outcome.resumed
         if outcome.error:
-            self._n_failed += 1
+            self.failures.append(outcome.error)
             _show_error(outcome.error)
-        if outcome.unreadable:
-            _show_error(
-                f"{outcome.out_dir}: {len(outcome.unreadable)} image(s) listed in "
-                f"{MANIFEST_NAME} are missing or unreadable (e.g. {outcome.unreadable[0]})"
-            )
         if outcome.stack is not None:
-            self._add_stills_layer(outcome)
+            self._show_stills(outcome)
 
-    def _add_stills_layer(self, outcome: _VideoDone) -> None:
-        rows = [
-            {
-                "time": rec.time,
-                "frame": rec.frame,
-                "file": str(outcome.out_dir / rec.file),
-                "video": rec.video,
-            }
-            for rec in outcome.records
-        ]
-        self._viewer.add_image(
-            outcome.stack,
-            name=f"{outcome.video.stem} stills",
-            rgb=True,
-            axis_labels=("still", "y", "x"),
-            metadata={
-                "features": _features_frame(rows),
-                "folder": str(outcome.out_dir),
-                "video": str(outcome.video),
-            },
+    def _show_stills(self, outcome: VideoDone) -> None:
+        """Add the video's stills layer, or update the one already showing that folder."""
+        from napari_video_extract._reader import read_stills
+
+        [(stack, kwargs, _)] = read_stills(
+            outcome.out_dir, stack=outcome.stack, name=f"{outcome.video.stem} stills"
         )
+        kwargs["metadata"]["video"] = str(outcome.video)
+        folder = kwargs["metadata"]["folder"]
+        layer = next(
+            (
+                lyr
+                for lyr in self._viewer.layers
+                if is_stills_layer(lyr) and lyr.metadata.get("folder") == folder
+            ),
+            None,
+        )
+        if layer is None:
+            self._viewer.add_image(stack, **kwargs)
+            return
+        if outcome.written == 0 and layer.data.files == stack.files:
+            return  # nothing new: the layer already shows these stills
+        layer.data = stack
+        layer.translate = kwargs["translate"]
+        layer.scale = kwargs["scale"]
+        layer.metadata = kwargs["metadata"]
+        layer.refresh()
 
     def _on_finished(self) -> None:
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
         self._worker = None
         self.run_button.enabled = True
         self.cancel_button.enabled = False
+        if self._crashed:
+            self.status.value = f"error: {self._crashed}"
+            return
         word = "cancelled" if self._cancel_event.is_set() else "done"
-        failed = f", {self._n_failed} failed" if self._n_failed else ""
+        failed = f", {len(self.failures)} failed" if self.failures else ""
         self.status.value = (
             f"{word}: {self._n_written} written, {self._n_resumed} already there{failed}"
         )
+        if self.failures:
+            self.status.value += f" (last: {self.failures[-1]})"
+        if word == "done":
+            self.progress_bar.value = self.progress_bar.max
+
+
+class _CancelOnClose:
+    """Cancels the widget's run when its dock is closed or the widget destroyed.
+
+    napari's dock close button re-parents the widget to nothing (then drops
+    the dock); the viewer closing destroys it. Both set the running
+    extraction's cancel event, which stops it at the next still. Qt's side
+    holds only that event, never the widget's Python object.
+
+    Parameters
+    ----------
+    native : QWidget
+        The widget's Qt widget.
+    """
+
+    def __init__(self, native: Any) -> None:
+        from qtpy.QtCore import QEvent, QObject
+
+        self.event = threading.Event()  # replaced by each run's event
+        holder = self
+
+        def cancel(*_args: Any) -> None:
+            event = getattr(holder, "event", None)  # None: being torn down
+            if event is not None:
+                event.set()
+
+        class _Filter(QObject):
+            def eventFilter(self, obj: Any, event: Any) -> bool:
+                if event.type() == QEvent.Type.ParentChange and obj.parent() is None:
+                    cancel()
+                return False
+
+        self._filter = _Filter(native)
+        native.installEventFilter(self._filter)
+        native.destroyed.connect(cancel)
