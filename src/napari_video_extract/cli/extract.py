@@ -118,6 +118,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no progress bar or summary (errors still shown)",
     )
+    p.add_argument(
+        "--contact-sheet",
+        action="store_true",
+        help="then write a contact sheet per output folder (see the sheet command; "
+        "shaped by --sheet-columns, --sheet-width, --sheet-format, --sheet-max-stills)",
+    )
+    from napari_video_extract.cli.sheet import add_sheet_options
+
+    add_sheet_options(p, prefix="sheet-")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -237,6 +246,10 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
     )
 
     template = args.name_template or DEFAULT_NAME_TEMPLATE
+    if getattr(args, "contact_sheet", False):
+        from napari_video_extract.cli.sheet import check_sheet_options
+
+        check_sheet_options(args, prefix="sheet-")
     try:
         validate_template(template)
     except ValueError as exc:
@@ -310,9 +323,17 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
             args.quiet,
             scheduler=getattr(args, "scheduler", None),
         )
+    sheet_failed = 0
+    if getattr(args, "contact_sheet", False):
+        from napari_video_extract.cli.sheet import write_sheets
+
+        done = [r for r in batch.results if r.ok]
+        sheet_failed = write_sheets(
+            [r.out_dir for r in done], args, infos={r.out_dir: r.info for r in done}
+        )
     for path, reason in failed:
         report_error(f"{path}: {reason}")
-    return EXIT_FAILED if failed or dedup_failed else EXIT_OK
+    return EXIT_FAILED if failed or dedup_failed or sheet_failed else EXIT_OK
 
 
 def _dedup_outputs(folders: list[Path], quiet: bool, *, scheduler: str | None = None) -> int:
