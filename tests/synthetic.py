@@ -246,6 +246,22 @@ def make_truncated(path: Path, source: Path, *, keep: float = 0.5) -> Path:
     return path
 
 
+def make_damaged(path: Path, work: Path, *, frames: int = 100) -> Path:
+    """Frame i shows i; index at the front, then 60-75 % of the bytes zeroed.
+
+    The container still lists every frame (the probe finds them all), but the
+    decoding run over the zeroed stretch cannot give its frames.
+    """
+    whole = make_cfr(
+        work / f"{path.stem}.whole.mp4", frames=frames, extra=["-movflags", "+faststart"]
+    )
+    data = bytearray(whole.read_bytes())
+    lo, hi = int(len(data) * 0.60), int(len(data) * 0.75)
+    data[lo:hi] = bytes(hi - lo)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def make_text(path: Path) -> Path:
     """A text file with a video extension."""
     path.write_text("This is not a video.\nJust some text in a file named like one.\n")

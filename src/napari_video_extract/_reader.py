@@ -6,28 +6,26 @@ persistent decoder for stepping forward, bounded cache).
 
 This module is imported by napari at start-up to register the reader, so its
 top level imports nothing but numpy and the standard library: the engine is
-imported when a file is actually opened.
+imported when a file is actually opened. The extensions it claims are
+:data:`~napari_video_extract.core.formats.VIDEO_EXTENSIONS` (a light,
+stdlib-only module).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from napari_video_extract.core.formats import is_video_name
 
 if TYPE_CHECKING:
     from napari_video_extract.core.probe import VideoInfo
     from napari_video_extract.core.video_reader import VideoReader
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoArray", "get_reader", "read_video"]
-
-#: Extensions the reader claims (compared lower-case).
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
-)
+__all__ = ["VideoArray", "get_reader", "read_video"]
 
 #: Label of the first (time) axis of the layer; the slider moves in frames.
 TIME_AXIS_LABEL = "frame"
@@ -119,7 +117,7 @@ class VideoArray:
 def _claims(path: Any) -> bool:
     if not isinstance(path, str | os.PathLike):
         return False
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+    return is_video_name(path)
 
 
 def get_reader(path: Any) -> Callable[[Any], list[LayerData]] | None:

@@ -231,8 +231,11 @@ def test_reference_dir_never_moved(tmp_path):
     ref, new = tmp_path / "ref", tmp_path / "new"
     make_folder(ref, [("r.jpg", 1), ("r2.jpg", 1)])
     make_folder(new, [("n1.jpg", 1), ("n2.jpg", 7)])
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in ref.iterdir()}
     report = dedup_folders([new], reference=ref)
-    assert sorted(n for n in os.listdir(ref) if not n.startswith(".")) == ["r.jpg", "r2.jpg"]
+    # Every entry, hidden ones too: no cache, csv or journal is written there.
+    assert sorted(os.listdir(ref)) == ["r.jpg", "r2.jpg"]
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in ref.iterdir()} == before
     assert (new / "duplicates" / "n1.jpg").exists() and (new / "n2.jpg").exists()
     assert not (ref / "dedup.csv").exists()
     assert report.n_images == 2 and report.n_moved == 1

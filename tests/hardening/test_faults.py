@@ -1,4 +1,4 @@
-"""Faults: SIGKILL at random points, a full disk, a read-only output, two runs at once.
+"""Faults: SIGKILL at random points, a full disk, a read-only output, three runs at once.
 
 Killed runs are real CLI subprocesses killed with SIGKILL (no cleanup code
 runs); the re-run must give exactly what an uninterrupted run gives.
@@ -172,24 +172,64 @@ def test_read_only_output_is_refused_clearly(long_clip, tmp_path):
         assert str(disk / "out" / "clip") in line
 
 
-def test_two_runs_on_one_output_folder(long_clip, reference, tmp_path):
+def test_three_runs_on_one_output_folder(long_clip, reference, tmp_path):
+    """A run holds the folder; a second is refused; a third must be refused too.
+
+    The first run is an extraction in this process, paused in its progress
+    callback after its first stills, with a temporary file of its own (named
+    as ``_write_image`` names them, with this process's pid) in the folder.
+    A refused run must leave the lock alone, so the third is refused as well
+    and cannot clean that temporary up from under the first.
+    """
+    import threading
+
+    from napari_video_extract.core.extract import Interval, extract_video
+
     _, ref_rows, _ = reference
     out = tmp_path / "out"
-    procs = [_popen_cli(*EXTRACT_ARGS, long_clip, "-o", out) for _ in range(2)]
-    results = [(p.wait(timeout=120), p.communicate()[1].decode()) for p in procs]
-    codes = sorted(code for code, _ in results)
-    assert codes in ([0, 0], [0, 1]), results
-    for code, err in results:
-        if code == 1:
-            assert "another extraction is writing this folder" in err, err
-            assert err.count(": error: ") == 1
-    # Whatever the interleaving, the folder is exactly the reference.
-    rows = check_output_folder(out / "clip")
-    if codes == [0, 1]:  # the refused run wrote nothing; a re-run completes
-        rerun = run_cli(*EXTRACT_ARGS, long_clip, "-o", out)
-        assert rerun.returncode == 0
-        rows = check_output_folder(out / "clip")
-    assert rows == ref_rows
+    folder = out / "clip"
+    paused, resume = threading.Event(), threading.Event()
+    live_tmp = folder / f".in-flight.png.tmp-{os.getpid()}-1"
+
+    def progress(done: int, total: int) -> None:
+        if done >= 3 and not paused.is_set():
+            live_tmp.write_bytes(b"half an image the first run is writing")
+            paused.set()
+            assert resume.wait(120)
+
+    first: dict = {}
+
+    def run_first() -> None:
+        try:
+            first["result"] = extract_video(
+                long_clip, folder, Interval(every=0.04), fmt="png", progress=progress
+            )
+        except BaseException as exc:  # reported by the main thread
+            first["error"] = exc
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    try:
+        assert paused.wait(60), first
+        lock = folder / ".nve-extract.lock"
+        refused = []
+        for _ in range(2):  # the second run, then the third once it has ended
+            run = run_cli(*EXTRACT_ARGS, long_clip, "-o", out)
+            refused.append(run)
+            assert run.returncode == 1, run.stderr
+            assert len(run.error_lines) == 1, run.stderr
+            assert "another extraction is writing this folder" in run.error_lines[0]
+            assert lock.exists(), "a refused run removed the lock of the running one"
+        assert live_tmp.read_bytes() == b"half an image the first run is writing"
+        assert all(run.stdout == "" for run in refused)
+    finally:
+        resume.set()
+        thread.join(120)
+    assert "error" not in first, first
+    assert first["result"].written == 100
+    live_tmp.unlink()
+    assert not (folder / ".nve-extract.lock").exists()  # the holder removes it
+    assert check_output_folder(folder) == ref_rows
 
 
 # --------------------------------------------------------------------------- dedup

@@ -161,6 +161,8 @@ def run_dedup(args: argparse.Namespace) -> int:
 
     for message in report.problems():
         report_error(message)
+    for message in report.notes:
+        report_warning(message)
     if not quiet:
         if args.dry_run:
             _print_plan(report)

@@ -299,13 +299,6 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
 
     failed = [(str(e.path), e.reason) for e in missing]
     failed += [(str(r.video), r.error) for r in batch.failures]
-    for result in batch.results:
-        if result.ok and result.missing:
-            report_warning(
-                f"{result.video}: {len(result.missing)} still(s) could not be decoded "
-                "(damaged video?); the others were written",
-                quiet=False,
-            )
 
     if not args.quiet:
         ok = [r for r in batch.results if r.ok]

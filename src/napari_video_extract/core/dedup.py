@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import io
 import itertools
@@ -61,6 +62,7 @@ from napari_video_extract.core.hashing import (
     hash_bits,
     hash_files,
 )
+from napari_video_extract.core.ownership import NOT_OURS, csv_is_ours
 
 __all__ = [
     "CSV_NAME",
@@ -777,6 +779,8 @@ class DedupReport:
         ``dedup.csv`` files written.
     elapsed : float
         Wall time in seconds.
+    notes : list of str
+        Files deliberately left alone (one line each); not failures.
     """
 
     items: list[DedupItem] = field(default_factory=list)
@@ -797,6 +801,7 @@ class DedupReport:
     dry_run: bool = False
     csv_paths: list[Path] = field(default_factory=list)
     elapsed: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -901,6 +906,10 @@ def _transfer(src: Path, dst: Path, journal: _Journal, *, op: str, reserved: set
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
             "sha256": digest,
+            # Which file this is, not only what it holds: a copy the user puts
+            # back by hand has the same bytes but another identity.
+            "dev": st.st_dev,
+            "ino": st.st_ino,
         }
         entry_id = journal.append(record)  # before touching anything
         try:
@@ -915,21 +924,58 @@ def _transfer(src: Path, dst: Path, journal: _Journal, *, op: str, reserved: set
         return dst
 
 
-def _finish_interrupted_moves(folder: Path) -> None:
+def _is_the_moved_file(src: Path, dst: Path, entry: dict) -> bool:
+    """Whether ``src`` is the very file the journalled move took (not a copy of it).
+
+    A move killed between link and unlink leaves one file under two names
+    (same inode), or, across file systems, the untouched source whose
+    identity and modification time the journal recorded.
+    """
+    try:
+        if os.path.samefile(src, dst):
+            return True
+        st = src.stat()
+    except OSError:
+        return False
+    return (
+        "ino" in entry
+        and (st.st_dev, st.st_ino) == (entry.get("dev"), entry.get("ino"))
+        and st.st_mtime_ns == entry.get("mtime_ns")
+    )
+
+
+def _finish_interrupted_moves(folder: Path) -> list[str]:
     """Complete moves a killed run left half done (linked, source not yet unlinked).
 
     Without this, a re-run sees the source again and moves a second copy of it
-    to the duplicates folder under a free name.
+    to the duplicates folder under a free name. The source is removed only if
+    it is proven to be the file that was moved (:func:`_is_the_moved_file`)
+    and the destination still holds its journalled bytes; a file of the same
+    content put back by hand is left alone.
+
+    Returns
+    -------
+    list of str
+        One line per source left alone although it matches a finished move.
     """
     entries = _read_journal(folder / JOURNAL_NAME)
     cancelled = {(e.get("run"), e.get("ref")) for e in entries if e["op"] == "cancel"}
+    left_alone: list[str] = []
     for entry in entries:
         if entry["op"] != "move" or (entry.get("run"), entry.get("id")) in cancelled:
             continue
         src, dst = folder / entry["src"], Path(entry["dst"])
-        if os.path.lexists(src) and _matches(src, entry) and _matches(dst, entry):
+        if not (os.path.lexists(src) and _matches(src, entry) and _matches(dst, entry)):
+            continue
+        if _is_the_moved_file(src, dst, entry):
             with contextlib.suppress(OSError):
                 os.unlink(src)
+        else:
+            left_alone.append(
+                f"{src}: left in place: same bytes as {dst}, which an earlier run moved "
+                "there, but not that file (put back by hand?)"
+            )
+    return left_alone
 
 
 def _check_writable(folder: Path) -> None:
@@ -959,6 +1005,15 @@ def _ensure_dir(directory: Path) -> None:
 
 
 def _write_csv_atomic(path: Path, rows: list[dict]) -> None:
+    """Write ``dedup.csv`` atomically; a file of that name not ours is kept.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and was not written by this tool (it is left as it is).
+    """
+    if not csv_is_ours(path, CSV_COLUMNS):
+        raise FileExistsError(errno.EEXIST, NOT_OURS, str(path))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -1097,11 +1152,13 @@ def dedup_folders(
         if special is not None and special.resolve() in seen:
             raise ValueError(f"{special}: cannot be one of the input or reference folders")
 
+    left_alone: list[str] = []
     if not dry_run:
         for folder in inputs:
-            _finish_interrupted_moves(folder)
+            left_alone += _finish_interrupted_moves(folder)
 
     report = DedupReport(threshold=int(threshold), n_bits=n_bits, dry_run=dry_run)
+    report.notes += left_alone
     items: list[DedupItem] = []
     for folder, is_ref in [(f, True) for f in refs] + [(f, False) for f in inputs]:
         try:
@@ -1120,6 +1177,7 @@ def dedup_folders(
         crop_borders=crop_borders,
         with_sharpness=keep == "sharpest",
         write_cache=not dry_run,
+        read_only_folders=refs,  # reference folders stay untouched
         progress=progress,
         map_jobs=map_jobs,
     )
@@ -1195,6 +1253,8 @@ def _plan_and_apply(report, items, inputs, dup_dir, keep_dir, *, dry_run):
     # Check every folder we will write before the first move.
     for folder in inputs:
         _check_writable(folder)
+        if not csv_is_ours(folder / CSV_NAME, CSV_COLUMNS):
+            raise OutputError(folder / CSV_NAME, f"{NOT_OURS} (rename it; nothing was moved)")
     directories = {it.moved_to.parent for it in to_move}
     if to_copy:
         directories.add(keep_dir)

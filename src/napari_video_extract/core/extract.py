@@ -5,7 +5,8 @@
 cheapest plan (:mod:`~napari_video_extract.core.decode`) and writes each as an
 image, atomically, recording it in ``frames.csv``. A re-run resumes: frames
 already recorded are skipped (``overwrite=True`` redoes them). A user's file is
-never overwritten.
+never overwritten: not an image at one of our names, nor a ``frames.csv`` that
+this tool did not write (see :mod:`~napari_video_extract.core.ownership`).
 
 ``extract_batch`` runs it over many videos (one output folder per video,
 named after the video's stem), goes on past bad files and reports them.
@@ -31,12 +32,15 @@ import numpy as np
 
 from napari_video_extract.core.decode import decode_frames
 from napari_video_extract.core.errors import InputError, OutputError, VideoOpenError
+from napari_video_extract.core.formats import is_video_name
 from napari_video_extract.core.manifest import (
+    COLUMNS,
     MANIFEST_NAME,
     FrameRecord,
     ManifestWriter,
     read_manifest,
 )
+from napari_video_extract.core.ownership import NOT_OURS, csv_is_ours
 from napari_video_extract.core.probe import VideoInfo, probe
 from napari_video_extract.core.sampling import (
     head_tail_times,
@@ -47,7 +51,6 @@ from napari_video_extract.core.sampling import (
 __all__ = [
     "DEFAULT_NAME_TEMPLATE",
     "IMAGE_FORMATS",
-    "VIDEO_EXTENSIONS",
     "BatchResult",
     "ExtractResult",
     "HeadTail",
@@ -60,40 +63,15 @@ __all__ = [
     "render_name",
 ]
 
-#: File extensions treated as videos when scanning folders (case-insensitive).
-VIDEO_EXTENSIONS = frozenset(
-    [
-        ".mp4",
-        ".m4v",
-        ".mov",
-        ".avi",
-        ".mkv",
-        ".webm",
-        ".mpg",
-        ".mpeg",
-        ".wmv",
-        ".flv",
-        ".ts",
-        ".mts",
-        ".m2ts",
-        ".3gp",
-        ".ogv",
-        ".mxf",
-        ".vob",
-        ".asf",
-        ".divx",
-        ".dv",
-    ]
-)
-
 IMAGE_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
 #: Default image name: sorts in time order and shows the timestamp.
 DEFAULT_NAME_TEMPLATE = "{stem}_{timestamp}_f{frame:06d}"
 
 _LOCK_NAME = ".nve-extract.lock"
-#: Temporary names of our images (``_write_image``) and manifest (``write_atomic``).
-_STALE_TMP_RE = re.compile(r"\.(?:.+\.(?:jpg|png|webp)|frames\.csv)\.tmp-\d+(?:-\d+)?")
+#: Temporary names of our images (``_write_image``: ``.<name>.tmp-<pid>-<thread>``)
+#: and manifest (``write_atomic``: ``.frames.csv.tmp-<pid>``).
+_STALE_TMP_RE = re.compile(r"\.(?:.+\.(?:jpg|png|webp)|frames\.csv)\.tmp-(?P<pid>\d+)(?:-\d+)?")
 
 
 def _check_every(every: float) -> None:
@@ -149,7 +127,20 @@ SamplingSpec = Interval | HeadTail
 
 @dataclass
 class ExtractResult:
-    """What one video's extraction did."""
+    """What one video's extraction did.
+
+    Attributes
+    ----------
+    planned, written, resumed : int
+        Stills the sampling asks for; written by this run; already recorded.
+    missing : list of int
+        Frame indices of planned stills that could not be decoded (a damaged
+        video); such a result is failed (``error`` says which stills).
+    records : list of FrameRecord
+        Every still now recorded in ``frames.csv``, by time.
+    error : str or None
+        One line saying why the video failed; ``None`` when it succeeded.
+    """
 
     video: Path
     out_dir: Path
@@ -306,29 +297,75 @@ def _write_image(folder: Path, name: str, data: bytes, *, replace: bool) -> str:
             tmp.unlink()
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (ours counts as alive)."""
+    if pid <= 0:
+        return True  # not a real pid: unsure, so treat as live
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def _remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files a killed run left behind (call with the folder lock held)."""
+    """Delete temporary files that killed runs of this tool left behind.
+
+    Call only with the folder lock held (:func:`_folder_lock`): then no other
+    run of this tool writes here. A temporary is removed only when its name is
+    one of ours (``_write_image``, ``write_atomic``) and the process id it
+    carries is not running, so a live writer's file is never touched, even one
+    that does not hold the lock (e.g. a run of an older version).
+    """
     for path in folder.glob(".*.tmp-*"):
-        if _STALE_TMP_RE.fullmatch(path.name):
+        match = _STALE_TMP_RE.fullmatch(path.name)
+        if match and not _pid_alive(int(match["pid"])):
             with contextlib.suppress(OSError):
                 path.unlink()
 
 
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
-    """Refuse a second run writing the same folder at the same time."""
+    """Hold the folder's extraction lock for the duration; refuse if taken.
+
+    The lock is an ``flock`` on :data:`_LOCK_NAME` (released by the kernel
+    when its process dies, so a killed run never blocks the next). A refused
+    run closes its handle and never touches the file. The holder removes the
+    file while it still holds the lock; a run that locked a file which was
+    removed (or replaced) meanwhile sees that its handle is no longer the
+    folder's lock file and tries again, so two runs never both "hold" it.
+    """
     path = folder / _LOCK_NAME
-    fh = open(path, "a+")  # noqa: SIM115 - held for the whole run
-    try:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             raise OutputError(folder, "another extraction is writing this folder") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        held = os.fstat(fd)
+        if current is not None and (current.st_dev, current.st_ino) == (
+            held.st_dev,
+            held.st_ino,
+        ):
+            break
+        os.close(fd)  # locked a file the previous holder had just removed
+    try:
         yield
     finally:
-        fh.close()
+        # Remove while still holding the lock, then release.
         with contextlib.suppress(OSError):
-            path.unlink()
+            os.unlink(path)
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- one video
@@ -411,6 +448,8 @@ def extract_video(
 
     with _folder_lock(out_dir):
         _remove_stale_temporaries(out_dir)
+        if not csv_is_ours(out_dir / MANIFEST_NAME, COLUMNS):
+            raise OutputError(out_dir / MANIFEST_NAME, f"{NOT_OURS}; choose another --out")
         existing = read_manifest(out_dir)
         others = {r.video for r in existing} - {info.path.name}
         if others:
@@ -451,6 +490,7 @@ def extract_video(
             replace = frame_index in recorded and done_frames[frame_index].file == name
             outcome = _write_image(out_dir, name, data, replace=replace)
             with lock:
+                handled.add(frame_index)
                 if outcome == "exists":
                     conflicts.append(name)
                     return
@@ -471,14 +511,12 @@ def extract_video(
             if on_frame:
                 on_frame(record, image)
 
-        missing: list[int] = []
+        handled: set[int] = set()  # frames written, or refused because of a user's file
         n_workers = workers or min(os.cpu_count() or 1, 4)
         try:
             with ThreadPoolExecutor(max_workers=n_workers) as pool:
                 pending = []
-                for frame in decode_frames(
-                    info, list(by_frame), workers=n_workers, cancel=cancel, missing=missing
-                ):
+                for frame in decode_frames(info, list(by_frame), workers=n_workers, cancel=cancel):
                     # The decoder reuses nothing, but bound the queue of images
                     # waiting to be encoded so memory stays flat.
                     pending.append(pool.submit(save, frame.index, frame.image))
@@ -490,7 +528,6 @@ def extract_video(
             raise OutputError(out_dir, f"cannot write image ({exc.strerror or exc})") from None
         finally:
             manifest.close()
-        result.missing = sorted(missing)
         result.records = sorted(manifest.records.values(), key=lambda r: r.time)
         if conflicts:
             raise OutputError(
@@ -498,8 +535,36 @@ def extract_video(
                 f"exists and was not written by this tool; not overwritten "
                 f"({len(conflicts)} such file(s))",
             )
+        if not (cancel and cancel.is_set()):
+            # Counted here, not taken from the decoder: whatever made a still
+            # go missing (a failed run, a damaged stretch), it is reported.
+            result.missing = sorted(set(by_frame) - handled)
+        if result.missing:
+            result.error = (
+                f"{len(result.missing)} of {result.planned} planned still(s) could not be "
+                f"decoded (damaged video?) and were not written: frames "
+                f"{_runs(result.missing, [s.frame for s in samples])}; a re-run retries them"
+            )
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _runs(frames: Sequence[int], planned: Sequence[int]) -> str:
+    """``"40..62, 80"``: runs of consecutive planned stills (``a..b`` = every
+    planned still from frame a to frame b), so each missing still is named."""
+    position = {f: k for k, f in enumerate(sorted(set(planned)))}
+    parts: list[str] = []
+    start = prev = None
+    for f in sorted(frames):
+        if prev is not None and position[f] == position[prev] + 1:
+            prev = f
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}..{prev}")
+        start = prev = f
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}..{prev}")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- batches
@@ -533,7 +598,7 @@ def collect_videos(
                     continue
                 if recursive and any(p.startswith(".") for p in child.relative_to(path).parts):
                     continue
-                if child.suffix.lower() in VIDEO_EXTENSIONS:
+                if is_video_name(child.name):
                     key = child.resolve()
                     if key not in seen:
                         seen.add(key)

@@ -25,6 +25,7 @@ distance of two hashes is ``popcount(a ^ b)`` summed over words: a count of
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import math
@@ -713,8 +714,27 @@ def _read_cache(folder: Path) -> dict[str, Any]:
     return entries if isinstance(entries, dict) else {}
 
 
+def _cache_is_ours(path: Path) -> bool:
+    """Absent, or a JSON object in our cache format (``version`` + ``entries``)."""
+    if not os.path.lexists(path):
+        return True
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "version" in data and isinstance(data.get("entries"), dict)
+
+
 def _write_cache(folder: Path, entries: dict[str, Any]) -> None:
-    """Write the cache atomically (temp file in the folder + os.replace)."""
+    """Write the cache atomically (temp file in the folder + os.replace).
+
+    A file of that name that is not one of our caches is left as it is
+    (``FileExistsError``).
+    """
+    if not _cache_is_ours(folder / CACHE_NAME):
+        raise FileExistsError(errno.EEXIST, "exists and is not our hash cache; not replaced")
     payload = json.dumps({"version": 1, "entries": entries}, separators=(",", ":"))
     fd, tmp = tempfile.mkstemp(prefix=CACHE_NAME + ".", suffix=".tmp", dir=folder)
     try:
@@ -748,6 +768,7 @@ def hash_files(
     with_sharpness: bool = False,
     use_cache: bool = True,
     write_cache: bool = True,
+    read_only_folders: Iterable[str | os.PathLike[str]] = (),
     parallel: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
     map_jobs: Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]] | None = None,
@@ -775,6 +796,9 @@ def hash_files(
         Read the caches.
     write_cache : bool, optional
         Update the caches (``False`` for a dry run: nothing is written).
+    read_only_folders : iterable of path, optional
+        Folders whose cache is read but never written (e.g. reference
+        folders, which must stay untouched).
     parallel : bool or None, optional
         Hash in a process pool; ``None`` decides from the number of files
         (at least 64 to hash) and CPUs.
@@ -864,7 +888,8 @@ def hash_files(
 
     result.files = [r for r in records if r is not None]
     if write_cache:
-        _update_caches(caches, result.files, stats, key, result)
+        read_only = {Path(os.path.abspath(f)) for f in read_only_folders}
+        _update_caches(caches, result.files, stats, key, result, read_only=read_only)
     return result
 
 
@@ -885,12 +910,14 @@ def _collect(outputs, todo, paths, stats, records, result, progress, done, total
     return done
 
 
-def _update_caches(caches, files, stats, key, result) -> None:
+def _update_caches(caches, files, stats, key, result, *, read_only=frozenset()) -> None:
     changed: set[Path] = set()
     for record, st in zip(files, stats, strict=True):
         if record.hash is None or st is None or record.from_cache:
             continue
         folder = record.path.parent
+        if Path(os.path.abspath(folder)) in read_only:
+            continue
         entries = caches[folder]
         entry = entries.get(record.path.name)
         if not (

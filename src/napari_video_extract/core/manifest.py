@@ -9,7 +9,9 @@ answers.
 While a run goes on, rows are appended (and flushed) right after each image
 is renamed into place, so a killed run knows what it finished; at the end the
 file is rewritten sorted by time, atomically. A torn last line from a killed
-run is ignored when read back.
+run is ignored when read back. The header line is the tool's mark: a
+``frames.csv`` with another first line is the user's and is never replaced
+(:mod:`~napari_video_extract.core.ownership`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-__all__ = ["MANIFEST_NAME", "FrameRecord", "ManifestWriter", "read_manifest", "write_atomic"]
+__all__ = [
+    "COLUMNS",
+    "MANIFEST_NAME",
+    "FrameRecord",
+    "ManifestWriter",
+    "read_manifest",
+    "write_atomic",
+]
 
 MANIFEST_NAME = "frames.csv"
 
