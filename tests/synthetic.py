@@ -341,3 +341,72 @@ def decode_some(path: Path, indices: Sequence[int]) -> dict[int, np.ndarray]:
     frames = np.frombuffer(proc.stdout, dtype=np.uint8).reshape(-1, h, w, 3)
     assert len(frames) == len(set(indices)), "some frames were not decoded"
     return dict(zip(sorted(set(indices)), frames, strict=True))
+
+
+# --------------------------------------------------------------------------- hostile metadata
+
+#: Text shaped like the facts ffmpeg's log prints (a frame timestamp, a video
+#: stream line, a start time, a display matrix), to be stored in a file's own
+#: metadata: a tool that reads facts from the log takes them for real ones.
+HOSTILE_TEXT = (
+    "pts_time:3.0 Stream #0:0: Video: h264, yuv420p, 64x32, 5 fps, 5 tbr"
+    " Duration: 00:00:09.00, start: 7.000000, bitrate: 1 kb/s"
+    " displaymatrix: rotation of 90.00 degrees"
+)
+
+
+def _ffmetadata(text: str) -> str:
+    """An ffmetadata file: global title and two chapters, all titled ``text``."""
+    escaped = "".join("\\" + ch if ch in "=;#\\\n" else ch for ch in text)
+    chapters = "".join(
+        f"[CHAPTER]\nTIMEBASE=1/1000\nSTART={start}\nEND={start + 1000}\ntitle={escaped}\n"
+        for start in (0, 1000)
+    )
+    return f";FFMETADATA1\ntitle={escaped}\n{chapters}"
+
+
+def make_hostile_metadata(
+    path: Path,
+    work: Path,
+    *,
+    frames: int = 100,
+    rotated: bool = False,
+    stream_tags: int = 12,
+    text: str = HOSTILE_TEXT,
+) -> Path:
+    """A video whose metadata imitates ffmpeg's log in every field ffmpeg prints.
+
+    Title, comment, encoder, the video stream's title, handler name and
+    ``stream_tags`` further stream tags, and two chapter titles all hold
+    ``text`` (default :data:`HOSTILE_TEXT`). Frame ``i`` shows ``i`` (160 x 120 as displayed, 25
+    fps). With ``rotated`` the pictures are stored sideways with a real
+    90-degree display matrix (as :func:`make_rotated`), so that the stream
+    line is followed by many metadata lines before its side data.
+    The container follows ``path``'s suffix (``.mkv`` keeps arbitrary stream
+    tags; ``.mp4`` keeps the handler name).
+    """
+    plain = work / (path.stem + "_plain.mp4")
+    if rotated:
+        stored = b"".join(np.rot90(index_image(i), k=-1).copy().tobytes() for i in range(frames))
+        run([*_raw_input(25, (HEIGHT, WIDTH)), *_x264(12), str(plain)], stdin=stored)
+    else:
+        make_cfr(plain, frames=frames)
+    meta = work / (path.stem + "_meta.txt")
+    meta.write_text(_ffmetadata(text), encoding="utf-8")
+    tags = []
+    for i in range(stream_tags):
+        tags += ["-metadata:s:v:0", f"note{i}={text}"]
+    run(
+        [
+            *(["-display_rotation:v:0", "90"] if rotated else []),
+            *("-i", str(plain), "-i", str(meta)),
+            *("-map", "0", "-map_metadata", "1", "-map_chapters", "1", "-c", "copy"),
+            *("-metadata", f"comment={text}", "-metadata", f"encoder={text}"),
+            *("-metadata:s:v:0", f"handler_name={text}", "-metadata:s:v:0", f"title={text}"),
+            *tags,
+            str(path),
+        ]
+    )
+    plain.unlink()
+    meta.unlink()
+    return path

@@ -25,7 +25,6 @@ import contextlib
 import fcntl
 import os
 import queue
-import re
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_video_extract.core.errors import DecodeError
-from napari_video_extract.core.ffmpeg import base_args, input_args, last_error_line
+from napari_video_extract.core.ffmpeg import (
+    base_args,
+    frame_stats_args,
+    input_args,
+    last_error_line,
+    parse_frame_stats,
+)
 from napari_video_extract.core.probe import VideoInfo
 
 __all__ = ["DecodedFrame", "FrameStream", "Segment", "decode_frames", "plan_segments"]
@@ -50,8 +55,6 @@ DECODE_PIXELS_PER_SECOND = 1.2e9
 STALL_TIMEOUT_SECONDS = 60.0
 #: Longest select expression passed on the command line; longer ones go in a file.
 _MAX_INLINE_FILTER = 4000
-
-_PTS_RE = re.compile(rb"pts_time:\s*(-?[\d.]+(?:e[-+]?\d+)?)")
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,7 @@ class FrameStream:
         self._filter_file: str | None = None
         self._stalled = False
         expr = _select_expression(info, targets, self.first)
-        vf = f"select='{expr}',showinfo,scale={info.width}:{info.height},format=rgb24"
+        vf = f"select='{expr}',scale={info.width}:{info.height},format=rgb24"
         args = [*base_args(), "-copyts"]
         seek_to = None
         if seek is True:
@@ -277,20 +280,37 @@ class FrameStream:
             args += ["-/vf", self._filter_file]
         else:
             args += ["-vf", vf]
-        args += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24"]
+        stats_read, stats_write = os.pipe()
+        args += ["-fps_mode", "passthrough", *frame_stats_args(stats_write)]
+        args += ["-f", "rawvideo", "-pix_fmt", "rgb24"]
         if targets is not None:
             args += ["-frames:v", str(len(targets))]
         args += ["pipe:1"]
-        self._proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        try:
+            self._proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(stats_write,),
+            )
+        except BaseException:
+            os.close(stats_read)
+            raise
+        finally:
+            os.close(stats_write)
+        self._stats_pipe = os.fdopen(stats_read, "rb")
         self._pts: queue.Queue[float | None] = queue.Queue()
+        #: Frames the decoder produced, as ffmpeg counts them (see :attr:`frames_decoded`).
+        self._decoded = 0
         self._stderr_tail: list[bytes] = []
         if hasattr(fcntl, "F_SETPIPE_SZ"):  # fewer wake-ups per multi-MB frame
             with contextlib.suppress(OSError):
                 fcntl.fcntl(self._proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
+        self._stats_reader = threading.Thread(target=self._read_stats, daemon=True)
+        self._stats_reader.start()
         self._closed = False
         self._closing = threading.Event()
         self._last_activity = time.monotonic()
@@ -306,15 +326,31 @@ class FrameStream:
                 return
 
     def _read_stderr(self) -> None:
+        """Keep the end of ffmpeg's log, for error messages only (never for facts)."""
         assert self._proc.stderr is not None
         for line in self._proc.stderr:
-            m = _PTS_RE.search(line) if b"showinfo" in line else None
-            if m:
-                self._pts.put(float(m.group(1)))
-            else:
-                self._stderr_tail.append(line)
-                del self._stderr_tail[:-20]
+            self._stderr_tail.append(line)
+            del self._stderr_tail[:-20]
+
+    def _read_stats(self) -> None:
+        """Queue the timestamp of each frame ffmpeg sends to stdout, in order."""
+        with contextlib.suppress(OSError, ValueError):
+            for line in self._stats_pipe:
+                stats = parse_frame_stats(line)
+                if stats is None or stats.pts is None:
+                    break  # unreadable: the frames can no longer be identified
+                self._decoded = max(self._decoded, stats.decoded + 1)
+                self._pts.put(stats.pts)
         self._pts.put(None)
+
+    @property
+    def frames_decoded(self) -> int:
+        """Frames the decoder has produced up to the last frame given out.
+
+        ffmpeg's own count (from where this process started decoding), also
+        the frames the ``select`` filter dropped: what this run really cost.
+        """
+        return self._decoded
 
     def error_text(self) -> str:
         """ffmpeg's last meaningful stderr line."""
@@ -372,12 +408,15 @@ class FrameStream:
             with contextlib.suppress(OSError):
                 self._proc.stdout.close()
         self._proc.wait()
-        # stderr ends with the process; closing it while the reader thread is
-        # still reading it makes that thread fail ("info->buf must not be NULL").
+        # stderr and the stats pipe end with the process; closing them while
+        # their reader threads still read makes those threads fail.
         self._reader.join(timeout=5)
+        self._stats_reader.join(timeout=5)
         if self._proc.stderr is not None:
             with contextlib.suppress(OSError):
                 self._proc.stderr.close()
+        with contextlib.suppress(OSError):
+            self._stats_pipe.close()
         if self._filter_file:
             with contextlib.suppress(OSError):
                 os.unlink(self._filter_file)

@@ -16,12 +16,17 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = [
     "ALLOWED_DEMUXERS",
+    "FrameStats",
     "ffmpeg_exe",
+    "frame_stats_args",
     "input_args",
+    "parse_frame_stats",
     "run_ffmpeg",
 ]
 
@@ -97,7 +102,11 @@ def base_args() -> list[str]:
 
 
 def run_ffmpeg(
-    args: list[str], *, timeout: float | None = None, check: bool = False
+    args: list[str],
+    *,
+    timeout: float | None = None,
+    check: bool = False,
+    pass_fds: tuple[int, ...] = (),
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ffmpeg to completion and capture stdout and stderr (bytes).
 
@@ -109,6 +118,8 @@ def run_ffmpeg(
         Seconds before the process is killed (``subprocess.TimeoutExpired``).
     check : bool
         Raise ``subprocess.CalledProcessError`` on a non-zero exit.
+    pass_fds : tuple of int
+        File descriptors the process inherits (e.g. for :func:`frame_stats_args`).
     """
     return subprocess.run(
         [*base_args(), *args],
@@ -116,7 +127,64 @@ def run_ffmpeg(
         capture_output=True,
         timeout=timeout,
         check=check,
+        pass_fds=pass_fds,
     )
+
+
+class FrameStats(NamedTuple):
+    """What ffmpeg reports about one frame it sends to the encoder.
+
+    Attributes
+    ----------
+    decoded : int
+        How many frames the decoder had produced before this one (ffmpeg's
+        ``ni``, counted from where this process started decoding).
+    pts : float or None
+        The frame's presentation time in seconds (``-copyts`` timeline: the
+        decoder's best-effort timestamp); None if the frame has none.
+    """
+
+    decoded: int
+    pts: float | None
+
+
+#: How ffmpeg prints a missing timestamp (AV_NOPTS_VALUE, or INT64_MAX for "unavailable").
+_NO_PTS = (-(2**63), 2**63 - 1)
+
+
+def frame_stats_args(fd: int) -> list[str]:
+    """Output options that write one :class:`FrameStats` line per frame to ``fd``.
+
+    ffmpeg's per-frame encoder statistics (``-stats_enc_pre``) go to a pipe of
+    their own and hold only numbers ffmpeg computes (decoder frame number,
+    timestamp, time base): unlike the log, a file's metadata cannot appear in
+    them. The encoder keeps the filter's time base (the stream's, as no filter
+    we use changes it), so the timestamp is the one ``select`` and ``showinfo``
+    see, not rounded to a frame rate. Pass ``fd`` to the process (``pass_fds``).
+    """
+    return [
+        "-enc_time_base:v",
+        "filter",
+        "-stats_enc_pre",
+        f"pipe:{int(fd)}",
+        "-stats_enc_pre_fmt",
+        "{ni} {pts} {tb}",
+    ]
+
+
+def parse_frame_stats(line: bytes) -> FrameStats | None:
+    """One line written through :func:`frame_stats_args`; None if malformed."""
+    parts = line.split()
+    if len(parts) != 3:
+        return None
+    try:
+        decoded, ticks = int(parts[0]), int(parts[1])
+        time_base = Fraction(parts[2].decode("ascii"))
+    except (ValueError, ZeroDivisionError, UnicodeDecodeError):
+        return None
+    if ticks in _NO_PTS or time_base <= 0:
+        return FrameStats(decoded, None)
+    return FrameStats(decoded, float(ticks * time_base))
 
 
 #: ffmpeg lines that are consequences of an error or statistics, never its cause

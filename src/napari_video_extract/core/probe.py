@@ -2,13 +2,22 @@
 
 The container header's frame count and duration are often missing or wrong
 (AVI files with empty "drop" packets, variable frame rate, edit lists), so we
-never trust them. One short ffmpeg run decodes only the first frame (header,
-rotation, and the decoder's timestamp of frame 0). The frame table comes from
-the MP4/MOV sample index when there is one (:mod:`.mp4index`, milliseconds
-whatever the length), else from a second run that lists every packet of the
-first video stream (``-c copy -f framecrc``: nothing is decoded). Empty and
-discarded packets are not frames, and sorting by presentation time gives
-display order.
+never trust them. Every fact comes from a structured source, never from
+ffmpeg's log, where the file's own metadata (title, tags, chapters) is
+printed too and can imitate any fact:
+
+* the container and stream fields PyAV exposes (codec, coded size, rates,
+  start time, demuxer name), and the display matrix of the first decoded
+  frame (rotation), opened under the same whitelists as the ffmpeg CLI
+  (:mod:`.container`);
+* the timestamp of frame 0 as the ffmpeg executable decodes it, from its
+  per-frame statistics on a pipe of their own;
+* the frame table from the MP4/MOV sample index when there is one
+  (:mod:`.mp4index`, milliseconds whatever the length), else from a run that
+  lists every packet of the first video stream (``-c copy -f framecrc`` on
+  stdout: nothing is decoded, and no metadata is printed there). Empty and
+  discarded packets are not frames, and sorting by presentation time gives
+  display order.
 
 All timestamps in the engine are *absolute* stream timestamps (ffmpeg with
 ``-copyts``) internally; the public ``frame_times`` are relative to the first
@@ -26,8 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_video_extract.core.container import first_video_stream, open_container
 from napari_video_extract.core.errors import NotAVideoError, VideoOpenError
-from napari_video_extract.core.ffmpeg import input_args, last_error_line, run_ffmpeg
+from napari_video_extract.core.ffmpeg import (
+    frame_stats_args,
+    input_args,
+    last_error_line,
+    parse_frame_stats,
+    run_ffmpeg,
+)
 from napari_video_extract.core.mp4index import read_mp4_frame_table
 
 __all__ = ["VideoInfo", "probe"]
@@ -159,54 +175,71 @@ class VideoInfo:
         }
 
 
-_INPUT_RE = re.compile(r"Input #0, (.+?), from ")
-_DURATION_RE = re.compile(r"Duration: [^,]*, start: (-?[\d.]+)")
-_VIDEO_RE = re.compile(r"Stream #0:(\d+)[^:]*: Video: (\w+)(.*)")
-# Sizes never start with 0: that skips codec tags such as "[2][0][0][0] / 0x0002".
-_SIZE_RE = re.compile(r"\b([1-9]\d{0,4})x([1-9]\d{0,4})\b")
-_FPS_RE = re.compile(r"([\d.]+)(k?) fps")
-_TBR_RE = re.compile(r"([\d.]+)(k?) tbr")
-_ROT_RE = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
-_SHOWINFO_PTS_RE = re.compile(r"pts_time:\s*(-?[\d.]+(?:e[-+]?\d+)?)")
 _TB_RE = re.compile(rb"^#tb 0: (\d+)/(\d+)", re.MULTILINE)
 
 
-def _parse_rate(match: re.Match | None) -> float | None:
-    if match is None:
+def _rate(value) -> float | None:
+    """A stream rate (Fraction or None) as a positive float, or None."""
+    try:
+        rate = float(value) if value is not None else 0.0
+    except (TypeError, ZeroDivisionError):
         return None
-    value = float(match.group(1)) * (1000 if match.group(2) else 1)
-    return value if value > 0 else None
+    return rate if rate > 0 else None
 
 
-def _parse_header(stderr: str, path: Path) -> dict:
-    """Codec, coded size, rates and rotation of the first real video stream."""
-    lines = stderr.splitlines()
-    for i, line in enumerate(lines):
-        m = _VIDEO_RE.search(line)
-        if m is None or "attached pic" in line:
-            continue
-        if "Stream #0:" in line and "->" in line:
-            continue  # the "Stream mapping" section
-        rest = m.group(3)
-        size = _SIZE_RE.search(rest)
-        pix = rest.split(",")[1].strip().split("(")[0] if rest.count(",") >= 1 else ""
-        rotation = 0
-        # Side data lines follow the stream line, indented, until the next stream.
-        for follow in lines[i + 1 : i + 12]:
-            if "Stream #" in follow:
-                break
-            r = _ROT_RE.search(follow)
-            if r:
-                rotation = round(float(r.group(1))) % 360
-        return {
-            "stream_index": int(m.group(1)),
-            "codec": m.group(2),
-            "coded_size": (int(size.group(1)), int(size.group(2))) if size else None,
-            "fps": _parse_rate(_FPS_RE.search(rest)) or _parse_rate(_TBR_RE.search(rest)),
-            "rotation": rotation,
-            "pix_fmt": pix,
+def _read_header(path: Path, timeout: float) -> dict:
+    """Container and first real video stream, from PyAV's fields (never the log).
+
+    Decodes the stream up to its first frame: the display matrix (rotation)
+    reaches us as that frame's side data, and a frame proves the stream decodes.
+    """
+    import av
+
+    container = open_container(path, timeout=timeout)
+    try:
+        stream = first_video_stream(container)
+        if stream is None:
+            raise NotAVideoError(path, "no video stream (audio-only or not a video file)")
+        codec = stream.codec_context
+        width, height = int(codec.width or 0), int(codec.height or 0)
+        if width * height > MAX_PIXELS or min(width, height) <= 0:
+            # A hostile header must not make us allocate gigabytes per frame.
+            raise VideoOpenError(
+                path, f"frame size {width}x{height} is not supported (max {MAX_PIXELS:,} pixels)"
+            )
+        start = container.start_time
+        header = {
+            "stream_index": int(stream.index),
+            "codec": codec.codec.canonical_name,
+            "coded_size": (width, height),
+            "fps": _rate(stream.average_rate) or _rate(stream.base_rate),
+            "pix_fmt": codec.format.name if codec.format is not None else "",
+            "container": container.format.name,
+            "container_start": start / 1e6 if start is not None else 0.0,
         }
-    raise NotAVideoError(path, "no video stream (audio-only or not a video file)")
+        frame = _first_frame(container, stream, av.FFmpegError)
+        if frame is None:
+            raise NotAVideoError(path, "no decodable video frame")
+        header["rotation"] = round(float(frame.rotation)) % 360
+        if not header["pix_fmt"] and frame.format is not None:
+            header["pix_fmt"] = frame.format.name
+        return header
+    except av.FFmpegError as exc:
+        raise VideoOpenError(path, f"reading failed: {exc.strerror or exc}") from None
+    finally:
+        container.close()
+
+
+def _first_frame(container, stream, av_error):
+    """The first frame the stream decodes to, or None (damaged packets are skipped)."""
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av_error:
+            continue
+        if frames:
+            return frames[0]
+    return None
 
 
 def _parse_packets(framecrc: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, Fraction]:
@@ -261,11 +294,11 @@ def _scan_packets(
 
 
 def _run_with_limit(
-    path: Path, args: list[str], timeout: float, what: str
+    path: Path, args: list[str], timeout: float, what: str, *, pass_fds: tuple[int, ...] = ()
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ffmpeg; a run over ``timeout`` seconds is this file's error, never a hang."""
     try:
-        return run_ffmpeg(args, timeout=timeout)
+        return run_ffmpeg(args, timeout=timeout, pass_fds=pass_fds)
     except subprocess.TimeoutExpired:
         raise VideoOpenError(path, f"{what} took longer than {timeout:.0f} s") from None
 
@@ -278,6 +311,46 @@ def _frame_table(
     if table is not None:
         return table.ticks, table.keyframe, table.durations, Fraction(1, table.timescale)
     return _scan_packets(path, timeout)
+
+
+def _first_frame_pts(path: Path, timeout: float) -> float:
+    """Timestamp of frame 0 as the ffmpeg executable decodes it (``-copyts``).
+
+    The extraction engine runs that executable and identifies frames on its
+    timeline, so frame 0 is timed by it too: through ffmpeg's per-frame stats
+    on a pipe of their own (:func:`~napari_video_extract.core.ffmpeg.frame_stats_args`),
+    never its log.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        args = [
+            "-copyts",
+            *input_args(path),
+            "-map",
+            "0:V:0",
+            "-frames:v",
+            "1",
+            *frame_stats_args(write_fd),
+            "-f",
+            "null",
+            "-",
+        ]
+        try:
+            # One frame, one short line: it fits in the pipe while ffmpeg runs.
+            proc = _run_with_limit(path, args, timeout, "probing", pass_fds=(write_fd,))
+        finally:
+            os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as fh:
+            read_fd = -1
+            lines = fh.read(1 << 16).splitlines()
+    finally:
+        if read_fd >= 0:
+            os.close(read_fd)
+    stats = parse_frame_stats(lines[0]) if lines else None
+    if stats is None or stats.pts is None:
+        reason = last_error_line(proc.stderr, path) if proc.returncode else "no timestamp"
+        raise NotAVideoError(path, f"no decodable video frame ({reason})")
+    return stats.pts
 
 
 def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo:
@@ -319,34 +392,8 @@ def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo
         raise VideoOpenError(path, "empty file (0 bytes)")
     if timeout is None:
         timeout = PROBE_TIMEOUT_BASE + size / 50e6  # 50 MB/s worst-case disk
-    # Decode just the first frame: the header (codec, size, rotation) and the
-    # decoder's timestamp of frame 0, and proof that the stream decodes.
-    args = [
-        "-copyts",
-        *input_args(path),
-        "-map",
-        "0:V:0",
-        "-frames:v",
-        "1",
-        "-vf",
-        "showinfo",
-        "-f",
-        "null",
-        "-",
-    ]
-    proc = _run_with_limit(path, args, timeout, "probing")
-    stderr = proc.stderr.decode("utf-8", "replace")
-    if "Video:" not in stderr:
-        if "Input #0" in stderr:
-            raise NotAVideoError(path, "no video stream (audio-only or not a video file)")
-        reason = last_error_line(stderr, path)
-        if "Invalid argument" in reason or "Invalid data" in reason:
-            reason = "not a video file ffmpeg can read (unknown or unsupported format)"
-        raise VideoOpenError(path, reason)
-    header = _parse_header(stderr, path)
-    first = _SHOWINFO_PTS_RE.search(stderr)
-    if first is None:
-        raise NotAVideoError(path, "no decodable video frame (" + last_error_line(stderr) + ")")
+    header = _read_header(path, timeout)
+    first_pts = _first_frame_pts(path, timeout)
     ticks, keys, durations, time_base = _frame_table(path, header["stream_index"], timeout)
     if len(ticks) == 0:
         raise NotAVideoError(path, "no video frames in the stream")
@@ -375,26 +422,17 @@ def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo
     tolerance = max(0.01 * median_gap, 1.5 * tb)
     vfr = bool(len(gaps) > 1 and (gaps.max() - gaps.min()) > tolerance)
 
-    coded = header["coded_size"] or (0, 0)
-    if coded[0] * coded[1] > MAX_PIXELS or min(coded) <= 0:
-        # A hostile header must not make us allocate gigabytes per frame.
-        raise VideoOpenError(
-            path, f"frame size {coded[0]}x{coded[1]} is not supported (max {MAX_PIXELS:,} pixels)"
-        )
+    coded = header["coded_size"]
     rotation = header["rotation"]
     width, height = coded if rotation % 180 == 0 else (coded[1], coded[0])
-    container_start = 0.0
-    m = _DURATION_RE.search(stderr)
-    if m:
-        container_start = float(m.group(1))
     return VideoInfo(
         path=path,
         codec=header["codec"],
         width=int(width),
         height=int(height),
         rotation=int(rotation),
-        container_start=container_start,
-        first_pts=float(first.group(1)),
+        container_start=header["container_start"],
+        first_pts=first_pts,
         frame_times=rel,
         keyframes=keyframes.astype(np.int64),
         duration=duration,
@@ -402,5 +440,5 @@ def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo
         avg_fps=len(rel) / duration if duration > 0 else (nominal or 0.0),
         variable_frame_rate=vfr,
         pix_fmt=header["pix_fmt"],
-        container=m_input.group(1) if (m_input := _INPUT_RE.search(stderr)) else "",
+        container=header["container"],
     )

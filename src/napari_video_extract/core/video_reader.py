@@ -53,14 +53,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_video_extract.core.container import first_video_stream, open_container
 from napari_video_extract.core.decode import (
     DECODE_PIXELS_PER_SECOND,
     DecodedFrame,
     FrameStream,
     startup_frames,
 )
-from napari_video_extract.core.errors import DecodeError
-from napari_video_extract.core.ffmpeg import ALLOWED_DEMUXERS
+from napari_video_extract.core.errors import DecodeError, VideoOpenError
 from napari_video_extract.core.probe import VideoInfo, probe
 
 __all__ = [
@@ -521,48 +521,54 @@ class _PyAVStream:
     def __init__(
         self, info: VideoInfo, start: int, *, first: int, seek: bool | str = True
     ) -> None:
-        import av  # the optional dependency, only when this backend is used
-
         self.info = info
-        self._av_error = av.FFmpegError
         pts = info.frame_pts
         self._bounds = (pts[1:] + pts[:-1]) / 2
-        self._container = av.open(
-            os.fspath(info.path),
-            format=None,
-            options={"protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_DEMUXERS)},
-        )
+        self._dts_only = "avi" in info.container.split(",")
+        self._container = None
+        self._open()
+        self._closed = False
+        self.restart(start, first=first, seek=seek)
+
+    def _open(self) -> None:
+        """(Re)open the file: positioned at its first packet, whatever its timestamp."""
+        import av
+
+        if self._container is not None:
+            with contextlib.suppress(Exception):
+                self._container.close()
+        # Only the regular file the probe accepted, with the probe's whitelists.
+        self._container = open_container(self.info.path)
         # The probe maps "0:V:0": the first video stream that is not a cover picture.
-        self._stream = next(
-            s
-            for s in self._container.streams.video
-            if not (s.disposition & av.stream.Disposition.attached_pic)
-        )
+        self._stream = first_video_stream(self._container)
+        if self._stream is None:
+            raise DecodeError(self.info.path, "no video stream")
         # Frame threads decode ahead: stepping forward runs ~2x faster.
         self._stream.thread_type = "AUTO"
         self._time_base = self._stream.time_base
-        self._dts_only = "avi" in info.container.split(",")
-        self._closed = False
-        self.restart(start, first=first, seek=seek)
+        self._av_error = av.FFmpegError
+        self._at_start = True
 
     def restart(self, start: int, *, first: int, seek: bool | str = True) -> None:
         """Continue from keyframe ``start`` (a seek), giving frames from ``first``."""
         self.first = first
         if seek == "earlier":
             start = self.info.keyframe_before(max(start - 1, 0))
-        if not seek or start == 0:
-            target = None
-        else:
-            target = round(self.info.frame_pts[start] / self._time_base)
         try:
-            # Seeking to the container's start (rather than not seeking)
-            # also rewinds a stream that was already read.
-            if target is None:
-                self._container.seek(0, backward=True, any_frame=False)
+            if not seek or start == 0:
+                # The start is the first packet, whatever its timestamp: a seek
+                # to time 0 lands mid-stream when timestamps start below 0 or
+                # wrap (MPEG-TS), so rewind by opening the file again.
+                if not self._at_start:
+                    self._open()
             else:
+                target = round(self.info.frame_pts[start] / self._time_base)
                 self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        except VideoOpenError as exc:
+            raise DecodeError(self.info.path, f"reopening failed: {exc.reason}") from None
         except Exception as exc:  # av.FFmpegError, or a container closed under us
             raise DecodeError(self.info.path, f"seek failed: {exc}") from None
+        self._at_start = False
         self._packets = self._container.demux(self._stream)
         self._pending: list = []
         # libavcodec's guess_correct_pts state (reset by the flush of a seek).
