@@ -119,6 +119,28 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="no progress bar or summary (errors still shown)",
     )
     p.add_argument(
+        "--pick",
+        choices=["exact", "sharpest"],
+        default="exact",
+        help="exact: the frame on screen at each instant (default); sharpest: the sharpest "
+        "frame (variance of the Laplacian) on screen within +-WINDOW/2 of it, never crossing "
+        "into the next instant's window; frames.csv records the frame taken and its sharpness",
+    )
+    p.add_argument(
+        "--window",
+        type=_positive_time_arg,
+        default=None,
+        metavar="T",
+        help="seconds searched around each instant by --pick sharpest (default: 0.5)",
+    )
+    p.add_argument(
+        "--skip-blank",
+        action="store_true",
+        help="write no still for a blank frame (every colour channel's standard deviation "
+        "below 4 of 255: black, white, one flat colour); recorded in frames.csv as skipped, "
+        "so a re-run does not retry it",
+    )
+    p.add_argument(
         "--contact-sheet",
         action="store_true",
         help="then write a contact sheet per output folder (see the sheet command; "
@@ -237,6 +259,24 @@ def _spec(kind, **values):
         raise UsageError(str(exc)) from None
 
 
+def _pick(args: argparse.Namespace):
+    """The frame choice of ``--pick/--window/--skip-blank`` (usage errors exit 2)."""
+    from napari_video_extract.core.pick import DEFAULT_WINDOW, Pick
+
+    mode = getattr(args, "pick", "exact")
+    window = getattr(args, "window", None)
+    if window is not None and mode != "sharpest":
+        raise UsageError("--window needs --pick sharpest")
+    try:
+        return Pick(
+            mode,
+            window=DEFAULT_WINDOW if window is None else window,
+            skip_blank=getattr(args, "skip_blank", False),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _run_extraction(args: argparse.Namespace, spec) -> int:
     from napari_video_extract.core.extract import (
         DEFAULT_NAME_TEMPLATE,
@@ -264,6 +304,9 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
     options = dict(
         fmt=args.fmt, quality=args.quality, name_template=template, overwrite=args.overwrite
     )
+    pick = _pick(args)
+    if not pick.plain:
+        options["pick"] = pick
     bar = progress_bar(total=0, desc="extracting", unit="still", quiet=args.quiet)
     totals: dict[Path, tuple[int, int]] = {}
     lock = threading.Lock()
@@ -303,9 +346,11 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
     if not args.quiet:
         ok = [r for r in batch.results if r.ok]
         resumed = sum(r.resumed for r in ok)
+        blank = sum(r.blank for r in batch.results)
         print(
             f"{len(ok)} of {len(videos) + len(missing)} video(s) done, "
             f"{batch.written} still(s) written"
+            + (f", {blank} blank skipped" if blank else "")
             + (f", {resumed} already there" if resumed else "")
             + f", {len(failed)} failed, {batch.seconds:.1f} s; output in {args.out}"
         )
