@@ -22,7 +22,7 @@ distinct hashes, the worst case, and duplicate-heavy ones) with wall time, CPU
 time and peak memory (``ru_maxrss`` of the subprocess, and its growth during
 clustering).
 
-Run: ``/work/venv/bin/python benchmarks/bench_dedup.py`` (about 2 minutes;
+Run: ``.venv/bin/python benchmarks/bench_dedup.py`` (about 2 minutes;
 ``--repeats N``, default 3, keeps the median). Other load on the machine
 changes absolute times a lot: the script prints the load average.
 """

@@ -11,7 +11,7 @@ then scores, pairwise over the stills ("same photograph" = duplicate):
   directory listing order;
 * plain imagehash loops (``h1 - h2 <= t``, first match wins, listing order).
 
-Run: ``/work/venv/bin/python benchmarks/eval_dedup.py`` (one to two minutes).
+Run: ``.venv/bin/python benchmarks/eval_dedup.py`` (one to two minutes).
 ``--set second`` uses a disjoint set (other scikit-image pictures and stills
 of the real clips in ``../shared/media``) to check that a default is not tuned
 to the first; ``--seed N`` changes order, pans, zoom speed and noise;

@@ -93,6 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         report_error("interrupted; outputs written so far are complete, re-run to resume")
         return 130
+    except OSError as exc:  # last resort: one line, never a traceback
+        from napari_video_extract.core.errors import os_error_reason
+
+        report_error(os_error_reason(exc))
+        return EXIT_FAILED
     return EXIT_OK  # pragma: no cover
 
 

@@ -21,7 +21,7 @@ from napari_video_extract.core.dedup_settings import (
     default_threshold,
     hash_bits,
 )
-from napari_video_extract.core.errors import InputError
+from napari_video_extract.core.errors import InputError, os_error_reason
 
 if TYPE_CHECKING:
     from napari_video_extract.core.dedup import DedupReport
@@ -154,6 +154,10 @@ def run_dedup(args: argparse.Namespace) -> int:
         bar.close()
         report_error(str(exc))
         return EXIT_FAILED
+    except OSError as exc:
+        bar.close()
+        report_error(os_error_reason(exc))
+        return EXIT_FAILED
     except ValueError as exc:
         bar.close()
         raise UsageError(str(exc)) from exc
@@ -200,6 +204,9 @@ def run_undo(args: argparse.Namespace) -> int:
         report = undo_folder(args.folder)
     except InputError as exc:
         report_error(str(exc))
+        return EXIT_FAILED
+    except OSError as exc:
+        report_error(f"{args.folder}: {os_error_reason(exc)}")
         return EXIT_FAILED
     for path, reason in report.failed:
         report_error(f"{path}: {reason}")

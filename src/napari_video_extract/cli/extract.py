@@ -385,13 +385,20 @@ def _dedup_outputs(folders: list[Path], quiet: bool, *, scheduler: str | None = 
         dedup_folders = partial(dedup_folders_distributed, scheduler=scheduler)
     else:
         from napari_video_extract.core.dedup import dedup_folders
+    from napari_video_extract.core.errors import InputError, os_error_reason
 
     failed = 0
     for folder in folders:
         try:
             report = dedup_folders([folder])
         except Exception as exc:  # one folder's problem must not hide the others
-            report_error(f"{folder}: dedup failed: {exc}")
+            if isinstance(exc, InputError):
+                reason = exc.reason if exc.path == folder else str(exc)
+            elif isinstance(exc, OSError):
+                reason = os_error_reason(exc)
+            else:
+                reason = f"{type(exc).__name__}: {exc}"
+            report_error(f"{folder}: dedup failed: {reason}")
             failed += 1
             continue
         for message in report.problems():

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from napari_video_extract.core.dedup_settings import KEEP_POLICIES, MODES
-from napari_video_extract.core.errors import InputError, OutputError
+from napari_video_extract.core.errors import InputError, OutputError, os_error_reason
 from napari_video_extract.core.hashing import (
     IMAGE_SUFFIXES,
     METHODS,
@@ -1155,7 +1155,12 @@ def dedup_folders(
     left_alone: list[str] = []
     if not dry_run:
         for folder in inputs:
-            left_alone += _finish_interrupted_moves(folder)
+            try:
+                left_alone += _finish_interrupted_moves(folder)
+            except OSError as exc:
+                raise OutputError(
+                    folder, f"cannot finish an interrupted move: {os_error_reason(exc)}"
+                ) from exc
 
     report = DedupReport(threshold=int(threshold), n_bits=n_bits, dry_run=dry_run)
     report.notes += left_alone
@@ -1360,11 +1365,15 @@ def _matches(path: Path, entry: dict) -> bool:
 
 
 def _read_journal(path: Path) -> list[dict]:
+    """The journal's entries; raises InputError if it exists but cannot be read."""
     entries = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         return []
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = os_error_reason(exc) if isinstance(exc, OSError) else "not text"
+        raise InputError(path, f"cannot read the move journal: {reason}") from exc
     for line in lines:
         try:
             entry = json.loads(line)
@@ -1382,8 +1391,8 @@ def undo_folder(folder: str | os.PathLike[str]) -> UndoReport:
     back only if it is still byte-identical (size and SHA-256) to what was
     moved and its original name is free; anything else is reported in
     ``failed`` and kept in the journal so a later undo can retry. Copies made
-    to a ``kept_dir`` are removed if unchanged. Empty duplicates folders are
-    removed.
+    to a ``kept_dir`` are removed if unchanged. The folders the files were
+    moved or copied to are removed when that leaves them empty.
 
     Parameters
     ----------
@@ -1418,28 +1427,45 @@ def undo_folder(folder: str | os.PathLike[str]) -> UndoReport:
             continue
         src, dst = folder / entry["src"], Path(entry["dst"])
         touched_dirs.add(dst.parent)
-        if entry["op"] == "copy":
-            problem = _undo_copy(dst, entry, report)
-        else:
-            problem = _undo_move(src, dst, entry, report)
+        try:
+            if entry["op"] == "copy":
+                problem = _undo_copy(dst, entry, report)
+            else:
+                problem = _undo_move(src, dst, entry, report)
+        except OSError as exc:  # one file's problem must not stop the others
+            problem = os_error_reason(exc)
         if problem:
             report.failed.append((dst if entry["op"] == "copy" else src, problem))
             remaining.append(entry)
 
-    if remaining:
-        payload = "".join(json.dumps(e) + "\n" for e in reversed(remaining))
-        fd, tmp = tempfile.mkstemp(prefix=JOURNAL_NAME + ".", suffix=".tmp", dir=folder)
+    try:
+        _rewrite_journal(journal_path, list(reversed(remaining)))
+    except OSError as exc:
+        # The files are back where they were; only the record is stale, and a
+        # later undo finds them in place (already_in_place).
+        report.failed.append((journal_path, f"cannot update the journal: {os_error_reason(exc)}"))
+    for directory in sorted(touched_dirs, reverse=True):
+        with contextlib.suppress(OSError):
+            directory.rmdir()  # only succeeds when empty
+    return report
+
+
+def _rewrite_journal(journal_path: Path, entries: list[dict]) -> None:
+    """Keep only ``entries`` in the journal (atomic); remove it when empty."""
+    if not entries:
+        journal_path.unlink()
+        return
+    payload = "".join(json.dumps(e) + "\n" for e in entries)
+    fd, tmp = tempfile.mkstemp(prefix=JOURNAL_NAME + ".", suffix=".tmp", dir=journal_path.parent)
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, journal_path)
-    else:
-        journal_path.unlink()
-    for directory in sorted(touched_dirs, reverse=True):
-        with contextlib.suppress(OSError):
-            directory.rmdir()  # only succeeds when empty
-    return report
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _undo_copy(dst: Path, entry: dict, report: UndoReport) -> str | None:

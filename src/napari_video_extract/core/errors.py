@@ -11,11 +11,11 @@ from pathlib import Path
 
 __all__ = [
     "DecodeError",
-    "ExtractError",
     "InputError",
     "NotAVideoError",
     "OutputError",
     "VideoOpenError",
+    "os_error_reason",
 ]
 
 
@@ -52,5 +52,15 @@ class OutputError(InputError):
     """An output folder or file cannot be written."""
 
 
-class ExtractError(InputError):
-    """Extraction of one video failed for a reason not covered above."""
+def os_error_reason(exc: OSError) -> str:
+    """An OSError as a short one-line reason, without ``[Errno N]``.
+
+    Names the file concerned when the error carries one (``"<file>: Is a
+    directory"``), so it reads well after the input's own path.
+    """
+    reason = " ".join(str(exc.strerror or exc).split()) or type(exc).__name__
+    if exc.filename is not None:
+        reason = f"{exc.filename}: {reason}"
+    if exc.filename2 is not None:
+        reason = f"{reason} ({exc.filename2})"
+    return reason

@@ -31,7 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from napari_video_extract.core.decode import decode_frames
-from napari_video_extract.core.errors import InputError, OutputError, VideoOpenError
+from napari_video_extract.core.errors import (
+    InputError,
+    OutputError,
+    VideoOpenError,
+    os_error_reason,
+)
 from napari_video_extract.core.formats import is_video_name
 from napari_video_extract.core.manifest import (
     MANIFEST_HEADERS,
@@ -414,7 +419,8 @@ def extract_video(
     workers : int, optional
         Parallel decoders for this video.
     cancel : threading.Event, optional
-        Set to stop; images written so far are complete and recorded.
+        Set to stop; images written so far are complete and recorded, and the
+        stills not reached are not reported as missing.
     progress : callable(done, total), optional
         Called after each image.
     on_frame : callable(record, image), optional
@@ -429,11 +435,15 @@ def extract_video(
     Returns
     -------
     ExtractResult
+        Failed (``error`` set, ``missing`` listed) when some planned stills
+        could not be decoded; the others are written and recorded.
 
     Raises
     ------
     InputError
-        The video cannot be opened/decoded, or the output cannot be written.
+        The video cannot be opened or no frame of it decoded; the output
+        cannot be written; ``frames.csv`` or an image at one of our names is
+        a file this tool did not write (left as it is).
     ValueError
         Bad parameters (``every <= 0``, start after end, bad template...).
     """
@@ -633,7 +643,12 @@ def collect_videos(
         path = Path(raw)
         if path.is_dir():
             walker = path.rglob("*") if recursive else path.iterdir()
-            for child in sorted(walker):
+            try:
+                children = sorted(walker)
+            except OSError as exc:
+                errors.append(VideoOpenError(path, f"cannot list folder: {os_error_reason(exc)}"))
+                continue
+            for child in children:
                 if child.name.startswith(".") or not child.is_file():
                     continue
                 if recursive and any(p.startswith(".") for p in child.relative_to(path).parts):
@@ -752,6 +767,8 @@ def extract_batch(
             )
         except ValueError as exc:
             res = ExtractResult(video=v, out_dir=folders[v], error=str(exc))
+        except OSError as exc:  # e.g. an output name taken by a folder
+            res = ExtractResult(video=v, out_dir=folders[v], error=os_error_reason(exc))
         except Exception as exc:  # a bug must not kill the batch either
             res = ExtractResult(video=v, out_dir=folders[v], error=f"{type(exc).__name__}: {exc}")
         if on_result:

@@ -17,7 +17,6 @@ import functools
 import os
 import subprocess
 from fractions import Fraction
-from pathlib import Path
 from typing import NamedTuple
 
 __all__ = [
@@ -250,11 +249,3 @@ def last_error_line(stderr: bytes | str, path: str | os.PathLike | None = None) 
         for name in (f"file:{os.path.abspath(os.fspath(path))}", os.fspath(path)):
             reason = reason.replace(name + ": ", "").replace(name, "the file")
     return reason[:300]
-
-
-def is_regular_file(path: Path) -> bool:
-    """True for an existing regular file (following symlinks)."""
-    try:
-        return path.is_file()
-    except OSError:
-        return False

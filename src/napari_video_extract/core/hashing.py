@@ -778,7 +778,8 @@ def hash_files(
     The cache (:data:`CACHE_NAME` in each file's folder) is keyed on the file
     name, its size and ``st_mtime_ns``, and the hash settings; a file whose
     entry matches is not opened again. The cache is rewritten atomically;
-    a folder where it cannot be written is still hashed (``cache_errors``).
+    a folder where it cannot be written, or where a file of that name is not
+    one of our caches, is still hashed (``cache_errors``; the file is kept).
 
     Parameters
     ----------

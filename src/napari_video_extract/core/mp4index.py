@@ -153,10 +153,8 @@ def _read_table(data: bytes, start: int, end: int, kind: bytes) -> dict:
             timescale, duration = struct.unpack_from(">II", data, p + 8)
         return {"timescale": timescale, "duration": duration}
     if kind == b"mvhd":
-        if version == 1:
-            timescale, duration = struct.unpack_from(">IQ", data, p + 16)
-        else:
-            timescale, duration = struct.unpack_from(">II", data, p + 8)
+        # Only the movie timescale is used (edit list durations are in it).
+        (timescale,) = struct.unpack_from(">I", data, p + (16 if version == 1 else 8))
         return {"timescale": timescale}
     if kind == b"hdlr":
         return {"handler": bytes(data[p + 4 : p + 8])}
