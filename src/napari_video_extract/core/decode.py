@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -45,13 +45,21 @@ from napari_video_extract.core.ffmpeg import (
 )
 from napari_video_extract.core.probe import VideoInfo
 
-__all__ = ["DecodedFrame", "FrameStream", "Segment", "decode_frames", "plan_segments"]
+__all__ = [
+    "DecodeStats",
+    "DecodedFrame",
+    "FrameStream",
+    "Segment",
+    "decode_frames",
+    "plan_segments",
+]
 
 #: Seconds to start an ffmpeg process and open the file (measured ~0.05 s).
 PROCESS_START_SECONDS = 0.06
 #: Decoding throughput in pixels per second on one core-pair (720p H.264 ~1400 fps).
 DECODE_PIXELS_PER_SECOND = 1.2e9
-#: A decoder that produces nothing for this long is considered hung.
+#: A decoder that makes the consumer wait this long for a frame is considered
+#: hung. Only waiting counts: a slow consumer (disk, callback) is not a stall.
 STALL_TIMEOUT_SECONDS = 60.0
 #: Longest select expression passed on the command line; longer ones go in a file.
 _MAX_INLINE_FILTER = 4000
@@ -226,6 +234,10 @@ class FrameStream:
         from the beginning.
     threads : int, optional
         Decoder threads (default: ffmpeg's choice, one per core).
+    stall_timeout : float, optional
+        Seconds a read may wait for the decoder before it is killed as hung
+        (default :data:`STALL_TIMEOUT_SECONDS`). Time the consumer spends
+        between reads does not count.
 
     Notes
     -----
@@ -242,8 +254,12 @@ class FrameStream:
         first: int | None = None,
         seek: bool | str = True,
         threads: int | None = None,
+        stall_timeout: float | None = None,
     ) -> None:
         self.info = info
+        self._stall_timeout = float(
+            STALL_TIMEOUT_SECONDS if stall_timeout is None else stall_timeout
+        )
         self.targets = targets
         self.first = start if first is None else first
         self._frame_bytes = info.width * info.height * 3
@@ -313,17 +329,31 @@ class FrameStream:
         self._stats_reader.start()
         self._closed = False
         self._closing = threading.Event()
-        self._last_activity = time.monotonic()
+        #: When the consumer started waiting for the decoder (None: not waiting).
+        self._waiting_since: float | None = None
         self._watchdog = threading.Thread(target=self._watch, daemon=True)
         self._watchdog.start()
 
     def _watch(self) -> None:
-        """Kill a decoder that produces nothing for STALL_TIMEOUT_SECONDS."""
-        while not self._closing.wait(1.0):
-            if time.monotonic() - self._last_activity > STALL_TIMEOUT_SECONDS:
+        """Kill a decoder that keeps a waiting consumer waiting too long."""
+        poll = min(1.0, self._stall_timeout / 4)
+        while not self._closing.wait(poll):
+            since = self._waiting_since
+            if since is not None and time.monotonic() - since > self._stall_timeout:
                 self._stalled = True
                 self._proc.kill()
                 return
+
+    def abort(self) -> None:
+        """Stop the decoder from any thread: the reading thread sees the end.
+
+        Unlike :meth:`close`, touches no pipe another thread may be reading;
+        the owner still calls :meth:`close`.
+        """
+        self._closing.set()
+        with contextlib.suppress(OSError):
+            if self._proc.poll() is None:
+                self._proc.kill()
 
     def _read_stderr(self) -> None:
         """Keep the end of ffmpeg's log, for error messages only (never for facts)."""
@@ -355,7 +385,7 @@ class FrameStream:
     def error_text(self) -> str:
         """ffmpeg's last meaningful stderr line."""
         if self._stalled:
-            return f"decoder produced nothing for {STALL_TIMEOUT_SECONDS:.0f} s"
+            return f"decoder produced nothing for {self._stall_timeout:g} s"
         return last_error_line(b"".join(self._stderr_tail))
 
     def index_of(self, pts: float) -> int:
@@ -374,7 +404,7 @@ class FrameStream:
             self.close()
             raise StopIteration
         try:
-            pts = self._pts.get(timeout=STALL_TIMEOUT_SECONDS)
+            pts = self._pts.get(timeout=self._stall_timeout)
         except queue.Empty:
             pts = None
         if pts is None:
@@ -386,8 +416,11 @@ class FrameStream:
 
     def _read_exact(self, n: int) -> bytes | None:
         assert self._proc.stdout is not None
-        data = self._proc.stdout.read(n)
-        self._last_activity = time.monotonic()
+        self._waiting_since = time.monotonic()
+        try:
+            data = self._proc.stdout.read(n)
+        finally:
+            self._waiting_since = None
         if not data or len(data) < n:
             return None
         return data
@@ -433,6 +466,53 @@ class FrameStream:
             self.close()
 
 
+class _ActiveStreams:
+    """The decoders a :func:`decode_frames` call runs, so its consumer can stop them at once."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._streams: set[FrameStream] = set()
+
+    def add(self, stream: FrameStream) -> None:
+        with self._lock:
+            self._streams.add(stream)
+            if self._stop.is_set():
+                stream.abort()
+
+    def discard(self, stream: FrameStream) -> None:
+        with self._lock:
+            self._streams.discard(stream)
+
+    def abort_all(self) -> None:
+        with self._lock:
+            for stream in self._streams:
+                stream.abort()
+
+
+@dataclass
+class DecodeStats:
+    """What the decoding runs of a :func:`decode_frames` call really did.
+
+    Attributes
+    ----------
+    runs : int
+        ffmpeg processes started (one per seek).
+    frames_decoded : int
+        Frames the decoders produced, as ffmpeg counts them: the wanted
+        frames and every frame decoded on the way to them.
+    """
+
+    runs: int = 0
+    frames_decoded: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add_run(self, frames_decoded: int) -> None:
+        with self._lock:
+            self.runs += 1
+            self.frames_decoded += frames_decoded
+
+
 def _run_segment(
     info: VideoInfo,
     seg: Segment,
@@ -440,6 +520,10 @@ def _run_segment(
     cancel: threading.Event,
     stop: threading.Event,
     threads: int | None = None,
+    *,
+    active: _ActiveStreams | None = None,
+    counts: DecodeStats | None = None,
+    stall_timeout: float | None = None,
 ) -> tuple[set[int], str]:
     """Decode one segment; fall back to decoding from the start if the seek
     missed frames (inexact seeking in some containers). Returns the missing
@@ -450,16 +534,29 @@ def _run_segment(
     for seek in ("fast", "exact", False) if seg.start > 0 else (False,):
         if seek == "fast" and not info.seeks_by_index:
             continue
-        with FrameStream(info, seg.start, seg.targets, seek=seek, threads=threads) as stream:
-            for frame in stream:
-                if cancel.is_set() or stop.is_set():
-                    return wanted, "cancelled"
-                if frame.index in wanted:
-                    wanted.discard(frame.index)
-                    emit(frame)
-                if not wanted:
-                    break
-            error = stream.error_text()
+        if cancel.is_set() or stop.is_set():
+            return wanted, "cancelled"
+        stream = FrameStream(
+            info, seg.start, seg.targets, seek=seek, threads=threads, stall_timeout=stall_timeout
+        )
+        if active is not None:
+            active.add(stream)
+        try:
+            with stream:
+                for frame in stream:
+                    if cancel.is_set() or stop.is_set():
+                        return wanted, "cancelled"
+                    if frame.index in wanted:
+                        wanted.discard(frame.index)
+                        emit(frame)
+                    if not wanted:
+                        break
+                error = stream.error_text()
+        finally:
+            if active is not None:
+                active.discard(stream)
+            if counts is not None:
+                counts.add_run(stream.frames_decoded)
         if not wanted:
             break
     return wanted, error
@@ -472,6 +569,8 @@ def decode_frames(
     workers: int | None = None,
     cancel: threading.Event | None = None,
     missing: list[int] | None = None,
+    stats: DecodeStats | None = None,
+    stall_timeout: float | None = None,
 ) -> Iterator[DecodedFrame]:
     """Decode the frames ``indices`` of a probed video.
 
@@ -491,6 +590,12 @@ def decode_frames(
         Set it to stop early; the generator then returns quietly.
     missing : list, optional
         Receives the indices that could not be decoded (damaged video).
+    stats : DecodeStats, optional
+        Receives the runs started and the frames really decoded.
+    stall_timeout : float, optional
+        Seconds a decoder may keep its run waiting before it is killed as
+        hung (default :data:`STALL_TIMEOUT_SECONDS`); a slow consumer does
+        not count.
 
     Yields
     ------
@@ -513,15 +618,18 @@ def decode_frames(
     for seg in segments:
         todo.put(seg)
     stop = threading.Event()
+    active = _ActiveStreams(stop)
     failures: list[tuple[set[int], str]] = []
 
-    def emit(frame: DecodedFrame) -> None:
+    def put(item: object) -> bool:
+        """Hand ``item`` to the consumer; False once the consumer went away."""
         while not stop.is_set():
             try:
-                out.put(frame, timeout=0.2)
-                return
+                out.put(item, timeout=0.05)
+                return True
             except queue.Full:
                 continue
+        return False
 
     def worker() -> None:
         try:
@@ -530,13 +638,23 @@ def decode_frames(
                     seg = todo.get_nowait()
                 except queue.Empty:
                     return
-                lost, error = _run_segment(info, seg, emit, cancel, stop, threads_per_decoder)
+                lost, error = _run_segment(
+                    info,
+                    seg,
+                    put,
+                    cancel,
+                    stop,
+                    threads_per_decoder,
+                    active=active,
+                    counts=stats,
+                    stall_timeout=stall_timeout,
+                )
                 if lost:
                     failures.append((lost, error))
         except BaseException as exc:  # surfaced to the consumer
             failures.append((set(), f"{type(exc).__name__}: {exc}"))
         finally:
-            out.put(_DONE)
+            put(_DONE)
 
     parallel = min(workers, len(segments))
     # Several decoders at once share the cores: one thread each avoids the
@@ -557,9 +675,12 @@ def decode_frames(
             produced += 1
             yield item
     finally:
+        # The consumer is done (or gone: closed generator, error in its
+        # callback): stop the decoders now rather than letting them finish.
         stop.set()
+        active.abort_all()
         for t in threads:
-            t.join(timeout=10)
+            t.join(timeout=5)
     if cancel.is_set():
         return
     lost_all = sorted(set().union(*(lost for lost, _ in failures))) if failures else []

@@ -347,7 +347,7 @@ class VideoReader:
             frame = self._advance_to(i)
             if frame is not None:
                 return frame
-            # The decoder died (e.g. killed after a long idle time): seek again.
+            # The decoder died (e.g. killed as hung, or a damaged file): seek again.
         # A seek may land after the keyframe (timestamp-searched containers):
         # PyAV then retries from the keyframe before; both end from the start.
         attempts = (True, "earlier", False) if self._backend == "pyav" else (True, False)
