@@ -341,7 +341,7 @@ def write_contact_sheet(
         raise InputError(folder, f"cannot list folder ({exc.strerror or exc})") from None
     if not images:
         raise InputError(folder, "no stills in this folder")
-    records = read_manifest(folder)
+    records = [r for r in read_manifest(folder) if not r.skipped]  # no image for those
     by_name = {Path(r.file).name: r for r in records}
     if info is None:
         search = [Path(p) for p in (video_search or [])]
