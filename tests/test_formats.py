@@ -31,7 +31,8 @@ def test_napari_yaml_filename_patterns_are_the_core_list() -> None:
 
     path = Path(napari_video_extract.__file__).parent / "napari.yaml"
     [reader] = PluginManifest.from_file(path).contributions.readers
-    assert reader.filename_patterns == [f"*{ext}" for ext in VIDEO_EXTENSIONS]
+    # Besides the videos, the reader claims a folder's frames.csv (its stills).
+    assert reader.filename_patterns == ["*frames.csv", *(f"*{ext}" for ext in VIDEO_EXTENSIONS)]
 
 
 def test_is_video_name_ignores_case() -> None:

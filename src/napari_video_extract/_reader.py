@@ -1,8 +1,17 @@
-"""napari reader: open a video as a lazy ``(frames, height, width, 3)`` layer.
+"""napari reader: a video, or a folder of stills, as one lazy image layer.
 
-Opening only probes the file; frames are decoded when napari shows them, by a
-:class:`~napari_video_extract.core.video_reader.VideoReader` (exact frames,
-persistent decoder for stepping forward, bounded cache).
+* A video becomes a ``(frames, height, width, 3)`` layer. Opening only probes
+  the file; frames are decoded when napari shows them, by a
+  :class:`~napari_video_extract.core.video_reader.VideoReader` (exact frames,
+  persistent decoder for stepping forward, bounded cache).
+* A folder of images, or its ``frames.csv``, becomes a
+  ``(stills, height, width, 3)`` layer backed by a
+  :class:`~napari_video_extract.core.stills.StillStack` (listing only, images
+  decoded on display through a bounded cache), in time order
+  (``frames.csv``) or natural name order. Stills that ``frames.csv`` places
+  in a video are drawn at their frames' positions on the video's frame axis
+  (layer ``translate``/``scale``), so a video layer and its stills share one
+  slider without the stills crowding its first positions.
 
 This module is imported by napari at start-up to register the reader, so its
 top level imports nothing but numpy and the standard library: the engine is
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,12 +33,15 @@ from napari_video_extract.core.formats import is_video_name
 
 if TYPE_CHECKING:
     from napari_video_extract.core.probe import VideoInfo
+    from napari_video_extract.core.stills import StillStack
     from napari_video_extract.core.video_reader import VideoReader
 
-__all__ = ["VideoArray", "get_reader", "read_video"]
+__all__ = ["VideoArray", "get_reader", "read_stills", "read_video"]
 
 #: Label of the first (time) axis of the layer; the slider moves in frames.
 TIME_AXIS_LABEL = "frame"
+#: ``frames.csv``: the reader opens the stills it lists (same name as core.manifest's).
+MANIFEST_NAME = "frames.csv"
 
 LayerData = tuple[Any, dict, str]
 
@@ -120,12 +133,41 @@ def _claims(path: Any) -> bool:
     return is_video_name(path)
 
 
-def get_reader(path: Any) -> Callable[[Any], list[LayerData]] | None:
-    """napari reader hook: a reader function for a video file, else None.
+def _is_stills_path(path: Any) -> bool:
+    if not isinstance(path, str | os.PathLike):
+        return False
+    if os.path.isdir(path):
+        return True
+    return Path(path).name.lower() == MANIFEST_NAME and os.path.isfile(path)
 
-    Never raises: lists of paths, folders, other extensions and files that
-    ffmpeg cannot open as a video all give None, so napari can try another
-    reader.
+
+def _stills_reader(path: str | os.PathLike) -> Callable[[Any], list[LayerData]] | None:
+    """A reader for a folder of images or a ``frames.csv``, or None."""
+    from napari_video_extract.core.stills import open_stills
+
+    try:
+        stack = open_stills(path)
+    except Exception:
+        return None  # unlistable folder, unreadable csv: napari may try another reader
+    if len(stack) == 0:
+        return None
+    opened = os.path.abspath(os.fspath(path))
+
+    def reader(path_again: Any) -> list[LayerData]:
+        """Open the listed stills as one lazy RGB image layer."""
+        if os.path.abspath(os.fspath(path_again)) == opened:
+            return read_stills(opened, stack=stack)  # no second listing
+        return read_stills(path_again)
+
+    return reader
+
+
+def get_reader(path: Any) -> Callable[[Any], list[LayerData]] | None:
+    """napari reader hook: a reader function for a video or a folder of stills, else None.
+
+    Never raises: lists of paths, other extensions, folders without images,
+    and files that ffmpeg cannot open as a video all give None, so napari
+    can try another reader.
 
     Parameters
     ----------
@@ -135,8 +177,12 @@ def get_reader(path: Any) -> Callable[[Any], list[LayerData]] | None:
     Returns
     -------
     callable or None
-        A function ``path -> [(VideoArray, add_kwargs, "image")]``.
+        A function ``path -> [(VideoArray, add_kwargs, "image")]`` (a video)
+        or ``path -> [(StillStack, add_kwargs, "image")]`` (a folder of
+        images or a ``frames.csv``).
     """
+    if _is_stills_path(path):
+        return _stills_reader(path)
     if not _claims(path):
         return None
     try:
@@ -203,3 +249,61 @@ def read_video(path: str | os.PathLike, *, info: VideoInfo | None = None) -> lis
         "metadata": metadata,
     }
     return [(VideoArray(video), add_kwargs, "image")]
+
+
+def read_stills(
+    path: str | os.PathLike, *, stack: StillStack | None = None, name: str | None = None
+) -> list[LayerData]:
+    """Layer data for a folder of stills (or its ``frames.csv``).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The folder, or its ``frames.csv`` (then only the stills it lists).
+    stack : StillStack, optional
+        The already opened stack of ``path``.
+    name : str, optional
+        Layer name; default: the folder's name.
+
+    Returns
+    -------
+    list of tuple
+        ``[(StillStack, add_kwargs, "image")]``. ``add_kwargs`` holds
+        ``name``, ``rgb=True``, ``contrast_limits``, ``axis_labels``, the
+        frame-axis placement (``translate``, ``scale``: see
+        :func:`~napari_video_extract.core.stills.frame_axis_placement`) and
+        ``metadata`` with ``folder``, ``stills=True``, ``features`` (a
+        :class:`pandas.DataFrame`, one row per still: ``time``, ``frame``,
+        ``file``, ``video``; napari 0.9 image layers have no features table)
+        and ``frame_axis`` (``translate``, ``scale``, ``exact``).
+
+    Raises
+    ------
+    OSError
+        The folder cannot be listed.
+    """
+    import pandas as pd
+
+    from napari_video_extract.core.stills import frame_axis_placement, open_stills
+
+    path = Path(path)
+    if stack is None:
+        stack = open_stills(path)
+    folder = path.parent if path.is_file() else path
+    translate, scale, exact = frame_axis_placement([i.frame for i in stack.infos])
+    features = pd.DataFrame(stack.features(), columns=["time", "frame", "file", "video"])
+    add_kwargs = {
+        "name": name or folder.name,
+        "rgb": True,
+        "contrast_limits": [0, 255],  # napari must not decode every still to guess it
+        "axis_labels": (TIME_AXIS_LABEL, "y", "x"),
+        "translate": (translate, 0.0, 0.0),
+        "scale": (scale, 1.0, 1.0),
+        "metadata": {
+            "folder": str(folder),
+            "stills": True,
+            "features": features,
+            "frame_axis": {"translate": translate, "scale": scale, "exact": exact},
+        },
+    }
+    return [(stack, add_kwargs, "image")]

@@ -210,9 +210,9 @@ def test_sharpest_with_skip_blank_takes_a_neighbour_unless_all_are_blank(blanks,
 
 
 def test_pick_settings_are_checked():
-    with pytest.raises(ValueError, match="--pick"):
+    with pytest.raises(ValueError, match="pick must be one of exact, sharpest"):
         Pick("blurriest")
-    with pytest.raises(ValueError, match="--window"):
+    with pytest.raises(ValueError, match="window must be a positive"):
         Pick("sharpest", window=0)
 
 

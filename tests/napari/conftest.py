@@ -25,6 +25,14 @@ def _make(path: Path, graph: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _own_config_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Path:
+    """Widget settings go to a fresh config dir per test, never the user's."""
+    config = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    return config
+
+
 @pytest.fixture(scope="session")
 def scenes_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 s, 25 fps, 320x180: bars, RGB test pattern, test card, bars again."""

@@ -94,3 +94,31 @@ def test_napari_does_not_claim_other_files_for_us(make_napari_viewer, tmp_path: 
     with pytest.raises(ValueError, match=PLUGIN):
         viewer.open(text, plugin=PLUGIN)
     assert len(viewer.layers) == 0
+
+
+def test_open_stills_folder_next_to_its_video(
+    make_napari_viewer, indexed_video: Path, tmp_path: Path, qtbot
+) -> None:
+    from napari_video_extract.core.extract import Interval, extract_video
+    from napari_video_extract.core.stills import StillStack
+
+    folder = tmp_path / "stills"
+    assert extract_video(indexed_video, folder, Interval(every=0.4), fmt="png").written == 25
+    viewer = make_napari_viewer(show=True)
+    viewer.open(indexed_video, plugin=PLUGIN)
+    [stills] = viewer.open(folder, plugin=PLUGIN)
+    assert isinstance(stills.data, StillStack) and stills.data.shape[0] == 25
+    assert list(stills.metadata["features"]["frame"]) == list(range(0, 250, 10))
+    # One slider, the video's: the stills span its 250 frames, not its first 25;
+    # at each frame napari shows the nearest still.
+    assert viewer.dims.nsteps[0] == 250
+    viewer.layers[0].visible = False
+    viewer.reset_view()
+    for frame, still_frame in ((0, 0), (6, 10), (120, 120), (137, 140), (244, 240)):
+        viewer.dims.set_point(0, frame)
+        qtbot.wait(10)
+        assert displayed_index(viewer, (120, 160)) == still_frame, frame
+    # Only the stills shown were decoded.
+    assert stills.data.cached_bytes <= 8 * 120 * 160 * 3
+    [only] = viewer.open(folder / "frames.csv", plugin=PLUGIN)
+    assert only.data.shape == stills.data.shape

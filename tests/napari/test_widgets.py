@@ -126,8 +126,10 @@ def test_credits_widget_folder_of_videos_and_resume(
 
     # A second run resumes: nothing rewritten, the layers come from frames.csv.
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.jpg")}
+    layers = list(viewer.layers)
     _run(qtbot, widget)
     assert "0 written, 10 already there" in widget.status.value
+    assert list(viewer.layers) == layers  # the same two layers, no "... stills [1]"
     assert viewer.layers[-1].data.shape == (5, 180, 320, 3)
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.jpg")} == mtimes
 
@@ -153,8 +155,8 @@ def test_extraction_cancel_leaves_only_complete_files(
     widget.out_dir.value = tmp_path / "out"
     widget.start()
     qtbot.waitUntil(
-        lambda: widget._progress is not None and widget._progress.n >= 5, timeout=WAIT_MS
-    )
+        lambda: widget.progress_bar.value >= 5, timeout=WAIT_MS
+    )  # progress shows in the widget itself
     assert widget.cancel_button.enabled
     widget.cancel_button.clicked()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
@@ -199,7 +201,9 @@ def test_extraction_errors_are_notifications(
     widget.start_time.value, widget.end_time.value = "5", "2"
     widget.start()  # refused before any thread starts
     assert not widget.running
-    assert any("must be before" in m for m in _errors(notifications))
+    # Named as the widget names its fields, not as the CLI's flags.
+    assert "start (5 s) must be before end (2 s)" in _errors(notifications)
+    assert widget.status.value == "error: start (5 s) must be before end (2 s)"
 
 
 # ================================================================= duplicates

@@ -251,12 +251,32 @@ def _run_credits(args: argparse.Namespace) -> int:
     return _run_extraction(args, _spec(HeadTail, head=args.head, tail=args.tail, every=args.every))
 
 
+#: What the CLI calls the engine's settings (core.errors.SettingError names them neutrally).
+SETTING_FLAGS = {
+    "every": "--every",
+    "start": "--start",
+    "end": "--end",
+    "head": "--head",
+    "tail": "--tail",
+    "quality": "--quality",
+    "name_template": "--name-template",
+    "pick": "--pick",
+    "window": "--window",
+}
+
+
+def _worded(exc: ValueError) -> str:
+    from napari_video_extract.core.errors import SettingError
+
+    return exc.worded(SETTING_FLAGS) if isinstance(exc, SettingError) else str(exc)
+
+
 def _spec(kind, **values):
     """Build a sampling spec; its own checks are usage errors (exit 2)."""
     try:
         return kind(**values)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(_worded(exc)) from None
 
 
 def _pick(args: argparse.Namespace):
@@ -274,7 +294,7 @@ def _pick(args: argparse.Namespace):
             skip_blank=getattr(args, "skip_blank", False),
         )
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(_worded(exc)) from None
 
 
 def _run_extraction(args: argparse.Namespace, spec) -> int:
@@ -293,7 +313,7 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
     try:
         validate_template(template)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(_worded(exc)) from None
     videos, skipped, missing = collect_videos(args.inputs, recursive=args.recursive)
     for path in skipped:
         report_warning(f"skipped (not a video file): {path}", quiet=args.quiet)

@@ -7,6 +7,7 @@ user. A batch catches :class:`InputError` per file and goes on with the others.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "InputError",
     "NotAVideoError",
     "OutputError",
+    "SettingError",
     "VideoOpenError",
     "os_error_reason",
 ]
@@ -64,3 +66,44 @@ def os_error_reason(exc: OSError) -> str:
     if exc.filename2 is not None:
         reason = f"{reason} ({exc.filename2})"
     return reason
+
+
+class SettingError(ValueError):
+    """A setting (``every``, ``start``...) has a value the engine refuses.
+
+    The message names settings by placeholder, so each face words it its own
+    way: ``str()`` uses the neutral names (``"every must be ..."``), the CLI
+    its flags (``--every``), a widget its field labels (``every (s)``).
+
+    Parameters
+    ----------
+    template : str
+        The message, with ``{name}`` for each setting it names and
+        ``{value}``-style placeholders for ``values``.
+    settings : sequence of str
+        The settings the message names (keys of :meth:`worded`'s mapping).
+    **values : str
+        Already formatted values (file names, numbers); never interpreted
+        as a template, so user text with braces is safe.
+    """
+
+    def __init__(self, template: str, *, settings: Sequence[str], **values: str) -> None:
+        self.template = template
+        self.settings = tuple(settings)
+        self.values = {k: str(v) for k, v in values.items()}
+        super().__init__(self.worded())
+
+    def worded(self, names: Mapping[str, str] | None = None) -> str:
+        """The message with each setting called by ``names[setting]`` (default: its own name).
+
+        Parameters
+        ----------
+        names : mapping of str to str, optional
+            What each face calls the settings.
+
+        Returns
+        -------
+        str
+        """
+        names = names or {}
+        return self.template.format(**{s: names.get(s, s) for s in self.settings}, **self.values)

@@ -34,6 +34,7 @@ from napari_video_extract.core.decode import decode_frames
 from napari_video_extract.core.errors import (
     InputError,
     OutputError,
+    SettingError,
     VideoOpenError,
     os_error_reason,
 )
@@ -83,7 +84,11 @@ _STALE_TMP_RE = re.compile(r"\.(?:.+\.(?:jpg|png|webp)|frames\.csv)\.tmp-(?P<pid
 
 def _check_every(every: float) -> None:
     if not (every > 0 and math.isfinite(every)):
-        raise ValueError(f"--every must be a positive number of seconds, got {every!r}")
+        raise SettingError(
+            "{every} must be a positive number of seconds, got {value}",
+            settings=["every"],
+            value=repr(every),
+        )
 
 
 @dataclass(frozen=True)
@@ -98,14 +103,24 @@ class Interval:
         # One place for these checks: the CLI and the widgets only build a spec.
         _check_every(self.every)
         if self.start < 0:
-            raise ValueError(f"--start must be >= 0, got {self.start:g}")
+            raise SettingError(
+                "{start} must be >= 0, got {value}", settings=["start"], value=f"{self.start:g}"
+            )
         if self.end is not None and self.start >= self.end:
-            raise ValueError(f"--start ({self.start:g} s) must be before --end ({self.end:g} s)")
+            raise SettingError(
+                "{start} ({a} s) must be before {end} ({b} s)",
+                settings=["start", "end"],
+                a=f"{self.start:g}",
+                b=f"{self.end:g}",
+            )
 
     def times(self, info: VideoInfo) -> np.ndarray:
         if self.start >= info.duration:
-            raise ValueError(
-                f"--start ({self.start:g} s) is past the end of the video ({info.duration:.3f} s)"
+            raise SettingError(
+                "{start} ({a} s) is past the end of the video ({b} s)",
+                settings=["start"],
+                a=f"{self.start:g}",
+                b=f"{info.duration:.3f}",
             )
         return interval_times(info.duration, every=self.every, start=self.start, end=self.end)
 
@@ -121,9 +136,11 @@ class HeadTail:
     def __post_init__(self) -> None:
         _check_every(self.every)
         if self.head < 0 or self.tail < 0:
-            raise ValueError("--head and --tail must be >= 0")
+            raise SettingError("{head} and {tail} must be >= 0", settings=["head", "tail"])
         if self.head <= 0 and self.tail <= 0:
-            raise ValueError("give --head and/or --tail (seconds), at least one > 0")
+            raise SettingError(
+                "give {head} and/or {tail} (seconds), at least one > 0", settings=["head", "tail"]
+            )
 
     def times(self, info: VideoInfo) -> np.ndarray:
         return head_tail_times(info.duration, head=self.head, tail=self.tail, every=self.every)
@@ -210,18 +227,28 @@ def validate_template(template: str) -> None:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise ValueError(f"bad --name-template {template!r}: {exc}") from None
+        raise SettingError(
+            "bad {name_template} {t}: {why}",
+            settings=["name_template"],
+            t=repr(template),
+            why=str(exc),
+        ) from None
     for _, name, _, _ in parsed:
         if name is not None and name.split(".")[0].split("[")[0] not in _TEMPLATE_FIELDS:
-            raise ValueError(
-                f"bad --name-template {template!r}: unknown field {{{name}}} "
-                f"(known: {', '.join(sorted(_TEMPLATE_FIELDS))})"
+            raise SettingError(
+                "bad {name_template} {t}: unknown field {field} (known: {known})",
+                settings=["name_template"],
+                t=repr(template),
+                field="{" + name + "}",
+                known=", ".join(sorted(_TEMPLATE_FIELDS)),
             )
     literal = "".join(p[0] for p in parsed)
     if "/" in literal or "\\" in literal or "\0" in literal or template.startswith("."):
-        raise ValueError(
-            f"bad --name-template {template!r}: must be a plain file name "
-            "(no '/', '\\', leading '.', or '..')"
+        raise SettingError(
+            "bad {name_template} {t}: must be a plain file name "
+            "(no '/', '\\', leading '.', or '..')",
+            settings=["name_template"],
+            t=repr(template),
         )
     render_name(template, stem="x", time=1.0, frame=1, index=1)
 
@@ -245,7 +272,11 @@ def render_name(template: str, *, stem: str, time: float, frame: int, index: int
         or name.startswith(".")
         or os.path.isabs(name)
     ):
-        raise ValueError(f"--name-template gives {name!r}, which is not a plain file name")
+        raise SettingError(
+            "{name_template} gives {n}, which is not a plain file name",
+            settings=["name_template"],
+            n=repr(name),
+        )
     return name
 
 
@@ -452,7 +483,11 @@ def extract_video(
     if fmt not in IMAGE_FORMATS:
         raise ValueError(f"unknown image format {fmt!r} (use jpg, png or webp)")
     if not 1 <= int(quality) <= 100:
-        raise ValueError(f"--quality must be between 1 and 100, got {quality}")
+        raise SettingError(
+            "{quality} must be between 1 and 100, got {value}",
+            settings=["quality"],
+            value=str(quality),
+        )
     validate_template(name_template)
     video = Path(video)
     out_dir = Path(out_dir)
@@ -495,7 +530,11 @@ def extract_video(
             todo.append((s, f"{name}.{ext}"))
         by_frame = {s.frame: (s, name) for s, name in todo}
         if len(set(n for _, n in todo)) != len(todo):
-            raise ValueError("--name-template gives the same name to two stills; add {frame}")
+            raise SettingError(
+                "{name_template} gives the same name to two stills; add {f}",
+                settings=["name_template"],
+                f="{frame}",
+            )
         manifest = ManifestWriter(out_dir, existing, picking=not pick.plain)
         index_of = {s.frame: k for k, s in enumerate(samples)}
         total = len(samples)

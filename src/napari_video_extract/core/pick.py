@@ -75,6 +75,11 @@ class Pick:
     skip_blank : bool
         Write no image for an instant whose frame is blank (recorded as
         skipped in ``frames.csv``, so a re-run does not retry it).
+
+    Raises
+    ------
+    SettingError
+        An unknown mode, or a window that is not a positive number.
     """
 
     mode: str = "exact"
@@ -82,10 +87,21 @@ class Pick:
     skip_blank: bool = False
 
     def __post_init__(self) -> None:
+        from napari_video_extract.core.errors import SettingError
+
         if self.mode not in PICK_MODES:
-            raise ValueError(f"--pick must be one of {', '.join(PICK_MODES)}, got {self.mode!r}")
+            raise SettingError(
+                "{pick} must be one of {modes}, got {got}",
+                settings=["pick"],
+                modes=", ".join(PICK_MODES),
+                got=repr(self.mode),
+            )
         if not (math.isfinite(self.window) and self.window > 0):
-            raise ValueError(f"--window must be a positive number of seconds, got {self.window!r}")
+            raise SettingError(
+                "{window} must be a positive number of seconds, got {got}",
+                settings=["window"],
+                got=repr(self.window),
+            )
 
     @property
     def plain(self) -> bool:

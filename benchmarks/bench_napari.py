@@ -1,0 +1,214 @@
+"""napari at real scale: the extraction widget against the CLI, lazy stills layers.
+
+In one run, on the 10-minute 1280x720 H.264 video of ``bench_extract.py``
+(built once with the bundled ffmpeg into a cache dir):
+
+1. **extraction every 0.5 s (1,201 stills)**: the CLI as a subprocess (wall
+   time, peak RSS of its process tree) and the Interval extraction widget in
+   this napari process (wall time from Extract to done, peak RSS of this
+   process and of its tree, the ffmpeg decoders included);
+2. **opening a folder of 2,000 720p stills** through the plugin's reader
+   (``viewer.open(folder)``, until the first still is on screen);
+3. **scrubbing the widget's 1,201-still lazy layer end to end** (every still
+   shown and rendered once): peak RSS.
+
+Targets: napari process < 1 GB resident throughout; widget wall time within
+1.2x the CLI's; opening 2,000 stills < 1 s.
+
+Run under a display (napari needs OpenGL), e.g.::
+
+    xvfb-run -a -s "-screen 0 1280x1024x24" python benchmarks/bench_napari.py
+
+``NVE_BENCH_CACHE`` sets the cache dir (default ``~/.cache/napari-video-extract/bench``),
+``NVE_MEDIA`` the folder of real clips (default ``../shared/media``, then
+``/work/shared/media``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_extract  # noqa: E402  (its video builder and process-tree RSS)
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _media_dir() -> Path:
+    for candidate in (
+        os.environ.get("NVE_MEDIA"),
+        HERE.parent.parent / "shared" / "media",
+        Path("/work/shared/media"),
+    ):
+        if candidate and (Path(candidate) / bench_extract.CLIPS[0]).is_file():
+            return Path(candidate)
+    raise SystemExit("no real clips found: set NVE_MEDIA to the shared/media folder")
+
+
+def _cache_dir() -> Path:
+    default = Path.home() / ".cache" / "napari-video-extract" / "bench"
+    return Path(os.environ.get("NVE_BENCH_CACHE", default))
+
+
+class PeakRSS:
+    """Samples this process's RSS and its tree's every 10 ms in a thread."""
+
+    def __init__(self) -> None:
+        self.own = self.tree = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while not self._done.is_set():
+            with open("/proc/self/statm") as fh:
+                self.own = max(self.own, int(fh.read().split()[1]) * PAGE)
+            self.tree = max(self.tree, bench_extract._tree_rss(pid))
+            self._done.wait(0.01)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB"
+
+
+def _cli(video: Path, out: Path, every: float) -> tuple[float, int]:
+    cmd = [sys.executable, "-m", "napari_video_extract", "interval", str(video)]
+    cmd += ["--every", str(every), "--out", str(out), "--quiet"]
+    return bench_extract.run_measured([cmd])
+
+
+def _pump(app, until, timeout: float = 3600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not until():
+        app.processEvents()
+        time.sleep(0.002)
+        if time.monotonic() > deadline:
+            raise TimeoutError("napari did not finish in time")
+
+
+def _wait(widget) -> None:
+    """Run the Qt event loop (blocking, as napari does) until the widget's run ends."""
+    from qtpy.QtCore import QEventLoop
+
+    if widget.running:
+        loop = QEventLoop()
+        widget._worker.finished.connect(loop.quit)
+        if widget.running:
+            loop.exec()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--every", type=float, default=0.5)
+    parser.add_argument("--stills", type=int, default=2000, help="stills in the opened folder")
+    args = parser.parse_args(argv)
+
+    bench_extract.MEDIA = _media_dir()
+    bench_extract.WORK = _cache_dir()
+    video, _ = bench_extract.build_videos(args.minutes)
+    work = Path(tempfile.mkdtemp(prefix="bench_napari_"))
+    try:
+        return _run(args, video, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, video: Path, work: Path) -> int:
+    print(f"video: {video} ({args.minutes:g} min, 1280x720, 25 fps)")
+    # 1a. The CLI, cold process, its whole tree.
+    cli_wall, cli_peak = _cli(video, work / "cli", args.every)
+    n_cli = len(list((work / "cli").rglob("*.jpg")))
+    print(f"CLI    every {args.every:g} s: {n_cli} stills, {cli_wall:.1f} s, peak {_mb(cli_peak)}")
+
+    from qtpy.QtWidgets import QApplication
+
+    import napari
+    from napari_video_extract._widgets import IntervalExtractionWidget
+
+    with PeakRSS() as start_rss:
+        viewer = napari.Viewer(show=True)
+        app = QApplication.instance()
+        _pump(app, lambda: True)
+    print(f"napari viewer started: {_mb(start_rss.own)}")
+    ok = True
+
+    # 1b. The widget, in this napari process, from the reader's video layer.
+    (video_layer,) = viewer.open(video, plugin="napari-video-extract")
+    widget = IntervalExtractionWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Interval extraction")
+    widget.source.value = video_layer
+    widget.every.value = args.every
+    widget.out_dir.value = work / "widget"
+    with PeakRSS() as rss:
+        t0 = time.perf_counter()
+        widget.start()
+        _wait(widget)
+        widget_wall = time.perf_counter() - t0
+    stills = viewer.layers[-1]
+    ratio = widget_wall / cli_wall
+    print(
+        f"widget every {args.every:g} s: {stills.data.shape[0]} stills, {widget_wall:.1f} s "
+        f"({ratio:.2f}x the CLI), peak {_mb(rss.own)} (process), {_mb(rss.tree)} (with ffmpeg)"
+        f"  [{widget.status.value}]"
+    )
+    ok &= ratio <= 1.2 and rss.own < 2**30
+
+    # 2. A folder of 2,000 720p stills through the reader.
+    folder = work / "folder"
+    folder.mkdir()
+    files = sorted((work / "widget").rglob("*.jpg"))
+    for k in range(args.stills):  # hard links: the same JPEGs, new names
+        os.link(files[k % len(files)], folder / f"still_{k:05d}.jpg")
+    with PeakRSS() as rss_open:
+        t0 = time.perf_counter()
+        (opened,) = viewer.open(folder, plugin="napari-video-extract")
+        _pump(app, lambda: True)
+        open_s = time.perf_counter() - t0
+    print(
+        f"open a folder of {args.stills:,} stills: {open_s:.3f} s "
+        f"(shape {opened.data.shape}), peak {_mb(rss_open.own)}"
+    )
+    ok &= open_s < 1.0
+    viewer.layers.remove(opened)
+
+    # 3. Scrub the widget's lazy stills layer end to end, each still rendered.
+    video_layer.visible = False
+    viewer.layers.selection.active = stills
+    frames = list(stills.metadata["features"]["frame"])
+    with PeakRSS() as rss_scrub:
+        t0 = time.perf_counter()
+        for frame in frames:
+            viewer.dims.set_point(0, frame)
+            app.processEvents()
+        scrub_s = time.perf_counter() - t0
+    print(
+        f"scrub {len(frames):,} lazy stills: {scrub_s:.1f} s "
+        f"({len(frames) / scrub_s:.0f} stills/s), peak {_mb(rss_scrub.own)}, "
+        f"cache {_mb(stills.data.cached_bytes)}"
+    )
+    ok &= rss_scrub.own < 2**30 and rss_open.own < 2**30
+    print("targets met" if ok else "TARGET MISSED")
+    viewer.close()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,523 @@
+"""The shared base of the extraction widgets: source, output, run/cancel, stills layers.
+
+* Work runs in a :func:`napari.qt.threading.create_worker` thread through
+  :func:`~napari_video_extract.core.extract.extract_video`, one video after
+  the other; a video that fails (bad file, unwritable folder, any
+  ``OSError``) is one error line naming it and the batch goes on.
+* Progress is shown in the widget itself (a progress bar and the status
+  line, per phase: extracting, listing the stills); Cancel, or closing the
+  dock, stops the run between two stills.
+* The stills of a video become one lazy layer
+  (:class:`~napari_video_extract.core.stills.StillStack`, through the
+  reader's :func:`~napari_video_extract._reader.read_stills`): nothing is read
+  back into memory. A re-run into the same folder updates that layer instead
+  of adding a copy, and leaves it alone when nothing new was written.
+* Settings persist between sessions (:mod:`._settings`); messages call the
+  settings by the widget's field labels ("every (s)"), not by CLI flags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
+
+from napari_video_extract._widgets._common import _path_value, _show_error
+from napari_video_extract._widgets._settings import load_settings, save_settings
+from napari_video_extract._widgets.stills_view import StillsNavigator, is_stills_layer
+from napari_video_extract.core.errors import InputError, SettingError
+from napari_video_extract.core.extract import (
+    DEFAULT_NAME_TEMPLATE,
+    HeadTail,
+    Interval,
+    collect_videos,
+    extract_video,
+    output_folders,
+    validate_template,
+)
+from napari_video_extract.core.formats import dialog_filter
+from napari_video_extract.core.manifest import MANIFEST_NAME
+
+if TYPE_CHECKING:
+    import napari
+    from napari_video_extract.core.stills import StillStack
+
+_FILE_SOURCE = "video file"
+_UPDATE_S = 0.1  # seconds between two progress updates sent to the GUI
+_FOLDER_SOURCE = "folder of videos"
+#: Engine setting -> attribute of the widget whose label names it in messages.
+_SETTING_FIELDS = {
+    "every": "every",
+    "start": "start_time",
+    "end": "end_time",
+    "head": "head",
+    "tail": "tail",
+    "quality": "quality",
+    "name_template": "name_template",
+}
+#: Fields saved between sessions (the source only when it is not a layer).
+_SAVED_FIELDS = (
+    "source", "video_file", "video_folder", "recursive", "every", "start_time", "end_time",
+    "head", "tail", "fmt", "quality", "out_dir", "name_template", "overwrite",
+)  # fmt: skip
+
+
+@dataclass
+class _VideoDone:
+    """One video's outcome, sent from the worker to the main thread."""
+
+    video: Path
+    out_dir: Path
+    stack: StillStack | None = None
+    written: int = 0
+    resumed: int = 0
+    error: str | None = None
+
+
+@dataclass
+class _Progress:
+    """Progress of one phase of one video, sent from the worker."""
+
+    number: int
+    phase: str
+    done: int = 0
+    total: int = 0
+
+
+def _worded(exc: Exception, names: Mapping[str, str]) -> str:
+    return exc.worded(names) if isinstance(exc, SettingError) else str(exc)
+
+
+def _extraction_job(
+    jobs: Sequence[tuple[Path, Path]],
+    spec: Interval | HeadTail,
+    options: dict[str, Any],
+    cancel: threading.Event,
+    names: Mapping[str, str],
+) -> Iterator[_Progress | _VideoDone]:
+    """Worker body: extract each video, yielding progress and per-video results.
+
+    Yields :class:`_Progress` and one :class:`_VideoDone` per video started;
+    returns nothing. Never raises for one video's failure.
+    """
+    from napari_video_extract.core.stills import open_stills
+
+    messages: queue.SimpleQueue = queue.SimpleQueue()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for number, (video, out_dir) in enumerate(jobs):
+            if cancel.is_set():
+                break
+            outcome = _VideoDone(video=video, out_dir=out_dir)
+            yield _Progress(number, "probing")
+
+            def run(outcome: _VideoDone = outcome, number: int = number) -> None:
+                try:
+                    res = extract_video(
+                        outcome.video,
+                        outcome.out_dir,
+                        spec,
+                        cancel=cancel,
+                        progress=lambda d, t: messages.put(_Progress(number, "extracting", d, t)),
+                        **options,
+                    )
+                except InputError as exc:
+                    outcome.error = str(exc)
+                    return
+                except (ValueError, OSError) as exc:  # a setting, a disk: this video only
+                    outcome.error = f"{outcome.video}: {_worded(exc, names)}"
+                    return
+                outcome.written, outcome.resumed = res.written, res.resumed
+                if res.error:
+                    outcome.error = f"{outcome.video}: {res.error}"
+
+            future = pool.submit(run)
+            # At most ~10 updates a second reach the GUI thread: one per still
+            # would keep it (and the GIL) busy repainting while stills are encoded.
+            latest: _Progress | None = None
+            while not future.done():
+                with contextlib.suppress(queue.Empty):
+                    latest = messages.get(timeout=_UPDATE_S)
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        latest = messages.get_nowait()
+                if latest is not None:
+                    yield latest
+                    latest = None
+                    time.sleep(_UPDATE_S)
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    latest = messages.get_nowait()
+            if latest is not None:
+                yield latest
+            future.result()
+            if (outcome.out_dir / MANIFEST_NAME).is_file() and not cancel.is_set():
+                # The read-back is a listing: images are decoded when shown.
+                yield _Progress(number, "listing stills")
+                try:
+                    stack = open_stills(outcome.out_dir / MANIFEST_NAME)
+                except OSError as exc:
+                    outcome.error = outcome.error or f"{outcome.out_dir}: {exc}"
+                else:
+                    outcome.stack = stack if len(stack) else None
+            elif cancel.is_set() and (outcome.out_dir / MANIFEST_NAME).is_file():
+                # Cancelled: still show what is complete (a listing, not a read).
+                with contextlib.suppress(OSError):
+                    stack = open_stills(outcome.out_dir / MANIFEST_NAME)
+                    outcome.stack = stack if len(stack) else None
+            yield outcome
+
+
+class _ExtractionWidget(Container):
+    """Shared source, output and run/cancel controls of the extraction widgets."""
+
+    _title = "extraction"
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        # Scrollable: the dock fits a 1366x768 screen next to another dock.
+        super().__init__(labels=True, scrollable=True)
+        self._viewer = viewer
+        self._cancel_event = threading.Event()
+        self._worker: Any = None
+        self._totals: dict[int, tuple[int, int]] = {}
+        self._n_videos = 0
+        self.failures: list[str] = []
+
+        self.source = ComboBox(label="source", choices=self._source_choices)
+        self.video_file = FileEdit(label="video file", mode="r", filter=dialog_filter())
+        self.video_folder = FileEdit(label="video folder", mode="d")
+        self.recursive = CheckBox(text="include sub-folders", value=False)
+        self.extend(self._sampling_widgets())
+        self.fmt = ComboBox(label="format", choices=["jpg", "png", "webp"], value="jpg")
+        self.quality = SpinBox(label="quality", min=1, max=100, value=95)
+        self.out_dir = FileEdit(
+            label="output folder",
+            mode="d",
+            tooltip="each video gets <output folder>/<video name>; "
+            "empty: 'extracted_images' next to the video",
+        )
+        self.name_template = LineEdit(label="name template", value=DEFAULT_NAME_TEMPLATE)
+        self.overwrite = CheckBox(
+            text="overwrite (redo stills already in frames.csv)",
+            value=False,
+            tooltip="files not written by this tool are never overwritten",
+        )
+        self.run_button = PushButton(text="Extract")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress_bar = ProgressBar(label="progress", min=0, max=1, value=0)
+        self.status = Label(value="")
+        self.insert(0, self.source)
+        self.insert(1, self.video_file)
+        self.insert(2, self.video_folder)
+        self.insert(3, self.recursive)
+        self.extend(
+            [
+                self.fmt,
+                self.quality,
+                self.out_dir,
+                self.name_template,
+                self.overwrite,
+                self.run_button,
+                self.cancel_button,
+                self.progress_bar,
+                self.status,
+            ]
+        )
+        self._restore_settings()
+        self.source.changed.connect(self._on_source_changed)
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        viewer.layers.events.inserted.connect(self._refresh_sources)
+        viewer.layers.events.removed.connect(self._refresh_sources)
+        for name in _SAVED_FIELDS:
+            if hasattr(self, name):
+                getattr(self, name).changed.connect(self._save_settings)
+        self._navigator = StillsNavigator(viewer)
+        self._closing = _CancelOnClose(self.root_native_widget)
+        self._on_source_changed()
+
+    @property
+    def native(self) -> Any:
+        """The scroll area holding the widget (what a dock embeds).
+
+        magicgui's ``native`` of a scrollable container is the inner
+        widget, and napari docks ``native``: without this the dock would
+        embed the widget without its scroll area and never scroll.
+        """
+        return self.root_native_widget
+
+    # ---------------------------------------------------------------- settings
+
+    def _setting_names(self) -> dict[str, str]:
+        """What this widget calls the engine's settings: its field labels."""
+        return {
+            setting: getattr(self, attr).label
+            for setting, attr in _SETTING_FIELDS.items()
+            if hasattr(self, attr)
+        }
+
+    def _save_settings(self, _value: Any = None) -> None:
+        values: dict[str, Any] = {}
+        for name in _SAVED_FIELDS:
+            if not hasattr(self, name):
+                continue
+            value = getattr(self, name).value
+            if name == "source" and not isinstance(value, str):
+                continue  # a layer is not there next session
+            values[name] = str(value) if isinstance(value, Path) else value
+        save_settings(self._title, values)
+
+    def _restore_settings(self) -> None:
+        for name, value in load_settings(self._title).items():
+            widget = getattr(self, name, None) if name in _SAVED_FIELDS else None
+            if widget is None:
+                continue
+            with contextlib.suppress(ValueError, TypeError):  # stale or foreign value: default
+                if name == "source" and value not in (_FILE_SOURCE, _FOLDER_SOURCE):
+                    continue
+                widget.value = value
+
+    # ----------------------------------------------------------------- sources
+
+    def _sampling_widgets(self) -> list:
+        raise NotImplementedError
+
+    def _spec(self) -> Interval | HeadTail:
+        raise NotImplementedError
+
+    def _source_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        layers = [
+            (f"layer: {layer.name}", layer)
+            for layer in self._viewer.layers
+            if isinstance(layer.metadata, dict) and layer.metadata.get("path")
+        ]
+        return [*layers, (_FILE_SOURCE, _FILE_SOURCE), (_FOLDER_SOURCE, _FOLDER_SOURCE)]
+
+    def _refresh_sources(self, _event: Any = None) -> None:
+        with contextlib.suppress(RuntimeError):  # widget already deleted
+            self.source.reset_choices()
+            self._on_source_changed()
+
+    def _on_source_changed(self, _value: Any = None) -> None:
+        value = self.source.value
+        self.video_file.visible = value == _FILE_SOURCE
+        self.video_folder.visible = value == _FOLDER_SOURCE
+        self.recursive.visible = value == _FOLDER_SOURCE
+
+    def _videos(self) -> tuple[list[Path], list[Path]]:
+        """Videos to process and skipped non-video files; raises on bad input."""
+        value = self.source.value
+        if value == _FILE_SOURCE:
+            path = _path_value(self.video_file)
+            if path is None:
+                raise ValueError("choose a video file")
+            inputs = [path]
+        elif value == _FOLDER_SOURCE:
+            path = _path_value(self.video_folder)
+            if path is None or not path.is_dir():
+                raise ValueError(f"choose a folder of videos (got {path or 'nothing'})")
+            inputs = [path]
+        elif value is not None:
+            inputs = [Path(value.metadata["path"])]
+        else:
+            raise ValueError("choose a source")
+        videos, skipped, errors = collect_videos(inputs, recursive=self.recursive.value)
+        if errors:
+            raise errors[0]
+        if not videos:
+            raise ValueError(f"no video files in {inputs[0]}")
+        return videos, skipped
+
+    # ---------------------------------------------------------------------- run
+
+    @property
+    def running(self) -> bool:
+        """Whether an extraction is in progress."""
+        return self._worker is not None
+
+    def _refuse(self, message: str) -> None:
+        self.status.value = f"error: {message}"
+        _show_error(message)
+
+    def start(self) -> None:
+        """Validate the settings and start extracting in a worker thread."""
+        from napari.qt.threading import create_worker
+
+        if self.running:
+            return
+        names = self._setting_names()
+        try:
+            spec = self._spec()
+            template = self.name_template.value.strip() or DEFAULT_NAME_TEMPLATE
+            validate_template(template)
+            videos, skipped = self._videos()
+        except (ValueError, InputError) as exc:
+            self._refuse(_worded(exc, names))
+            return
+        out_root = _path_value(self.out_dir) or videos[0].parent / "extracted_images"
+        jobs = list(output_folders(videos, out_root).items())
+        options = {
+            "fmt": self.fmt.value,
+            "quality": int(self.quality.value),
+            "name_template": template,
+            "overwrite": bool(self.overwrite.value),
+        }
+        self._cancel_event = threading.Event()
+        self._closing.event = self._cancel_event
+        self._totals = {}
+        self._n_videos = len(jobs)
+        self.failures = []
+        worker = create_worker(
+            _extraction_job,
+            jobs,
+            spec,
+            options,
+            self._cancel_event,
+            names,
+            _start_thread=False,
+            _ignore_errors=True,
+        )
+        worker.yielded.connect(self._on_yielded)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self._n_written = self._n_resumed = 0
+        self._crashed: str | None = None
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.progress_bar.max, self.progress_bar.value = 1, 0
+        skipped_note = f" ({len(skipped)} non-video file(s) skipped)" if skipped else ""
+        self.status.value = f"extracting {len(videos)} video(s){skipped_note}..."
+        worker.start()
+
+    def cancel(self) -> None:
+        """Ask the running extraction to stop; finished images stay complete."""
+        if self.running:
+            self._cancel_event.set()
+            self.status.value = "cancelling..."
+
+    def _on_error(self, exc: Exception) -> None:
+        self._crashed = f"{self._title} failed: {exc}"
+        _show_error(self._crashed)
+
+    def _on_yielded(self, message: _Progress | _VideoDone) -> None:
+        if isinstance(message, _Progress):
+            if self._cancel_event.is_set():
+                return  # keep "cancelling..." on screen
+            if message.total:
+                self._totals[message.number] = (message.done, message.total)
+                total_all = sum(t for _, t in self._totals.values())
+                done_all = sum(d for d, _ in self._totals.values())
+                self.progress_bar.max = max(total_all, 1)
+                self.progress_bar.value = min(done_all, total_all)
+            counts = f" {message.done}/{message.total} stills" if message.total else "..."
+            self.status.value = (
+                f"video {message.number + 1}/{self._n_videos}: {message.phase}{counts}"
+            )
+            return
+        outcome = message
+        self._n_written += outcome.written
+        self._n_resumed += outcome.resumed
+        if outcome.error:
+            self.failures.append(outcome.error)
+            _show_error(outcome.error)
+        if outcome.stack is not None:
+            self._show_stills(outcome)
+
+    def _show_stills(self, outcome: _VideoDone) -> None:
+        """Add the video's stills layer, or update the one already showing that folder."""
+        from napari_video_extract._reader import read_stills
+
+        [(stack, kwargs, _)] = read_stills(
+            outcome.out_dir, stack=outcome.stack, name=f"{outcome.video.stem} stills"
+        )
+        kwargs["metadata"]["video"] = str(outcome.video)
+        folder = kwargs["metadata"]["folder"]
+        layer = next(
+            (
+                lyr
+                for lyr in self._viewer.layers
+                if is_stills_layer(lyr) and lyr.metadata.get("folder") == folder
+            ),
+            None,
+        )
+        if layer is None:
+            self._viewer.add_image(stack, **kwargs)
+            return
+        if outcome.written == 0 and layer.data.files == stack.files:
+            return  # nothing new: the layer already shows these stills
+        layer.data = stack
+        layer.translate = kwargs["translate"]
+        layer.scale = kwargs["scale"]
+        layer.metadata = kwargs["metadata"]
+        layer.refresh()
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+        if self._crashed:
+            self.status.value = f"error: {self._crashed}"
+            return
+        word = "cancelled" if self._cancel_event.is_set() else "done"
+        failed = f", {len(self.failures)} failed" if self.failures else ""
+        self.status.value = (
+            f"{word}: {self._n_written} written, {self._n_resumed} already there{failed}"
+        )
+        if self.failures:
+            self.status.value += f" (last: {self.failures[-1]})"
+        if word == "done":
+            self.progress_bar.value = self.progress_bar.max
+
+
+class _CancelOnClose:
+    """Cancels the widget's run when its dock is closed or the widget destroyed.
+
+    napari's dock close button re-parents the widget to nothing (then drops
+    the dock); the viewer closing destroys it. Both set the running
+    extraction's cancel event, which stops it at the next still. Qt's side
+    holds only that event, never the widget's Python object.
+
+    Parameters
+    ----------
+    native : QWidget
+        The widget's Qt widget.
+    """
+
+    def __init__(self, native: Any) -> None:
+        from qtpy.QtCore import QEvent, QObject
+
+        self.event = threading.Event()  # replaced by each run's event
+        holder = self
+
+        def cancel(*_args: Any) -> None:
+            event = getattr(holder, "event", None)  # None: being torn down
+            if event is not None:
+                event.set()
+
+        class _Filter(QObject):
+            def eventFilter(self, obj: Any, event: Any) -> bool:
+                if event.type() == QEvent.Type.ParentChange and obj.parent() is None:
+                    cancel()
+                return False
+
+        self._filter = _Filter(native)
+        native.installEventFilter(self._filter)
+        native.destroyed.connect(cancel)
