@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 import synthetic
 from napari_video_extract.core.extract import Interval, extract_video
@@ -151,6 +151,11 @@ def test_blank_measure():
     noisy = np.clip(flat + rng.normal(0, 1.5, flat.shape), 0, 255).astype(np.uint8)
     text = np.zeros((120, 160, 3), np.uint8)
     text[100:106, 20:140] = 255  # a line of credits on black
+    credits = Image.new("RGB", (1280, 720))
+    ImageDraw.Draw(credits).text(
+        (500, 600), "Directed by Someone", fill="white", font=ImageFont.load_default(size=24)
+    )
+    assert not measure(np.asarray(credits))[1]  # one line of small text on black: not blank
     assert measure(flat)[1] and measure(noisy)[1]
     assert not measure(text)[1] and not measure(synthetic.index_image(1))[1]
     assert BLANK_STD == 4.0

@@ -10,14 +10,15 @@ presentation time falls in; the exact frame of an instant always belongs to
 that instant's window). So no frame is ever kept twice, and only the frames
 inside windows are decoded.
 
-Measures (both on the frame reduced to at most :data:`MEASURE_SIDE` pixels on
-its long side, so sizes compare and the cost stays small):
+Measures (on reduced frames, so sizes compare and the cost stays small):
 
-* **sharpness**: variance of the 4-neighbour Laplacian of the grey image
+* **sharpness**: variance of the 4-neighbour Laplacian of the grey frame
+  reduced to at most :data:`MEASURE_SIDE` pixels on its long side
   (:func:`~napari_video_extract.core.hashing.sharpness`, the same measure as
   the dedup's ``--keep sharpest``). Blur and motion blur lower it.
 * **blank**: a frame is blank when the standard deviation of every colour
-  channel is below :data:`BLANK_STD` (of 255): black, white or one flat
+  channel (on the frame reduced to about 128 pixels) is below
+  :data:`BLANK_STD` (of 255): black, white or one flat
   colour, with a little noise. A dark scene with any visible content, or a
   black screen with a line of text, is well above it.
 
@@ -140,27 +141,28 @@ class Chosen:
 # --------------------------------------------------------------------------- measures
 
 
-def _reduced(image: np.ndarray):
+def measure(image: np.ndarray) -> tuple[float, bool]:
+    """``(sharpness, blank)`` of an RGB (or grey) uint8 frame.
+
+    Sharpness on the grey frame reduced to :data:`MEASURE_SIDE`; the blank
+    test on the colour frame reduced to about 128 pixels (a standard
+    deviation barely changes with the scale, and this keeps it cheap).
+    """
     from PIL import Image
 
-    pil = Image.fromarray(np.ascontiguousarray(image))
-    scale = MEASURE_SIDE / max(pil.size)
-    if scale < 1:
-        size = (max(1, round(pil.width * scale)), max(1, round(pil.height * scale)))
-        pil = pil.resize(size, Image.Resampling.BOX)
-    return pil
-
-
-def measure(image: np.ndarray) -> tuple[float, bool]:
-    """``(sharpness, blank)`` of an RGB (or grey) uint8 frame, on one reduction."""
     from napari_video_extract.core.hashing import sharpness
 
-    pil = _reduced(image)
-    grey = np.asarray(pil.convert("L"))
-    rgb = np.asarray(pil)
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    grey = pil.convert("L")
+    scale = MEASURE_SIDE / max(grey.size)
+    if scale < 1:
+        size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
+        grey = grey.resize(size, Image.Resampling.BOX)
+    small = pil.reduce(max(1, max(pil.size) // 128))
+    rgb = np.asarray(small)
     channels = rgb.reshape(-1, rgb.shape[2]) if rgb.ndim == 3 else rgb.reshape(-1, 1)
     blank = bool((channels.std(axis=0) < BLANK_STD).all())
-    return sharpness(grey), blank
+    return sharpness(np.asarray(grey)), blank
 
 
 def frame_sharpness(image: np.ndarray) -> float:
