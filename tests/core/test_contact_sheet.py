@@ -146,6 +146,12 @@ def test_bad_folders_and_options(tmp_path):
         write_contact_sheet(empty, fmt="gif")
 
 
+def test_a_sheet_too_tall_for_jpeg_is_refused_before_drawing(stills, tmp_path):
+    with pytest.raises(ValueError, match="more than JPEG allows"):
+        write_contact_sheet(stills, output=tmp_path / "s.jpg", columns=1, width=20000)
+    assert not (tmp_path / "s.jpg").exists()
+
+
 def test_timestamps():
     assert format_timestamp(0) == "00:00.000"
     assert format_timestamp(75.25) == "01:15.250"

@@ -48,6 +48,7 @@ __all__ = [
 SHEET_MARKER = "napari-video-extract contact sheet"
 SHEET_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG"}
 _SUFFIX = "_contact_sheet"
+_JPEG_MAX_SIDE = 65500
 
 _BACKGROUND = (24, 24, 24)
 _CELL_BACKGROUND = (0, 0, 0)
@@ -375,6 +376,11 @@ def write_contact_sheet(
     header_h = gap + title_size + gap + len(header.lines) * (info_size + gap) + gap
     rows = math.ceil(len(files) / columns)
     height = header_h + rows * (cell_h + label_h + gap) + gap
+    if SHEET_FORMATS[fmt] == "JPEG" and height > _JPEG_MAX_SIDE:
+        raise ValueError(
+            f"{len(files)} stills make a sheet {height} pixels tall, more than JPEG allows "
+            f"({_JPEG_MAX_SIDE}): use fewer stills (max_stills), more columns, or png"
+        )
 
     sheet = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
