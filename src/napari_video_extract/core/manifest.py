@@ -123,7 +123,8 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
             tmp.unlink()
 
 
-def _render(records: list[FrameRecord], columns: list[str]) -> bytes:
+def _render(records: list[FrameRecord], columns: list[str] | None = None) -> bytes:
+    columns = columns or COLUMNS
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
