@@ -271,6 +271,28 @@ def make_damaged(path: Path, work: Path, *, frames: int = 100) -> Path:
     return path
 
 
+def box_blur(image: np.ndarray, radius: int) -> np.ndarray:
+    """``image`` filtered by a (2 * radius + 1)-pixel square box (edges clamped)."""
+    if radius <= 0:
+        return image.copy()
+    size = 2 * radius + 1
+    out = image.astype(np.float64)
+    for axis in (0, 1):
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (radius + 1, radius)
+        c = np.cumsum(np.pad(out, pad, mode="edge"), axis=axis)
+        hi = np.take(c, range(size, c.shape[axis]), axis=axis)
+        lo = np.take(c, range(0, c.shape[axis] - size), axis=axis)
+        out = (hi - lo) / size
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def make_from_frames(path: Path, frames: Sequence[np.ndarray], *, fps: float = 25) -> Path:
+    """H.264 (B-frames, keyframe every 12) of the given 160 x 120 RGB frames."""
+    run([*_raw_input(fps), *_x264(12), str(path)], stdin=b"".join(f.tobytes() for f in frames))
+    return path
+
+
 def make_text(path: Path) -> Path:
     """A text file with a video extension."""
     path.write_text("This is not a video.\nJust some text in a file named like one.\n")

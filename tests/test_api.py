@@ -32,7 +32,6 @@ PROMISED = {
     "DecodeError": errors.DecodeError,
     "OutputError": errors.OutputError,
     "SettingError": errors.SettingError,
-    "ExtractError": errors.ExtractError,
 }
 
 

@@ -162,6 +162,7 @@ def test_manifest_contributions() -> None:
             "napari-video-extract.interval_widget",
             "napari-video-extract.credits_widget",
             "napari-video-extract.dedup_widget",
+            "napari-video-extract.contact_sheet_widget",
         }
     )
 

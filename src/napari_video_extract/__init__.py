@@ -48,14 +48,12 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "DecodeError": ("core.errors", "DecodeError"),
     "OutputError": ("core.errors", "OutputError"),
     "SettingError": ("core.errors", "SettingError"),
-    "ExtractError": ("core.errors", "ExtractError"),
 }
 
 __all__ = [
     "BatchResult",
     "DecodeError",
     "DedupReport",
-    "ExtractError",
     "ExtractResult",
     "HeadTail",
     "InputError",
@@ -85,7 +83,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ does th
     from napari_video_extract.core.dedup import undo_folder as undo
     from napari_video_extract.core.errors import (
         DecodeError,
-        ExtractError,
         InputError,
         NotAVideoError,
         OutputError,

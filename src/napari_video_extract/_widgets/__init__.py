@@ -1,8 +1,9 @@
-"""napari dock widgets: interval extraction, credits extraction, duplicate finder.
+"""napari dock widgets: interval extraction, credits extraction, duplicate finder,
+contact sheet.
 
 One widget per module: :mod:`.interval`, :mod:`.credits` (both built on
-:mod:`.extraction`), :mod:`.duplicates`; :mod:`._common` holds what they share.
-The npe2 manifest points at the modules themselves, so opening one widget
+:mod:`.extraction`), :mod:`.duplicates`, :mod:`.contact_sheet`; :mod:`._common`
+holds what they share. The npe2 manifest points at the modules themselves, so opening one widget
 imports only its module; the names below are re-exported lazily for scripts.
 
 Every widget is a magicgui :class:`~magicgui.widgets.Container` built per call
@@ -37,6 +38,7 @@ __all__ = [
     "CLUSTER_PALETTE",
     "DUPLICATE_RGB",
     "KEPT_RGB",
+    "ContactSheetWidget",
     "CreditsExtractionWidget",
     "DuplicateFinderWidget",
     "IntervalExtractionWidget",
@@ -46,6 +48,7 @@ __all__ = [
 _HOME = {
     "IntervalExtractionWidget": "interval",
     "CreditsExtractionWidget": "credits",
+    "ContactSheetWidget": "contact_sheet",
     "DuplicateFinderWidget": "duplicates",
     "CLUSTER_PALETTE": "duplicates",
     "DUPLICATE_RGB": "duplicates",

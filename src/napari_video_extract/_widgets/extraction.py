@@ -28,6 +28,7 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
+    FloatSpinBox,
     Label,
     LineEdit,
     ProgressBar,
@@ -54,6 +55,7 @@ from napari_video_extract.core.extract import (
     validate_template,
 )
 from napari_video_extract.core.formats import dialog_filter
+from napari_video_extract.core.pick import DEFAULT_WINDOW, PICK_MODES, Pick
 
 if TYPE_CHECKING:
     import napari
@@ -69,11 +71,14 @@ _SETTING_FIELDS = {
     "tail": "tail",
     "quality": "quality",
     "name_template": "name_template",
+    "pick": "pick",
+    "window": "window",
 }
 #: Fields saved between sessions (the source only when it is not a layer).
 _SAVED_FIELDS = (
     "source", "video_file", "video_folder", "recursive", "every", "start_time", "end_time",
     "head", "tail", "fmt", "quality", "out_dir", "name_template", "overwrite",
+    "pick", "window", "skip_blank",
 )  # fmt: skip
 
 
@@ -111,6 +116,21 @@ class _ExtractionWidget(Container):
             value=False,
             tooltip="files not written by this tool are never overwritten",
         )
+        self.pick = ComboBox(
+            label="pick",
+            choices=list(PICK_MODES),
+            value="exact",
+            tooltip="exact: the frame on screen at each instant; sharpest: the sharpest frame "
+            "within +-window/2 of it",
+        )
+        self.window = FloatSpinBox(
+            label="window (s)", value=DEFAULT_WINDOW, min=0.01, max=60.0, step=0.1
+        )
+        self.skip_blank = CheckBox(
+            text="skip blank frames",
+            value=False,
+            tooltip="no still for a black, white or one-colour frame (recorded as skipped)",
+        )
         self.run_button = PushButton(text="Extract")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress_bar = ProgressBar(label="progress", min=0, max=1, value=0)
@@ -126,6 +146,9 @@ class _ExtractionWidget(Container):
                 self.out_dir,
                 self.name_template,
                 self.overwrite,
+                self.pick,
+                self.window,
+                self.skip_blank,
                 self.run_button,
                 self.cancel_button,
                 self.progress_bar,
@@ -134,6 +157,8 @@ class _ExtractionWidget(Container):
         )
         self._restore_settings()
         self.source.changed.connect(self._on_source_changed)
+        self.pick.changed.connect(self._on_pick_changed)
+        self._on_pick_changed()
         self.run_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         viewer.layers.events.inserted.connect(self._refresh_sources)
@@ -211,6 +236,9 @@ class _ExtractionWidget(Container):
             self.source.reset_choices()
             self._on_source_changed()
 
+    def _on_pick_changed(self, _value: Any = None) -> None:
+        self.window.visible = self.pick.value == "sharpest"
+
     def _on_source_changed(self, _value: Any = None) -> None:
         value = self.source.value
         self.video_file.visible = value == _FILE_SOURCE
@@ -263,6 +291,11 @@ class _ExtractionWidget(Container):
             spec = self._spec()
             template = self.name_template.value.strip() or DEFAULT_NAME_TEMPLATE
             validate_template(template)
+            pick = Pick(
+                self.pick.value,
+                window=float(self.window.value),
+                skip_blank=bool(self.skip_blank.value),
+            )
             videos, skipped = self._videos()
         except (ValueError, InputError) as exc:
             self._refuse(worded(exc, names))
@@ -275,6 +308,8 @@ class _ExtractionWidget(Container):
             "name_template": template,
             "overwrite": bool(self.overwrite.value),
         }
+        if not pick.plain:
+            options["pick"] = pick
         self._cancel_event = threading.Event()
         self._closing.event = self._cancel_event
         self._totals = {}

@@ -89,7 +89,10 @@ def extraction_job(
                         **options,
                     )
                 except InputError as exc:
-                    outcome.error = str(exc)
+                    # An error about another file (e.g. a foreign frames.csv in the
+                    # output folder) still names the video it stopped.
+                    about_video = exc.path.resolve() == outcome.video.resolve()
+                    outcome.error = str(exc) if about_video else f"{outcome.video}: {exc}"
                     return
                 except (ValueError, OSError) as exc:  # a setting, a disk: this video only
                     outcome.error = f"{outcome.video}: {worded(exc, names)}"

@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every sub-command."""
     from napari_video_extract.cli import dedup as dedup_cli
     from napari_video_extract.cli import extract as extract_cli
+    from napari_video_extract.cli import sheet as sheet_cli
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     extract_cli.add_parsers(sub)
     dedup_cli.add_parsers(sub)
+    sheet_cli.add_parsers(sub)
     return parser
 
 

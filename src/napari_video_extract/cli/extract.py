@@ -118,6 +118,37 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no progress bar or summary (errors still shown)",
     )
+    p.add_argument(
+        "--pick",
+        choices=["exact", "sharpest"],
+        default="exact",
+        help="exact: the frame on screen at each instant (default); sharpest: the sharpest "
+        "frame (variance of the Laplacian) on screen within +-WINDOW/2 of it, never crossing "
+        "into the next instant's window; frames.csv records the frame taken and its sharpness",
+    )
+    p.add_argument(
+        "--window",
+        type=_positive_time_arg,
+        default=None,
+        metavar="T",
+        help="seconds searched around each instant by --pick sharpest (default: 0.5)",
+    )
+    p.add_argument(
+        "--skip-blank",
+        action="store_true",
+        help="write no still for a blank frame (every colour channel's standard deviation "
+        "below 4 of 255: black, white, one flat colour); recorded in frames.csv as skipped, "
+        "so a re-run does not retry it",
+    )
+    p.add_argument(
+        "--contact-sheet",
+        action="store_true",
+        help="then write a contact sheet per output folder (see the sheet command; "
+        "shaped by --sheet-columns, --sheet-width, --sheet-format, --sheet-max-stills)",
+    )
+    from napari_video_extract.cli.sheet import add_sheet_options
+
+    add_sheet_options(p, prefix="sheet-")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -229,6 +260,8 @@ SETTING_FLAGS = {
     "tail": "--tail",
     "quality": "--quality",
     "name_template": "--name-template",
+    "pick": "--pick",
+    "window": "--window",
 }
 
 
@@ -246,6 +279,24 @@ def _spec(kind, **values):
         raise UsageError(_worded(exc)) from None
 
 
+def _pick(args: argparse.Namespace):
+    """The frame choice of ``--pick/--window/--skip-blank`` (usage errors exit 2)."""
+    from napari_video_extract.core.pick import DEFAULT_WINDOW, Pick
+
+    mode = getattr(args, "pick", "exact")
+    window = getattr(args, "window", None)
+    if window is not None and mode != "sharpest":
+        raise UsageError("--window needs --pick sharpest")
+    try:
+        return Pick(
+            mode,
+            window=DEFAULT_WINDOW if window is None else window,
+            skip_blank=getattr(args, "skip_blank", False),
+        )
+    except ValueError as exc:
+        raise UsageError(_worded(exc)) from None
+
+
 def _run_extraction(args: argparse.Namespace, spec) -> int:
     from napari_video_extract.core.extract import (
         DEFAULT_NAME_TEMPLATE,
@@ -255,6 +306,10 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
     )
 
     template = args.name_template or DEFAULT_NAME_TEMPLATE
+    if getattr(args, "contact_sheet", False):
+        from napari_video_extract.cli.sheet import check_sheet_options
+
+        check_sheet_options(args, prefix="sheet-")
     try:
         validate_template(template)
     except ValueError as exc:
@@ -269,6 +324,9 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
     options = dict(
         fmt=args.fmt, quality=args.quality, name_template=template, overwrite=args.overwrite
     )
+    pick = _pick(args)
+    if not pick.plain:
+        options["pick"] = pick
     bar = progress_bar(total=0, desc="extracting", unit="still", quiet=args.quiet)
     totals: dict[Path, tuple[int, int]] = {}
     lock = threading.Lock()
@@ -308,9 +366,11 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
     if not args.quiet:
         ok = [r for r in batch.results if r.ok]
         resumed = sum(r.resumed for r in ok)
+        blank = sum(r.blank for r in batch.results)
         print(
             f"{len(ok)} of {len(videos) + len(missing)} video(s) done, "
             f"{batch.written} still(s) written"
+            + (f", {blank} blank skipped" if blank else "")
             + (f", {resumed} already there" if resumed else "")
             + f", {len(failed)} failed, {batch.seconds:.1f} s; output in {args.out}"
         )
@@ -321,9 +381,17 @@ def _run_extraction(args: argparse.Namespace, spec) -> int:
             args.quiet,
             scheduler=getattr(args, "scheduler", None),
         )
+    sheet_failed = 0
+    if getattr(args, "contact_sheet", False):
+        from napari_video_extract.cli.sheet import write_sheets
+
+        done = [r for r in batch.results if r.ok]
+        sheet_failed = write_sheets(
+            [r.out_dir for r in done], args, infos={r.out_dir: r.info for r in done}
+        )
     for path, reason in failed:
         report_error(f"{path}: {reason}")
-    return EXIT_FAILED if failed or dedup_failed else EXIT_OK
+    return EXIT_FAILED if failed or dedup_failed or sheet_failed else EXIT_OK
 
 
 def _dedup_outputs(folders: list[Path], quiet: bool, *, scheduler: str | None = None) -> int:

@@ -60,6 +60,7 @@ from napari_video_extract.core.extract import (
     extract_video,
     output_folders,
 )
+from napari_video_extract.core.pick import Pick
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -217,6 +218,7 @@ def extract_batch_distributed(
     name_template: str = DEFAULT_NAME_TEMPLATE,
     overwrite: bool = False,
     workers: int | None = None,
+    pick: Pick | None = None,
     retries: int = 2,
     on_result: Callable[[ExtractResult], None] | None = None,
     progress: Callable[[Path, int, int], None] | None = None,
@@ -241,7 +243,7 @@ def extract_batch_distributed(
         What to sample.
     scheduler : str or distributed.Client
         Scheduler address (``tcp://host:8786``) or an open client.
-    fmt, quality, name_template, overwrite
+    fmt, quality, name_template, overwrite, pick
         As for :func:`~napari_video_extract.core.extract.extract_video`.
     workers : int, optional
         Decoder processes per video on a worker (default: up to 4, by the
@@ -276,6 +278,8 @@ def extract_batch_distributed(
     )
     if workers is not None:
         options["workers"] = workers
+    if pick is not None:
+        options["pick"] = pick
 
     client, owned = connect(scheduler)
     try:

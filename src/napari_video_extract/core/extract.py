@@ -39,13 +39,15 @@ from napari_video_extract.core.errors import (
 from napari_video_extract.core.folder_lock import folder_lock, remove_stale_temporaries
 from napari_video_extract.core.formats import is_video_name
 from napari_video_extract.core.manifest import (
-    COLUMNS,
+    MANIFEST_HEADERS,
     MANIFEST_NAME,
+    STATUS_BLANK,
     FrameRecord,
     ManifestWriter,
     read_manifest,
 )
 from napari_video_extract.core.ownership import NOT_OURS, csv_is_ours
+from napari_video_extract.core.pick import Chosen, Pick, pick_frames, recorded_samples
 from napari_video_extract.core.probe import VideoInfo, probe
 from napari_video_extract.core.sampling import (
     head_tail_times,
@@ -156,6 +158,9 @@ class ExtractResult:
         Every still now recorded in ``frames.csv``, by time.
     error : str or None
         One line saying why the video failed; ``None`` when it succeeded.
+    blank : int
+        Instants skipped by this run because their frame is blank
+        (``skip_blank``), recorded in ``frames.csv`` without an image.
     """
 
     video: Path
@@ -168,6 +173,7 @@ class ExtractResult:
     error: str | None = None
     seconds: float = 0.0
     info: VideoInfo | None = None
+    blank: int = 0
 
     @property
     def ok(self) -> bool:
@@ -344,6 +350,7 @@ def extract_video(
     progress: Callable[[int, int], None] | None = None,
     on_frame: Callable[[FrameRecord, np.ndarray], None] | None = None,
     info: VideoInfo | None = None,
+    pick: Pick | None = None,
 ) -> ExtractResult:
     """Extract the stills of one video into ``out_dir``.
 
@@ -374,6 +381,10 @@ def extract_video(
         Called with each new still (e.g. to show it in napari).
     info : VideoInfo, optional
         A probe result to reuse.
+    pick : Pick, optional
+        Which frame to keep for each instant (:mod:`.pick`): default the exact
+        frame; ``Pick("sharpest", window=...)`` the sharpest nearby, and
+        ``skip_blank`` to write no image for blank frames.
 
     Returns
     -------
@@ -416,7 +427,7 @@ def extract_video(
 
     with folder_lock(out_dir):
         remove_stale_temporaries(out_dir)
-        if not csv_is_ours(out_dir / MANIFEST_NAME, COLUMNS):
+        if not any(csv_is_ours(out_dir / MANIFEST_NAME, c) for c in MANIFEST_HEADERS):
             raise OutputError(out_dir / MANIFEST_NAME, f"{NOT_OURS}; choose another --out")
         existing = read_manifest(out_dir)
         others = {r.video for r in existing} - {info.path.name}
@@ -425,7 +436,8 @@ def extract_video(
                 out_dir,
                 f"holds frames of another video ({sorted(others)[0]}); choose another --out",
             )
-        done_frames = {r.frame: r for r in existing}
+        pick = pick or Pick()
+        done_frames = recorded_samples(existing, samples, pick)  # by the sample's exact frame
         todo = []
         for k, s in enumerate(samples):
             if s.frame in done_frames and not overwrite:
@@ -446,7 +458,8 @@ def extract_video(
                 settings=["name_template"],
                 f="{frame}",
             )
-        manifest = ManifestWriter(out_dir, existing)
+        manifest = ManifestWriter(out_dir, existing, picking=not pick.plain)
+        index_of = {s.frame: k for k, s in enumerate(samples)}
         total = len(samples)
         done = result.resumed
         if progress:
@@ -455,12 +468,26 @@ def extract_video(
         conflicts: list[str] = []
         recorded = set(done_frames) if overwrite else set()
 
-        def save(frame_index: int, image: np.ndarray) -> None:
+        def save(frame_index: int, image: np.ndarray, chosen: Chosen | None = None) -> None:
             nonlocal done
             sample, name = by_frame[frame_index]
-            data = encode_image(image, fmt, quality)
-            replace = frame_index in recorded and done_frames[frame_index].file == name
-            outcome = _write_image(out_dir, name, data, replace=replace)
+            kept = frame_index if chosen is None else chosen.frame
+            if kept != frame_index:  # --pick sharpest: named after the frame kept
+                stem = render_name(
+                    name_template,
+                    stem=info.path.stem,
+                    time=float(info.frame_times[kept]),
+                    frame=kept,
+                    index=index_of[frame_index],
+                )
+                name = f"{stem}.{ext}"
+            skip = chosen is not None and pick.skip_blank and chosen.blank
+            if skip:
+                outcome = "skipped"
+            else:
+                data = encode_image(image, fmt, quality)
+                replace = frame_index in recorded and done_frames[frame_index].file == name
+                outcome = _write_image(out_dir, name, data, replace=replace)
             with lock:
                 handled.add(frame_index)
                 if outcome == "exists":
@@ -469,18 +496,23 @@ def extract_video(
                 record = FrameRecord(
                     file=name,
                     video=info.path.name,
-                    time=float(info.frame_times[frame_index]),
-                    frame=frame_index,
+                    time=float(info.frame_times[kept]),
+                    frame=kept,
                     requested_time=sample.time,
                     width=int(image.shape[1]),
                     height=int(image.shape[0]),
+                    sharpness=None if chosen is None else chosen.sharpness,
+                    status=STATUS_BLANK if skip else "",
                 )
                 manifest.add(record)
-                result.written += 1
+                if skip:
+                    result.blank += 1
+                else:
+                    result.written += 1
                 done += 1
                 if progress:
                     progress(done, total)
-            if on_frame:
+            if on_frame and not skip:
                 on_frame(record, image)
 
         handled: set[int] = set()  # frames written, or refused because of a user's file
@@ -488,10 +520,18 @@ def extract_video(
         try:
             with ThreadPoolExecutor(max_workers=n_workers) as pool:
                 pending = []
-                for frame in decode_frames(info, list(by_frame), workers=n_workers, cancel=cancel):
+                if pick.plain:
+                    frames = decode_frames(info, list(by_frame), workers=n_workers, cancel=cancel)
+                    stream = ((f.index, f.image, None) for f in frames)
+                else:
+                    chosen = pick_frames(
+                        info, samples, pick, todo=list(by_frame), workers=n_workers, cancel=cancel
+                    )
+                    stream = ((c.key, c.image, c) for c in chosen)
+                for key, image, choice in stream:
                     # The decoder reuses nothing, but bound the queue of images
                     # waiting to be encoded so memory stays flat.
-                    pending.append(pool.submit(save, frame.index, frame.image))
+                    pending.append(pool.submit(save, key, image, choice))
                     if len(pending) >= 4 * n_workers:
                         pending.pop(0).result()
                 for fut in pending:
