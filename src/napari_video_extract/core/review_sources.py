@@ -1,0 +1,408 @@
+"""Where a :class:`~napari_video_extract.core.review.Review` comes from.
+
+* :func:`folder_review`: the folder's images hashed by
+  :func:`~napari_video_extract.core.hashing.hash_files` (same normalisation,
+  hash cache and process pool as ``dedup``) and clustered by
+  :func:`~napari_video_extract.core.dedup.dedup_folders` in dry-run mode, so
+  the clusters are the ones ``dedup`` writes to ``dedup.csv``, bit for bit;
+* :func:`files_review`: given image files (a stills layer's), in their order;
+* :func:`dedup_csv_review`: a folder a CLI ``dedup`` run already processed,
+  from its ``dedup.csv`` (moved duplicates included, at their current place);
+* :func:`frames_review`: frames of an in-memory or lazy stack (a napari video
+  layer), read and hashed a chunk at a time, never all at once.
+
+Each is also a class method of :class:`Review` (``Review.from_folder``...).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_video_extract.core.dedup import CSV_NAME, ClusterResult, dedup_folders
+from napari_video_extract.core.errors import InputError
+from napari_video_extract.core.hashing import (
+    hamming_bits,
+    hash_files,
+    hash_frames,
+    hashes_from_hex,
+    sharpness,
+)
+from napari_video_extract.core.manifest import read_manifest
+from napari_video_extract.core.review import Cancelled, Review, ReviewSettings
+
+__all__ = ["cancellable_map", "dedup_csv_review", "files_review", "folder_review", "frames_review"]
+
+_FRAME_CHUNK = 16  # frames read and hashed between progress/cancel checks
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled
+
+
+def cancellable_map(
+    cancel: threading.Event | None,
+) -> Callable[[Callable[[Any], Any], list[Any]], Iterator[Any]]:
+    """A ``map_jobs`` for :func:`hash_files` that a ``cancel`` event stops.
+
+    Same process pool and chunking as :func:`hash_files` uses by itself; on
+    cancel, pending chunks are dropped and :class:`Cancelled` is raised from
+    the results iterator (so ``hash_files`` writes no cache).
+    """
+    from napari_video_extract.core import hashing
+
+    def run(func: Callable[[Any], Any], jobs: list[Any]) -> Iterator[Any]:
+        n_cpu = os.cpu_count() or 1
+        if len(jobs) < 64 or n_cpu == 1:
+            for job in jobs:
+                _check_cancel(cancel)
+                yield func(job)
+            return
+        executor = hashing._executor(min(n_cpu, 8))
+        try:
+            chunk = max(1, min(32, len(jobs) // (4 * n_cpu)))
+            for output in executor.map(func, jobs, chunksize=chunk):
+                _check_cancel(cancel)
+                yield output
+        finally:
+            executor.shutdown(wait=cancel is None or not cancel.is_set(), cancel_futures=True)
+
+    return run
+
+
+def folder_review(
+    folder: str | os.PathLike[str],
+    settings: ReviewSettings | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Review:
+    """Hash and cluster a folder of images exactly as ``dedup`` does.
+
+    Parameters
+    ----------
+    folder : path
+        A folder of images (not recursed into).
+    settings : ReviewSettings, optional
+        Default: the CLI's defaults.
+    progress : callable(done, total), optional
+        Hashing progress.
+    cancel : threading.Event, optional
+        Stops hashing (raises :class:`Cancelled`).
+
+    Returns
+    -------
+    Review
+
+    Raises
+    ------
+    InputError
+        No such folder, or no readable image in it.
+    Cancelled
+        ``cancel`` was set.
+    """
+    settings = settings or ReviewSettings()
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "no such folder")
+    from napari_video_extract.core.dedup import ordered_images
+
+    try:
+        paths, _ = ordered_images(folder)
+    except OSError as exc:
+        raise InputError(folder, f"cannot list folder: {exc.strerror or exc}") from None
+    # The expensive step, cancellable; it also fills the hash cache so the
+    # dry-run clustering below reads every hash from it.
+    hashed = hash_files(
+        paths,
+        method=settings.method,
+        hash_size=settings.hash_size,
+        crop_borders=settings.crop_borders,
+        with_sharpness=settings.keep == "sharpest",
+        progress=progress,
+        map_jobs=cancellable_map(cancel),
+    )
+    _check_cancel(cancel)
+    report = dedup_folders(
+        [folder],
+        method=settings.method,
+        hash_size=settings.hash_size,
+        threshold=settings.threshold,
+        mode=settings.mode,
+        keep=settings.keep,
+        crop_borders=settings.crop_borders,
+        dry_run=True,
+    )
+    by_path = {rec.path: rec for rec in hashed.files}
+    items = [it for it in report.items if it.cluster >= 0]
+    if not items:
+        raise InputError(folder, "no readable images in this folder")
+    words = hashes_from_hex([it.hash for it in items], settings.n_bits)
+    quality = _file_quality(settings.keep, [by_path.get(it.path) for it in items])
+    index = {it.path: k for k, it in enumerate(items)}
+    result = ClusterResult(
+        cluster=np.array([it.cluster for it in items], dtype=np.int64),
+        kept=np.array([it.kept for it in items], dtype=bool),
+        distance=np.array([it.distance for it in items], dtype=np.int64),
+        kept_index=np.array([index[it.kept_path] for it in items], dtype=np.int64),
+        n_clusters=len({it.cluster for it in items}),
+        threshold=int(settings.threshold),
+    )
+    frames = {Path(rec.file).name: rec for rec in read_manifest(folder)}
+    return Review(
+        words,
+        settings,
+        paths=[it.path for it in items],
+        folder=folder,
+        frame=np.array([_rec(frames, it.path).frame for it in items], dtype=np.int64),
+        time=np.array([np.nan if it.time is None else it.time for it in items]),
+        video=[_rec(frames, it.path).video for it in items],
+        quality=quality,
+        result=result,
+        unreadable=list(report.unreadable),
+    )
+
+
+def files_review(
+    paths: Sequence[str | os.PathLike[str]],
+    settings: ReviewSettings | None = None,
+    *,
+    frame: Sequence[int] | None = None,
+    time: Sequence[float] | None = None,
+    video: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Review:
+    """Image files in the order given (a stills layer's files), hashed like ``dedup``.
+
+    Same :func:`hash_files` path as the CLI (normalisation, cache, pool);
+    unreadable files are listed in ``unreadable`` and left out.
+
+    Raises
+    ------
+    InputError
+        No readable file.
+    Cancelled
+        ``cancel`` was set.
+    """
+    settings = settings or ReviewSettings()
+    paths = [Path(p) for p in paths]
+    hashed = hash_files(
+        paths,
+        method=settings.method,
+        hash_size=settings.hash_size,
+        crop_borders=settings.crop_borders,
+        with_sharpness=settings.keep == "sharpest",
+        progress=progress,
+        map_jobs=cancellable_map(cancel),
+    )
+    _check_cancel(cancel)
+    good = [k for k, rec in enumerate(hashed.files) if rec.hash is not None]
+    if not good:
+        raise InputError(paths[0] if paths else Path("."), "no readable image")
+
+    def pick(values: Sequence[Any] | None) -> list[Any] | None:
+        return None if values is None else [values[k] for k in good]
+
+    return Review(
+        hashed.hash_array(),
+        settings,
+        paths=[paths[k] for k in good],
+        frame=None if frame is None else np.asarray(pick(frame), dtype=np.int64),
+        time=None if time is None else np.asarray(pick(time), dtype=float),
+        video=pick(video),
+        quality=_file_quality(settings.keep, [hashed.files[k] for k in good]),
+        unreadable=[(r.path, r.error or "unreadable") for r in hashed.files if r.hash is None],
+    )
+
+
+def dedup_csv_review(
+    folder: str | os.PathLike[str], settings: ReviewSettings | None = None
+) -> Review:
+    """The clusters a CLI ``dedup`` run wrote to ``folder/dedup.csv``.
+
+    Moved duplicates are items at their current place (``moved_to``).
+    Re-clustering later uses ``settings`` (its ``keep`` policy falls back
+    to ``"first"``: the csv has no quality figures).
+
+    Raises
+    ------
+    InputError
+        No readable ``dedup.csv`` in ``folder``.
+    """
+    folder = Path(folder)
+    path = folder / CSV_NAME
+    try:
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    good = []
+    for row in rows:
+        try:
+            if int(row["cluster"]) >= 0 and row["hash"]:
+                good.append(row)
+        except (KeyError, TypeError, ValueError):
+            continue
+    if not good:
+        raise InputError(path, "lists no readable image")
+    n_bits = 4 * max(len(r["hash"]) for r in good)
+    if settings is None or settings.n_bits != n_bits:
+        settings = _settings_for_bits(n_bits, settings)
+    settings = replace(settings, keep="first")
+    words = hashes_from_hex([r["hash"] for r in good], settings.n_bits)
+    paths = [folder / (r["moved_to"] or r["file"]) for r in good]
+    name_index = {r["file"]: k for k, r in enumerate(good)}
+    cluster = np.array([int(r["cluster"]) for r in good], dtype=np.int64)
+    kept = np.array([r["kept"] == "1" for r in good], dtype=bool)
+    keeper_of: dict[int, int] = {}
+    for k in np.flatnonzero(kept):
+        keeper_of.setdefault(int(cluster[k]), int(k))
+    kept_index = np.array(
+        [keeper_of.get(int(c), name_index.get(r["kept_file"], k)) for k, (c, r) in
+         enumerate(zip(cluster, good, strict=True))],
+        dtype=np.int64,
+    )  # fmt: skip
+    result = ClusterResult(
+        cluster=cluster,
+        kept=kept,
+        distance=hamming_bits(words, words[kept_index]).astype(np.int64),
+        kept_index=kept_index,
+        n_clusters=len(set(cluster.tolist())),
+        threshold=int(settings.threshold),
+    )
+    frames = {Path(rec.file).name: rec for rec in read_manifest(folder)}
+    times = []
+    for r in good:
+        try:
+            times.append(float(r.get("time") or "nan"))
+        except ValueError:
+            times.append(math.nan)
+    return Review(
+        words,
+        settings,
+        paths=paths,
+        original_paths=[folder / r["file"] for r in good],
+        folder=folder,
+        frame=np.array([_rec(frames, Path(r["file"])).frame for r in good], dtype=np.int64),
+        time=np.array(times),
+        video=[_rec(frames, Path(r["file"])).video for r in good],
+        result=result,
+    )
+
+
+def frames_review(
+    frames: Any,
+    settings: ReviewSettings | None = None,
+    *,
+    to_uint8: Callable[[np.ndarray], np.ndarray] | None = None,
+    frame: np.ndarray | None = None,
+    time: np.ndarray | None = None,
+    video: Sequence[str] | str | None = None,
+    chunk: int = _FRAME_CHUNK,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Review:
+    """Hash the frames of a stack, ``chunk`` frames at a time.
+
+    Parameters
+    ----------
+    frames : array-like, shape (N, H, W) or (N, H, W, C)
+        Anything sliceable along its first axis (a lazy video array):
+        only ``chunk`` frames are in memory at once.
+    settings : ReviewSettings, optional
+        Default: the CLI's defaults.
+    to_uint8 : callable, optional
+        Converts a chunk to uint8 (e.g. through a layer's contrast limits).
+    frame, time, video : optional
+        Per-frame video frame number, time (s) and video name.
+    chunk : int, optional
+        Frames read per step.
+    progress : callable(done, total), optional
+        Hashing progress.
+    cancel : threading.Event, optional
+        Stops hashing (raises :class:`Cancelled`).
+
+    Returns
+    -------
+    Review
+    """
+    settings = settings or ReviewSettings()
+    n = int(frames.shape[0])
+    words = np.zeros((n, max(1, math.ceil(settings.n_bits / 64))), dtype=np.uint64)
+    quality: list[Any] = []
+    for lo in range(0, n, chunk):
+        _check_cancel(cancel)
+        block = np.asarray(frames[lo : lo + chunk])
+        if to_uint8 is not None:
+            block = to_uint8(block)
+        if block.ndim == 4 and block.shape[-1] == 1:
+            block = block[..., 0]
+        words[lo : lo + len(block)] = hash_frames(
+            block,
+            method=settings.method,
+            hash_size=settings.hash_size,
+            crop_borders=settings.crop_borders,
+        )
+        if settings.keep == "sharpest":
+            quality.extend(sharpness(f) for f in block)
+        elif settings.keep == "largest":
+            quality.extend([block.shape[1] * block.shape[2]] * len(block))
+        if progress is not None:
+            progress(min(n, lo + chunk), n)
+    videos = [video] * n if isinstance(video, str) else video
+    return Review(
+        words,
+        settings,
+        frame=np.arange(n) if frame is None else frame,
+        time=time,
+        video=videos,
+        quality=np.asarray(quality, dtype=float) if quality else None,
+    )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class _NoRecord:
+    frame: int = -1
+    video: str = ""
+
+
+def _rec(frames: dict[str, Any], path: Path) -> Any:
+    return frames.get(path.name, _NoRecord())
+
+
+def _file_quality(keep: str, records: Iterable[Any]) -> np.ndarray | None:
+    records = list(records)
+    if keep == "sharpest":
+        return np.array([(r.sharpness or 0.0) if r else 0.0 for r in records])
+    if keep == "largest":
+        return np.array(
+            [(r.width * r.height, r.size_bytes) if r else (0, 0) for r in records],
+            dtype=np.float64,
+        ).reshape(len(records), 2)
+    return None
+
+
+def _settings_for_bits(n_bits: int, base: ReviewSettings | None) -> ReviewSettings:
+    """Settings whose hash has ``n_bits`` bits (a dedup.csv does not name its method)."""
+    method = base.method if base is not None else "phash"
+    size = max(2, math.isqrt(n_bits))
+    with_bits = ReviewSettings(method=method, hash_size=size) if size * size == n_bits else None
+    if with_bits is None:
+        with_bits = ReviewSettings(method="phash", hash_size=max(2, math.isqrt(n_bits)))
+    threshold = base.threshold if base is not None else None
+    if threshold is not None and threshold <= with_bits.n_bits:
+        with_bits = replace(with_bits, threshold=threshold)
+    return with_bits
