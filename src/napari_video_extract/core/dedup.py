@@ -2,8 +2,12 @@
 
 Two layers:
 
-* :func:`cluster_hashes` works on packed hashes in memory (the napari widget
-  uses it with :func:`~napari_video_extract.core.hashing.hash_frames`);
+* :func:`cluster_hashes` (from :mod:`~napari_video_extract.core.clustering`)
+  works on packed hashes in memory; the two-stage matching that verifies hash
+  candidates on thumbnails is
+  :func:`~napari_video_extract.core.matching.cluster_verified` (the napari
+  widget uses it with
+  :func:`~napari_video_extract.core.hashing.hash_frames_and_thumbnails`);
 * :func:`dedup_folders` scans folders, hashes (with a cache), clusters, moves
   duplicates aside and writes ``dedup.csv``; :func:`undo_folder` puts every
   moved file back.

@@ -15,6 +15,8 @@ Each candidate is **verified** (:class:`~napari_video_extract.core.verify.Verifi
 aligned, high-passed normalised cross-correlation of small grey thumbnails);
 the image joins the candidate with the highest similarity of at least
 ``min_similarity`` (ties: the older cluster), else it starts a cluster.
+Candidates are checked nearest (by hash) first, and one scoring at least
+:data:`SURE_SIMILARITY` is taken at once (the rest are not checked).
 Comparisons are always with a cluster's kept image, never with mere members,
 so clusters do not chain; with ``keep="sharpest"``/``"largest"`` the kept
 image is re-chosen only among members verified against every member
@@ -57,6 +59,8 @@ __all__ = [
 
 #: Hash candidates verified per image (nearest first).
 MAX_CANDIDATES = 4
+#: A candidate this similar is taken without checking the farther ones.
+SURE_SIMILARITY = 0.9
 _BLOCK = 128  # items whose hash distances to all kept images are computed at once
 _PREFETCH_THREADS = 2  # numpy's FFT releases the GIL
 
@@ -286,9 +290,18 @@ def cluster_verified(
     try:
         for start in range(0, len(rest), _BLOCK):
             block = rest[start : start + _BLOCK]
-            verifier.prepare(block.tolist(), pool=pool)
             n_known = n_ref_clusters if mode == "sequential" else len(rep_items)
             known = _distances(hashes[block], rep_words[:n_known])
+            # Prepare, in threads, the items that will surely be compared (the
+            # others, matching a cluster made inside the block, on demand).
+            likely = np.ones(len(block), dtype=bool) if mode == "sequential" else None
+            if likely is None:
+                likely = (
+                    (known <= threshold).any(axis=1) if n_known else np.zeros(len(block), bool)
+                )
+                if sequence is not None:
+                    likely |= sequence[block] >= 0
+            verifier.prepare(block[likely].tolist(), pool=pool)
             for p, item in enumerate(block.tolist()):
                 n_reps = len(rep_items) if mode == "global" else n_known
                 cands = _hash_candidates(
@@ -307,10 +320,12 @@ def cluster_verified(
                 if extra >= 0 and all(c != extra for c, _ in cands):
                     cands.append((extra, int(hamming_bits(hashes[item], rep_words[extra]))))
                 best_c, best_s = -1, -np.inf
-                for c, d in cands:
+                for c, d in cands:  # nearest by hash first
                     s = rec.score(rep_items[c], item, d)
                     if s >= min_similarity and (s > best_s or (s == best_s and c < best_c)):
                         best_c, best_s = c, s
+                    if best_s >= max(SURE_SIMILARITY, min_similarity):
+                        break  # clearly the same view: the others need no check
                 if best_c < 0:
                     best_c = len(rep_items)
                     rep_words[best_c] = hashes[item]
