@@ -9,12 +9,13 @@ import sys
 import pytest
 
 from napari_video_extract.core.errors import OutputError
-from napari_video_extract.core.extract import (
-    _folder_lock,
-    _remove_stale_temporaries,
+from napari_video_extract.core.folder_lock import (
+    LOCK_NAME,
+    folder_lock,
+    remove_stale_temporaries,
 )
 
-LOCK = ".nve-extract.lock"
+LOCK = LOCK_NAME
 
 
 def _dead_pid() -> int:
@@ -29,9 +30,9 @@ def _dead_pid() -> int:
 
 
 def test_refused_run_leaves_the_lock_alone(tmp_path):
-    with _folder_lock(tmp_path):
+    with folder_lock(tmp_path):
         for _ in range(2):  # a second run, then a third
-            with pytest.raises(OutputError, match="another extraction"), _folder_lock(tmp_path):
+            with pytest.raises(OutputError, match="another extraction"), folder_lock(tmp_path):
                 pass  # pragma: no cover
             assert (tmp_path / LOCK).exists()
     assert not (tmp_path / LOCK).exists()  # the holder removes it on exit
@@ -43,7 +44,7 @@ def test_lock_of_a_removed_file_is_not_held(tmp_path, monkeypatch):
     see that and be refused, not run beside Y."""
     import fcntl
 
-    import napari_video_extract.core.extract as extract
+    import napari_video_extract.core.folder_lock as lock_module
 
     real_flock = fcntl.flock
     y_fd = []
@@ -55,9 +56,9 @@ def test_lock_of_a_removed_file_is_not_held(tmp_path, monkeypatch):
             real_flock(y_fd[0], fcntl.LOCK_EX)  # run Y holds the new file
         return real_flock(fd, operation)
 
-    monkeypatch.setattr(extract.fcntl, "flock", flock_after_the_race)
+    monkeypatch.setattr(lock_module.fcntl, "flock", flock_after_the_race)
     try:
-        with pytest.raises(OutputError, match="another extraction"), _folder_lock(tmp_path):
+        with pytest.raises(OutputError, match="another extraction"), folder_lock(tmp_path):
             pass
         assert (tmp_path / LOCK).exists()  # Y's lock file, untouched by X
     finally:
@@ -81,7 +82,7 @@ def test_stale_clean_up_removes_only_dead_runs_temporaries(tmp_path):
     ]
     for p in stale + live + foreign:
         p.write_bytes(b"x")
-    _remove_stale_temporaries(tmp_path)
+    remove_stale_temporaries(tmp_path)
     assert not any(p.exists() for p in stale)
     assert all(p.exists() for p in live + foreign)
 

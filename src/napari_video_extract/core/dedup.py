@@ -1155,6 +1155,10 @@ def dedup_folders(
     left_alone: list[str] = []
     if not dry_run:
         for folder in inputs:
+            # Before anything is written (cache, moves): the csv would be replaced.
+            if not csv_is_ours(folder / CSV_NAME, CSV_COLUMNS):
+                raise OutputError(folder / CSV_NAME, f"{NOT_OURS} (rename it; nothing was moved)")
+        for folder in inputs:
             try:
                 left_alone += _finish_interrupted_moves(folder)
             except OSError as exc:
@@ -1258,8 +1262,6 @@ def _plan_and_apply(report, items, inputs, dup_dir, keep_dir, *, dry_run):
     # Check every folder we will write before the first move.
     for folder in inputs:
         _check_writable(folder)
-        if not csv_is_ours(folder / CSV_NAME, CSV_COLUMNS):
-            raise OutputError(folder / CSV_NAME, f"{NOT_OURS} (rename it; nothing was moved)")
     directories = {it.moved_to.parent for it in to_move}
     if to_copy:
         directories.add(keep_dir)

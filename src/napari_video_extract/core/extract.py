@@ -15,15 +15,13 @@ named after the video's stem), goes on past bad files and reports them.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import math
 import os
-import re
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +36,7 @@ from napari_video_extract.core.errors import (
     VideoOpenError,
     os_error_reason,
 )
+from napari_video_extract.core.folder_lock import folder_lock, remove_stale_temporaries
 from napari_video_extract.core.formats import is_video_name
 from napari_video_extract.core.manifest import (
     MANIFEST_HEADERS,
@@ -75,11 +74,6 @@ IMAGE_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
 #: Default image name: sorts in time order and shows the timestamp.
 DEFAULT_NAME_TEMPLATE = "{stem}_{timestamp}_f{frame:06d}"
-
-_LOCK_NAME = ".nve-extract.lock"
-#: Temporary names of our images (``_write_image``: ``.<name>.tmp-<pid>-<thread>``)
-#: and manifest (``write_atomic``: ``.frames.csv.tmp-<pid>``).
-_STALE_TMP_RE = re.compile(r"\.(?:.+\.(?:jpg|png|webp)|frames\.csv)\.tmp-(?P<pid>\d+)(?:-\d+)?")
 
 
 def _check_every(every: float) -> None:
@@ -339,77 +333,6 @@ def _write_image(folder: Path, name: str, data: bytes, *, replace: bool) -> str:
             tmp.unlink()
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine (ours counts as alive)."""
-    if pid <= 0:
-        return True  # not a real pid: unsure, so treat as live
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
-
-
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files that killed runs of this tool left behind.
-
-    Call only with the folder lock held (:func:`_folder_lock`): then no other
-    run of this tool writes here. A temporary is removed only when its name is
-    one of ours (``_write_image``, ``write_atomic``) and the process id it
-    carries is not running, so a live writer's file is never touched, even one
-    that does not hold the lock (e.g. a run of an older version).
-    """
-    for path in folder.glob(".*.tmp-*"):
-        match = _STALE_TMP_RE.fullmatch(path.name)
-        if match and not _pid_alive(int(match["pid"])):
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-
-@contextlib.contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """Hold the folder's extraction lock for the duration; refuse if taken.
-
-    The lock is an ``flock`` on :data:`_LOCK_NAME` (released by the kernel
-    when its process dies, so a killed run never blocks the next). A refused
-    run closes its handle and never touches the file. The holder removes the
-    file while it still holds the lock; a run that locked a file which was
-    removed (or replaced) meanwhile sees that its handle is no longer the
-    folder's lock file and tries again, so two runs never both "hold" it.
-    """
-    path = folder / _LOCK_NAME
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise OutputError(folder, "another extraction is writing this folder") from None
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            current = os.stat(path)
-        except FileNotFoundError:
-            current = None
-        held = os.fstat(fd)
-        if current is not None and (current.st_dev, current.st_ino) == (
-            held.st_dev,
-            held.st_ino,
-        ):
-            break
-        os.close(fd)  # locked a file the previous holder had just removed
-    try:
-        yield
-    finally:
-        # Remove while still holding the lock, then release.
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        os.close(fd)
-
-
 # --------------------------------------------------------------------------- one video
 
 
@@ -502,8 +425,8 @@ def extract_video(
     except OSError as exc:
         raise OutputError(out_dir, f"cannot write output folder ({exc.strerror or exc})") from None
 
-    with _folder_lock(out_dir):
-        _remove_stale_temporaries(out_dir)
+    with folder_lock(out_dir):
+        remove_stale_temporaries(out_dir)
         if not any(csv_is_ours(out_dir / MANIFEST_NAME, c) for c in MANIFEST_HEADERS):
             raise OutputError(out_dir / MANIFEST_NAME, f"{NOT_OURS}; choose another --out")
         existing = read_manifest(out_dir)
@@ -631,7 +554,8 @@ def extract_video(
         if result.missing:
             result.error = (
                 f"{len(result.missing)} of {result.planned} planned still(s) could not be "
-                f"decoded (damaged video?) and were not written: frames "
+                f"decoded (damaged video?) and were not written: "
+                f"frame{'s' if len(result.missing) > 1 else ''} "
                 f"{_runs(result.missing, [s.frame for s in samples])}; a re-run retries them"
             )
     result.seconds = time.perf_counter() - t0
