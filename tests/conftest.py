@@ -45,6 +45,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_frame_index_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Keep the probe's frame-index cache out of the user's cache folder
+    (also for the CLI runs, which inherit the environment)."""
+    from napari_video_extract.core.frame_index import CACHE_DIR_ENV
+
+    old = os.environ.get(CACHE_DIR_ENV)
+    os.environ[CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("frame_index_cache"))
+    yield
+    if old is None:
+        os.environ.pop(CACHE_DIR_ENV, None)
+    else:
+        os.environ[CACHE_DIR_ENV] = old
+
+
 @pytest.fixture(scope="session")
 def indexed_video_factory(
     tmp_path_factory: pytest.TempPathFactory,

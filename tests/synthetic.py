@@ -135,13 +135,22 @@ def _raw_input(fps: float, size: tuple[int, int] = (WIDTH, HEIGHT)) -> list[str]
 
 
 def make_cfr(
-    path: Path, *, frames: int = 100, fps: float = 25, gop: int = 12, extra: Sequence[str] = ()
+    path: Path,
+    *,
+    frames: int = 100,
+    fps: float = 25,
+    gop: int = 12,
+    extra: Sequence[str] = (),
+    size: tuple[int, int] = (WIDTH, HEIGHT),
 ) -> Path:
     """Constant frame rate H.264 with B-frames (``-bf 2 -g gop``); frame i shows i.
 
-    ``extra`` goes before the output name (e.g. ``-f mpegts``).
+    ``extra`` goes before the output name (e.g. ``-f mpegts``); ``size`` is
+    ``(width, height)``: the 160 x 120 pictures are enlarged by ffmpeg
+    (nearest neighbour, so the blocks stay flat), not piped at full size.
     """
-    run([*_raw_input(fps), *_x264(gop), *extra, str(path)], stdin=_raw_frames(frames))
+    scale = [] if size == (WIDTH, HEIGHT) else ["-vf", f"scale={size[0]}:{size[1]}:flags=neighbor"]
+    run([*_raw_input(fps), *scale, *_x264(gop), *extra, str(path)], stdin=_raw_frames(frames))
     return path
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import synthetic
-from napari_video_extract.core.decode import decode_frames
+from napari_video_extract.core.decode import FrameStream, decode_frames
 from napari_video_extract.core.probe import probe
 from napari_video_extract.core.video_reader import VideoReader, pyav_available
 
@@ -74,3 +74,13 @@ def test_real_display_matrix_after_a_dozen_stream_tags(tmp_path, suffix):
     assert (info.width, info.height, info.rotation) == (160, 120, 90)
     frames = {f.index: f.image for f in decode_frames(info, [0, 37, 99], workers=1)}
     assert _indices(frames) == {0: 0, 37: 37, 99: 99}  # upright, not sideways
+
+
+def test_metadata_never_becomes_an_error_reason(hostile_video):
+    """ffmpeg logs only errors, so the file's text cannot pose as the reason."""
+    path, _ = hostile_video
+    info = probe(path)
+    with FrameStream(info, 0, (99,), seek=False) as stream:
+        assert [f.index for f in stream] == [99]
+        reason = stream.error_text()
+    assert "pts_time" not in reason and "Stream #" not in reason, reason

@@ -135,3 +135,57 @@ def check_output_folder(folder: Path) -> list[dict[str, str]]:
     assert images == listed, f"{folder}: images not in frames.csv: {sorted(images - listed)}"
     assert not temp_leftovers(folder), f"{folder}: temporary files left: {temp_leftovers(folder)}"
     return rows
+
+
+def _plain_decode(
+    path: Path, output: list[str], *, threads: int = 0, vf: str | None = None, timeout: float
+) -> bytes:
+    """stdout of one sequential ffmpeg run over the first video stream (no seeking),
+    on the engine's ``-copyts`` timeline, timestamps in the stream's time base."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-threads", str(threads)]
+    cmd += ["-copyts", "-i", path, "-map", "0:V:0", "-fps_mode", "passthrough"]
+    cmd += ["-vf", vf] if vf else []
+    cmd += ["-enc_time_base:v", "filter", "-avoid_negative_ts", "disabled", "-pix_fmt", "rgb24"]
+    return subprocess.run([*cmd, *output], capture_output=True, timeout=timeout).stdout
+
+
+def _framehash_lines(stdout: bytes) -> tuple[list[float], list[str]]:
+    """(seconds, last field) of each packet line of a framecrc/framemd5 listing."""
+    from fractions import Fraction
+
+    time_base = Fraction(1)
+    times, last = [], []
+    for line in stdout.decode("ascii", "replace").splitlines():
+        if line.startswith("#tb 0:"):
+            time_base = Fraction(line.split(":", 1)[1].strip())
+        elif line.startswith("0,"):
+            fields = [f.strip() for f in line.split(",")]
+            times.append(float(int(fields[2]) * time_base))
+            last.append(fields[-1])
+    return times, last
+
+
+def plain_decode_hashes(
+    path: Path, *, threads: int = 0, timeout: float = 120
+) -> tuple[list[float], list[str]]:
+    """(timestamp in seconds, MD5 of the RGB pixels) of every frame of a plain decode.
+
+    ``framemd5`` on stdout carries only ffmpeg's own numbers, never the
+    file's metadata. ``threads`` are the decoder's (0: ffmpeg's choice): a
+    damaged H.264 frame is concealed differently with each thread count.
+    """
+    out = _plain_decode(path, ["-f", "framemd5", "-"], threads=threads, timeout=timeout)
+    return _framehash_lines(out)
+
+
+def plain_decode_thumbnails(
+    path: Path, size: tuple[int, int], *, timeout: float = 120
+) -> tuple[list[float], list[bytes]]:
+    """(timestamp in seconds, RGB bytes shrunk to ``size``) of every frame of a plain decode."""
+    vf = f"scale={size[0]}:{size[1]}:flags=area"
+    raw = _plain_decode(path, ["-f", "rawvideo", "-"], vf=vf, timeout=timeout)
+    listing = _plain_decode(path, ["-f", "framecrc", "-"], vf=vf, timeout=timeout)
+    times, _ = _framehash_lines(listing)
+    n = size[0] * size[1] * 3
+    frames = [raw[i * n : (i + 1) * n] for i in range(len(raw) // n)]
+    return times[: len(frames)], frames

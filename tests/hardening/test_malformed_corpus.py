@@ -9,18 +9,30 @@ on its own (hard timeout), then all of them in one batch with a good video.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from napari_video_extract.core.errors import VideoOpenError
 from napari_video_extract.core.probe import probe
 
-from ._media import MEDIA, CliRun, check_output_folder, make_video, run_cli, temp_leftovers
+from ._media import (
+    MEDIA,
+    CliRun,
+    check_output_folder,
+    make_video,
+    plain_decode_hashes,
+    plain_decode_thumbnails,
+    run_cli,
+    temp_leftovers,
+)
 from .corpus import CorpusFile, build_corpus
 
 PROG_ERROR = "napari-video-extract: error: "
@@ -30,6 +42,63 @@ PROG_ERROR = "napari-video-extract: error: "
 def corpus(tmp_path_factory) -> list[CorpusFile]:
     out = tmp_path_factory.mktemp("corpus")
     return build_corpus(out, MEDIA if MEDIA.is_dir() else None)
+
+
+#: Size the frames are shrunk to when a damaged frame is compared with its neighbours.
+_THUMB = (64, 36)
+
+
+def _in_window(times: list[float], values: list, lo: float, hi: float) -> list:
+    t = np.asarray(times)
+    return [values[j] for j in np.flatnonzero((t >= lo) & (t < hi))]
+
+
+def check_stills_are_the_frames(video: Path, folder: Path, rows: list[dict[str, str]]) -> None:
+    """Every still is its frame of a plain sequential decode of the same file.
+
+    The frame is found by timestamp (a damaged file may lose frames, so the
+    n-th decoded frame need not be frame n). An undamaged frame decodes to the
+    same pixels however it is reached: the still must equal it exactly. A
+    damaged H.264 frame is concealed differently with each decoder thread
+    count (measured on the bit-flipped clips), so when the plain decodes with
+    1, 2 and ffmpeg's default threads disagree on a frame, the still must at
+    least be closer to that frame than to the frames next to it.
+    """
+    info = probe(video)
+    decodes = {0: plain_decode_hashes(video)}
+    thumbnails = None
+    for row in rows:
+        frame = int(row["frame"])
+        lo, hi = info.frame_window(frame)
+        pixels = np.asarray(Image.open(folder / row["file"]).convert("RGB"))
+        digest = hashlib.md5(pixels.tobytes()).hexdigest()
+
+        if digest in _in_window(*decodes[0], lo, hi):
+            continue
+        for threads in (1, 2):
+            if threads not in decodes:
+                decodes[threads] = plain_decode_hashes(video, threads=threads)
+        variants = [set(_in_window(*decodes[k], lo, hi)) for k in decodes]
+        assert all(variants), f"{video.name}: frame {frame} is not in a plain decode"
+        if any(digest in v for v in variants):
+            continue
+        assert len(set.union(*variants)) > 1, (
+            f"{video.name}: still {row['file']} is not frame {frame} of a plain decode"
+        )
+        # A damaged frame: nearest to its own frame, not to a neighbour.
+        if thumbnails is None:
+            thumbnails = plain_decode_thumbnails(video, _THUMB)
+        times, thumbs = thumbnails
+        still = np.asarray(Image.fromarray(pixels).resize(_THUMB, Image.BOX), dtype=np.float64)
+        t = np.asarray(times)
+        own = int(np.argmin(np.abs(t - info.frame_pts[frame])))
+        distance = [
+            float(np.abs(np.frombuffer(thumbs[j], np.uint8).reshape(still.shape) - still).mean())
+            for j in range(max(own - 1, 0), min(own + 2, len(thumbs)))
+        ]
+        assert distance[own - max(own - 1, 0)] == min(distance), (
+            f"{video.name}: still {row['file']} looks like a neighbour of frame {frame}"
+        )
 
 
 def classify(item: CorpusFile, run: CliRun, out: Path) -> str:
@@ -42,6 +111,7 @@ def classify(item: CorpusFile, run: CliRun, out: Path) -> str:
         assert item.expect != "error", f"{name} ({item.kind}) was accepted:\n{run.stderr}"
         rows = check_output_folder(folder)
         assert rows, f"{name}: exit 0 but no still written"
+        check_stills_are_the_frames(item.path, folder, rows)
         return "stills"
     assert item.expect != "ok", f"{name} ({item.kind}) failed:\n{run.stderr}"
     errors = run.error_lines
@@ -69,7 +139,10 @@ def per_file(corpus, tmp_path_factory) -> dict[Path, tuple[str, CliRun]]:
 
     def one(item: CorpusFile) -> tuple[CorpusFile, CliRun]:
         dest = out / item.path.name  # one output root per file: stems repeat
-        return item, run_cli("interval", item.path, "--every", "1", "-q", "-o", dest)
+        # PNG: lossless, so each still can be compared with a plain decode.
+        return item, run_cli(
+            "interval", item.path, "--every", "1", "--format", "png", "-q", "-o", dest
+        )
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         runs = list(pool.map(one, corpus))

@@ -7,16 +7,14 @@ Every frame is identified by its presentation timestamp (from
 a keyframe (input ``-ss`` to just before it, with ``-copyts`` so timestamps
 stay absolute), decodes forward, and a ``select`` filter lets through only the
 frames whose timestamp falls in the wanted frames' windows, so unneeded frames
-never cross the pipe. ``showinfo`` reports the timestamp of each frame that
-does, and we check it: a frame is never taken for another.
+never cross the pipe. ffmpeg's per-frame statistics, on a pipe of their own
+(never its log, where the file's metadata is printed too), give the timestamp
+of each frame that does, and we check it: a frame is never taken for another.
 
-The plan
---------
-Random access costs "start a process + decode from the previous keyframe".
-Sequential decoding costs "decode every frame in between". For each wanted
-frame the planner picks the cheaper of continuing the current decoding run or
-starting a new run at the frame's keyframe (a classic keyframe-aware plan);
-runs are then split at keyframes so that all cores work, and run in parallel.
+The runs are planned by :mod:`.decode_plan` and run in parallel threads, one
+ffmpeg process each. Only the time a reader waits for ffmpeg counts towards
+the stall limit; when the consumer stops (closed generator, an error in its
+callback) every running decoder is stopped at once.
 """
 
 from __future__ import annotations
@@ -35,6 +33,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from napari_video_extract.core.decode_plan import (
+    DECODE_PIXELS_PER_SECOND,
+    PROCESS_START_SECONDS,
+    Segment,
+    plan_segments,
+    startup_frames,
+)
 from napari_video_extract.core.errors import DecodeError
 from napari_video_extract.core.ffmpeg import (
     base_args,
@@ -46,18 +51,17 @@ from napari_video_extract.core.ffmpeg import (
 from napari_video_extract.core.probe import VideoInfo
 
 __all__ = [
+    "DECODE_PIXELS_PER_SECOND",
+    "PROCESS_START_SECONDS",
     "DecodeStats",
     "DecodedFrame",
     "FrameStream",
     "Segment",
     "decode_frames",
     "plan_segments",
+    "startup_frames",
 ]
 
-#: Seconds to start an ffmpeg process and open the file (measured ~0.05 s).
-PROCESS_START_SECONDS = 0.06
-#: Decoding throughput in pixels per second on one core-pair (720p H.264 ~1400 fps).
-DECODE_PIXELS_PER_SECOND = 1.2e9
 #: A decoder that makes the consumer wait this long for a frame is considered
 #: hung. Only waiting counts: a slow consumer (disk, callback) is not a stall.
 STALL_TIMEOUT_SECONDS = 60.0
@@ -82,91 +86,6 @@ class DecodedFrame:
     index: int
     time: float
     image: np.ndarray
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One decoding run: start at keyframe ``start``, emit ``targets``."""
-
-    start: int
-    targets: tuple[int, ...]
-
-    @property
-    def end(self) -> int:
-        return self.targets[-1]
-
-    def work(self, startup_frames: float) -> float:
-        """Estimated cost in decoded-frame units."""
-        return startup_frames + (self.end - self.start + 1)
-
-
-def startup_frames(info: VideoInfo) -> float:
-    """Cost of starting a decoding run, in frames of this video."""
-    pixels = max(info.width * info.height, 1)
-    return PROCESS_START_SECONDS * DECODE_PIXELS_PER_SECOND / pixels
-
-
-def plan_segments(info: VideoInfo, indices: Iterable[int], *, workers: int = 1) -> list[Segment]:
-    """Plan decoding runs that produce exactly ``indices`` at the least cost.
-
-    Parameters
-    ----------
-    info : VideoInfo
-        The probed video (frame timestamps and keyframes).
-    indices : iterable of int
-        Wanted frame indices (any order, duplicates ignored).
-    workers : int
-        Runs that can go in parallel; long runs are split at keyframes so that
-        there are at least ``2 * workers`` runs of similar cost when possible.
-
-    Returns
-    -------
-    list of Segment
-        Sorted by start, non-overlapping, together holding every index once.
-    """
-    wanted = sorted({int(i) for i in indices})
-    if not wanted:
-        return []
-    if wanted[0] < 0 or wanted[-1] >= info.frame_count:
-        raise ValueError(f"frame index out of range 0..{info.frame_count - 1}")
-    start_cost = startup_frames(info)
-    groups: list[list[int]] = []  # [start, target, target, ...]
-    for i in wanted:
-        k = info.keyframe_before(i)
-        if groups:
-            last = groups[-1][-1]
-            if k <= last or (i - last) <= start_cost + (i - k):
-                groups[-1].append(i)
-                continue
-        groups.append([k, i])
-    segments = [Segment(g[0], tuple(g[1:])) for g in groups]
-    if workers > 1:
-        segments = _split_for_parallelism(info, segments, workers, start_cost)
-    return segments
-
-
-def _split_for_parallelism(
-    info: VideoInfo, segments: list[Segment], workers: int, start_cost: float
-) -> list[Segment]:
-    """Split long runs at keyframes so ``workers`` processes share the work."""
-    total = sum(s.work(start_cost) for s in segments)
-    # Splitting costs one process start; only worth it for real work.
-    target = max(total / (2 * workers), 8 * start_cost)
-    out: list[Segment] = []
-    for seg in segments:
-        if seg.work(start_cost) <= 1.5 * target:
-            out.append(seg)
-            continue
-        current_start = seg.start
-        current: list[int] = []
-        for i in seg.targets:
-            k = info.keyframe_before(i)
-            if current and k > current[-1] and (i - current_start) > target:
-                out.append(Segment(current_start, tuple(current)))
-                current_start, current = k, []
-            current.append(i)
-        out.append(Segment(current_start, tuple(current)))
-    return out
 
 
 def _select_expression(info: VideoInfo, targets: tuple[int, ...] | None, open_from: int) -> str:

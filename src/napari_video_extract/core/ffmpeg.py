@@ -96,8 +96,13 @@ def input_args(path: str | os.PathLike, *, seek: float | None = None) -> list[st
 
 
 def base_args() -> list[str]:
-    """Leading arguments for every run: quiet banner, no stdin, no prompts."""
-    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y"]
+    """Leading arguments for every run: quiet banner, no stdin, no prompts.
+
+    Only errors are logged: no fact is read from the log, and at the default
+    level it also lists the file's own metadata (title, tags, chapters), which
+    must not end up in an error message as if it were ffmpeg's reason.
+    """
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
 
 
 def run_ffmpeg(

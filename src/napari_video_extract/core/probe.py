@@ -15,9 +15,10 @@ printed too and can imitate any fact:
 * the frame table from the MP4/MOV sample index when there is one
   (:mod:`.mp4index`, milliseconds whatever the length), else from a run that
   lists every packet of the first video stream (``-c copy -f framecrc`` on
-  stdout: nothing is decoded, and no metadata is printed there). Empty and
-  discarded packets are not frames, and sorting by presentation time gives
-  display order.
+  stdout: nothing is decoded, and no metadata is printed there), kept per
+  file in the user's cache folder (:mod:`.frame_index`) so a file is listed
+  once. Empty and discarded packets are not frames, and sorting by
+  presentation time gives display order.
 
 All timestamps in the engine are *absolute* stream timestamps (ffmpeg with
 ``-copyts``) internally; the public ``frame_times`` are relative to the first
@@ -43,6 +44,12 @@ from napari_video_extract.core.ffmpeg import (
     last_error_line,
     parse_frame_stats,
     run_ffmpeg,
+)
+from napari_video_extract.core.frame_index import (
+    FrameTable,
+    file_identity,
+    load_frame_table,
+    store_frame_table,
 )
 from napari_video_extract.core.mp4index import read_mp4_frame_table
 
@@ -304,13 +311,24 @@ def _run_with_limit(
 
 
 def _frame_table(
-    path: Path, stream_index: int, timeout: float
+    path: Path, stream_index: int, timeout: float, *, cache: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Fraction]:
-    """The frame table from the MP4/MOV index if there is one, else from packets."""
+    """The frame table: from the cache (:mod:`.frame_index`) if this very file
+    was probed before, else from the MP4/MOV index if there is one, else from
+    packets."""
+    if cache:
+        cached = load_frame_table(path, stream_index)
+        if cached is not None:
+            return cached.ticks, cached.keyframe, cached.durations, cached.time_base
+        before = file_identity(path, stream_index)
     table = read_mp4_frame_table(path, track=stream_index)
     if table is not None:
-        return table.ticks, table.keyframe, table.durations, Fraction(1, table.timescale)
-    return _scan_packets(path, timeout)
+        result = table.ticks, table.keyframe, table.durations, Fraction(1, table.timescale)
+    else:
+        result = _scan_packets(path, timeout)
+    if cache and len(result[0]):
+        store_frame_table(path, stream_index, FrameTable(*result), before=before)
+    return result
 
 
 def _first_frame_pts(path: Path, timeout: float) -> float:
@@ -353,7 +371,9 @@ def _first_frame_pts(path: Path, timeout: float) -> float:
     return stats.pts
 
 
-def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo:
+def probe(
+    path: str | os.PathLike, *, timeout: float | None = None, cache: bool = True
+) -> VideoInfo:
     """Probe a video file without decoding more than its first frame.
 
     Parameters
@@ -362,6 +382,10 @@ def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo
         The video file (any container/codec the bundled ffmpeg decodes).
     timeout : float, optional
         Seconds before giving up; default grows with the file size.
+    cache : bool
+        Reuse (and keep) the frame table in the user's cache folder
+        (:mod:`~napari_video_extract.core.frame_index`); the header is
+        always read from the file itself.
 
     Returns
     -------
@@ -394,7 +418,9 @@ def probe(path: str | os.PathLike, *, timeout: float | None = None) -> VideoInfo
         timeout = PROBE_TIMEOUT_BASE + size / 50e6  # 50 MB/s worst-case disk
     header = _read_header(path, timeout)
     first_pts = _first_frame_pts(path, timeout)
-    ticks, keys, durations, time_base = _frame_table(path, header["stream_index"], timeout)
+    ticks, keys, durations, time_base = _frame_table(
+        path, header["stream_index"], timeout, cache=cache
+    )
     if len(ticks) == 0:
         raise NotAVideoError(path, "no video frames in the stream")
 
