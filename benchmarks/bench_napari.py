@@ -8,9 +8,11 @@ In one run, on the 10-minute 1280x720 H.264 video of ``bench_extract.py``
    this napari process (wall time from Extract to done, peak RSS of this
    process and of its tree, the ffmpeg decoders included);
 2. **opening a folder of 2,000 720p stills** through the plugin's reader
-   (``viewer.open(folder)``, until the first still is on screen);
+   (``viewer.open(folder)`` in a fresh viewer, until the first still is
+   drawn; made of hard links to the CLI's stills);
 3. **scrubbing the widget's 1,201-still lazy layer end to end** (every still
-   shown and rendered once): peak RSS.
+   sliced, i.e. decoded, and every 5th drawn: Mesa under Xvfb takes ~0.3 s a
+   frame here): peak RSS.
 
 Targets: napari process < 1 GB resident throughout; widget wall time within
 1.2x the CLI's; opening 2,000 stills < 1 s.
@@ -119,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--every", type=float, default=0.5)
     parser.add_argument("--stills", type=int, default=2000, help="stills in the opened folder")
+    parser.add_argument("--render-every", type=int, default=5, help="draw every N-th still")
     args = parser.parse_args(argv)
 
     bench_extract.MEDIA = _media_dir()
@@ -150,6 +153,32 @@ def _run(args: argparse.Namespace, video: Path, work: Path) -> int:
     print(f"napari viewer started: {_mb(start_rss.own)}")
     ok = True
 
+    # 2. (first, in a fresh viewer) A folder of 2,000 720p stills through the reader.
+    folder = work / "folder"
+    folder.mkdir()
+    files = sorted((work / "cli").rglob("*.jpg"))
+    for k in range(args.stills):  # hard links: the same JPEGs, new names
+        os.link(files[k % len(files)], folder / f"still_{k:05d}.jpg")
+    pandas_loaded = "pandas" in sys.modules
+    with PeakRSS() as rss_open:
+        t0 = time.perf_counter()
+        (opened,) = viewer.open(folder, plugin="napari-video-extract")
+        _pump(app, lambda: True)
+        open_s = time.perf_counter() - t0
+    print(
+        f"open a folder of {args.stills:,} stills: {open_s:.3f} s "
+        f"(shape {opened.data.shape}), peak {_mb(rss_open.own)}; fresh viewer, "
+        f"pandas {'already' if pandas_loaded else 'not yet'} imported"
+    )
+    viewer.layers.remove(opened)
+    t0 = time.perf_counter()
+    (opened,) = viewer.open(folder, plugin="napari-video-extract")
+    _pump(app, lambda: True)
+    warm_s = time.perf_counter() - t0
+    print(f"open it again (modules imported): {warm_s:.3f} s")
+    ok &= open_s < 1.0
+    viewer.layers.remove(opened)
+
     # 1b. The widget, in this napari process, from the reader's video layer.
     (video_layer,) = viewer.open(video, plugin="napari-video-extract")
     widget = IntervalExtractionWidget(viewer)
@@ -171,38 +200,22 @@ def _run(args: argparse.Namespace, video: Path, work: Path) -> int:
     )
     ok &= ratio <= 1.2 and rss.own < 2**30
 
-    # 2. A folder of 2,000 720p stills through the reader.
-    folder = work / "folder"
-    folder.mkdir()
-    files = sorted((work / "widget").rglob("*.jpg"))
-    for k in range(args.stills):  # hard links: the same JPEGs, new names
-        os.link(files[k % len(files)], folder / f"still_{k:05d}.jpg")
-    with PeakRSS() as rss_open:
-        t0 = time.perf_counter()
-        (opened,) = viewer.open(folder, plugin="napari-video-extract")
-        _pump(app, lambda: True)
-        open_s = time.perf_counter() - t0
-    print(
-        f"open a folder of {args.stills:,} stills: {open_s:.3f} s "
-        f"(shape {opened.data.shape}), peak {_mb(rss_open.own)}"
-    )
-    ok &= open_s < 1.0
-    viewer.layers.remove(opened)
-
-    # 3. Scrub the widget's lazy stills layer end to end, each still rendered.
+    # 3. Scrub the widget's lazy stills layer end to end.
     video_layer.visible = False
     viewer.layers.selection.active = stills
     frames = list(stills.metadata["features"]["frame"])
     with PeakRSS() as rss_scrub:
         t0 = time.perf_counter()
-        for frame in frames:
-            viewer.dims.set_point(0, frame)
-            app.processEvents()
+        for k, frame in enumerate(frames):
+            viewer.dims.set_point(0, frame)  # slices: the still is decoded
+            if k % args.render_every == 0:
+                app.processEvents()  # and drawn
         scrub_s = time.perf_counter() - t0
     print(
         f"scrub {len(frames):,} lazy stills: {scrub_s:.1f} s "
         f"({len(frames) / scrub_s:.0f} stills/s), peak {_mb(rss_scrub.own)}, "
-        f"cache {_mb(stills.data.cached_bytes)}"
+        f"cache {_mb(stills.data.cached_bytes)}; every still sliced, every "
+        f"{args.render_every} drawn"
     )
     ok &= rss_scrub.own < 2**30 and rss_open.own < 2**30
     print("targets met" if ok else "TARGET MISSED")

@@ -5,15 +5,15 @@ Run under a display (Xvfb with Mesa is enough)::
     xvfb-run -a -s "-screen 0 1280x1024x24" python scripts/screenshot_dedup.py
 
 Opens the bundled sample video with our reader, extracts a still every second
-with the interval extraction widget, runs the duplicate finder widget on the
-stills and saves the window (viewer + dock widgets) to
+with the interval extraction engine, runs the duplicate finder widget on the
+folder of stills (next to the video layer) and saves the window (viewer +
+dock) with the colour-bars cluster in the gallery to
 ``docs/images/duplicate_finder.png``.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import tempfile
 import time
 from pathlib import Path
@@ -42,37 +42,29 @@ def main() -> None:
     from qtpy.QtWidgets import QApplication
 
     import napari
-    from napari_video_extract._widgets import DuplicateFinderWidget, IntervalExtractionWidget
+    from napari_video_extract._widgets.duplicates import DuplicateFinderWidget
+    from napari_video_extract.core.extract import Interval, extract_video
     from napari_video_extract.core.sample import sample_video_path
 
     viewer = napari.Viewer(show=True)
     app = QApplication.instance()
     viewer.window.resize(1500, 900)
-    (video,) = viewer.open(sample_video_path(), plugin="napari-video-extract")
+    viewer.open(sample_video_path(), plugin="napari-video-extract")
 
     with tempfile.TemporaryDirectory() as tmp:
-        extraction = IntervalExtractionWidget(viewer)
-        extraction.source.value = video
-        extraction.every.value = 1.0
-        extraction.out_dir.value = Path(tmp)
-        extraction.start()
-        _wait(app, extraction)
-        stills = viewer.layers[-1]
-        viewer.layers.remove(video)
-        del video  # close its decoder now, not at interpreter exit
-        gc.collect()
-
+        folder = Path(tmp) / "sample"
+        extract_video(sample_video_path(), folder, Interval(every=1.0), fmt="jpg")
         finder = DuplicateFinderWidget(viewer)
         viewer.window.add_dock_widget(finder, name="Duplicate finder", area="right")
-        finder.source.value = stills
+        finder.source.value = "folder of images"
+        finder.image_folder.value = folder
         finder.start()
         _wait(app, finder)
-        # Show a duplicate: the second still of the colour bars.
-        review = finder.review
-        duplicate = int(next(i for i in range(review.n) if not review.kept[i]))
-        row = finder.row_of(duplicate)
-        finder.table.selectRow(row)
-        finder.go_to(duplicate)
+        deadline = time.monotonic() + 60
+        while finder.gallery is None and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.02)
+        finder.next_member()  # select a duplicate of the first cluster
         viewer.reset_view()
         for _ in range(20):
             app.processEvents()

@@ -31,6 +31,7 @@ PROMISED = {
     "NotAVideoError": errors.NotAVideoError,
     "DecodeError": errors.DecodeError,
     "OutputError": errors.OutputError,
+    "SettingError": errors.SettingError,
 }
 
 
@@ -67,11 +68,14 @@ def test_import_is_light_and_fast() -> None:
     proc = _fresh_import(code)
     assert json.loads(proc.stdout) == []
     # -X importtime: "import time: self | cumulative | name", in microseconds.
-    line = next(
-        ln for ln in proc.stderr.splitlines() if re.search(r"\|\s*napari_video_extract$", ln)
-    )
-    cumulative_us = int(line.split("|")[1])
-    assert cumulative_us < 100_000, line
+    # Best of three fresh processes: a loaded machine can stall any single one.
+    best = min(_import_us(_fresh_import(code).stderr) for _ in range(3))
+    assert best < 100_000, f"import napari_video_extract took {best / 1000:.0f} ms"
+
+
+def _import_us(stderr: str) -> int:
+    line = next(ln for ln in stderr.splitlines() if re.search(r"\|\s*napari_video_extract$", ln))
+    return int(line.split("|")[1])
 
 
 def test_a_name_imports_only_its_module() -> None:

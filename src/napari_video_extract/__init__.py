@@ -47,6 +47,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "NotAVideoError": ("core.errors", "NotAVideoError"),
     "DecodeError": ("core.errors", "DecodeError"),
     "OutputError": ("core.errors", "OutputError"),
+    "SettingError": ("core.errors", "SettingError"),
 }
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "Interval",
     "NotAVideoError",
     "OutputError",
+    "SettingError",
     "StillInfo",
     "StillStack",
     "VideoInfo",
@@ -84,6 +86,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ does th
         InputError,
         NotAVideoError,
         OutputError,
+        SettingError,
         VideoOpenError,
     )
     from napari_video_extract.core.extract import (

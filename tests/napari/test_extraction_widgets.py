@@ -12,7 +12,7 @@ from PIL import Image
 
 from napari_video_extract._reader import read_stills
 from napari_video_extract._widgets import CreditsExtractionWidget, IntervalExtractionWidget
-from napari_video_extract._widgets._settings import settings_path
+from napari_video_extract._widgets.settings_store import settings_path
 from napari_video_extract.core.manifest import read_manifest
 from napari_video_extract.core.stills import StillStack, open_stills
 
@@ -140,14 +140,15 @@ def test_settings_persist_across_widget_instances(make_napari_viewer, tmp_path):
     first.fmt.value = "webp"
     first.out_dir.value = tmp_path / "stills"
     first.source.value = "folder of videos"
-    assert settings_path().is_file()
+    assert settings_path("interval_extraction").is_file()
     again = IntervalExtractionWidget(viewer)
     assert again.every.value == 2.5 and again.end_time.value == "00:01:00"
     assert again.fmt.value == "webp" and Path(again.out_dir.value) == tmp_path / "stills"
     assert again.source.value == "folder of videos"
     # Each widget keeps its own settings.
     assert CreditsExtractionWidget(viewer).every.value == 1.0
-    settings_path().write_text("{ torn")  # an unreadable file gives the defaults
+    # An unreadable file gives the defaults.
+    settings_path("interval_extraction").write_text("{ torn")
     assert IntervalExtractionWidget(viewer).every.value == 1.0
 
 

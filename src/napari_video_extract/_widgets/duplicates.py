@@ -1,15 +1,27 @@
-"""Duplicate finder dock widget: hash, cluster, highlight, review, write."""
+"""Duplicate finder dock widget: hash, cluster, review cluster by cluster, write, undo.
+
+A thin view over the Qt-free :class:`~napari_video_extract.core.review.Review`
+(clusters, keepers, overrides) and :mod:`~napari_video_extract.core.review_apply`
+(journalled, undoable Write / Apply in place). A folder is hashed exactly as
+the CLI ``dedup`` hashes it (same clusters as its ``dedup.csv``); a folder a
+CLI run already processed opens from its ``dedup.csv``; a video layer is
+hashed streaming through its own reader, never held in memory.
+
+Review: one cluster at a time in a gallery layer (every member, keeper framed
+thick green, other kept members green, duplicates orange, the selected member
+ringed white), stepped with the buttons or the keys below; the threshold
+slider re-clusters the hashes already computed at once, with the number of
+clusters and duplicates and a histogram of nearest distances beside it.
+
+Keys (viewer-wide while the dock is open): ``n`` / ``p`` next / previous
+cluster, ``.`` / ``,`` next / previous member, ``k`` keep, ``d`` duplicate,
+``m`` make keeper.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import math
-import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,374 +32,79 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     Label,
+    ProgressBar,
     PushButton,
+    Slider,
     SpinBox,
 )
 
-from napari_video_extract._widgets._common import (
-    _path_value,
-    _read_rgb,
-    _rgb01,
-    _show_error,
-    _show_info,
+from napari_video_extract._widgets._common import _path_value, _show_error, _show_info
+from napari_video_extract._widgets.review_gallery import (
+    DUPLICATE_RGB,
+    KEPT_RGB,
+    Gallery,
+    ThumbnailCache,
+    file_thumbnail,
+    frame_thumbnail,
+    tile_size,
 )
-from napari_video_extract.core.dedup import KEEP_POLICIES, MODES, cluster_hashes, ordered_images
-from napari_video_extract.core.errors import InputError, OutputError
-from napari_video_extract.core.extract import encode_image
-from napari_video_extract.core.hashing import (
+from napari_video_extract._widgets.review_jobs import (
+    _apply_job,
+    _find_job,
+    _thumbs_job,
+    _undo_job,
+    gui_message,
+    sparkline,
+    to_uint8,
+)
+from napari_video_extract._widgets.review_layers import FileStack, FrameSubset
+from napari_video_extract._widgets.review_table import MembersTable
+from napari_video_extract._widgets.settings_store import load_settings, save_settings
+from napari_video_extract._widgets.worker import DockRun
+from napari_video_extract.core.dedup import CSV_NAME
+from napari_video_extract.core.dedup_settings import (
+    KEEP_POLICIES,
     METHODS,
+    MODES,
     default_threshold,
     hash_bits,
-    hash_frames,
-    sharpness,
 )
-from napari_video_extract.core.manifest import MANIFEST_NAME, write_atomic
+from napari_video_extract.core.errors import InputError
+from napari_video_extract.core.review import (
+    DUPLICATE,
+    KEEP,
+    Cancelled,
+    Review,
+    ReviewSettings,
+)
 
 if TYPE_CHECKING:
     import napari
 
 __all__ = ["CLUSTER_PALETTE", "DUPLICATE_RGB", "KEPT_RGB", "DuplicateFinderWidget", "to_uint8"]
 
-#: Border colour of a frame kept by the duplicate finder (RGB, 0-255).
-KEPT_RGB = (26, 217, 51)
-#: Border colour of a frame marked as a duplicate (RGB, 0-255).
-DUPLICATE_RGB = (255, 89, 0)
-#: Inner border colours, one per cluster (cycled); no greens or oranges so they
-#: never read as a KEPT/DUPLICATE border.
-CLUSTER_PALETTE = (
-    (31, 119, 180),
-    (148, 103, 189),
-    (23, 190, 207),
-    (227, 119, 194),
-    (188, 189, 34),
-    (127, 127, 127),
-    (90, 60, 220),
-    (0, 160, 160),
-)
+#: Kept for scripts that coloured clusters; the gallery frames by decision.
+CLUSTER_PALETTE = ((31, 119, 180), (148, 103, 189), (23, 190, 207), (227, 119, 194))
+
 _IMAGE_FOLDER_SOURCE = "folder of images"
-_HASH_CHUNK = 16  # frames read and hashed between progress/cancel checks
+_SETTINGS_NAME = "duplicate_finder"
+_SAVED = ("method", "hash_size", "threshold", "mode", "keep", "fmt", "quality")
+_SAVED_PATHS = ("image_folder", "kept_dir", "dup_dir")
+KEYS = {"n": "next_cluster", "p": "previous_cluster", ".": "next_member",
+        ",": "previous_member", "k": "keep_selected", "d": "duplicate_selected",
+        "m": "keeper_selected"}  # fmt: skip
 
 
-def to_uint8(frames: np.ndarray, contrast_limits: Sequence[float] | None = None) -> np.ndarray:
-    """Convert any image stack to uint8 the way napari shows it.
-
-    Parameters
-    ----------
-    frames : ndarray
-        Any dtype. ``uint8`` is returned unchanged, ``bool`` becomes 0/255.
-    contrast_limits : (float, float), optional
-        The display range mapped to 0-255 (a layer's ``contrast_limits``);
-        default: the data's own range (``[0, 1]`` for floats within it).
-
-    Returns
-    -------
-    ndarray of uint8
-    """
-    frames = np.asarray(frames)
-    if frames.dtype == np.uint8:
-        return frames
-    if frames.dtype == bool:
-        return frames.astype(np.uint8) * 255
-    if contrast_limits is None:
-        lo, hi = float(np.nanmin(frames)), float(np.nanmax(frames))
-        if np.issubdtype(frames.dtype, np.floating) and lo >= 0 and hi <= 1:
-            lo, hi = 0.0, 1.0
-    else:
-        lo, hi = (float(v) for v in contrast_limits)
-    scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    out = (frames.astype(np.float64) - lo) * scale
-    return np.clip(np.nan_to_num(np.rint(out)), 0, 255).astype(np.uint8)
-
-
-@dataclass
-class _DedupSettings:
-    method: str
-    hash_size: int
-    threshold: int
-    mode: str
-    keep: str
-
-
-@dataclass
-class _Review:
-    """The result of one duplicate search, with the user's overrides.
-
-    ``kept`` starts as the engine's decision; the user can flip any entry.
-    """
-
-    name: str
-    frames: np.ndarray  # (N, H, W) or (N, H, W, C) uint8, as shown
-    cluster: np.ndarray
-    auto_kept: np.ndarray
-    kept: np.ndarray
-    distance: np.ndarray
-    time: np.ndarray  # float, NaN when unknown
-    frame: np.ndarray  # video frame number when known, else the stack index
-    files: list[str | None]
-    video: list[str]
-    settings: _DedupSettings
-    from_folder: Path | None = None
-
-    @property
-    def n(self) -> int:
-        return len(self.cluster)
-
-    def tag(self, i: int) -> str:
-        c = int(self.cluster[i])
-        if self.kept[i]:
-            return f"KEPT c{c}"
-        return f"DUPLICATE c{c} (d={int(self.distance[i])})"
-
-
-def _pad_to(images: list[np.ndarray]) -> np.ndarray:
-    """Stack RGB images of different sizes, padding at the bottom/right with black."""
-    h = max(im.shape[0] for im in images)
-    w = max(im.shape[1] for im in images)
-    out = np.zeros((len(images), h, w, 3), dtype=np.uint8)
-    for k, im in enumerate(images):
-        out[k, : im.shape[0], : im.shape[1]] = im
-    return out
-
-
-def _dedup_job(
-    source: dict[str, Any], settings: _DedupSettings, cancel: threading.Event
-) -> Iterator[tuple]:
-    """Worker body: read and hash frames in chunks, then cluster.
-
-    Yields ``("progress", done, total)``; returns a :class:`_Review` or None
-    when cancelled.
-    """
-    quality_rows: list[Any] = []
-    hashes: list[np.ndarray] = []
-    if source["kind"] == "folder":
-        folder: Path = source["folder"]
-        try:
-            paths, times = ordered_images(folder)
-        except OSError as exc:
-            raise InputError(folder, f"cannot list folder: {exc.strerror or exc}") from None
-        if not paths:
-            raise InputError(folder, "no images in this folder")
-        images, good, good_times = [], [], []
-        for k, path in enumerate(paths):
-            if cancel.is_set():
-                return None
-            try:
-                image = _read_rgb(path)
-            except OSError:
-                continue  # reported by the caller as unreadable
-            images.append(image)
-            good.append(path)
-            good_times.append(times[k])
-            hashes.append(
-                hash_frames(image[None], method=settings.method, hash_size=settings.hash_size)
-            )
-            if settings.keep == "sharpest":
-                quality_rows.append(sharpness(image))
-            elif settings.keep == "largest":
-                quality_rows.append((image.shape[0] * image.shape[1], path.stat().st_size))
-            yield ("progress", k + 1, len(paths))
-        if not images:
-            raise InputError(folder, "no readable images in this folder")
-        frames = _pad_to(images)
-        files: list[str | None] = [str(p) for p in good]
-        time_values = np.array([np.nan if t is None else t for t in good_times], dtype=float)
-        frame_numbers = np.arange(len(images))
-        videos = [""] * len(images)
-        unreadable = len(paths) - len(images)
-    else:
-        data = source["data"]
-        n = int(data.shape[0])
-        chunks = []
-        for lo in range(0, n, _HASH_CHUNK):
-            if cancel.is_set():
-                return None
-            chunk = to_uint8(np.asarray(data[lo : lo + _HASH_CHUNK]), source["contrast_limits"])
-            if chunk.ndim == 4 and chunk.shape[-1] == 1:
-                chunk = chunk[..., 0]
-            chunks.append(chunk)
-            hashes.append(hash_frames(chunk, method=settings.method, hash_size=settings.hash_size))
-            if settings.keep == "sharpest":
-                quality_rows.extend(sharpness(f) for f in chunk)
-            elif settings.keep == "largest":
-                quality_rows.extend([chunk.shape[1] * chunk.shape[2]] * len(chunk))
-            yield ("progress", min(n, lo + _HASH_CHUNK), n)
-        frames = np.concatenate(chunks)
-        features = source.get("features")
-        files = [None] * n
-        time_values = np.full(n, np.nan)
-        frame_numbers = np.arange(n)
-        videos = [source["name"]] * n
-        if features is not None and len(features) == n:
-            if "file" in features:
-                files = [str(f) if isinstance(f, str) and f else None for f in features["file"]]
-            if "time" in features:
-                time_values = np.asarray(features["time"], dtype=float)
-            if "frame" in features:
-                frame_numbers = np.asarray(features["frame"], dtype=np.int64)
-            if "video" in features:
-                videos = [str(v) for v in features["video"]]
-        unreadable = 0
-    quality = np.asarray(quality_rows, dtype=float) if quality_rows else None
-    result = cluster_hashes(
-        np.concatenate(hashes),
-        threshold=settings.threshold,
-        mode=settings.mode,
-        keep=settings.keep,
-        quality=quality,
-        n_bits=hash_bits(settings.method, settings.hash_size),
-    )
-    review = _Review(
-        name=source["name"],
-        frames=frames,
-        cluster=result.cluster,
-        auto_kept=result.kept.copy(),
-        kept=result.kept.copy(),
-        distance=result.distance,
-        time=time_values,
-        frame=frame_numbers,
-        files=files,
-        video=videos,
-        settings=settings,
-        from_folder=source.get("folder"),
-    )
-    return review, unreadable
-
-
-def _new_file(folder: Path, name: str, data: bytes) -> str:
-    """Write ``data`` as a new file in ``folder``; never overwrite.
-
-    A taken name gets ``-1``, ``-2``... before the extension (as the dedup CLI
-    does). The file appears complete or not at all (temporary file + hard link).
-
-    Returns
-    -------
-    str
-        The name written.
-    """
-    stem, suffix = os.path.splitext(name)
-    tmp = folder / f".{name}.tmp-{os.getpid()}-{threading.get_ident()}"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        k = 0
-        while True:
-            candidate = name if k == 0 else f"{stem}-{k}{suffix}"
-            try:
-                os.link(tmp, folder / candidate)
-                return candidate
-            except FileExistsError:
-                k += 1
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-#: Columns of the manifest the duplicate finder writes in each output folder.
-REVIEW_COLUMNS = (
-    "file", "video", "time", "frame", "width", "height",
-    "cluster", "kept", "distance", "decision", "source",
-)  # fmt: skip
-
-
-def _merge_manifest(folder: Path, rows: list[dict[str, Any]]) -> None:
-    """Add ``rows`` to ``folder/frames.csv`` (kept rows first), atomically."""
-    path = folder / MANIFEST_NAME
-    old_rows: list[dict[str, str]] = []
-    columns = list(REVIEW_COLUMNS)
-    if path.exists():
-        with open(path, encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
-            old_rows = list(reader)
-            for col in reader.fieldnames or []:
-                if col not in columns:
-                    columns.append(col)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", restval="")
-    writer.writeheader()
-    writer.writerows(old_rows)
-    writer.writerows(rows)
-    write_atomic(path, buf.getvalue().encode("utf-8"))
-
-
-def _write_job(
-    review: _Review,
-    kept: np.ndarray,
-    kept_dir: Path,
-    dup_dir: Path,
-    fmt: str,
-    quality: int,
-    cancel: threading.Event,
-) -> Iterator[tuple]:
-    """Worker body of "Write": kept frames to one folder, duplicates to another.
-
-    Frames that come from an image file are copied byte for byte; others are
-    encoded in ``fmt``. Returns ``(n_kept, n_duplicates, cancelled)``.
-    """
-    for folder in (kept_dir, dup_dir):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(folder, f"cannot create folder ({exc.strerror or exc})") from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise OutputError(folder, "folder is not writable")
-    ext = "jpg" if fmt == "jpeg" else fmt
-    rows: dict[Path, list[dict[str, Any]]] = {kept_dir: [], dup_dir: []}
-    digits = max(6, len(str(review.n)))
-    try:
-        for i in range(review.n):
-            if cancel.is_set():
-                break
-            target = kept_dir if kept[i] else dup_dir
-            src = review.files[i]
-            frame = review.frames[i]
-            if src and Path(src).is_file():
-                name, data = Path(src).name, Path(src).read_bytes()
-            else:
-                name = f"{review.name}_{i:0{digits}d}.{ext}"
-                data = encode_image(frame, fmt, quality)
-            try:
-                written = _new_file(target, name, data)
-            except OSError as exc:
-                raise OutputError(target / name, f"cannot write ({exc.strerror or exc})") from None
-            t = review.time[i]
-            rows[target].append(
-                {
-                    "file": written,
-                    "video": review.video[i],
-                    "time": "" if math.isnan(t) else f"{t:.6f}",
-                    "frame": int(review.frame[i]),
-                    "width": frame.shape[1],
-                    "height": frame.shape[0],
-                    "cluster": int(review.cluster[i]),
-                    "kept": int(bool(kept[i])),
-                    "distance": int(review.distance[i]),
-                    "decision": "auto" if kept[i] == review.auto_kept[i] else "user",
-                    "source": src or f"{review.name}[{i}]",
-                }
-            )
-            yield ("progress", i + 1, review.n)
-    finally:
-        # Record whatever was written, even when cancelled or failing half-way.
-        for folder, folder_rows in rows.items():
-            if folder_rows:
-                _merge_manifest(folder, folder_rows)
-    return len(rows[kept_dir]), len(rows[dup_dir]), cancel.is_set()
+# ----------------------------------------------------------------------- widget
 
 
 class DuplicateFinderWidget(Container):
-    """Find near-duplicate frames, show the clusters, review, then write.
+    """Find near-duplicate stills, review them cluster by cluster, write or apply, undo.
 
-    The source is any image stack layer ((N, H, W) or (N, H, W, 3|4), any
-    dtype, converted to uint8 through its contrast limits) or a folder of
-    images (added as a layer; images of different sizes are padded). After
-    the search, each frame gets a thick border -- green when KEPT, orange when
-    DUPLICATE -- an inner border in its cluster's colour and a tag such as
-    ``KEPT c3`` or ``DUPLICATE c3 (d=5)`` (a Shapes layer), and the table lists
-    every frame by cluster: clicking a row shows that frame, ticking "kept"
-    overrides the decision. "Write" puts kept frames in one folder and
-    duplicates in another, never overwriting a file, with a ``frames.csv``
-    (``file, video, time, frame, width, height, cluster, kept, distance,
-    decision, source``) in each.
+    The source is an image stack layer ((N, H, W) or (N, H, W, 3|4), any
+    dtype, converted to uint8 through its contrast limits; a video opened by
+    this plugin is streamed) or a folder of images. Settings persist between
+    sessions. See the module docstring for the keys.
 
     Parameters
     ----------
@@ -396,30 +113,51 @@ class DuplicateFinderWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        from qtpy.QtWidgets import QAbstractItemView, QTableWidget
+        from qtpy.QtWidgets import QScrollArea
 
-        super().__init__(labels=True)
+        super().__init__(labels=False)
         self._viewer = viewer
-        self._worker: Any = None
-        self._progress: Any = None
-        self._cancel_event = threading.Event()
-        self.review: _Review | None = None
-        self.review_layer: Any = None
-        self.overlay_layer: Any = None
+        self.review: Review | None = None
+        self.source_layer: Any = None
+        self.gallery_layer: Any = None
         self.kept_layer: Any = None
-        self._filling_table = False
+        self.gallery: Gallery | None = None
+        self.selected: int | None = None
+        self._visit: np.ndarray = np.zeros(0, np.int64)
+        self._cluster_pos = 0
+        self._thumbs: ThumbnailCache | None = None
+        self._thumb_cancel = threading.Event()
+        self._thumb_worker: Any = None
+        self._precompute_cancel = threading.Event()
+        self._written: list[Path] = []
+        self._closed = False
 
         self.source = ComboBox(label="source", choices=self._source_choices)
         self.image_folder = FileEdit(label="image folder", mode="d")
+        self.use_csv = CheckBox(
+            text="open a CLI run's dedup.csv when there is one",
+            value=True,
+            tooltip="review and correct what 'napari-video-extract dedup' decided",
+        )
         self.method = ComboBox(label="hash", choices=list(METHODS), value="phash")
         self.hash_size = SpinBox(label="hash size", min=2, max=64, value=8)
-        self.threshold = SpinBox(
-            label="threshold (bits)", min=0, max=4096, value=default_threshold("phash", 8)
-        )
         self.mode = ComboBox(label="mode", choices=list(MODES), value="global")
         self.keep = ComboBox(label="keep", choices=list(KEEP_POLICIES), value="first")
         self.find_button = PushButton(text="Find duplicates")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.cancel_button = PushButton(text="Cancel")
+        self.progress_bar = ProgressBar(label="progress", value=0, max=1)
+        self.threshold = Slider(
+            label="threshold (bits)", min=0, max=64, value=default_threshold("phash", 8)
+        )
+        self.clusters_info = Label(label="clusters", value="")
+        self.histogram = Label(label="distances", value="")
+        self.only_dups = CheckBox(text="step through clusters with duplicates only", value=True)
+        self.prev_button = PushButton(text="◀ cluster (p)")
+        self.next_button = PushButton(text="cluster ▶ (n)")
+        self.cluster_label = Label(label="cluster", value="")
+        self.keep_button = PushButton(text="keep (k)")
+        self.dup_button = PushButton(text="duplicate (d)")
+        self.keeper_button = PushButton(text="make keeper (m)")
         self.only_kept = CheckBox(text="show only kept frames", value=False, enabled=False)
         self.kept_dir = FileEdit(label="kept frames to", mode="d")
         self.dup_dir = FileEdit(label="duplicates to", mode="d")
@@ -431,62 +169,140 @@ class DuplicateFinderWidget(Container):
         )
         self.quality = SpinBox(label="quality", min=1, max=100, value=95)
         self.write_button = PushButton(text="Write", enabled=False)
-        self.status = Label(value="")
-        self.extend(
+        self.apply_button = PushButton(
+            text="Apply in place",
+            enabled=False,
+            tooltip="move duplicates to <folder>/duplicates, like the dedup command",
+        )
+        self.undo_button = PushButton(text="Undo", tooltip="undo what Write / Apply placed")
+        self.status = Label(label="status", value="")
+        step = Container(widgets=[self.prev_button, self.next_button], layout="horizontal",
+                         labels=False)  # fmt: skip
+        decide = Container(
+            widgets=[self.keep_button, self.dup_button, self.keeper_button],
+            layout="horizontal",
+            labels=False,
+        )
+        apply = Container(
+            widgets=[self.write_button, self.apply_button, self.undo_button],
+            layout="horizontal",
+            labels=False,
+        )
+        # Everything scrolls in one area, so the dock fits a small screen with
+        # other docks open (napari docks ``.native``, which for magicgui's own
+        # scrollable containers is the inner widget, without its scroll bars).
+        body = Container(labels=True)
+        body.extend(
             [
                 self.source,
                 self.image_folder,
+                self.use_csv,
                 self.method,
                 self.hash_size,
-                self.threshold,
                 self.mode,
                 self.keep,
                 self.find_button,
                 self.cancel_button,
+                self.progress_bar,
+                self.threshold,
+                self.clusters_info,
+                self.histogram,
+                self.only_dups,
+                step,
+                self.cluster_label,
+                decide,
                 self.only_kept,
             ]
         )
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["cluster", "frame", "time (s)", "d (bits)", "kept"])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setMinimumHeight(180)
-        self.native.layout().addWidget(self.table)
-        tail = Container(
-            widgets=[
+        self.members_table = MembersTable(self.select)
+        self.table = self.members_table.qt  # the QTableWidget, for tests and scripts
+        body.extend(
+            [
+                self.members_table.widget,
                 self.kept_dir,
                 self.dup_dir,
                 self.fmt,
                 self.quality,
-                self.write_button,
+                apply,
                 self.status,
-            ],
-            labels=True,
+            ]
         )
-        self.native.layout().addWidget(tail.native)
-        self._tail = tail  # keep the Python wrapper alive
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body.native)
+        self.native.layout().addWidget(scroll)
+        self._body = body  # keep the Python wrapper alive
 
+        self.run = DockRun(
+            self.native,
+            self.progress_bar,
+            [self.find_button, self.write_button],
+            self.cancel_button,
+        )
+        self._restore_settings()
         self.source.changed.connect(self._on_source_changed)
         self.method.changed.connect(self._on_hash_changed)
         self.hash_size.changed.connect(self._on_hash_changed)
+        self.threshold.changed.connect(self._on_threshold)
         self.find_button.clicked.connect(self.start)
-        self.cancel_button.clicked.connect(self.cancel)
+        self.prev_button.clicked.connect(self.previous_cluster)
+        self.next_button.clicked.connect(self.next_cluster)
+        self.keep_button.clicked.connect(self.keep_selected)
+        self.dup_button.clicked.connect(self.duplicate_selected)
+        self.keeper_button.clicked.connect(self.keeper_selected)
+        self.only_dups.changed.connect(lambda _v: self._set_visit())
         self.only_kept.changed.connect(self._update_kept_layer)
         self.write_button.clicked.connect(self.write)
-        self.table.cellClicked.connect(self._on_cell_clicked)
-        self.table.itemChanged.connect(self._on_item_changed)
+        self.apply_button.clicked.connect(self.apply_in_place)
+        self.undo_button.clicked.connect(self.undo)
+        for widget in (*[getattr(self, n) for n in _SAVED + _SAVED_PATHS], self.use_csv):
+            widget.changed.connect(self._save_settings)
         viewer.layers.events.inserted.connect(self._refresh_sources)
         viewer.layers.events.removed.connect(self._on_layer_removed)
+        for key, method in KEYS.items():
+            viewer.bind_key(key, self._key_handler(method), overwrite=True)
         self._on_source_changed()
 
-    # ----------------------------------------------------------------- settings
+    # ------------------------------------------------------------ settings
+
+    def _restore_settings(self) -> None:
+        saved = load_settings(_SETTINGS_NAME)
+        for name in (*_SAVED, *_SAVED_PATHS, "use_csv"):
+            if name in saved:
+                with contextlib.suppress(ValueError, TypeError):
+                    getattr(self, name).value = saved[name]
+        self._on_hash_changed(keep_threshold=saved.get("threshold"))
+
+    def _save_settings(self, _value: Any = None) -> None:
+        values = {n: getattr(self, n).value for n in (*_SAVED, "use_csv")}
+        for name in _SAVED_PATHS:
+            path = _path_value(getattr(self, name))
+            values[name] = str(path) if path else ""
+        save_settings(_SETTINGS_NAME, values)
+
+    def _release(self, *_: Any) -> None:
+        """The dock closed: stop its runs, unbind its keys."""
+        self._closed = True
+        self.run.cancel()
+        self._thumb_cancel.set()
+        self._precompute_cancel.set()
+        for key in KEYS:
+            with contextlib.suppress(Exception):
+                self._viewer.bind_key(key, None, overwrite=True)
+
+    def _key_handler(self, method: str):
+        def handler(_viewer: Any) -> None:
+            getattr(self, method)()
+
+        handler.__name__ = f"duplicate_finder_{method}"
+        return handler
+
+    # -------------------------------------------------------------- sources
 
     def _source_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
         from napari.layers import Image
 
-        ours = {id(x) for x in (self.kept_layer,) if x is not None}
+        ours = {id(x) for x in (self.gallery_layer, self.kept_layer) if x is not None}
         layers = [
             (f"layer: {layer.name}", layer)
             for layer in self._viewer.layers
@@ -503,56 +319,45 @@ class DuplicateFinderWidget(Container):
 
     def _on_layer_removed(self, event: Any) -> None:
         layer = event.value
-        if layer is self.overlay_layer:
-            self.overlay_layer = None
+        if layer is self.gallery_layer:
+            self.gallery_layer = None
         if layer is self.kept_layer:
             self.kept_layer = None
-        if layer is self.review_layer:
-            self.review_layer = None
+        if layer is self.source_layer:
+            self.source_layer = None
         self._refresh_sources()
 
     def _on_source_changed(self, _value: Any = None) -> None:
-        self.image_folder.visible = self.source.value == _IMAGE_FOLDER_SOURCE
+        is_folder = self.source.value == _IMAGE_FOLDER_SOURCE
+        self.image_folder.visible = is_folder
+        self.use_csv.visible = is_folder
 
-    def _on_hash_changed(self, _value: Any = None) -> None:
+    def _on_hash_changed(self, _value: Any = None, *, keep_threshold: Any = None) -> None:
         # A bad combination (whash with a size that is not a power of two) is
         # reported when the search starts.
         with contextlib.suppress(ValueError):
-            self.threshold.value = default_threshold(self.method.value, int(self.hash_size.value))
+            method, size = self.method.value, int(self.hash_size.value)
+            self.threshold.max = hash_bits(method, size)
+            value = keep_threshold if keep_threshold is not None else None
+            self.threshold.value = (
+                int(value) if value is not None else default_threshold(method, size)
+            )
 
-    def _settings(self) -> _DedupSettings:
-        method, size = self.method.value, int(self.hash_size.value)
-        n_bits = hash_bits(method, size)  # raises ValueError for bad combinations
-        threshold = int(self.threshold.value)
-        if threshold > n_bits:
-            raise ValueError(f"threshold must be 0 to {n_bits} bits for this hash")
-        return _DedupSettings(method, size, threshold, self.mode.value, self.keep.value)
+    def _settings(self) -> ReviewSettings:
+        return ReviewSettings(
+            method=self.method.value,
+            hash_size=int(self.hash_size.value),
+            threshold=int(self.threshold.value),
+            mode=self.mode.value,
+            keep=self.keep.value,
+        )
 
-    # ---------------------------------------------------------------------- run
+    # ------------------------------------------------------------------ run
 
     @property
     def running(self) -> bool:
-        """Whether a search or a write is in progress."""
-        return self._worker is not None
-
-    def _launch(self, func: Callable, *args: Any, desc: str, on_return: Callable) -> None:
-        from napari.qt.threading import create_worker
-        from napari.utils import progress
-
-        self._cancel_event = threading.Event()
-        self._progress = progress(total=0, desc=desc)
-        worker = create_worker(
-            func, *args, self._cancel_event, _start_thread=False, _ignore_errors=True
-        )
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(on_return)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        self.find_button.enabled = False
-        self.write_button.enabled = False
-        self.cancel_button.enabled = True
-        worker.start()
+        """Whether a search, write, apply or undo is in progress."""
+        return self.run.running
 
     def start(self) -> None:
         """Hash and cluster the chosen source in a worker thread."""
@@ -565,302 +370,356 @@ class DuplicateFinderWidget(Container):
                 folder = _path_value(self.image_folder)
                 if folder is None or not folder.is_dir():
                     raise InputError(folder or Path("."), "choose a folder of images")
-                source: dict[str, Any] = {"kind": "folder", "folder": folder, "name": folder.name}
+                kind = "csv" if self.use_csv.value and (folder / CSV_NAME).is_file() else "folder"
+                source: dict[str, Any] = {"kind": kind, "folder": folder, "name": folder.name}
             elif value is None:
                 raise ValueError("choose a source layer or a folder of images")
             else:
-                features = (
-                    value.metadata.get("features") if isinstance(value.metadata, dict) else None
-                )
+                metadata = value.metadata if isinstance(value.metadata, dict) else {}
                 source = {
                     "kind": "layer",
                     "layer": value,
                     "data": value.data,
+                    "path": metadata.get("path"),
                     "contrast_limits": None
                     if value.data.dtype == np.uint8
                     else value.contrast_limits,
-                    "features": features,
+                    "features": metadata.get("features"),
                     "name": value.name,
                 }
         except (ValueError, InputError) as exc:
-            _show_error(str(exc))
+            self._fail(exc)
             return
-        self._pending_source = source
-        self.status.value = "hashing..."
-        self._launch(
-            _dedup_job, source, settings, desc="finding duplicates", on_return=self._on_found
-        )
+        self._pending = source
+        self.status.value = "reading dedup.csv..." if source["kind"] == "csv" else "hashing..."
+        self.run.start(_find_job, source, settings, on_return=self._on_found, on_error=self._fail)
 
     def cancel(self) -> None:
         """Stop the running search or write."""
         if self.running:
-            self._cancel_event.set()
+            self.run.cancel()
             self.status.value = "cancelling..."
 
-    def _on_progress(self, message: tuple) -> None:
-        _, done, total = message
-        if self._progress is not None:
-            if self._progress.total != total:
-                self._progress.total = total
-            self._progress.update(done - self._progress.n)
-
-    def _on_error(self, exc: Exception) -> None:
-        _show_error(
-            str(exc)
-            if isinstance(exc, InputError | ValueError)
-            else f"{type(exc).__name__}: {exc}"
-        )
-
-    def _on_finished(self) -> None:
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
-        self._worker = None
-        self.find_button.enabled = True
-        self.cancel_button.enabled = False
-        self.write_button.enabled = self.review is not None
-
-    def _on_found(self, outcome: tuple[_Review, int] | None) -> None:
-        if outcome is None:
+    def _fail(self, exc: BaseException) -> None:
+        if isinstance(exc, Cancelled):
             self.status.value = "cancelled"
             return
-        review, unreadable = outcome
-        source = self._pending_source
+        message = gui_message(exc)
+        with contextlib.suppress(RuntimeError):
+            self.status.value = f"error: {message}"
+        _show_error(message)
+
+    def _on_found(self, review: Review) -> None:
+        source = self._pending
         self._clear_review_layers()
-        if source["kind"] == "folder":
-            import pandas as pd
-
-            features = pd.DataFrame(
-                {
-                    "time": review.time,
-                    "frame": review.frame,
-                    "file": review.files,
-                    "video": review.video,
-                }
-            )
-            self.review_layer = self._viewer.add_image(
-                review.frames,
-                name=f"{review.name} images",
-                rgb=True,
-                axis_labels=("image", "y", "x"),
-                metadata={"features": features, "folder": str(source["folder"])},
-            )
-        else:
-            self.review_layer = source["layer"]
         self.review = review
+        self.source_layer = source.get("layer")
+        if review.paths is not None:
+            paths = review.paths
+            self._thumbs = ThumbnailCache(lambda i, box: file_thumbnail(paths[i], box))
+        else:
+            data, limits = source["data"], source.get("contrast_limits")
+            self._thumbs = ThumbnailCache(
+                lambda i, box: frame_thumbnail(to_uint8(np.asarray(data[i]), limits), box)
+            )
+        if review.settings.threshold != self.threshold.value:
+            self.threshold.changed.disconnect(self._on_threshold)
+            self.threshold.value = int(review.settings.threshold)
+            self.threshold.changed.connect(self._on_threshold)
         self.only_kept.enabled = True
-        self._draw_overlay()
-        # Keep the reviewed stack selected (its controls, not the overlay's).
-        self._viewer.layers.selection.active = self.review_layer
-        self._fill_table()
-        self._update_kept_layer()
-        n_dup = int((~review.kept).sum())
-        self.status.value = (
-            f"{review.n} frames, {int(review.cluster.max()) + 1 if review.n else 0} clusters, "
-            f"{n_dup} duplicates (threshold {review.settings.threshold} bits)"
-        )
-        if unreadable:
-            _show_error(f"{source['folder']}: {unreadable} unreadable image(s) skipped")
+        self.write_button.enabled = True
+        self.apply_button.enabled = review.folder is not None
+        self._set_visit()
+        self._show_summary()
+        note = " (from dedup.csv)" if source["kind"] == "csv" else ""
+        self.status.value = review.summary() + note
+        self._precompute(review)
+        if review.unreadable:
+            path, why = review.unreadable[0]
+            _show_error(
+                f"{len(review.unreadable)} unreadable image(s) skipped, e.g. {path}: {why}"
+            )
 
-    # ------------------------------------------------------------------ display
+    def _precompute(self, review: Review) -> None:
+        """Cluster at the thresholds around the current one in the background."""
+        from napari.qt.threading import create_worker
 
-    def _clear_review_layers(self) -> None:
-        for layer in (self.overlay_layer, self.kept_layer):
-            if layer is not None and layer in self._viewer.layers:
-                self._viewer.layers.remove(layer)
-        self.overlay_layer = self.kept_layer = None
-        self.only_kept.value = False
+        self._precompute_cancel.set()
+        cancel = self._precompute_cancel = threading.Event()
+        t, top = int(review.settings.threshold), int(self.threshold.max)
+        near = sorted(range(min(top, 3 * max(t, 4)) + 1), key=lambda v: (abs(v - t), v))
+        worker = create_worker(review.precompute, near, cancel=cancel, _start_thread=False)
+        worker.errored.connect(self._fail)
+        worker.start()
 
-    def _overlay_style(self) -> tuple[list[str], np.ndarray, Any]:
-        import pandas as pd
+    # ------------------------------------------------------------- clusters
 
-        review = self.review
-        n = review.n
-        status = np.where(review.kept, "KEPT", "DUPLICATE")
-        status_colors = np.array([_rgb01(KEPT_RGB if k else DUPLICATE_RGB) for k in review.kept])
-        cluster_colors = np.array(
-            [_rgb01(CLUSTER_PALETTE[int(c) % len(CLUSTER_PALETTE)]) for c in review.cluster]
-        )
-        tags = [review.tag(i) for i in range(n)] + [""] * n
-        edge = np.concatenate([status_colors, cluster_colors])
-        features = pd.DataFrame(
-            {
-                "index": np.concatenate([np.arange(n)] * 2),
-                "cluster": np.concatenate([review.cluster] * 2),
-                "status": np.concatenate([status, status]),
-                "tag": tags,
-                "tag_color": [tuple(c) for c in np.concatenate([status_colors, status_colors])],
-            }
-        )
-        return tags, edge, features
-
-    def _draw_overlay(self) -> None:
-        review, layer = self.review, self.review_layer
-        h, w = review.frames.shape[1:3]
-        width = max(2.0, round(0.025 * min(h, w)))
-        inner = width * 1.5
-        shapes = []
-        for inset in (width / 2, inner + width / 4):
-            for i in range(review.n):
-                y0, x0, y1, x1 = inset - 0.5, inset - 0.5, h - inset - 0.5, w - inset - 0.5
-                shapes.append(np.array([[i, y0, x0], [i, y0, x1], [i, y1, x1], [i, y1, x0]]))
-        _, edge, features = self._overlay_style()
-        widths = [width] * review.n + [width / 2] * review.n
-        self.overlay_layer = self._viewer.add_shapes(
-            shapes,
-            shape_type="rectangle",
-            name=f"{review.name} clusters",
-            edge_width=widths,
-            edge_color=edge,
-            face_color="transparent",
-            features=features,
-            text={
-                "string": "{tag}",
-                # Top centre, inside the frame: napari centres text on its anchor.
-                "anchor": "center",
-                "translation": [0, -h / 2 + 4 * width, 0],
-                "size": 14,
-                "color": {"feature": "tag_color", "encoding_type": "DirectColorEncoding"},
-            },
-            opacity=1.0,  # exact colours: the border must read as KEPT/DUPLICATE
-            scale=layer.scale[:3],
-            translate=layer.translate[:3],
-        )
-        self.overlay_layer.editable = False
-
-    def _refresh_overlay(self) -> None:
-        if self.overlay_layer is None:
+    def _on_threshold(self, value: int) -> None:
+        if self.review is None:
             return
-        _, edge, features = self._overlay_style()
-        self.overlay_layer.features = features
-        self.overlay_layer.edge_color = edge
-        self.overlay_layer.refresh_text()
-        self.overlay_layer.refresh()
-
-    def _fill_table(self) -> None:
-        from qtpy.QtCore import Qt
-        from qtpy.QtGui import QColor
-        from qtpy.QtWidgets import QTableWidgetItem
-
-        review = self.review
-        order = np.lexsort((np.arange(review.n), review.cluster))
-        self._filling_table = True
         try:
-            self.table.setRowCount(review.n)
-            for row, i in enumerate(order):
-                i = int(i)
-                c = int(review.cluster[i])
-                t = review.time[i]
-                cells = [
-                    f"c{c}",
-                    str(int(review.frame[i])),
-                    "" if math.isnan(t) else f"{t:.3f}",
-                    str(int(review.distance[i])),
-                ]
-                for col, text in enumerate(cells):
-                    item = QTableWidgetItem(text)
-                    item.setData(Qt.ItemDataRole.UserRole, i)
-                    if col == 0:
-                        item.setBackground(QColor(*CLUSTER_PALETTE[c % len(CLUSTER_PALETTE)]))
-                    self.table.setItem(row, col, item)
-                check = QTableWidgetItem("KEPT" if review.kept[i] else "DUPLICATE")
-                check.setData(Qt.ItemDataRole.UserRole, i)
-                check.setFlags(
-                    Qt.ItemFlag.ItemIsUserCheckable
-                    | Qt.ItemFlag.ItemIsEnabled
-                    | Qt.ItemFlag.ItemIsSelectable
-                )
-                check.setCheckState(
-                    Qt.CheckState.Checked if review.kept[i] else Qt.CheckState.Unchecked
-                )
-                self.table.setItem(row, 4, check)
-        finally:
-            self._filling_table = False
-        self.table.resizeColumnsToContents()
+            self.review.recluster(threshold=int(value))
+        except ValueError as exc:
+            self._fail(exc)
+            return
+        self._set_visit()
+        self._show_summary()
+        self._update_kept_layer()
 
-    def row_of(self, index: int) -> int:
-        """Table row of frame ``index`` of the reviewed stack."""
-        from qtpy.QtCore import Qt
+    def _show_summary(self) -> None:
+        review = self.review
+        n_kept = int(review.kept.sum())
+        self.clusters_info.value = (
+            f"{review.n_clusters} clusters, {review.n - n_kept} duplicates of {review.n}"
+        )
+        self.histogram.value = sparkline(review.histogram(), int(review.settings.threshold))
+        self.histogram.tooltip = (
+            "stills by distance to their nearest other still (log scale), "
+            "bits 0 to the right; | marks the threshold"
+        )
 
-        for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == index:
-                return row
-        raise KeyError(index)
-
-    def _on_cell_clicked(self, row: int, _column: int) -> None:
-        from qtpy.QtCore import Qt
-
-        index = int(self.table.item(row, 0).data(Qt.ItemDataRole.UserRole))
-        self.go_to(index)
-
-    def go_to(self, index: int) -> None:
-        """Show frame ``index`` of the reviewed stack in the viewer.
-
-        With "show only kept frames" on, a duplicate is not shown: the viewer
-        goes to the kept frame of its cluster instead.
-        """
+    def _set_visit(self) -> None:
         review = self.review
         if review is None:
             return
-        layer = self.review_layer
-        if self.only_kept.value and self.kept_layer is not None:
-            kept_idx = np.flatnonzero(review.kept)
-            if not review.kept[index]:
-                same = kept_idx[review.cluster[kept_idx] == review.cluster[index]]
-                if not len(same):
-                    self.status.value = f"frame {index}: its cluster has no kept frame"
-                    return
-                index = int(same[0])
-            position = int(np.searchsorted(kept_idx, index))
-            layer = self.kept_layer
+        counts = np.bincount(review.cluster)
+        ids = review.cluster_ids
+        visit = ids[counts[ids] > 1] if self.only_dups.value else ids
+        keep_cluster = int(review.cluster[self.selected]) if self.selected is not None else None
+        self._visit = visit if len(visit) else ids
+        pos = 0
+        if keep_cluster is not None and keep_cluster in set(self._visit.tolist()):
+            pos = int(np.flatnonzero(self._visit == keep_cluster)[0])
+        self.show_cluster(pos, select=self.selected)
+
+    @property
+    def current_cluster(self) -> int | None:
+        """Cluster id shown in the gallery."""
+        if self.review is None or not len(self._visit):
+            return None
+        return int(self._visit[self._cluster_pos])
+
+    def next_cluster(self) -> None:
+        """Show the next cluster."""
+        if len(self._visit):
+            self.show_cluster(min(self._cluster_pos + 1, len(self._visit) - 1))
+
+    def previous_cluster(self) -> None:
+        """Show the previous cluster."""
+        if len(self._visit):
+            self.show_cluster(max(self._cluster_pos - 1, 0))
+
+    def show_cluster(self, position: int, *, select: int | None = None) -> None:
+        """Show cluster number ``position`` (in stepping order) in the gallery and table."""
+        review = self.review
+        if review is None or not len(self._visit):
+            return
+        self._cluster_pos = int(position)
+        members = review.members(self.current_cluster)
+        if select is None or select not in set(members.tolist()):
+            select = int(review.keeper[members[0]])
+        self.selected = select
+        self.cluster_label.value = (
+            f"{self._cluster_pos + 1} / {len(self._visit)}: c{self.current_cluster}, "
+            f"{len(members)} stills"
+        )
+        self._fill_table(members)
+        self._load_gallery(members)
+        self.select(select)
+
+    def _load_gallery(self, members: np.ndarray) -> None:
+        from napari.qt.threading import create_worker
+
+        self._thumb_cancel.set()
+        cancel = self._thumb_cancel = threading.Event()
+        box = tile_size(len(members))
+        worker = create_worker(
+            _thumbs_job, members, box, self._thumbs, cancel, _start_thread=False
+        )
+        worker.returned.connect(self._on_thumbs)
+        worker.errored.connect(self._fail)
+        self._thumb_worker = worker
+        worker.start()
+
+    def _on_thumbs(self, outcome: Any) -> None:
+        if outcome is None or self.review is None or self._closed:
+            return
+        members, thumbs = outcome
+        if self.current_cluster is None or not np.array_equal(
+            members, self.review.members(self.current_cluster)
+        ):
+            return  # a newer cluster is being loaded
+        self.gallery = Gallery(members, thumbs)
+        self._render_gallery()
+
+    @property
+    def gallery_members(self) -> np.ndarray | None:
+        """Item indices drawn in the gallery now (None before the first one)."""
+        return None if self.gallery is None else self.gallery.members
+
+    def _render_gallery(self) -> None:
+        review, gallery = self.review, self.gallery
+        if review is None or gallery is None:
+            return
+        keeper = int(review.keeper[gallery.members[0]])
+        mosaic = gallery.render(review.kept, keeper, self.selected)
+        if self.gallery_layer is None or self.gallery_layer not in self._viewer.layers:
+            translate = (0, 0)
+            if self.source_layer is not None and self.source_layer in self._viewer.layers:
+                # Beside the source, so both are seen at once.
+                translate = (0, float(self.source_layer.extent.world[1][-1]) + 20)
+            self.gallery_layer = self._viewer.add_image(
+                mosaic, name="cluster gallery", rgb=True, translate=translate
+            )
+            self.gallery_layer.mouse_drag_callbacks.append(self._on_gallery_click)
+            self._viewer.reset_view()
         else:
-            position = index
+            self.gallery_layer.data = mosaic
+
+    def _on_gallery_click(self, layer: Any, event: Any) -> None:
+        if self.gallery is None:
+            return
+        y, x = layer.world_to_data(event.position)[-2:]
+        k = self.gallery.position_at(y, x)
+        if k is not None:
+            self.select(int(self.gallery.members[k]))
+
+    # -------------------------------------------------------------- members
+
+    def _fill_table(self, members: np.ndarray) -> None:
+        self.members_table.fill(self.review, members)
+
+    def row_of(self, index: int) -> int:
+        """Table row of item ``index`` (in the current cluster)."""
+        return self.members_table.row_of(index)
+
+    def select(self, index: int) -> None:
+        """Select item ``index``: ring it, say its time, move the video to its frame."""
+        review = self.review
+        if review is None:
+            return
+        if self.current_cluster is None or int(review.cluster[index]) != self.current_cluster:
+            pos = np.flatnonzero(self._visit == review.cluster[index])
+            if len(pos):
+                self.show_cluster(int(pos[0]), select=index)
+                return
+        self.selected = int(index)
+        self.members_table.select(index)
+        overlay = self._text_overlay()
+        overlay.text = review.label(index)
+        overlay.visible = True
+        self._render_gallery()
+        self._move_video_to(index)
+
+    def _text_overlay(self) -> Any:
+        """The viewer's text overlay (``canvas.overlays.text`` since napari 0.9)."""
+        canvas = getattr(self._viewer, "canvas", None)
+        overlays = getattr(canvas, "overlays", None)
+        if overlays is not None and hasattr(overlays, "text"):
+            return overlays.text
+        return self._viewer.text_overlay
+
+    def _move_video_to(self, index: int) -> None:
+        review = self.review
+        frame = int(review.frame[index])
+        if frame < 0:
+            return
+        layer = self._video_layer(index)
         if layer is None:
             return
+        if self.only_kept.value and self.kept_layer is not None:
+            kept = np.flatnonzero(review.kept)
+            target = index if review.kept[index] else int(review.keeper[index])
+            position = int(np.searchsorted(kept, target))
+            if position < len(kept):
+                self._set_frame(self.kept_layer, position)
+            return
+        self._set_frame(layer, frame)
+
+    def _video_layer(self, index: int) -> Any:
+        if self.source_layer is not None and self.review.paths is None:
+            return self.source_layer
+        name = Path(self.review.video[index]).name
+        if not name:
+            return None
+        for layer in self._viewer.layers:
+            path = layer.metadata.get("path") if isinstance(layer.metadata, dict) else None
+            if path and Path(path).name == name:
+                return layer
+        return None
+
+    def _set_frame(self, layer: Any, frame: int) -> None:
         coords = np.zeros(layer.ndim)
-        coords[0] = position
+        coords[0] = frame
         self._viewer.dims.set_point(0, float(layer.data_to_world(coords)[0]))
 
-    def _on_item_changed(self, item: Any) -> None:
-        from qtpy.QtCore import Qt
-
-        if self._filling_table or item.column() != 4 or self.review is None:
+    def step_member(self, delta: int) -> None:
+        """Select the next (``delta=1``) or previous member of the cluster."""
+        if self.review is None or self.selected is None:
             return
-        index = int(item.data(Qt.ItemDataRole.UserRole))
-        self.set_kept(index, item.checkState() == Qt.CheckState.Checked)
+        members = self.review.members(self.current_cluster)
+        k = int(np.flatnonzero(members == self.selected)[0]) + delta
+        self.select(int(members[max(0, min(k, len(members) - 1))]))
+
+    def next_member(self) -> None:
+        """Select the next member of the cluster."""
+        self.step_member(1)
+
+    def previous_member(self) -> None:
+        """Select the previous member of the cluster."""
+        self.step_member(-1)
+
+    # ------------------------------------------------------------ decisions
 
     def set_kept(self, index: int, kept: bool) -> None:
-        """Override the decision for frame ``index`` and redraw its highlight."""
-        from qtpy.QtCore import Qt
-
-        review = self.review
-        if review is None or bool(review.kept[index]) == kept:
+        """Override the decision for item ``index``."""
+        if self.review is None:
             return
-        review.kept[index] = kept
-        row = self.row_of(index)
-        self._filling_table = True
-        try:
-            item = self.table.item(row, 4)
-            item.setText("KEPT" if kept else "DUPLICATE")
-            item.setCheckState(Qt.CheckState.Checked if kept else Qt.CheckState.Unchecked)
-        finally:
-            self._filling_table = False
-        self._refresh_overlay()
+        self.review.mark(index, KEEP if kept else DUPLICATE)
+        self._after_decision(index)
+
+    def keep_selected(self) -> None:
+        """Keep the selected still."""
+        if self.selected is not None:
+            self.set_kept(self.selected, True)
+
+    def duplicate_selected(self) -> None:
+        """Mark the selected still a duplicate."""
+        if self.selected is not None:
+            self.set_kept(self.selected, False)
+
+    def keeper_selected(self) -> None:
+        """Make the selected still the keeper of its cluster."""
+        if self.review is not None and self.selected is not None:
+            self.review.make_keeper(self.selected)
+            self._after_decision(self.selected)
+
+    def _after_decision(self, index: int) -> None:
+        review = self.review
+        self._fill_table(review.members(int(review.cluster[index])))
+        self.select(index)
+        self._show_summary()
         self._update_kept_layer()
-        n_user = int((review.kept != review.auto_kept).sum())
-        self.status.value = (
-            f"{int(review.kept.sum())} kept, {int((~review.kept).sum())} duplicates "
-            f"({n_user} decision(s) changed by hand)"
-        )
+        self.status.value = review.summary()
+
+    def _clear_review_layers(self) -> None:
+        self._thumb_cancel.set()
+        self._precompute_cancel.set()
+        for layer in (self.gallery_layer, self.kept_layer):
+            if layer is not None and layer in self._viewer.layers:
+                self._viewer.layers.remove(layer)
+        self.gallery_layer = self.kept_layer = None
+        self.gallery = None
+        self.selected = None
+        self.only_kept.value = False
 
     def _update_kept_layer(self, _value: Any = None) -> None:
         review = self.review
         if review is None:
             return
         show = bool(self.only_kept.value)
-        for layer in (self.review_layer, self.overlay_layer):
-            if layer is not None:
-                layer.visible = not show
+        if self.source_layer is not None:
+            self.source_layer.visible = not show
         if not show:
             if self.kept_layer is not None and self.kept_layer in self._viewer.layers:
                 self._viewer.layers.remove(self.kept_layer)
@@ -868,51 +727,102 @@ class DuplicateFinderWidget(Container):
             return
         idx = np.flatnonzero(review.kept)
         if not len(idx):
-            self.status.value = "no frame is kept"
+            self.status.value = "no still is kept"
             return
-        data = review.frames[idx]
+        if review.paths is not None:
+            data: Any = FileStack([review.paths[i] for i in idx])
+        else:
+            data = FrameSubset(self.source_layer.data, idx)
         if self.kept_layer is None:
             self.kept_layer = self._viewer.add_image(
-                data,
-                name=f"{review.name} kept only",
-                rgb=data.ndim == 4,
+                data, name=f"{self._pending['name']} kept only", rgb=data.ndim == 4,
                 metadata={"indices": idx},
-            )
+            )  # fmt: skip
         else:
             self.kept_layer.data = data
             self.kept_layer.metadata["indices"] = idx
+        # The slider goes onto a kept still: the selected one or its keeper.
+        target = self.selected if self.selected is not None else int(idx[0])
+        if not review.kept[target]:
+            target = int(review.keeper[target]) if review.kept[review.keeper[target]] else idx[0]
+        self._set_frame(self.kept_layer, int(np.searchsorted(idx, target)))
 
-    # -------------------------------------------------------------------- write
+    # ---------------------------------------------------------------- apply
 
     def write(self) -> None:
-        """Save kept frames and duplicates to their folders (worker thread)."""
+        """Kept stills to one folder, duplicates to another (journalled; undo with Undo)."""
+        from napari_video_extract.core.review_apply import write_review
+
         review = self.review
         if self.running or review is None:
             return
         kept_dir, dup_dir = _path_value(self.kept_dir), _path_value(self.dup_dir)
         if kept_dir is None or dup_dir is None:
-            _show_error("choose a folder for kept frames and one for duplicates")
+            self._fail(ValueError("choose a folder for kept frames and one for duplicates"))
             return
-        if kept_dir.resolve() == dup_dir.resolve():
-            _show_error(f"{kept_dir}: kept frames and duplicates need different folders")
-            return
+        read_frame = None
+        if review.paths is None:
+            data = self.source_layer.data
+            limits = None if data.dtype == np.uint8 else self.source_layer.contrast_limits
+            read_frame = lambda i: to_uint8(np.asarray(data[i]), limits)  # noqa: E731
         self.status.value = "writing..."
-        self._launch(
-            _write_job,
-            review,
-            review.kept.copy(),
-            kept_dir,
-            dup_dir,
-            self.fmt.value,
-            int(self.quality.value),
-            desc="writing frames",
-            on_return=self._on_written,
+        self._apply_dirs = [kept_dir, dup_dir]
+        self.run.start(
+            _apply_job,
+            write_review,
+            (review, kept_dir, dup_dir),
+            {"fmt": self.fmt.value, "quality": int(self.quality.value), "read_frame": read_frame},
+            on_return=self._on_applied,
+            on_error=self._fail,
         )
-        self._write_dirs = (kept_dir, dup_dir)
 
-    def _on_written(self, outcome: tuple[int, int, bool]) -> None:
-        n_kept, n_dup, cancelled = outcome
-        kept_dir, dup_dir = self._write_dirs
-        word = "write cancelled" if cancelled else "written"
-        self.status.value = f"{word}: {n_kept} kept to {kept_dir}, {n_dup} duplicates to {dup_dir}"
-        _show_info(self.status.value)
+    def apply_in_place(self) -> None:
+        """Move duplicates to ``<folder>/duplicates`` like the CLI (undo with Undo)."""
+        from napari_video_extract.core.review_apply import apply_in_place
+
+        review = self.review
+        if self.running or review is None or review.folder is None:
+            return
+        self.status.value = "moving duplicates aside..."
+        self._apply_dirs = [review.folder]
+        self.run.start(
+            _apply_job, apply_in_place, (review,), {}, on_return=self._on_applied,
+            on_error=self._fail,
+        )  # fmt: skip
+
+    def _on_applied(self, report: Any) -> None:
+        for folder in self._apply_dirs:
+            if folder in self._written:
+                self._written.remove(folder)
+            self._written.append(folder)
+        where = ", ".join(str(f) for f in self._apply_dirs)
+        self.status.value = f"{report.summary()} ({where})"
+        if report.errors:
+            _show_error(f"{len(report.errors)} still(s) not placed, e.g. {report.errors[0]}")
+        else:
+            _show_info(self.status.value)
+
+    def undo(self) -> None:
+        """Undo every Write / Apply of this dock (or of the chosen output folders)."""
+        if self.running:
+            return
+        folders = list(self._written)
+        if not folders:
+            folders = [p for p in (_path_value(self.kept_dir), _path_value(self.dup_dir)) if p]
+        if not folders:
+            self._fail(ValueError("nothing to undo"))
+            return
+        self.status.value = "undoing..."
+        self.run.start(_undo_job, folders, on_return=self._on_undone, on_error=self._fail)
+
+    def _on_undone(self, reports: list) -> None:
+        failed = [f for r in reports for f in r.failed]
+        restored = sum(len(r.restored) + r.removed_copies for r in reports)
+        self._written = [r.folder for r in reports if r.failed]
+        if self.review is not None and self.review.folder is not None:
+            self.review.paths = list(self.review.original_paths)
+        self.status.value = f"undone: {restored} file(s) restored or removed" + (
+            f", {len(failed)} left (changed since): e.g. {failed[0][0]}" if failed else ""
+        )
+        if failed:
+            _show_error(self.status.value)

@@ -12,19 +12,14 @@
   reader's :func:`~napari_video_extract._reader.read_stills`): nothing is read
   back into memory. A re-run into the same folder updates that layer instead
   of adding a copy, and leaves it alone when nothing new was written.
-* Settings persist between sessions (:mod:`._settings`); messages call the
+* Settings persist between sessions (:mod:`.settings_store`); messages call the
   settings by the widget's field labels ("every (s)"), not by CLI flags.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,28 +37,30 @@ from magicgui.widgets import (
 )
 
 from napari_video_extract._widgets._common import _path_value, _show_error
-from napari_video_extract._widgets._settings import load_settings, save_settings
+from napari_video_extract._widgets.extraction_jobs import (
+    Progress,
+    VideoDone,
+    extraction_job,
+    worded,
+)
+from napari_video_extract._widgets.settings_store import load_settings, save_settings
 from napari_video_extract._widgets.stills_view import StillsNavigator, is_stills_layer
-from napari_video_extract.core.errors import InputError, SettingError
+from napari_video_extract.core.errors import InputError
 from napari_video_extract.core.extract import (
     DEFAULT_NAME_TEMPLATE,
     HeadTail,
     Interval,
     collect_videos,
-    extract_video,
     output_folders,
     validate_template,
 )
 from napari_video_extract.core.formats import dialog_filter
-from napari_video_extract.core.manifest import MANIFEST_NAME
 from napari_video_extract.core.pick import DEFAULT_WINDOW, PICK_MODES, Pick
 
 if TYPE_CHECKING:
     import napari
-    from napari_video_extract.core.stills import StillStack
 
 _FILE_SOURCE = "video file"
-_UPDATE_S = 0.1  # seconds between two progress updates sent to the GUI
 _FOLDER_SOURCE = "folder of videos"
 #: Engine setting -> attribute of the widget whose label names it in messages.
 _SETTING_FIELDS = {
@@ -83,114 +80,6 @@ _SAVED_FIELDS = (
     "head", "tail", "fmt", "quality", "out_dir", "name_template", "overwrite",
     "pick", "window", "skip_blank",
 )  # fmt: skip
-
-
-@dataclass
-class _VideoDone:
-    """One video's outcome, sent from the worker to the main thread."""
-
-    video: Path
-    out_dir: Path
-    stack: StillStack | None = None
-    written: int = 0
-    resumed: int = 0
-    error: str | None = None
-
-
-@dataclass
-class _Progress:
-    """Progress of one phase of one video, sent from the worker."""
-
-    number: int
-    phase: str
-    done: int = 0
-    total: int = 0
-
-
-def _worded(exc: Exception, names: Mapping[str, str]) -> str:
-    return exc.worded(names) if isinstance(exc, SettingError) else str(exc)
-
-
-def _extraction_job(
-    jobs: Sequence[tuple[Path, Path]],
-    spec: Interval | HeadTail,
-    options: dict[str, Any],
-    cancel: threading.Event,
-    names: Mapping[str, str],
-) -> Iterator[_Progress | _VideoDone]:
-    """Worker body: extract each video, yielding progress and per-video results.
-
-    Yields :class:`_Progress` and one :class:`_VideoDone` per video started;
-    returns nothing. Never raises for one video's failure.
-    """
-    from napari_video_extract.core.stills import open_stills
-
-    messages: queue.SimpleQueue = queue.SimpleQueue()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        for number, (video, out_dir) in enumerate(jobs):
-            if cancel.is_set():
-                break
-            outcome = _VideoDone(video=video, out_dir=out_dir)
-            yield _Progress(number, "probing")
-
-            def run(outcome: _VideoDone = outcome, number: int = number) -> None:
-                try:
-                    res = extract_video(
-                        outcome.video,
-                        outcome.out_dir,
-                        spec,
-                        cancel=cancel,
-                        progress=lambda d, t: messages.put(_Progress(number, "extracting", d, t)),
-                        **options,
-                    )
-                except InputError as exc:
-                    # An error about another file (e.g. a foreign frames.csv in the
-                    # output folder) still names the video it stopped.
-                    about_video = exc.path.resolve() == outcome.video.resolve()
-                    outcome.error = str(exc) if about_video else f"{outcome.video}: {exc}"
-                    return
-                except (ValueError, OSError) as exc:  # a setting, a disk: this video only
-                    outcome.error = f"{outcome.video}: {_worded(exc, names)}"
-                    return
-                outcome.written, outcome.resumed = res.written, res.resumed
-                if res.error:
-                    outcome.error = f"{outcome.video}: {res.error}"
-
-            future = pool.submit(run)
-            # At most ~10 updates a second reach the GUI thread: one per still
-            # would keep it (and the GIL) busy repainting while stills are encoded.
-            latest: _Progress | None = None
-            while not future.done():
-                with contextlib.suppress(queue.Empty):
-                    latest = messages.get(timeout=_UPDATE_S)
-                with contextlib.suppress(queue.Empty):
-                    while True:
-                        latest = messages.get_nowait()
-                if latest is not None:
-                    yield latest
-                    latest = None
-                    time.sleep(_UPDATE_S)
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    latest = messages.get_nowait()
-            if latest is not None:
-                yield latest
-            future.result()
-            if (outcome.out_dir / MANIFEST_NAME).is_file() and not cancel.is_set():
-                # The read-back is a listing: images are decoded when shown.
-                yield _Progress(number, "listing stills")
-                try:
-                    stack = open_stills(outcome.out_dir / MANIFEST_NAME)
-                except OSError as exc:
-                    outcome.error = outcome.error or f"{outcome.out_dir}: {exc}"
-                else:
-                    outcome.stack = stack if len(stack) else None
-            elif cancel.is_set() and (outcome.out_dir / MANIFEST_NAME).is_file():
-                # Cancelled: still show what is complete (a listing, not a read).
-                with contextlib.suppress(OSError):
-                    stack = open_stills(outcome.out_dir / MANIFEST_NAME)
-                    outcome.stack = stack if len(stack) else None
-            yield outcome
 
 
 class _ExtractionWidget(Container):
@@ -293,6 +182,10 @@ class _ExtractionWidget(Container):
 
     # ---------------------------------------------------------------- settings
 
+    @property
+    def _settings_name(self) -> str:
+        return self._title.replace(" ", "_")
+
     def _setting_names(self) -> dict[str, str]:
         """What this widget calls the engine's settings: its field labels."""
         return {
@@ -310,10 +203,10 @@ class _ExtractionWidget(Container):
             if name == "source" and not isinstance(value, str):
                 continue  # a layer is not there next session
             values[name] = str(value) if isinstance(value, Path) else value
-        save_settings(self._title, values)
+        save_settings(self._settings_name, values)
 
     def _restore_settings(self) -> None:
-        for name, value in load_settings(self._title).items():
+        for name, value in load_settings(self._settings_name).items():
             widget = getattr(self, name, None) if name in _SAVED_FIELDS else None
             if widget is None:
                 continue
@@ -405,7 +298,7 @@ class _ExtractionWidget(Container):
             )
             videos, skipped = self._videos()
         except (ValueError, InputError) as exc:
-            self._refuse(_worded(exc, names))
+            self._refuse(worded(exc, names))
             return
         out_root = _path_value(self.out_dir) or videos[0].parent / "extracted_images"
         jobs = list(output_folders(videos, out_root).items())
@@ -423,7 +316,7 @@ class _ExtractionWidget(Container):
         self._n_videos = len(jobs)
         self.failures = []
         worker = create_worker(
-            _extraction_job,
+            extraction_job,
             jobs,
             spec,
             options,
@@ -455,8 +348,8 @@ class _ExtractionWidget(Container):
         self._crashed = f"{self._title} failed: {exc}"
         _show_error(self._crashed)
 
-    def _on_yielded(self, message: _Progress | _VideoDone) -> None:
-        if isinstance(message, _Progress):
+    def _on_yielded(self, message: Progress | VideoDone) -> None:
+        if isinstance(message, Progress):
             if self._cancel_event.is_set():
                 return  # keep "cancelling..." on screen
             if message.total:
@@ -479,7 +372,7 @@ class _ExtractionWidget(Container):
         if outcome.stack is not None:
             self._show_stills(outcome)
 
-    def _show_stills(self, outcome: _VideoDone) -> None:
+    def _show_stills(self, outcome: VideoDone) -> None:
         """Add the video's stills layer, or update the one already showing that folder."""
         from napari_video_extract._reader import read_stills
 

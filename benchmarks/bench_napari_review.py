@@ -1,0 +1,360 @@
+"""The duplicate finder in a real napari viewer vs the CLI, at user sizes.
+
+In one run (inputs built once into ``benchmarks/_work/``, git-ignored):
+
+1. **Folder of 2,000 720p JPEG stills** (one every 0.3 s of the video below,
+   written by the bundled ffmpeg): ``napari-video-extract dedup COPY --quiet``
+   as its own process (wall time of the process and of the engine, peak RSS of
+   the process tree) vs the duplicate finder in a napari viewer on another
+   fresh copy (wall time from "Find duplicates" to the clusters shown, peak
+   RSS of the napari process and of its tree, hash pool included). Both start
+   without a hash cache; the clusters must be equal.
+2. **Video layer, 18,002 frames** (10 minutes of 1280x720 at 30 fps, the
+   clips of ``../shared/media`` looped, libx264): the duplicate finder over
+   the layer opened by our reader; peak RSS of the napari process.
+3. **Re-clustering 10,000 stills** when the threshold changes: 2,000 scenes
+   x 5 noisy variants of 64-bit hashes, median over the thresholds 4..20:
+   ``Review.recluster`` at a threshold not seen yet (the engine's
+   ``cluster_hashes``: wall and CPU time of the thread), at a threshold seen
+   before or precomputed (the dock clusters the thresholds around the current
+   one in the background after a search), and the dock's whole threshold
+   handler (re-cluster, counts, histogram, table).
+
+Targets (issue 9): napari process < 1 GB resident; widget wall time within
+1.2x the CLI; re-clustering < 100 ms.
+
+Run (needs a display: Xvfb with Mesa here)::
+
+    xvfb-run -a -s "-screen 0 1280x1024x24" env PYTHONPATH=$PWD/src \\
+        /work/main/.venv/bin/python benchmarks/bench_napari_review.py
+
+``--skip-video`` leaves out part 2 (the longest). The machine's load
+changes absolute times: the script prints the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+#: The clips: ``../shared/media`` of the checkout (or of a parent, for a worktree).
+MEDIA = next(
+    (d / "shared" / "media" for d in REPO.parents if (d / "shared" / "media").is_dir()),
+    REPO.parent / "shared" / "media",
+)
+WORK = HERE / "_work"
+CLIPS = (
+    "bbb_720p_vp8_30s.webm",
+    "bbb_720p_h264_5s.mp4",
+    "city_cc0_mpeg2.mpg",
+    "vtest_surveillance_msmpeg4.avi",
+)
+N_FRAMES = 18_002
+FPS = 30
+N_STILLS = 2_000
+STILL_EVERY = 0.3
+MB = 1 << 20
+
+
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def run_quiet(args: list[str]) -> None:
+    proc = subprocess.run(args, capture_output=True, stdin=subprocess.DEVNULL)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr.decode(errors="replace")[-800:])
+
+
+def build_video() -> Path:
+    """10 minutes of 1280x720 at 30 fps (18,002 frames), the clips looped (cached)."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    video = WORK / "review_600s_720p30.mp4"
+    if video.exists():
+        return video
+    ff = ffmpeg_exe()
+    args = [ff, "-hide_banner", "-nostdin", "-y"]
+    for clip in CLIPS:
+        args += ["-stream_loop", "-1", "-t", "150", "-i", str(MEDIA / clip)]
+    chains = [
+        f"[{i}:v:0]scale=1280:720:force_original_aspect_ratio=decrease,"
+        f"pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={FPS},format=yuv420p[v{i}]"
+        for i in range(len(CLIPS))
+    ]
+    concat = "".join(f"[v{i}]" for i in range(len(CLIPS)))
+    graph = ";".join(chains) + f";{concat}concat=n={len(CLIPS)}:v=1:a=0[out]"
+    tmp = video.with_suffix(".tmp.mp4")
+    args += ["-filter_complex", graph, "-map", "[out]", "-frames:v", str(N_FRAMES)]
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "23", "-g", "60"]
+    args += ["-movflags", "+faststart", str(tmp)]
+    print(f"building {video.name} ...", file=sys.stderr, flush=True)
+    run_quiet(args)
+    tmp.rename(video)
+    return video
+
+
+def build_stills(video: Path) -> Path:
+    """2,000 JPEG stills, one every 0.3 s of the video (cached)."""
+    folder = WORK / "review_stills_2000"
+    if (folder / ".complete").exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    print(f"building {folder.name} ...", file=sys.stderr, flush=True)
+    run_quiet(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-i", str(video),
+         "-vf", f"fps=1/{STILL_EVERY}", "-frames:v", str(N_STILLS), "-q:v", "3",
+         str(folder / "still_%05d.jpg")]
+    )  # fmt: skip
+    (folder / ".complete").touch()
+    return folder
+
+
+def fresh_copy(folder: Path, name: str) -> Path:
+    """A copy of the stills without hash cache, csv or journal."""
+    target = WORK / name
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
+    for p in folder.glob("*.jpg"):
+        os.link(p, target / p.name)  # hard links: same bytes, no copy time
+    return target
+
+
+class PeakRSS:
+    """Samples the RSS of this process and of its process tree in a thread."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self.own = self.tree = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            own = self._proc.memory_info().rss
+            tree = own
+            for child in self._proc.children(recursive=True):
+                try:
+                    tree += child.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.own, self.tree = max(self.own, own), max(self.tree, tree)
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# ------------------------------------------------------------------ the parts
+
+
+def cli_dedup(folder: Path) -> dict:
+    """The CLI on ``folder``: process wall time, engine time, peak tree RSS, clusters."""
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = psutil.Popen(
+        [sys.executable, "-m", "napari_video_extract", "dedup", str(folder), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    peak = 0
+    while proc.poll() is None:
+        total = 0
+        with_children = [proc, *proc.children(recursive=True)]
+        for p in with_children:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                continue
+        peak = max(peak, total)
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(proc.stderr.read().decode(errors="replace")[-800:])
+    import csv
+
+    with open(folder / "dedup.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {"wall": wall, "peak_tree": peak, "rows": rows}
+
+
+def widget_dedup(viewer, qtbot_wait, folder: Path) -> dict:
+    from napari_video_extract._widgets.duplicates import DuplicateFinderWidget
+
+    finder = DuplicateFinderWidget(viewer)
+    viewer.window.add_dock_widget(finder, name="Duplicate finder")
+    finder.source.value = "folder of images"
+    finder.image_folder.value = folder
+    with PeakRSS() as peak:
+        t0 = time.perf_counter()
+        finder.start()
+        qtbot_wait(lambda: not finder.running)
+        wall = time.perf_counter() - t0
+        qtbot_wait(lambda: finder.gallery is not None)
+        wall_gallery = time.perf_counter() - t0
+    review = finder.review
+    return {
+        "wall": wall,
+        "wall_gallery": wall_gallery,
+        "peak_own": peak.own,
+        "peak_tree": peak.tree,
+        "review": review,
+        "finder": finder,
+    }
+
+
+def widget_video(viewer, qtbot_wait, video: Path) -> dict:
+    from napari_video_extract._widgets.duplicates import DuplicateFinderWidget
+
+    (layer,) = viewer.open(video, plugin="napari-video-extract")
+    finder = DuplicateFinderWidget(viewer)
+    finder.source.value = layer
+    with PeakRSS() as peak:
+        t0 = time.perf_counter()
+        finder.start()
+        qtbot_wait(lambda: not finder.running, timeout=3600)
+        wall = time.perf_counter() - t0
+    review = finder.review
+    return {"wall": wall, "peak_own": peak.own, "peak_tree": peak.tree, "n": review.n,
+            "clusters": review.n_clusters, "status": finder.status.value}  # fmt: skip
+
+
+def recluster_latency(viewer) -> dict:
+    import numpy as np
+
+    from napari_video_extract._widgets.duplicates import DuplicateFinderWidget
+    from napari_video_extract.core.review import Review, ReviewSettings
+
+    rng = np.random.default_rng(0)
+    scenes = rng.integers(0, 2**63, size=2000, dtype=np.uint64)
+    hashes = np.repeat(scenes, 5)
+    flips = rng.integers(0, 64, size=(len(hashes), 3))
+    for k in range(3):  # up to 3 flipped bits per variant
+        keep = rng.random(len(hashes)) < 0.7
+        hashes ^= np.where(keep, np.uint64(1) << flips[:, k].astype(np.uint64), np.uint64(0))
+    review = Review(hashes[:, None], ReviewSettings(threshold=12))
+    review.nearest_distances()
+    thresholds = list(range(4, 21))
+    cold_wall, cold_cpu = [], []
+    for t in thresholds:  # a clustering the review has not seen: the engine runs
+        t0, c0 = time.perf_counter(), time.thread_time()
+        review.recluster(threshold=t)
+        cold_wall.append(time.perf_counter() - t0)
+        cold_cpu.append(time.thread_time() - c0)
+    warm = []
+    for t in thresholds[::-1]:  # seen (or precomputed in the background by the dock)
+        t0 = time.perf_counter()
+        review.recluster(threshold=t)
+        warm.append(time.perf_counter() - t0)
+    finder = DuplicateFinderWidget(viewer)
+    finder.review = review
+    finder._pending = {"name": "synthetic", "kind": "layer"}
+    finder._load_gallery = lambda members: None  # no pixels behind these hashes
+    dock = []
+    for t in thresholds:
+        t0 = time.perf_counter()
+        finder.threshold.value = t
+        dock.append(time.perf_counter() - t0)
+    ms = lambda values: round(1000 * float(np.median(values)), 1)  # noqa: E731
+    return {
+        "engine_wall_ms": ms(cold_wall),
+        "engine_cpu_ms": ms(cold_cpu),
+        "cached_ms": ms(warm),
+        "dock_handler_cached_ms": ms(dock),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--skip-video", action="store_true", help="leave out the video layer")
+    args = parser.parse_args(argv)
+    print(f"load average: {os.getloadavg()}", flush=True)
+    video = build_video()
+    stills = build_stills(video)
+
+    cli = cli_dedup(fresh_copy(stills, "review_cli"))
+    print(f"CLI dedup: {cli['wall']:.2f} s wall, {cli['peak_tree'] / MB:.0f} MB peak", flush=True)
+
+    from qtpy.QtWidgets import QApplication
+
+    import napari
+
+    app = QApplication.instance() or QApplication([])
+
+    def wait(predicate, timeout: float = 600) -> None:
+        end = time.perf_counter() + timeout
+        while not predicate():
+            app.processEvents()
+            time.sleep(0.005)
+            if time.perf_counter() > end:
+                raise TimeoutError("benchmark step took too long")
+
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1366, 768)
+    folder = widget_dedup(viewer, wait, fresh_copy(stills, "review_widget"))
+    review, rows = folder["review"], cli["rows"]
+    same = (
+        [p.name for p in review.paths] == [r["file"] for r in rows]
+        and review.cluster.tolist() == [int(r["cluster"]) for r in rows]
+        and review.kept.tolist() == [r["kept"] == "1" for r in rows]
+    )
+    ratio = folder["wall"] / cli["wall"]
+    out = {
+        "stills": N_STILLS,
+        "cli_wall_s": round(cli["wall"], 2),
+        "cli_peak_tree_mb": round(cli["peak_tree"] / MB),
+        "widget_wall_s": round(folder["wall"], 2),
+        "widget_wall_with_gallery_s": round(folder["wall_gallery"], 2),
+        "widget_over_cli": round(ratio, 2),
+        "napari_peak_rss_mb": round(folder["peak_own"] / MB),
+        "napari_peak_tree_mb": round(folder["peak_tree"] / MB),
+        "same_clusters_as_cli": same,
+        "clusters": review.n_clusters,
+        "duplicates": int(review.n - review.kept.sum()),
+    }
+    print(json.dumps(out), flush=True)
+    viewer.layers.clear()
+    folder["finder"].native.close()
+
+    latency = recluster_latency(viewer)
+    print(json.dumps({"recluster_10000": latency}), flush=True)
+
+    if not args.skip_video:
+        vid = widget_video(viewer, wait, video)
+        vid_out = {
+            "video_frames": vid["n"],
+            "video_wall_s": round(vid["wall"], 1),
+            "video_napari_peak_rss_mb": round(vid["peak_own"] / MB),
+            "video_peak_tree_mb": round(vid["peak_tree"] / MB),
+            "video_clusters": vid["clusters"],
+            "status": vid["status"],
+        }
+        print(json.dumps(vid_out), flush=True)
+    print(f"load average: {os.getloadavg()}", flush=True)
+    viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""One cancellable background run per dock, with its progress bar inside the dock.
+
+:class:`DockRun` starts a :func:`napari.qt.threading.create_worker` thread,
+feeds a magicgui :class:`~magicgui.widgets.ProgressBar` that lives in the dock
+(napari's activity panel is hidden by default), keeps the Run/Cancel buttons
+in step, and cancels the run when the dock is closed: napari's close button
+takes the widget out of its dock (its parent becomes None) and may keep it
+alive, so both that and the widget's deletion count as closing.
+The work function gets a ``threading.Event`` as its last argument and reports
+``(done, total)`` by yielding it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from magicgui.widgets import ProgressBar, PushButton
+
+__all__ = ["DockRun"]
+
+
+class DockRun:
+    """The background run of one dock widget.
+
+    Parameters
+    ----------
+    native : QWidget
+        The dock's Qt widget: when it is destroyed, the run is cancelled.
+    progress_bar : ProgressBar
+        Shown while a run is going.
+    start_buttons : sequence of PushButton
+        Disabled while a run is going.
+    cancel_button : PushButton
+        Enabled while a run is going; cancels it.
+    on_close : callable, optional
+        Called once when the dock is closed (after the run is cancelled).
+    """
+
+    def __init__(
+        self,
+        native: Any,
+        progress_bar: ProgressBar,
+        start_buttons: Sequence[PushButton],
+        cancel_button: PushButton,
+        *,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.cancel_event = threading.Event()
+        self.worker: Any = None
+        self._bar = progress_bar
+        self._starts = list(start_buttons)
+        self._cancel_button = cancel_button
+        self._bar.visible = False
+        cancel_button.enabled = False
+        cancel_button.clicked.connect(self.cancel)
+        self.closed = False
+        self._on_close = on_close
+        native.destroyed.connect(self._closing)
+        self._watcher = _close_watcher(native, self._closing)
+
+    def _closing(self, *_: Any) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.cancel()
+        if self._on_close is not None:
+            self._on_close()
+
+    @property
+    def running(self) -> bool:
+        """Whether a run is going."""
+        return self.worker is not None
+
+    def start(
+        self,
+        func: Callable[..., Any],
+        *args: Any,
+        on_return: Callable[[Any], None],
+        on_error: Callable[[Exception], None],
+        on_finish: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``func(*args, cancel_event)`` in a thread (no-op while one is going)."""
+        from napari.qt.threading import create_worker
+
+        if self.running:
+            return
+        self.cancel_event = threading.Event()
+        worker = create_worker(
+            func, *args, self.cancel_event, _start_thread=False, _ignore_errors=True
+        )
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(on_return)
+        worker.errored.connect(on_error)
+        worker.finished.connect(lambda: self._on_finished(on_finish))
+        self.worker = worker
+        for button in self._starts:
+            button.enabled = False
+        self._cancel_button.enabled = True
+        self._bar.value = 0
+        self._bar.max = 1
+        self._bar.visible = True
+        worker.start()
+
+    def cancel(self, *_: Any) -> None:
+        """Ask the run to stop at its next check."""
+        self.cancel_event.set()
+
+    def _on_progress(self, message: tuple[int, int]) -> None:
+        done, total = message
+        try:
+            self._bar.max = max(1, int(total))
+            self._bar.value = min(int(done), self._bar.max)
+        except RuntimeError:  # the dock is gone
+            pass
+
+    def _on_finished(self, on_finish: Callable[[], None] | None) -> None:
+        self.worker = None
+        try:
+            for button in self._starts:
+                button.enabled = True
+            self._cancel_button.enabled = False
+            self._bar.visible = False
+        except RuntimeError:  # the dock is gone
+            return
+        if on_finish is not None:
+            on_finish()
+
+
+def progress_steps(call: Callable[[Callable[[int, int], None]], Any]) -> Any:
+    """Generator body for :meth:`DockRun.start` around a core call with a ``progress`` callback.
+
+    ``call(progress)`` runs in a helper thread; its ``(done, total)`` reports
+    are yielded here (the newest one when several are waiting) and its result
+    is returned (its exception raised).
+    """
+    messages: queue.SimpleQueue = queue.SimpleQueue()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = call(lambda done, total: messages.put((done, total)))
+        except BaseException as exc:  # handed to the worker thread below
+            box["error"] = exc
+        finally:
+            messages.put(None)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    finished = False
+    while not finished:
+        message = messages.get()
+        latest = message
+        while latest is not None and not messages.empty():
+            latest = messages.get()
+        if latest is None:
+            finished = True
+            if message is not None:
+                yield message
+        else:
+            yield latest
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _close_watcher(native: Any, closing: Callable[[], None]) -> Any:
+    """Call ``closing`` when ``native`` loses its parent (taken out of its dock)."""
+    from qtpy.QtCore import QEvent, QObject
+
+    class Watcher(QObject):
+        def __init__(self) -> None:
+            super().__init__(native)
+            self.had_parent = native.parent() is not None
+
+        def eventFilter(self, obj: Any, event: Any) -> bool:
+            if event.type() == QEvent.Type.ParentChange:
+                if obj.parent() is not None:
+                    self.had_parent = True
+                elif self.had_parent:
+                    closing()
+            return False
+
+    watcher = Watcher()
+    native.installEventFilter(watcher)
+    return watcher

@@ -1,0 +1,244 @@
+"""The review model and its apply step, without a display."""
+
+from __future__ import annotations
+
+import csv
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from napari_video_extract.core.dedup import JOURNAL_NAME, dedup_folders, undo_folder
+from napari_video_extract.core.errors import OutputError
+from napari_video_extract.core.review import Cancelled, Review, ReviewSettings, format_time
+from napari_video_extract.core.review_apply import apply_in_place, undo_review, write_review
+
+
+def photo(seed: int, size=(90, 120)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(5, 6, 3), dtype=np.uint8)
+    return Image.fromarray(small).resize(size[::-1], Image.Resampling.BICUBIC)
+
+
+def make_folder(folder, seeds):
+    """One png per seed, named img1..imgN; equal seeds are exact duplicates."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, seed in enumerate(seeds, start=1):
+        photo(seed).save(folder / f"img{k}.png")
+    return folder
+
+
+def snapshot(*folders):
+    """{relative path: bytes} of every file below the folders (hidden ones included)."""
+    out = {}
+    for folder in folders:
+        if folder.exists():
+            for p in sorted(folder.rglob("*")):
+                if p.is_file():
+                    out[str(p.relative_to(folder.parent))] = p.read_bytes()
+    return out
+
+
+def read_dedup_csv(folder):
+    with open(folder / "dedup.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+SEEDS = [1, 1, 2, 3, 3, 3, 4]  # clusters {1,2} {3} {4,5,6} {7}
+
+
+def test_folder_review_equals_cli_dedup_csv(tmp_path):
+    a = make_folder(tmp_path / "a", SEEDS)
+    b = make_folder(tmp_path / "b", SEEDS)
+    review = Review.from_folder(a, ReviewSettings(threshold=10))
+    dedup_folders([b], threshold=10)
+    rows = read_dedup_csv(b)
+    assert [p.name for p in review.paths] == [r["file"] for r in rows]
+    assert review.hex_hashes() == [r["hash"] for r in rows]
+    assert review.cluster.tolist() == [int(r["cluster"]) for r in rows]
+    assert review.kept.tolist() == [r["kept"] == "1" for r in rows]
+    assert review.distance.tolist() == [int(r["distance"]) for r in rows]
+    assert review.n_clusters == 4 and int(review.kept.sum()) == 4
+
+
+def test_overrides_survive_reclustering_and_keeper_distances(tmp_path):
+    folder = make_folder(tmp_path / "a", SEEDS)
+    review = Review.from_folder(folder, ReviewSettings(threshold=10))
+    review.set_kept(1, True)  # an exact duplicate kept by hand
+    review.make_keeper(5)  # last of the triple becomes its keeper
+    assert review.kept.tolist() == [True, True, True, False, False, True, True]
+    assert int(review.keeper[3]) == 5 and review.distance[3] == 0
+    review.recluster(threshold=0)
+    review.recluster(threshold=10)
+    assert review.kept.tolist() == [True, True, True, False, False, True, True]
+    assert review.n_overrides == 3
+    review.clear_overrides()
+    assert review.kept.tolist() == [True, False, True, True, False, False, True]
+
+
+def test_threshold_zero_splits_and_histogram(tmp_path):
+    review = Review.from_folder(make_folder(tmp_path / "a", SEEDS), ReviewSettings(threshold=10))
+    hist = review.histogram()
+    assert hist.sum() == review.n and hist[0] == 5  # five items have an exact twin
+    review.recluster(threshold=64)
+    assert review.n_clusters == 1
+
+
+def test_write_twice_then_undo_restores_exactly(tmp_path):
+    folder = make_folder(tmp_path / "src", SEEDS)
+    review = Review.from_folder(folder, ReviewSettings(threshold=10))
+    kept_dir, dup_dir = tmp_path / "out" / "kept", tmp_path / "out" / "dups"
+    before = snapshot(folder, tmp_path / "out")
+    report = write_review(review, kept_dir, dup_dir)
+    assert report.written == 7 and not report.errors
+    kept_names = sorted(p.name for p in kept_dir.glob("*.png"))
+    assert kept_names == ["img1.png", "img3.png", "img4.png", "img7.png"]
+    assert (kept_dir / "img1.png").read_bytes() == (folder / "img1.png").read_bytes()
+    assert sorted(p.name for p in dup_dir.glob("*.png")) == ["img2.png", "img5.png", "img6.png"]
+    after_first = snapshot(kept_dir, dup_dir)
+    again = write_review(review, kept_dir, dup_dir)
+    assert (again.written, again.moved, again.unchanged) == (0, 0, 7)
+    assert snapshot(kept_dir, dup_dir) == after_first
+    # A decision changed: the file moves folders, never in both, never a -1 twin.
+    review.set_kept(1, True)
+    third = write_review(review, kept_dir, dup_dir)
+    assert (third.written, third.moved) == (1, 1)
+    assert (kept_dir / "img2.png").is_file() and not (dup_dir / "img2.png").exists()
+    assert not list(kept_dir.glob("*-1.png"))
+    undo_review([kept_dir, dup_dir])
+    assert snapshot(folder, tmp_path / "out") == before
+    assert not kept_dir.exists() and not dup_dir.exists()
+
+
+def test_write_never_touches_user_files(tmp_path):
+    folder = make_folder(tmp_path / "src", [1, 2])
+    kept_dir = tmp_path / "kept"
+    kept_dir.mkdir()
+    (kept_dir / "img1.png").write_bytes(b"user's own file")
+    review = Review.from_folder(folder, ReviewSettings(threshold=10))
+    write_review(review, kept_dir, tmp_path / "dups")
+    assert (kept_dir / "img1.png").read_bytes() == b"user's own file"
+    assert (kept_dir / "img1-1.png").read_bytes() == (folder / "img1.png").read_bytes()
+    undo_review([kept_dir, tmp_path / "dups"])
+    assert sorted(p.name for p in kept_dir.iterdir()) == ["img1.png"]
+
+
+def test_apply_in_place_is_the_cli_undo_and_rereview_of_cli_run(tmp_path):
+    folder = make_folder(tmp_path / "a", SEEDS)
+    original = snapshot(folder)
+    dedup_folders([folder], threshold=10)  # the CLI moved 3 duplicates
+    review = Review.from_dedup_csv(folder)
+    assert review.n == 7 and review.n_clusters == 4
+    assert review.paths[1] == folder / "duplicates" / "img2.png"
+    review.set_kept(1, True)  # correct the CLI
+    report = apply_in_place(review)
+    assert report.moved == 2
+    assert (folder / "img2.png").is_file()
+    assert sorted(p.name for p in (folder / "duplicates").iterdir()) == ["img5.png", "img6.png"]
+    rows = {r["file"]: r for r in read_dedup_csv(folder)}
+    assert rows["img2.png"]["kept"] == "1"
+    assert rows["img5.png"]["moved_to"] == "duplicates/img5.png"
+    assert undo_folder(folder).ok  # the CLI's undo puts everything back
+    ours = ("dedup.csv", "hashcache.json")
+    restored = {k: v for k, v in snapshot(folder).items() if not k.endswith(ours)}
+    assert restored == original
+
+
+def test_frames_review_writes_encoded_frames_and_undo(tmp_path):
+    base = [np.asarray(photo(s)) for s in (1, 2)]
+    frames = np.stack([base[0], base[0], base[1]])
+    review = Review.from_frames(
+        frames, ReviewSettings(threshold=10), time=np.array([0.0, 0.5, 61.25]), video="clip.mp4"
+    )
+    assert review.kept.tolist() == [True, False, True]
+    report = write_review(review, tmp_path / "k", tmp_path / "d", read_frame=lambda i: frames[i])
+    assert report.written == 3
+    names = sorted(p.name for p in (tmp_path / "k").glob("*.png"))
+    assert len(names) == 2 and names[1].endswith("_f000002.png")
+    decoded = np.asarray(Image.open(tmp_path / "k" / names[1]))
+    assert np.array_equal(decoded, frames[2])
+    assert (tmp_path / "k" / JOURNAL_NAME).is_file()
+    assert all(r.ok for r in undo_review([tmp_path / "k", tmp_path / "d"]))
+    assert not (tmp_path / "k").exists()
+
+
+def test_frames_streamed_in_chunks_and_cancel():
+    class Lazy:
+        shape = (40, 32, 32, 3)
+        reads: list[int] = []  # noqa: RUF012
+
+        def __getitem__(self, key):
+            self.reads.append(key.stop - key.start)
+            return np.zeros((key.stop - key.start, 32, 32, 3), np.uint8)
+
+    lazy = Lazy()
+    review = Review.from_frames(lazy, chunk=8)
+    assert max(lazy.reads) == 8 and review.n == 40 and review.n_clusters == 1
+    cancel = threading.Event()
+
+    def progress(done, total):
+        if done >= 16:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        Review.from_frames(Lazy(), chunk=8, progress=progress, cancel=cancel)
+
+
+def test_cancel_folder_hashing(tmp_path):
+    folder = make_folder(tmp_path / "a", list(range(80)))
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        Review.from_folder(folder, cancel=cancel)
+
+
+def test_settings_errors_name_the_setting_and_read_only_refused(tmp_path):
+    with pytest.raises(ValueError, match="threshold"):
+        ReviewSettings(threshold=65)
+    with pytest.raises(ValueError, match="mode"):
+        ReviewSettings(mode="nope")
+    folder = make_folder(tmp_path / "a", [1, 1])
+    review = Review.from_folder(folder)
+    with pytest.raises(ValueError, match="different folders"):
+        write_review(review, tmp_path / "x", tmp_path / "x")
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(OutputError):
+        write_review(review, blocked, tmp_path / "d")
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+
+
+def test_format_time():
+    assert format_time(61.25) == "01:01.250"
+    assert format_time(3723.5) == "1:02:03.500"
+    assert format_time(float("nan")) == ""
+
+
+def test_files_review_keeps_given_order_and_lists_unreadable(tmp_path):
+    folder = make_folder(tmp_path / "a", SEEDS)
+    (folder / "broken.png").write_bytes(b"not an image")
+    order = [folder / "img7.png", folder / "broken.png", folder / "img1.png", folder / "img2.png"]
+    review = Review.from_files(
+        order, ReviewSettings(threshold=10), frame=[70, 99, 10, 20], time=[7.0, 9.9, 1.0, 2.0]
+    )
+    assert [p.name for p in review.paths] == ["img7.png", "img1.png", "img2.png"]
+    assert review.frame.tolist() == [70, 10, 20] and review.time.tolist() == [7.0, 1.0, 2.0]
+    assert review.kept.tolist() == [True, True, False]
+    assert [p.name for p, _ in review.unreadable] == ["broken.png"]
+
+
+def test_precomputed_thresholds_are_reused(tmp_path, monkeypatch):
+    import napari_video_extract.core.review as review_module
+
+    review = Review.from_folder(make_folder(tmp_path / "a", SEEDS), ReviewSettings(threshold=10))
+    review.precompute(range(0, 13))
+    calls = []
+    real = review_module.cluster_hashes
+    monkeypatch.setattr(
+        review_module, "cluster_hashes", lambda *a, **k: calls.append(k) or real(*a, **k)
+    )
+    review.recluster(threshold=0)
+    assert review.n_clusters == 4 and not calls  # exact duplicates stay together
+    review.recluster(threshold=30)
+    assert len(calls) == 1
