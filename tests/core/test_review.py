@@ -140,7 +140,7 @@ def test_apply_in_place_is_the_cli_undo_and_rereview_of_cli_run(tmp_path):
     assert rows["img2.png"]["kept"] == "1"
     assert rows["img5.png"]["moved_to"] == "duplicates/img5.png"
     assert undo_folder(folder).ok  # the CLI's undo puts everything back
-    ours = ("dedup.csv", "hashcache.json")
+    ours = ("dedup.csv", "hashcache.json", "thumbcache.bin")  # our caches
     restored = {k: v for k, v in snapshot(folder).items() if not k.endswith(ours)}
     assert restored == original
 
