@@ -269,7 +269,7 @@ def cluster_verified(
     if not -1.0 <= min_similarity <= 1.0:
         raise ValueError(f"min_similarity must be from -1 to 1, got {min_similarity!r}")
     n, n_words = hashes.shape
-    verifier = Verifier(np.asarray(thumbnails), changes=changes, cache_size=2 * _BLOCK + 64)
+    verifier = Verifier(np.asarray(thumbnails), changes=changes, moving_cache_size=_BLOCK + 32)
     rec = _Recorder(verifier, hashes, min_similarity)
 
     order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
