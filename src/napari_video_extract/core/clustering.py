@@ -402,6 +402,48 @@ def _cluster_sequential(hashes, order, n_refs, threshold, n_bits):
     return cluster, np.array(rep_items, dtype=np.int64)
 
 
+def check_cluster_inputs(hashes, mode, keep, threshold, reference_mask, quality):
+    """Check and normalise the arguments shared by every clustering entry point.
+
+    Returns ``(hashes, reference_mask, quality)``: hashes as a contiguous
+    ``(N, W)`` uint64 array, the mask as ``(N,)`` bool, quality as ``(N, K)``
+    float64 (``None`` for ``keep="first"``).
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, negative threshold, unknown mode or keep policy, or a
+        quality-based policy without ``quality``.
+    """
+    hashes = np.asarray(hashes)
+    if hashes.ndim == 1:
+        hashes = hashes[:, None]
+    if hashes.ndim != 2:
+        raise ValueError(f"hashes must have shape (N, W), got {hashes.shape}")
+    hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
+    n = len(hashes)
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if keep not in KEEP_POLICIES:
+        raise ValueError(f"unknown keep policy {keep!r}; choose one of {', '.join(KEEP_POLICIES)}")
+    if int(threshold) != threshold or threshold < 0:
+        raise ValueError(f"threshold must be a non-negative number of bits, got {threshold!r}")
+    reference_mask = (
+        np.zeros(n, dtype=bool) if reference_mask is None else np.asarray(reference_mask, bool)
+    )
+    if reference_mask.shape != (n,):
+        raise ValueError(f"reference_mask must have shape ({n},), got {reference_mask.shape}")
+    if keep != "first":
+        if quality is None:
+            raise ValueError(f"keep={keep!r} needs a quality array")
+        quality = np.asarray(quality, dtype=np.float64)
+        if quality.ndim == 1:
+            quality = quality[:, None]
+        if quality.shape[0] != n or quality.ndim != 2:
+            raise ValueError(f"quality must have shape ({n},) or ({n}, K), got {quality.shape}")
+    return hashes, reference_mask, quality
+
+
 def cluster_hashes(
     hashes: np.ndarray,
     *,
@@ -467,34 +509,12 @@ def cluster_hashes(
         Bad shapes, negative threshold, unknown mode or keep policy, or a
         quality-based policy without ``quality``.
     """
-    hashes = np.asarray(hashes)
-    if hashes.ndim == 1:
-        hashes = hashes[:, None]
-    if hashes.ndim != 2:
-        raise ValueError(f"hashes must have shape (N, W), got {hashes.shape}")
-    hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
+    hashes, reference_mask, quality = check_cluster_inputs(
+        hashes, mode, keep, threshold, reference_mask, quality
+    )
+    threshold = int(threshold)
     n = len(hashes)
     n_bits = int(n_bits) if n_bits is not None else 64 * hashes.shape[1]
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if keep not in KEEP_POLICIES:
-        raise ValueError(f"unknown keep policy {keep!r}; choose one of {', '.join(KEEP_POLICIES)}")
-    if int(threshold) != threshold or threshold < 0:
-        raise ValueError(f"threshold must be a non-negative number of bits, got {threshold!r}")
-    threshold = int(threshold)
-    if reference_mask is None:
-        reference_mask = np.zeros(n, dtype=bool)
-    reference_mask = np.asarray(reference_mask, dtype=bool)
-    if reference_mask.shape != (n,):
-        raise ValueError(f"reference_mask must have shape ({n},), got {reference_mask.shape}")
-    if keep != "first":
-        if quality is None:
-            raise ValueError(f"keep={keep!r} needs a quality array")
-        quality = np.asarray(quality, dtype=np.float64)
-        if quality.ndim == 1:
-            quality = quality[:, None]
-        if quality.shape[0] != n or quality.ndim != 2:
-            raise ValueError(f"quality must have shape ({n},) or ({n}, K), got {quality.shape}")
 
     order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
     n_refs = int(reference_mask.sum())

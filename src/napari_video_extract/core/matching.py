@@ -43,8 +43,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_video_extract.core.clustering import ClusterResult, _small_distances, choose_keepers
-from napari_video_extract.core.dedup_settings import KEEP_POLICIES, MODES
+from napari_video_extract.core.clustering import (
+    ClusterResult,
+    _small_distances,
+    check_cluster_inputs,
+    choose_keepers,
+)
 from napari_video_extract.core.hashing import hamming_bits
 from napari_video_extract.core.verify import THUMB_SHAPE, Verifier, default_min_similarity
 
@@ -122,37 +126,15 @@ class VerifiedClusterResult(ClusterResult):
 
 
 def _check_inputs(hashes, thumbnails, mode, keep, threshold, reference_mask, quality, sequence):
-    hashes = np.asarray(hashes)
-    if hashes.ndim == 1:
-        hashes = hashes[:, None]
-    if hashes.ndim != 2:
-        raise ValueError(f"hashes must have shape (N, W), got {hashes.shape}")
-    hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
+    hashes, reference_mask, quality = check_cluster_inputs(
+        hashes, mode, keep, threshold, reference_mask, quality
+    )
     n = len(hashes)
     if np.ndim(thumbnails) != 3 or np.shape(thumbnails) != (n, *THUMB_SHAPE):
         raise ValueError(
             f"thumbnails must have shape ({n}, {THUMB_SHAPE[0]}, {THUMB_SHAPE[1]}), "
             f"got {np.shape(thumbnails)}"
         )
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if keep not in KEEP_POLICIES:
-        raise ValueError(f"unknown keep policy {keep!r}; choose one of {', '.join(KEEP_POLICIES)}")
-    if int(threshold) != threshold or threshold < 0:
-        raise ValueError(f"threshold must be a non-negative number of bits, got {threshold!r}")
-    reference_mask = (
-        np.zeros(n, dtype=bool) if reference_mask is None else np.asarray(reference_mask, bool)
-    )
-    if reference_mask.shape != (n,):
-        raise ValueError(f"reference_mask must have shape ({n},), got {reference_mask.shape}")
-    if keep != "first":
-        if quality is None:
-            raise ValueError(f"keep={keep!r} needs a quality array")
-        quality = np.asarray(quality, dtype=np.float64)
-        if quality.ndim == 1:
-            quality = quality[:, None]
-        if quality.shape[0] != n or quality.ndim != 2:
-            raise ValueError(f"quality must have shape ({n},) or ({n}, K), got {quality.shape}")
     if sequence is not None:
         sequence = np.asarray(sequence, dtype=np.int64)
         if sequence.shape != (n,):
