@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_video_extract.core.formats import is_video_name
+from napari_video_extract.core.stack_index import leading_indices, split_key
 
 if TYPE_CHECKING:
     from napari_video_extract.core.probe import VideoInfo
@@ -92,24 +93,11 @@ class VideoArray:
         return f"VideoArray(shape={self.shape}, dtype=uint8, path={str(self._reader.info.path)!r})"
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        if not isinstance(key, tuple):
-            key = (key,)
-        if any(k is Ellipsis for k in key):
-            at = next(n for n, k in enumerate(key) if k is Ellipsis)
-            fill = (slice(None),) * (self.ndim - len(key) + 1)
-            key = key[:at] + fill + key[at + 1 :]
-        if not key:
-            key = (slice(None),)
-        first, rest = key[0], key[1:]
+        first, rest = split_key(key, self.ndim)
         if isinstance(first, int | np.integer):
             frame = self._reader.read(int(first))
             return frame[rest] if rest else frame
-        if isinstance(first, slice):
-            indices = np.arange(len(self))[first]
-        else:
-            indices = np.arange(len(self))[np.asarray(first)]
-            if indices.ndim != 1:
-                raise IndexError("only 1-D frame index arrays are supported")
+        indices = leading_indices(first, len(self), "frame")
         frames = self._read_many(indices)
         return frames[(slice(None), *rest)] if rest else frames
 

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_video_extract.core.stack_index import leading_indices, split_key
+
 __all__ = [
     "DEFAULT_CACHE_BYTES",
     "StillInfo",
@@ -215,29 +217,14 @@ class StillStack:
         return f"StillStack(shape={self.shape}, dtype=uint8)"
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        if not isinstance(key, tuple):
-            key = (key,)
-        if any(k is Ellipsis for k in key):
-            at = next(n for n, k in enumerate(key) if k is Ellipsis)
-            fill = (slice(None),) * (self.ndim - len(key) + 1)
-            key = key[:at] + fill + key[at + 1 :]
-        if not key:
-            key = (slice(None),)
-        if len(key) > self.ndim:
-            raise IndexError(f"too many indices for a {self.ndim}-d stack")
-        first, rest = key[0], key[1:]
+        first, rest = split_key(key, self.ndim)
         if isinstance(first, int | np.integer):
             index = int(first)
             if not -len(self) <= index < len(self):
                 raise IndexError(f"index {index} out of range for {len(self)} stills")
             image = self.image(index % len(self))
             return image[rest] if rest else image
-        if isinstance(first, slice):
-            indices = np.arange(len(self))[first]
-        else:
-            indices = np.arange(len(self))[np.asarray(first)]
-            if indices.ndim != 1:
-                raise IndexError("only 1-D still index arrays are supported")
+        indices = leading_indices(first, len(self), "still")
         out = np.empty((len(indices), *self.shape[1:]), dtype=np.uint8)
         for pos, index in enumerate(indices):
             out[pos] = self.image(int(index))
