@@ -94,6 +94,10 @@ def test_widget_clusters_equal_cli_dedup_csv(reviewed, scenes_stills, tmp_path):
     assert review.distance.tolist() == [int(r["distance"]) for r in rows]
     # The frame column is the video frame of frames.csv (0.5 s at 25 fps).
     assert finder.table.item(1, 1).text() == str(int(review.frame[review.members(0)[1]]))
+    # Verified similarity to the keeper, as in dedup.csv, shown in the table.
+    assert np.allclose(review.similarity, [float(r["similarity"]) for r in rows], atol=1e-3)
+    second = int(review.members(0)[1])
+    assert finder.table.item(1, 4).text() == f"{review.similarity[second]:.2f}"
     assert int(review.frame[1]) == 12
 
 
@@ -136,7 +140,7 @@ def test_keyboard_triage_threshold_and_override_then_write_undo(reviewed, qtbot,
     assert review.kept[1] and review.n_overrides == 1
     qtbot.keyClick(canvas, "m")  # make it the keeper: still 0 is now a duplicate
     assert int(review.keeper[0]) == 1 and not review.kept[0]
-    assert "KEEPER" in finder.table.item(1, 4).text()
+    assert "KEEPER" in finder.table.item(1, 5).text()
     first = finder.current_cluster
     qtbot.keyClick(canvas, "n")
     assert finder.current_cluster != first
