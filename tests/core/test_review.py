@@ -326,3 +326,17 @@ def test_dedup_csv_review_reclusters_verified(tmp_path):
     review = Review.from_dedup_csv(folder)
     review.recluster(threshold=40)  # thumbnails of moved files too, at their new place
     assert review.cluster.tolist() == NOISY_TRUTH
+
+
+def test_frames_review_cancel_stops_the_verified_clustering():
+    frames = np.stack([noisy_photo(s, k) for k, s in enumerate(NOISY)])
+    cancel = threading.Event()
+
+    def progress(done, total):
+        if done == total:  # hashing is over: only the clustering can stop now
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        Review.from_frames(frames, progress=progress, cancel=cancel)
+    review = Review.from_frames(frames, progress=progress, cancel=threading.Event())
+    assert isinstance(review.thumbnails, np.memmap) and review.cluster.tolist() == NOISY_TRUTH

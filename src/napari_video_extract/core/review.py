@@ -176,6 +176,8 @@ class Review:
         A clustering to start from (else computed from the hashes).
     unreadable : list of (Path, str), optional
         Files that could not be hashed (not items).
+    cancel : threading.Event, optional
+        Stops the first (verified) clustering: raises :class:`Cancelled`.
     """
 
     def __init__(
@@ -194,6 +196,7 @@ class Review:
         sequence: np.ndarray | None = None,
         result: ClusterResult | None = None,
         unreadable: Sequence[tuple[Path, str]] = (),
+        cancel: threading.Event | None = None,
     ) -> None:
         self.hashes = np.ascontiguousarray(hashes, dtype=np.uint64).reshape(len(hashes), -1)
         n = len(self.hashes)
@@ -218,7 +221,7 @@ class Review:
         self._clusterings: dict[tuple[Any, ...], ClusterResult] = {}
         if result is not None:
             self._clusterings[self._key(settings)] = result
-        self._result = result if result is not None else self._cluster(settings)
+        self._result = result if result is not None else self._cluster(settings, cancel=cancel)
         self._derive()
 
     # ------------------------------------------------------------ constructors

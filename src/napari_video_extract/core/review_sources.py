@@ -20,6 +20,7 @@ import csv
 import io
 import math
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -242,6 +243,7 @@ def files_review(
         video=videos,
         quality=_file_quality(settings.keep, [hashed.files[k] for k in good]),
         unreadable=[(r.path, r.error or "unreadable") for r in hashed.files if r.hash is None],
+        cancel=cancel,
     )
 
 
@@ -362,7 +364,13 @@ def frames_review(
     settings = settings or ReviewSettings()
     n = int(frames.shape[0])
     words = np.zeros((n, max(1, math.ceil(settings.n_bits / 64))), dtype=np.uint64)
-    thumbs = np.zeros((n, *THUMB_SHAPE), dtype=np.uint8) if settings.verify else None
+    thumbs = np.zeros((0, *THUMB_SHAPE), dtype=np.uint8) if settings.verify else None
+    if settings.verify and n:
+        # 9 KB a frame (166 MB for 18,000 frames): in an unnamed file the
+        # system can page out, not in the process's memory (the map keeps its
+        # own handle, so the file can be closed here).
+        with tempfile.TemporaryFile() as fh:
+            thumbs = np.memmap(fh, dtype=np.uint8, mode="w+", shape=(n, *THUMB_SHAPE))
     quality: list[Any] = []
     for lo in range(0, n, chunk):
         _check_cancel(cancel)
@@ -399,6 +407,7 @@ def frames_review(
         time=time,
         video=videos,
         quality=np.asarray(quality, dtype=float) if quality else None,
+        cancel=cancel,
     )
 
 
