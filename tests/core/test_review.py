@@ -82,7 +82,12 @@ def test_threshold_zero_splits_and_histogram(tmp_path):
     hist = review.histogram()
     assert hist.sum() == review.n and hist[0] == 5  # five items have an exact twin
     review.recluster(threshold=64)
-    assert review.n_clusters == 1
+    assert review.n_clusters == 4  # every pair is a candidate; the verification splits them
+    hash_only = Review.from_folder(
+        tmp_path / "a", ReviewSettings(threshold=10, verify=False)
+    )  # fmt: skip
+    hash_only.recluster(threshold=64)
+    assert hash_only.n_clusters == 1
 
 
 def test_write_twice_then_undo_restores_exactly(tmp_path):
@@ -234,11 +239,104 @@ def test_precomputed_thresholds_are_reused(tmp_path, monkeypatch):
     review = Review.from_folder(make_folder(tmp_path / "a", SEEDS), ReviewSettings(threshold=10))
     review.precompute(range(0, 13))
     calls = []
-    real = review_module.cluster_hashes
+    import napari_video_extract.core.matching as matching_module
+
+    real = matching_module.cluster_verified
     monkeypatch.setattr(
-        review_module, "cluster_hashes", lambda *a, **k: calls.append(k) or real(*a, **k)
+        matching_module, "cluster_verified", lambda *a, **k: calls.append(k) or real(*a, **k)
     )
+    monkeypatch.setattr(review_module, "cluster_hashes", None)  # verify on: never hash-only
     review.recluster(threshold=0)
     assert review.n_clusters == 4 and not calls  # exact duplicates stay together
     review.recluster(threshold=30)
     assert len(calls) == 1
+
+
+# Distinct photographs whose 64-bit phashes are 20-40 bits apart (5x6 random
+# colour blocks), and noisy copies of some of them: a loose candidate bound
+# merges distinct photographs by hash, the verification splits them again.
+NOISY = [1, 1, 2, 3, 3, 5, 6, 7, 8, 9, 9, 10, 11, 12]
+NOISY_TRUTH = [0, 0, 1, 2, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10]
+
+
+def noisy_photo(seed, k):
+    noise = np.random.default_rng(100 + k).integers(-12, 13, size=(90, 120, 3))
+    return np.clip(np.asarray(photo(seed)).astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+def make_noisy_folder(folder):
+    folder.mkdir(parents=True)
+    for k, seed in enumerate(NOISY, start=1):
+        Image.fromarray(noisy_photo(seed, k)).save(folder / f"img{k:02d}.png")
+    return folder
+
+
+def dry_run_clusters(folder, **kwargs):
+    report = dedup_folders([folder], dry_run=True, **kwargs)
+    return [(it.path.name, it.cluster, it.kept) for it in report.items if it.cluster >= 0]
+
+
+def review_clusters(review):
+    return [
+        (p.name, int(c), bool(k))
+        for p, c, k in zip(review.paths, review.cluster, review.kept, strict=True)
+    ]
+
+
+def test_folder_review_reclusters_like_the_verified_cli(tmp_path):
+    folder = make_noisy_folder(tmp_path / "a")
+    review = Review.from_folder(folder)  # the CLI's defaults: verified, bound 24
+    assert review.settings.verify and review.settings.threshold == 24
+    copy = make_noisy_folder(tmp_path / "b")
+    dedup_folders([copy])
+    rows = read_dedup_csv(copy)
+    assert review.cluster.tolist() == [int(r["cluster"]) for r in rows] == NOISY_TRUTH
+    assert review.kept.tolist() == [r["kept"] == "1" for r in rows]
+    kept = review.kept
+    assert np.all(review.similarity[kept] == 1.0)
+    assert np.all(review.similarity[~kept] >= review.settings.min_similarity)
+    for bound in (40, 6, 24):
+        review.recluster(threshold=bound)
+        assert review_clusters(review) == dry_run_clusters(folder, threshold=bound)
+    review.recluster(threshold=40)
+    assert review.cluster.tolist() == NOISY_TRUTH  # the hash alone would merge many
+    hash_only = Review.from_files(review.paths, ReviewSettings(threshold=40, verify=False))
+    assert hash_only.n_clusters < len(set(NOISY_TRUTH))
+    assert review_clusters(hash_only) == dry_run_clusters(folder, threshold=40, verify=False)
+
+
+def test_frames_review_clusters_like_cluster_verified():
+    from napari_video_extract.core.hashing import hash_frames_and_thumbnails
+    from napari_video_extract.core.matching import cluster_verified
+
+    frames = np.stack([noisy_photo(s, k) for k, s in enumerate(NOISY)])
+    review = Review.from_frames(frames, ReviewSettings(threshold=40), chunk=5)
+    hashes, thumbs = hash_frames_and_thumbnails(frames)
+    engine = cluster_verified(
+        hashes, thumbs, threshold=40, sequence=np.zeros(len(frames), dtype=np.int64)
+    )
+    assert np.array_equal(review.thumbnails, thumbs)
+    assert review.cluster.tolist() == engine.cluster.tolist() == NOISY_TRUTH
+    assert np.allclose(review.similarity, engine.similarity)
+
+
+def test_dedup_csv_review_reclusters_verified(tmp_path):
+    folder = make_noisy_folder(tmp_path / "a")
+    dedup_folders([folder], threshold=6)  # moves the noisy copies aside
+    review = Review.from_dedup_csv(folder)
+    review.recluster(threshold=40)  # thumbnails of moved files too, at their new place
+    assert review.cluster.tolist() == NOISY_TRUTH
+
+
+def test_frames_review_cancel_stops_the_verified_clustering():
+    frames = np.stack([noisy_photo(s, k) for k, s in enumerate(NOISY)])
+    cancel = threading.Event()
+
+    def progress(done, total):
+        if done == total:  # hashing is over: only the clustering can stop now
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        Review.from_frames(frames, progress=progress, cancel=cancel)
+    review = Review.from_frames(frames, progress=progress, cancel=threading.Event())
+    assert isinstance(review.thumbnails, np.memmap) and review.cluster.tolist() == NOISY_TRUTH

@@ -151,7 +151,10 @@ class DuplicateFinderWidget(Container):
         self.cancel_button = PushButton(text="Cancel")
         self.progress_bar = ProgressBar(label="progress", value=0, max=1)
         self.threshold = Slider(
-            label="threshold (bits)", min=0, max=64, value=default_threshold("phash", 8)
+            label="threshold (bits)",
+            min=0,
+            max=64,
+            value=default_threshold("phash", 8, verify=True),
         )
         self.clusters_info = Label(label="clusters", value="")
         self.histogram = Label(label="distances", value="")
@@ -358,7 +361,7 @@ class DuplicateFinderWidget(Container):
             self.threshold.max = hash_bits(method, size)
             value = keep_threshold if keep_threshold is not None else None
             self.threshold.value = (
-                int(value) if value is not None else default_threshold(method, size)
+                int(value) if value is not None else default_threshold(method, size, verify=True)
             )
 
     def _settings(self) -> ReviewSettings:
@@ -460,15 +463,24 @@ class DuplicateFinderWidget(Container):
 
     def _precompute(self, review: Review) -> None:
         """Cluster at the thresholds around the current one in the background."""
-        from napari.qt.threading import create_worker
-
         self._precompute_cancel.set()
         cancel = self._precompute_cancel = threading.Event()
         t, top = int(review.settings.threshold), int(self.threshold.max)
-        near = sorted(range(min(top, 3 * max(t, 4)) + 1), key=lambda v: (abs(v - t), v))
-        worker = create_worker(review.precompute, near, cancel=cancel, _start_thread=False)
-        worker.errored.connect(self._fail)
-        worker.start()
+        if review.settings.verify:
+            # A verified clustering takes seconds, not milliseconds: the next steps only.
+            near = sorted(range(max(0, t - 3), min(top, t + 3) + 1), key=lambda v: (abs(v - t), v))
+        else:
+            near = sorted(range(min(top, 3 * max(t, 4)) + 1), key=lambda v: (abs(v - t), v))
+        # A plain daemon thread, not a Qt worker: a verified warm-up may still
+        # run when the viewer closes, and it reports nothing (a failing step
+        # fails again, in view, when the slider reaches it).
+        threading.Thread(
+            target=review.precompute,
+            args=(near,),
+            kwargs={"cancel": cancel},
+            daemon=True,
+            name="nve-precompute",
+        ).start()
 
     # ------------------------------------------------------------- clusters
 

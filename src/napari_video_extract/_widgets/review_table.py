@@ -19,7 +19,7 @@ from napari_video_extract.core.review import Review, format_time
 
 __all__ = ["MembersTable", "decision_word"]
 
-COLUMNS = ("still", "frame", "time", "d (bits)", "decision")
+COLUMNS = ("still", "frame", "time", "d (bits)", "similarity", "decision")
 
 
 def decision_word(review: Review, i: int) -> str:
@@ -67,6 +67,7 @@ class MembersTable:
                 str(frame) if frame >= 0 else "",
                 format_time(float(review.time[i])),
                 str(int(review.distance[i])),
+                "" if np.isnan(review.similarity[i]) else f"{review.similarity[i]:.2f}",
                 decision_word(review, i),
             )
             for col, text in enumerate(cells):

@@ -2,11 +2,14 @@
 
 A :class:`Review` holds the hashes of a set of items -- the images of a folder
 or the frames of a video -- and the clustering of those hashes by the engine
-(:func:`~napari_video_extract.core.dedup.cluster_hashes`). On top of it the
+(:func:`~napari_video_extract.core.matching.cluster_verified`: hash
+candidates verified on thumbnails made in the same pass, as ``dedup`` does by
+default; :func:`~napari_video_extract.core.dedup.cluster_hashes` only with
+``verify=False``). On top of it the
 user's decisions: mark an item kept or duplicate, make an item the keeper of
 its cluster. Overrides are stored per item, not per cluster, so they survive
 re-clustering when the threshold changes (re-clustering only runs on the hashes
-already computed: milliseconds for 10,000 items).
+and thumbnails already computed: no file is read again).
 
 Built by :meth:`Review.from_folder` (exactly the CLI ``dedup``'s clusters),
 :meth:`Review.from_files`, :meth:`Review.from_dedup_csv` (review and correct a
@@ -22,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,9 @@ from napari_video_extract.core.dedup import (
 from napari_video_extract.core.dedup_settings import (
     KEEP_POLICIES,
     MODES,
+    check_changes,
     check_method,
+    default_min_similarity,
     default_threshold,
     hash_bits,
 )
@@ -67,8 +72,15 @@ class ReviewSettings:
     ------
     ValueError
         The setting named in the message is invalid (``method``,
-        ``hash_size``, ``threshold``, ``mode`` or ``keep``); each face words
-        it in its own terms.
+        ``hash_size``, ``threshold``, ``mode``, ``keep``, ``changes`` or
+        ``min_similarity``); each face words it in its own terms.
+
+    Notes
+    -----
+    With ``verify`` (the default, as ``dedup``) ``threshold`` is the hash
+    candidate bound (default ``default_threshold(verify=True)``) and an
+    aligned comparison of thumbnails decides at ``min_similarity`` (default
+    ``default_min_similarity(changes)``).
     """
 
     method: str = "phash"
@@ -77,12 +89,24 @@ class ReviewSettings:
     mode: str = "global"
     keep: str = "first"
     crop_borders: bool = True
+    verify: bool = True
+    min_similarity: float | None = None
+    changes: str = "global"
 
     def __post_init__(self) -> None:
         check_method(self.method, self.hash_size)
         n_bits = hash_bits(self.method, self.hash_size)
         if self.threshold is None:
-            object.__setattr__(self, "threshold", default_threshold(self.method, self.hash_size))
+            object.__setattr__(
+                self,
+                "threshold",
+                default_threshold(self.method, self.hash_size, verify=self.verify),
+            )
+        check_changes(self.changes)
+        if self.min_similarity is None:
+            object.__setattr__(self, "min_similarity", default_min_similarity(self.changes))
+        if not -1.0 <= float(self.min_similarity) <= 1.0:
+            raise ValueError("min_similarity must be from -1 to 1")
         if int(self.threshold) != self.threshold or not 0 <= self.threshold <= n_bits:
             raise ValueError(f"threshold must be 0 to {n_bits} bits for this hash")
         if self.mode not in MODES:
@@ -94,6 +118,14 @@ class ReviewSettings:
     def n_bits(self) -> int:
         """Bits per hash."""
         return hash_bits(self.method, self.hash_size)
+
+
+def _raise_if_set(cancel: threading.Event) -> Callable[[int, int], None]:
+    def check(_done: int, _total: int) -> None:
+        if cancel.is_set():
+            raise Cancelled
+
+    return check
 
 
 def format_time(seconds: float) -> str:
@@ -134,10 +166,18 @@ class Review:
         The video each item comes from (``""`` when unknown).
     quality : ndarray, optional
         Quality per item for ``keep="sharpest"``/``"largest"``.
+    thumbnails : ndarray of uint8 (N, *THUMB_SHAPE), or callable, optional
+        Verification thumbnails from the pass that made the hashes (a memmap
+        is fine), or a function returning them when first needed (None from
+        it: hash-only clustering). Needed when ``settings.verify``.
+    sequence : ndarray of int64, optional
+        Neighbouring stills of one video (see ``cluster_verified``).
     result : ClusterResult, optional
         A clustering to start from (else computed from the hashes).
     unreadable : list of (Path, str), optional
         Files that could not be hashed (not items).
+    cancel : threading.Event, optional
+        Stops the first (verified) clustering: raises :class:`Cancelled`.
     """
 
     def __init__(
@@ -152,8 +192,11 @@ class Review:
         time: np.ndarray | None = None,
         video: Sequence[str] | None = None,
         quality: np.ndarray | None = None,
+        thumbnails: np.ndarray | Callable[[], np.ndarray | None] | None = None,
+        sequence: np.ndarray | None = None,
         result: ClusterResult | None = None,
         unreadable: Sequence[tuple[Path, str]] = (),
+        cancel: threading.Event | None = None,
     ) -> None:
         self.hashes = np.ascontiguousarray(hashes, dtype=np.uint64).reshape(len(hashes), -1)
         n = len(self.hashes)
@@ -167,16 +210,18 @@ class Review:
         self.time = np.full(n, np.nan) if time is None else np.asarray(time, dtype=float)
         self.video = [""] * n if video is None else [str(v) for v in video]
         self.quality = quality
+        self._thumbnails = thumbnails
+        self.sequence = None if sequence is None else np.asarray(sequence, dtype=np.int64)
         self.unreadable = list(unreadable)
         self.override = np.zeros(n, dtype=np.int8)  # 1 keep, -1 duplicate, 0 engine
         self.keeper_pick = np.zeros(n, dtype=bool)
         self._nearest: np.ndarray | None = None
         # Clusterings by (threshold, mode): moving the threshold back and forth
         # (or after precompute()) is a lookup, not a new clustering.
-        self._clusterings: dict[tuple[int, str], ClusterResult] = {}
+        self._clusterings: dict[tuple[Any, ...], ClusterResult] = {}
         if result is not None:
-            self._clusterings[(int(settings.threshold), settings.mode)] = result
-        self._result = result if result is not None else self._cluster(settings)
+            self._clusterings[self._key(settings)] = result
+        self._result = result if result is not None else self._cluster(settings, cancel=cancel)
         self._derive()
 
     # ------------------------------------------------------------ constructors
@@ -215,20 +260,51 @@ class Review:
 
     # ------------------------------------------------------------ clustering
 
-    def _cluster(self, settings: ReviewSettings) -> ClusterResult:
-        key = (int(settings.threshold), settings.mode)
+    @staticmethod
+    def _key(settings: ReviewSettings) -> tuple[Any, ...]:
+        return (int(settings.threshold), settings.mode)
+
+    @property
+    def thumbnails(self) -> np.ndarray | None:
+        """Verification thumbnails (None: none could be made; hash-only)."""
+        if callable(self._thumbnails):
+            self._thumbnails = self._thumbnails()
+        return self._thumbnails
+
+    def _cluster(
+        self, settings: ReviewSettings, *, cancel: threading.Event | None = None
+    ) -> ClusterResult:
+        key = self._key(settings)
         found = self._clusterings.get(key)
         if found is not None:
             return found
         keep = settings.keep if self.quality is not None else "first"
-        result = cluster_hashes(
-            self.hashes,
-            threshold=int(settings.threshold),
-            mode=settings.mode,
-            keep=keep,
-            quality=self.quality if keep != "first" else None,
-            n_bits=settings.n_bits,
-        )
+        quality = self.quality if keep != "first" else None
+        thumbnails = self.thumbnails if settings.verify else None
+        if thumbnails is not None:
+            from napari_video_extract.core.matching import cluster_verified
+
+            result: ClusterResult = cluster_verified(
+                self.hashes,
+                thumbnails,
+                threshold=int(settings.threshold),
+                min_similarity=settings.min_similarity,
+                changes=settings.changes,
+                mode=settings.mode,
+                keep=keep,
+                quality=quality,
+                sequence=self.sequence,
+                progress=None if cancel is None else _raise_if_set(cancel),
+            )
+        else:
+            result = cluster_hashes(
+                self.hashes,
+                threshold=int(settings.threshold),
+                mode=settings.mode,
+                keep=keep,
+                quality=quality,
+                n_bits=settings.n_bits,
+            )
         self._clusterings[key] = result
         return result
 
@@ -238,12 +314,21 @@ class Review:
         """Cluster at each of ``thresholds`` now (current mode), so moving there is a lookup.
 
         Meant for a background thread after the hashes are known; stops
-        quietly when ``cancel`` is set.
+        quietly when ``cancel`` is set (within a block of items of a
+        verified clustering).
         """
         for threshold in thresholds:
             if cancel is not None and cancel.is_set():
                 return
-            self._cluster(replace(self.settings, threshold=int(threshold)))
+            try:
+                self._cluster(replace(self.settings, threshold=int(threshold)), cancel=cancel)
+            except Cancelled:
+                return
+            except RuntimeError:
+                # The verifier's threads refuse work once the interpreter
+                # exits. Only a warm-up: recluster() would redo the step in
+                # the foreground, where any real error shows.
+                return
 
     def recluster(self, *, threshold: int | None = None, mode: str | None = None) -> None:
         """Cluster the stored hashes again with a new threshold and/or mode.
@@ -288,6 +373,14 @@ class Review:
             if n
             else np.zeros(0, np.int64)
         )
+        # Verified similarity to the keeper, when the engine measured it (NaN
+        # for an item whose keeper the user changed, or hash-only clustering).
+        similarity = np.full(n, np.nan)
+        engine = getattr(res, "similarity", None)
+        if engine is not None and len(engine) == n:
+            same = self.keeper == res.kept_index
+            similarity[same] = np.asarray(engine, dtype=float)[same]
+        self.similarity = similarity
         self.cluster_ids = np.unique(res.cluster)
 
     # -------------------------------------------------------------- overrides

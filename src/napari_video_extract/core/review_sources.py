@@ -20,6 +20,7 @@ import csv
 import io
 import math
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -34,11 +35,13 @@ from napari_video_extract.core.hashing import (
     hamming_bits,
     hash_files,
     hash_frames,
+    hash_frames_and_thumbnails,
     hashes_from_hex,
     sharpness,
 )
 from napari_video_extract.core.manifest import read_manifest
 from napari_video_extract.core.review import Cancelled, Review, ReviewSettings
+from napari_video_extract.core.verify import THUMB_SHAPE
 
 __all__ = ["cancellable_map", "dedup_csv_review", "files_review", "folder_review", "frames_review"]
 
@@ -131,6 +134,7 @@ def folder_review(
         with_sharpness=settings.keep == "sharpest",
         progress=progress,
         map_jobs=cancellable_map(cancel),
+        with_thumbnails=settings.verify,
     )
     _check_cancel(cancel)
     report = dedup_folders(
@@ -142,6 +146,9 @@ def folder_review(
         keep=settings.keep,
         crop_borders=settings.crop_borders,
         dry_run=True,
+        verify=settings.verify,
+        min_similarity=settings.min_similarity,
+        changes=settings.changes,
     )
     by_path = {rec.path: rec for rec in hashed.files}
     items = [it for it in report.items if it.cluster >= 0]
@@ -158,10 +165,18 @@ def folder_review(
         n_clusters=len({it.cluster for it in items}),
         threshold=int(settings.threshold),
     )
+    if report.verification is not None and len(report.verification.cluster) == len(items):
+        result = report.verification  # same items, same order; it has the similarities
+    thumbnails = None
+    if settings.verify:
+        thumbnails = np.stack([by_path[it.path].thumbnail for it in items])
     frames = {Path(rec.file).name: rec for rec in read_manifest(folder)}
     return Review(
         words,
         settings,
+        thumbnails=thumbnails,
+        # As dedup: a still with a frames.csv time neighbours the previous one.
+        sequence=np.array([-1 if it.time is None else 0 for it in items], dtype=np.int64),
         paths=[it.path for it in items],
         folder=folder,
         frame=np.array([_rec(frames, it.path).frame for it in items], dtype=np.int64),
@@ -205,6 +220,7 @@ def files_review(
         with_sharpness=settings.keep == "sharpest",
         progress=progress,
         map_jobs=cancellable_map(cancel),
+        with_thumbnails=settings.verify,
     )
     _check_cancel(cancel)
     good = [k for k, rec in enumerate(hashed.files) if rec.hash is not None]
@@ -214,15 +230,20 @@ def files_review(
     def pick(values: Sequence[Any] | None) -> list[Any] | None:
         return None if values is None else [values[k] for k in good]
 
+    times = None if time is None else np.asarray(pick(time), dtype=float)
+    videos = pick(video)
     return Review(
         hashed.hash_array(),
         settings,
+        thumbnails=hashed.thumbnail_array() if settings.verify else None,
+        sequence=None if times is None else _sequence(videos, len(good), np.isfinite(times)),
         paths=[paths[k] for k in good],
         frame=None if frame is None else np.asarray(pick(frame), dtype=np.int64),
-        time=None if time is None else np.asarray(pick(time), dtype=float),
-        video=pick(video),
+        time=times,
+        video=videos,
         quality=_file_quality(settings.keep, [hashed.files[k] for k in good]),
         unreadable=[(r.path, r.error or "unreadable") for r in hashed.files if r.hash is None],
+        cancel=cancel,
     )
 
 
@@ -290,6 +311,10 @@ def dedup_csv_review(
     return Review(
         words,
         settings,
+        # Made when a re-clustering first needs them: the csv's own clusters
+        # need none.
+        thumbnails=(lambda: _file_thumbnails(paths, settings)) if settings.verify else None,
+        sequence=np.where(np.isfinite(times), 0, -1).astype(np.int64),
         paths=paths,
         original_paths=[folder / r["file"] for r in good],
         folder=folder,
@@ -339,6 +364,13 @@ def frames_review(
     settings = settings or ReviewSettings()
     n = int(frames.shape[0])
     words = np.zeros((n, max(1, math.ceil(settings.n_bits / 64))), dtype=np.uint64)
+    thumbs = np.zeros((0, *THUMB_SHAPE), dtype=np.uint8) if settings.verify else None
+    if settings.verify and n:
+        # 9 KB a frame (166 MB for 18,000 frames): in an unnamed file the
+        # system can page out, not in the process's memory (the map keeps its
+        # own handle, so the file can be closed here).
+        with tempfile.TemporaryFile() as fh:
+            thumbs = np.memmap(fh, dtype=np.uint8, mode="w+", shape=(n, *THUMB_SHAPE))
     quality: list[Any] = []
     for lo in range(0, n, chunk):
         _check_cancel(cancel)
@@ -347,12 +379,17 @@ def frames_review(
             block = to_uint8(block)
         if block.ndim == 4 and block.shape[-1] == 1:
             block = block[..., 0]
-        words[lo : lo + len(block)] = hash_frames(
-            block,
+        kwargs = dict(
             method=settings.method,
             hash_size=settings.hash_size,
             crop_borders=settings.crop_borders,
         )
+        if thumbs is not None:
+            words[lo : lo + len(block)], thumbs[lo : lo + len(block)] = hash_frames_and_thumbnails(
+                block, **kwargs
+            )
+        else:
+            words[lo : lo + len(block)] = hash_frames(block, **kwargs)
         if settings.keep == "sharpest":
             quality.extend(sharpness(f) for f in block)
         elif settings.keep == "largest":
@@ -363,10 +400,14 @@ def frames_review(
     return Review(
         words,
         settings,
+        thumbnails=thumbs,
+        # Frames of one video are neighbours (as timed stills in dedup).
+        sequence=_sequence(videos, n, np.ones(n, dtype=bool)),
         frame=np.arange(n) if frame is None else frame,
         time=time,
         video=videos,
         quality=np.asarray(quality, dtype=float) if quality else None,
+        cancel=cancel,
     )
 
 
@@ -381,6 +422,34 @@ class _NoRecord:
 
 def _rec(frames: dict[str, Any], path: Path) -> Any:
     return frames.get(path.name, _NoRecord())
+
+
+def _sequence(videos: Sequence[str] | None, n: int, timed: np.ndarray) -> np.ndarray:
+    """One neighbour id per video for timed items, -1 for the others."""
+    names = [""] * n if videos is None else [str(v) for v in videos]
+    ids: dict[str, int] = {}
+    seq = np.array([ids.setdefault(v, len(ids)) for v in names], dtype=np.int64)
+    seq[~np.asarray(timed, dtype=bool)] = -1
+    return seq
+
+
+def _file_thumbnails(paths: Sequence[Path], settings: ReviewSettings) -> np.ndarray | None:
+    """Thumbnails of files, from hash_files' cache where it has them.
+
+    None when a file cannot be read any more: the review then clusters by
+    hash only rather than guess.
+    """
+    hashed = hash_files(
+        paths,
+        method=settings.method,
+        hash_size=settings.hash_size,
+        crop_borders=settings.crop_borders,
+        with_thumbnails=True,
+        write_cache=False,  # a duplicates folder may not be ours to write in
+    )
+    if any(rec.hash is None for rec in hashed.files):
+        return None
+    return hashed.thumbnail_array()
 
 
 def _file_quality(keep: str, records: Iterable[Any]) -> np.ndarray | None:
