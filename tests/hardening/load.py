@@ -43,8 +43,8 @@ class LoadRun:
         return (
             f"exit {self.returncode}, {self.seconds:.1f} s, peak RSS {self.peak_rss_mb:.0f} MB "
             f"(CLI process or one child, high-water), peak {self.peak_tree_rss_mb:.0f} MB "
-            f"with its ffmpeg/worker processes (sampled), max {self.max_fds} open fds (limit {FD_LIMIT}), "
-            f"max {self.max_procs} live child processes"
+            f"with its ffmpeg/worker processes (sampled), max {self.max_fds} open fds "
+            f"(limit {FD_LIMIT}), max {self.max_procs} live child processes"
         )
 
 
