@@ -147,11 +147,14 @@ def test_keyboard_triage_threshold_and_override_then_write_undo(reviewed, qtbot,
     qtbot.keyClick(canvas, "p")
     assert finder.current_cluster == first
 
-    # Threshold 0 re-clusters at once; the overrides stay on their stills.
-    n_before = review.n_clusters
+    # A threshold not yet clustered is computed off the GUI thread, then shown;
+    # the overrides stay on their stills.
+    n_before, start = review.n_clusters, int(review.settings.threshold)
+    assert not review.is_clustered(threshold=0)
     finder.threshold.value = 0
+    qtbot.waitUntil(lambda: int(review.settings.threshold) == 0, timeout=60_000)
     assert review.n_clusters >= n_before and "clusters" in finder.clusters_info.value
-    finder.threshold.value = 12
+    finder.threshold.value = start  # seen before: a lookup, applied at once
     assert review.n_clusters == n_before and int(review.keeper[0]) == 1
 
     kept_dir, dup_dir = tmp_path / "out" / "kept", tmp_path / "out" / "dups"

@@ -132,6 +132,8 @@ class DuplicateFinderWidget(Container):
         self._thumbs: ThumbnailCache | None = None
         self._thumb_cancel = threading.Event()
         self._thumb_worker: Any = None
+        self._cluster_worker: Any = None
+        self._cluster_cancel = threading.Event()
         self._precompute_cancel = threading.Event()
         self._written: list[Path] = []
         self._closed = False
@@ -307,6 +309,7 @@ class DuplicateFinderWidget(Container):
         self.run.cancel()
         self._thumb_cancel.set()
         self._precompute_cancel.set()
+        self._cluster_cancel.set()
         for key in KEYS:
             with contextlib.suppress(Exception):
                 self._viewer.bind_key(key, None, overwrite=True)
@@ -487,14 +490,40 @@ class DuplicateFinderWidget(Container):
     def _on_threshold(self, value: int) -> None:
         if self.review is None:
             return
+        value = int(value)
+        if self.review.is_clustered(threshold=value):
+            self._apply_threshold(value)
+        else:
+            # A verified clustering takes seconds: compute it off the GUI thread.
+            self._cluster_in_background(self.review, value)
+
+    def _apply_threshold(self, value: int) -> None:
         try:
-            self.review.recluster(threshold=int(value))
+            self.review.recluster(threshold=value)
         except ValueError as exc:
             self._fail(exc)
             return
         self._set_visit()
         self._show_summary()
         self._update_kept_layer()
+
+    def _cluster_in_background(self, review: Review, value: int) -> None:
+        from napari.qt.threading import create_worker
+
+        self.clusters_info.value = f"clustering at {value} bits..."
+        worker = create_worker(
+            review.cluster_at, value, cancel=self._cluster_cancel, _start_thread=False
+        )
+        worker.returned.connect(lambda _=None: self._on_clustered(review, value))
+        worker.errored.connect(lambda exc: None if self._closed else self._fail(exc))
+        self._cluster_worker = worker
+        worker.start()
+
+    def _on_clustered(self, review: Review, value: int) -> None:
+        # Only the slider's latest position is shown, and only for this review.
+        if self._closed or review is not self.review or int(self.threshold.value) != value:
+            return
+        self._apply_threshold(value)
 
     def _show_summary(self) -> None:
         review = self.review

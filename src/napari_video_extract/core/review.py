@@ -330,6 +330,18 @@ class Review:
                 # the foreground, where any real error shows.
                 return
 
+    def is_clustered(self, *, threshold: int) -> bool:
+        """The clustering at ``threshold`` (current mode) is computed: a lookup away."""
+        return self._key(replace(self.settings, threshold=int(threshold))) in self._clusterings
+
+    def cluster_at(self, threshold: int, *, cancel: threading.Event | None = None) -> None:
+        """Compute and remember the clustering at ``threshold`` without applying it.
+
+        Safe in a worker thread while the main thread reads the current one:
+        :meth:`recluster` to the same threshold then only looks it up.
+        """
+        self._cluster(replace(self.settings, threshold=int(threshold)), cancel=cancel)
+
     def recluster(self, *, threshold: int | None = None, mode: str | None = None) -> None:
         """Cluster the stored hashes again with a new threshold and/or mode.
 
