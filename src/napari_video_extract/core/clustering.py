@@ -533,13 +533,31 @@ def cluster_hashes(
             cluster, rep_items, order, quality, reference_mask, within_reach
         )
 
+    kept, kept_index, distance = keeper_arrays(hashes, cluster, kept_of_cluster)
+    return ClusterResult(cluster, kept, distance, kept_index, n_clusters, threshold)
+
+
+def keeper_arrays(
+    hashes: np.ndarray, cluster: np.ndarray, kept_of_cluster: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per item: kept flag, its cluster's kept item, its hash distance to that item.
+
+    Parameters
+    ----------
+    hashes : ndarray of uint64, shape (N, W)
+    cluster : ndarray of int, shape (N,)
+        Cluster number of each item.
+    kept_of_cluster : ndarray of int
+        The kept item of each cluster.
+    """
+    n = len(cluster)
     kept = np.zeros(n, dtype=bool)
     kept[kept_of_cluster] = True
     kept_index = kept_of_cluster[cluster] if n else np.zeros(0, dtype=np.int64)
     distance = (
         hamming_bits(hashes, hashes[kept_index]) if n else np.zeros(0, dtype=np.int64)
     ).astype(np.int64)
-    return ClusterResult(cluster, kept, distance, kept_index, n_clusters, threshold)
+    return kept, kept_index, distance
 
 
 #: Candidates tried per cluster by :func:`choose_keepers` before it falls back

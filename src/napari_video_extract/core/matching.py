@@ -48,6 +48,7 @@ from napari_video_extract.core.clustering import (
     _small_distances,
     check_cluster_inputs,
     choose_keepers,
+    keeper_arrays,
 )
 from napari_video_extract.core.hashing import hamming_bits
 from napari_video_extract.core.verify import THUMB_SHAPE, Verifier, default_min_similarity
@@ -330,12 +331,7 @@ def cluster_verified(
         kept_of_cluster = choose_keepers(
             cluster, rep_array, order, quality, reference_mask, verified_by_all
         )
-    kept = np.zeros(n, dtype=bool)
-    kept[kept_of_cluster] = True
-    kept_index = kept_of_cluster[cluster] if n else np.zeros(0, dtype=np.int64)
-    distance = (
-        hamming_bits(hashes, hashes[kept_index]) if n else np.zeros(0, dtype=np.int64)
-    ).astype(np.int64)
+    kept, kept_index, distance = keeper_arrays(hashes, cluster, kept_of_cluster)
     similarity = np.ones(n, dtype=np.float64)
     for i in np.flatnonzero(~kept).tolist():
         similarity[i] = rec.score(int(kept_index[i]), i)

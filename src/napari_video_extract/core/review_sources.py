@@ -83,6 +83,25 @@ def cancellable_map(
     return run
 
 
+def _hash_for_review(
+    paths: Sequence[Path],
+    settings: ReviewSettings,
+    progress: Callable[[int, int], None] | None,
+    cancel: threading.Event | None,
+) -> Any:
+    """``hash_files`` with the review's settings, cancellable: what the CLI would hash."""
+    return hash_files(
+        paths,
+        method=settings.method,
+        hash_size=settings.hash_size,
+        crop_borders=settings.crop_borders,
+        with_sharpness=settings.keep == "sharpest",
+        progress=progress,
+        map_jobs=cancellable_map(cancel),
+        with_thumbnails=settings.verify,
+    )
+
+
 def folder_review(
     folder: str | os.PathLike[str],
     settings: ReviewSettings | None = None,
@@ -126,16 +145,7 @@ def folder_review(
         raise InputError(folder, f"cannot list folder: {exc.strerror or exc}") from None
     # The expensive step, cancellable; it also fills the hash cache so the
     # dry-run clustering below reads every hash from it.
-    hashed = hash_files(
-        paths,
-        method=settings.method,
-        hash_size=settings.hash_size,
-        crop_borders=settings.crop_borders,
-        with_sharpness=settings.keep == "sharpest",
-        progress=progress,
-        map_jobs=cancellable_map(cancel),
-        with_thumbnails=settings.verify,
-    )
+    hashed = _hash_for_review(paths, settings, progress, cancel)
     _check_cancel(cancel)
     report = dedup_folders(
         [folder],
@@ -212,16 +222,7 @@ def files_review(
     """
     settings = settings or ReviewSettings()
     paths = [Path(p) for p in paths]
-    hashed = hash_files(
-        paths,
-        method=settings.method,
-        hash_size=settings.hash_size,
-        crop_borders=settings.crop_borders,
-        with_sharpness=settings.keep == "sharpest",
-        progress=progress,
-        map_jobs=cancellable_map(cancel),
-        with_thumbnails=settings.verify,
-    )
+    hashed = _hash_for_review(paths, settings, progress, cancel)
     _check_cancel(cancel)
     good = [k for k, rec in enumerate(hashed.files) if rec.hash is not None]
     if not good:
