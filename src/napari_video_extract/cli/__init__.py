@@ -25,6 +25,21 @@ class UsageError(Exception):
     """A bad combination of arguments detected after parsing (exit code 2)."""
 
 
+def whole_number_arg(minimum: int):
+    """An argparse ``type`` for a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def report_error(message: str) -> None:
     """Print one error line to stderr (never silenced by ``--quiet``)."""
     print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)

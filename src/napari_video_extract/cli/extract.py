@@ -14,6 +14,7 @@ from napari_video_extract.cli import (
     progress_bar,
     report_error,
     report_warning,
+    whole_number_arg,
 )
 
 __all__ = ["add_parsers"]
@@ -35,14 +36,7 @@ def _positive_time_arg(text: str) -> float:
     return value
 
 
-def _jobs_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+_jobs_arg = whole_number_arg(1)
 
 
 def _quality_arg(text: str) -> int:

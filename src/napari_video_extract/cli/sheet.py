@@ -12,19 +12,13 @@ from napari_video_extract.cli import (
     progress_bar,
     report_error,
     report_warning,
+    whole_number_arg,
 )
 
 __all__ = ["add_parsers", "add_sheet_options", "check_sheet_options", "write_sheets"]
 
 
-def _count_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_count_arg = whole_number_arg(0)
 
 
 def add_sheet_options(p: argparse.ArgumentParser, *, prefix: str = "") -> None:
