@@ -118,3 +118,58 @@ def test_default_folder_is_the_users_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     if os.name == "posix" and os.uname().sysname == "Linux":
         assert cache_dir() == tmp_path / "xdg" / "napari-video-extract" / "frame-index"
+
+
+@pytest.fixture
+def opened(monkeypatch) -> list[str]:
+    """Every time the probe opened the file with PyAV or ran ffmpeg on it."""
+    seen: list[str] = []
+    real_open, real_run = probe_module.open_container, probe_module.run_ffmpeg
+
+    def open_container(path, **kwargs):
+        seen.append("pyav")
+        return real_open(path, **kwargs)
+
+    def run_ffmpeg(args, **kwargs):
+        seen.append("ffmpeg")
+        return real_run(args, **kwargs)
+
+    monkeypatch.setattr(probe_module, "open_container", open_container)
+    monkeypatch.setattr(probe_module, "run_ffmpeg", run_ffmpeg)
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["cfr_video", "rotated_video", "ts_video"])
+def test_a_cached_probe_opens_no_decoder(request, cache, opened, kind):
+    video = request.getfixturevalue(kind)
+    first = probe(video)
+    assert "pyav" in opened and "ffmpeg" in opened
+    opened.clear()
+    second = probe(video)
+    assert opened == []  # neither PyAV nor ffmpeg touched the file
+    _same_table(first, second)
+    assert second.as_dict() == first.as_dict()  # codec, size, rotation, start, fps...
+
+
+def test_the_sidecar_holds_the_probes_facts(cache, rotated_video):
+    info = probe(rotated_video)
+    (entry,) = cache.glob("*.npz")
+    with np.load(entry, allow_pickle=False) as data:
+        stream_index, width, height, rotation = data["ints"].tolist()
+        fps, start, first_pts = data["floats"].tolist()
+        assert data["names"].tolist() == [info.codec, info.pix_fmt, info.container]
+        assert len(data["ticks"]) == info.frame_count == 50
+    assert (stream_index, width, height) == (0, 120, 160)  # as coded, before rotation
+    assert rotation == info.rotation in (90, 270)
+    assert fps == pytest.approx(info.nominal_fps)
+    assert (start, first_pts) == (info.container_start, info.first_pts)
+
+
+def test_an_entry_of_another_format_version_is_ignored(cache, opened, cfr_video, monkeypatch):
+    probe(cfr_video)
+    from napari_video_extract.core import frame_index
+
+    monkeypatch.setattr(frame_index, "_FORMAT_VERSION", frame_index._FORMAT_VERSION + 1)
+    opened.clear()
+    assert probe(cfr_video).frame_count == 100
+    assert "pyav" in opened  # probed again from the file

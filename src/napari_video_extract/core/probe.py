@@ -15,10 +15,14 @@ printed too and can imitate any fact:
 * the frame table from the MP4/MOV sample index when there is one
   (:mod:`.mp4index`, milliseconds whatever the length), else from a run that
   lists every packet of the first video stream (``-c copy -f framecrc`` on
-  stdout: nothing is decoded, and no metadata is printed there), kept per
-  file in the user's cache folder (:mod:`.frame_index`) so a file is listed
-  once. Empty and discarded packets are not frames, and sorting by
-  presentation time gives display order.
+  stdout: nothing is decoded, and no metadata is printed there). Empty and
+  discarded packets are not frames, and sorting by presentation time gives
+  display order.
+
+All of these are kept per file in the user's cache folder
+(:mod:`.frame_index`): a file probed before is recognised by its path and
+stat fields and probed again from that record alone, without opening a
+decoder or running ffmpeg.
 
 All timestamps in the engine are *absolute* stream timestamps (ffmpeg with
 ``-copyts``) internally; the public ``frame_times`` are relative to the first
@@ -47,9 +51,10 @@ from napari_video_extract.core.ffmpeg import (
 )
 from napari_video_extract.core.frame_index import (
     FrameTable,
+    ProbeRecord,
     file_identity,
-    load_frame_table,
-    store_frame_table,
+    load_probe_record,
+    store_probe_record,
 )
 from napari_video_extract.core.mp4index import read_mp4_frame_table
 
@@ -310,25 +315,41 @@ def _run_with_limit(
         raise VideoOpenError(path, f"{what} took longer than {timeout:.0f} s") from None
 
 
-def _frame_table(
-    path: Path, stream_index: int, timeout: float, *, cache: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, Fraction]:
-    """The frame table: from the cache (:mod:`.frame_index`) if this very file
-    was probed before, else from the MP4/MOV index if there is one, else from
-    packets."""
-    if cache:
-        cached = load_frame_table(path, stream_index)
-        if cached is not None:
-            return cached.ticks, cached.keyframe, cached.durations, cached.time_base
-        before = file_identity(path, stream_index)
+def _frame_table(path: Path, stream_index: int, timeout: float) -> FrameTable:
+    """The frame table: from the MP4/MOV index if there is one, else from packets."""
     table = read_mp4_frame_table(path, track=stream_index)
     if table is not None:
-        result = table.ticks, table.keyframe, table.durations, Fraction(1, table.timescale)
-    else:
-        result = _scan_packets(path, timeout)
-    if cache and len(result[0]):
-        store_frame_table(path, stream_index, FrameTable(*result), before=before)
-    return result
+        return FrameTable(
+            table.ticks, table.keyframe, table.durations, Fraction(1, table.timescale)
+        )
+    return FrameTable(*_scan_packets(path, timeout))
+
+
+def _read_record(path: Path, timeout: float, *, cache: bool) -> ProbeRecord:
+    """What the probe needs from ``path``: its cached record, else read and cached."""
+    if cache:
+        record = load_probe_record(path)
+        if record is not None:
+            return record
+    before = file_identity(path)
+    header = _read_header(path, timeout)
+    first_pts = _first_frame_pts(path, timeout)
+    table = _frame_table(path, header["stream_index"], timeout)
+    record = ProbeRecord(
+        table=table,
+        stream_index=header["stream_index"],
+        codec=header["codec"],
+        pix_fmt=header["pix_fmt"],
+        container=header["container"],
+        coded_size=header["coded_size"],
+        fps=header["fps"],
+        container_start=header["container_start"],
+        rotation=header["rotation"],
+        first_pts=first_pts,
+    )
+    if cache and len(table.ticks):
+        store_probe_record(path, record, before=before)
+    return record
 
 
 def _first_frame_pts(path: Path, timeout: float) -> float:
@@ -383,9 +404,10 @@ def probe(
     timeout : float, optional
         Seconds before giving up; default grows with the file size.
     cache : bool
-        Reuse (and keep) the frame table in the user's cache folder
-        (:mod:`~napari_video_extract.core.frame_index`); the header is
-        always read from the file itself.
+        Reuse (and keep) the probe's record of this file in the user's cache
+        folder (:mod:`~napari_video_extract.core.frame_index`): a file probed
+        before, unchanged (same path, size, times and inode), is not opened
+        by a decoder again.
 
     Returns
     -------
@@ -416,10 +438,13 @@ def probe(
         raise VideoOpenError(path, "empty file (0 bytes)")
     if timeout is None:
         timeout = PROBE_TIMEOUT_BASE + size / 50e6  # 50 MB/s worst-case disk
-    header = _read_header(path, timeout)
-    first_pts = _first_frame_pts(path, timeout)
-    ticks, keys, durations, time_base = _frame_table(
-        path, header["stream_index"], timeout, cache=cache
+    record = _read_record(path, timeout, cache=cache)
+    table = record.table
+    ticks, keys, durations, time_base = (
+        table.ticks,
+        table.keyframe,
+        table.durations,
+        table.time_base,
     )
     if len(ticks) == 0:
         raise NotAVideoError(path, "no video frames in the stream")
@@ -439,7 +464,7 @@ def probe(
     gaps = np.diff(rel)
     median_gap = float(np.median(gaps)) if len(gaps) else 0.0
     last_duration = float(durations[-1]) * tb if durations[-1] > 0 else median_gap
-    nominal = header["fps"]
+    nominal = record.fps
     if last_duration <= 0:
         last_duration = 1.0 / nominal if nominal else 0.04
     duration = float(rel[-1]) + last_duration
@@ -448,23 +473,23 @@ def probe(
     tolerance = max(0.01 * median_gap, 1.5 * tb)
     vfr = bool(len(gaps) > 1 and (gaps.max() - gaps.min()) > tolerance)
 
-    coded = header["coded_size"]
-    rotation = header["rotation"]
+    coded = record.coded_size
+    rotation = record.rotation
     width, height = coded if rotation % 180 == 0 else (coded[1], coded[0])
     return VideoInfo(
         path=path,
-        codec=header["codec"],
+        codec=record.codec,
         width=int(width),
         height=int(height),
         rotation=int(rotation),
-        container_start=header["container_start"],
-        first_pts=first_pts,
+        container_start=record.container_start,
+        first_pts=record.first_pts,
         frame_times=rel,
         keyframes=keyframes.astype(np.int64),
         duration=duration,
         nominal_fps=nominal,
         avg_fps=len(rel) / duration if duration > 0 else (nominal or 0.0),
         variable_frame_rate=vfr,
-        pix_fmt=header["pix_fmt"],
-        container=header["container"],
+        pix_fmt=record.pix_fmt,
+        container=record.container,
     )
