@@ -225,7 +225,7 @@ def read_video(path: str | os.PathLike, *, info: VideoInfo | None = None) -> lis
     metadata = {
         "path": str(info.path),
         "fps": float(info.avg_fps),
-        "frame_times": [float(t) for t in info.frame_times],
+        "frame_times": info.frame_times.astype(float).tolist(),
         "video": info.as_dict(),
     }
     add_kwargs = {

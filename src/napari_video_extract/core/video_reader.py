@@ -280,7 +280,7 @@ class VideoReader:
         """
         meta = self._info.as_dict()
         meta["fps"] = float(self._info.avg_fps)
-        meta["frame_times"] = [float(t) for t in self._info.frame_times]
+        meta["frame_times"] = self._info.frame_times.astype(float).tolist()
         return meta
 
     # ----------------------------------------------------------------- reads
