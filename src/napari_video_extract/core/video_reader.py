@@ -25,6 +25,17 @@ The reader picks whichever is cheaper (see
 :func:`napari_video_extract.core.decode.startup_frames`). Frames are kept in
 a least-recently-used cache bounded in bytes.
 
+Prefetch
+--------
+While the user steps (or scrubs) forward, a background thread
+(:class:`~napari_video_extract.core.prefetch.Prefetcher`) keeps the running
+decoder going a few frames ahead of the last frame read, into the same
+cache, so the next reads are cache hits. It only continues the decoder the
+reads already use (never a seek of its own), under the reader's lock, at
+most ``prefetch`` frames ahead and never more than a quarter of the cache;
+a waiting read is served before the next prefetched frame; :meth:`close`
+stops it. Random jumps start no prefetch.
+
 Two decoders
 ------------
 ``backend="ffmpeg"`` runs the ffmpeg executable of imageio-ffmpeg (the
@@ -61,11 +72,13 @@ from napari_video_extract.core.decode import (
     startup_frames,
 )
 from napari_video_extract.core.errors import DecodeError, VideoOpenError
+from napari_video_extract.core.prefetch import Prefetcher
 from napari_video_extract.core.probe import VideoInfo, probe
 
 __all__ = [
     "BACKENDS",
     "DEFAULT_CACHE_BYTES",
+    "DEFAULT_PREFETCH_FRAMES",
     "ReaderStats",
     "VideoProperties",
     "VideoReader",
@@ -74,6 +87,8 @@ __all__ = [
 
 #: Default bound of the frame cache: 256 MiB (about 90 frames of 720p).
 DEFAULT_CACHE_BYTES = 256 * 2**20
+#: Default number of frames decoded ahead while the user steps forward.
+DEFAULT_PREFETCH_FRAMES = 8
 #: Decoders a :class:`VideoReader` can use.
 BACKENDS = ("auto", "pyav", "ffmpeg")
 #: Seconds for a seek in an open PyAV container (flush + read the keyframe).
@@ -132,11 +147,14 @@ class ReaderStats:
         Frames received from decoders.
     cache_hits : int
         Reads answered from the cache.
+    frames_prefetched : int
+        Frames the background prefetch decoded (included in ``frames_decoded``).
     """
 
     streams_started: int = 0
     frames_decoded: int = 0
     cache_hits: int = 0
+    frames_prefetched: int = 0
 
 
 class VideoReader:
@@ -155,6 +173,10 @@ class VideoReader:
         The decoder (see the module notes). ``'auto'`` (default) is PyAV when
         it is installed and gives the ffmpeg executable's exact pixels for
         this video, else ffmpeg.
+    prefetch : int, optional
+        Frames to decode ahead in a background thread while reads step
+        forward (default 8; at most a quarter of the cache; ``0`` disables
+        it). See the module notes.
 
     Raises
     ------
@@ -175,7 +197,8 @@ class VideoReader:
     last, in which case the running decoder simply continues: read frames in
     increasing order whenever you can. The reader is thread-safe (one lock;
     reads are serialised). Always :meth:`close` it, or use it as a context
-    manager: it owns an ffmpeg process or an open PyAV file.
+    manager: it owns an ffmpeg process or an open PyAV file, and a prefetch
+    thread once reads have stepped forward.
 
     Examples
     --------
@@ -191,6 +214,7 @@ class VideoReader:
         info: VideoInfo | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         backend: str = "auto",
+        prefetch: int = DEFAULT_PREFETCH_FRAMES,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -209,8 +233,17 @@ class VideoReader:
         # Streams to stop when the reader is collected or Python exits (at
         # exit, before daemon threads freeze), without referring to self.
         self._open_streams: set[FrameStream | _PyAVStream] = set()
-        self._finalizer = weakref.finalize(self, _close_streams, self._open_streams)
         self._stream_next = 0  # index of the next frame the stream will give
+        # Prefetch at most a quarter of the cache, so it never evicts the
+        # frames it decoded for the next reads (nor much of the rest).
+        cache_frames = self._cache_limit // max(self._frame_bytes, 1)
+        self._prefetch_frames = max(0, min(int(prefetch), cache_frames // 4))
+        self._prefetch_until = 0  # the prefetch decodes frames before this one
+        self._last_read: int | None = None
+        self._prefetcher = Prefetcher(self._prefetch_step, name=f"prefetch {self._info.path.name}")
+        self._finalizer = weakref.finalize(
+            self, _close_streams, self._open_streams, self._prefetcher
+        )
         if backend == "pyav":
             pixels = max(self._info.width * self._info.height, 1)
             self._startup = PYAV_SEEK_SECONDS * DECODE_PIXELS_PER_SECOND / pixels
@@ -323,15 +356,38 @@ class VideoReader:
             The reader is closed.
         """
         i = self._check_index(index)
-        with self._lock:
+        with self._prefetcher.foreground(), self._lock:
             if self._closed:
                 raise ValueError("I/O operation on a closed VideoReader")
             frame = self._cache.get(i)
             if frame is not None:
                 self._cache.move_to_end(i)
                 self.stats.cache_hits += 1
-                return frame
-            return self._decode(i)
+            else:
+                frame = self._decode(i)
+            self._plan_prefetch(i)
+            return frame
+
+    def _plan_prefetch(self, i: int) -> None:
+        """After reading ``i``: prefetch ahead if the reads step forward."""
+        last, self._last_read = self._last_read, i
+        stepping = last is not None and 0 < i - last <= max(self._prefetch_frames, 1)
+        if self._prefetch_frames and stepping and self._stream is not None:
+            self._prefetch_until = min(i + 1 + self._prefetch_frames, len(self))
+            if self._stream_next < self._prefetch_until:
+                self._prefetcher.request()
+
+    def _prefetch_step(self) -> bool:
+        """Decode the running stream's next frame into the cache; False when done."""
+        with self._lock:
+            if self._closed or self._stream is None:
+                return False
+            if self._stream_next >= self._prefetch_until:
+                return False
+            if self._decode_next() is None:
+                return False
+            self.stats.frames_prefetched += 1
+            return self._stream_next < self._prefetch_until
 
     def _worth_streaming_to(self, i: int) -> bool:
         """True if continuing the running decoder is cheaper than a new seek."""
@@ -390,24 +446,33 @@ class VideoReader:
 
     def _advance_to(self, i: int) -> np.ndarray | None:
         """Read the running stream up to frame ``i``; None if it is not there."""
-        stream = self._stream
-        assert stream is not None
         while True:
-            try:
-                decoded = next(stream)
-            except (StopIteration, DecodeError):
-                self._close_stream()
+            decoded = self._decode_next(last=i)
+            if decoded is None:
                 return None
-            self.stats.frames_decoded += 1
-            if decoded.index > i or decoded.index < self._stream_next:
-                # A frame was skipped (inexact seek) or repeated: never return
-                # another frame than the one asked for.
-                self._close_stream()
-                return None
-            self._stream_next = decoded.index + 1
-            self._remember(decoded.index, decoded.image)
             if decoded.index == i:
                 return decoded.image
+
+    def _decode_next(self, *, last: int | None = None) -> DecodedFrame | None:
+        """The running stream's next frame, cached; None (stream closed) if it
+        ended, failed, or gave a frame before the expected one or after ``last``."""
+        stream = self._stream
+        if stream is None:
+            return None
+        try:
+            decoded = next(stream)
+        except (StopIteration, DecodeError):
+            self._close_stream()
+            return None
+        self.stats.frames_decoded += 1
+        if decoded.index < self._stream_next or (last is not None and decoded.index > last):
+            # A frame was skipped (inexact seek) or repeated: never return
+            # another frame than the one asked for.
+            self._close_stream()
+            return None
+        self._stream_next = decoded.index + 1
+        self._remember(decoded.index, decoded.image)
+        return decoded
 
     def _remember(self, i: int, image: np.ndarray) -> None:
         if self._frame_bytes > self._cache_limit:
@@ -477,9 +542,12 @@ class VideoReader:
             self._stream = None
 
     def close(self) -> None:
-        """Stop the decoder and drop the cache (idempotent)."""
+        """Stop the prefetch and the decoder, and drop the cache (idempotent)."""
         with self._lock:
             self._closed = True
+        # Outside the lock: the worker may be waiting for it to see "closed".
+        self._prefetcher.stop()
+        with self._lock:
             self._close_stream()
             self._cache.clear()
 
@@ -490,7 +558,8 @@ class VideoReader:
         self.close()
 
 
-def _close_streams(streams: set[FrameStream | _PyAVStream]) -> None:
+def _close_streams(streams: set[FrameStream | _PyAVStream], prefetcher: Prefetcher) -> None:
+    prefetcher.stop()
     for stream in list(streams):
         stream.close()
     streams.clear()
