@@ -19,6 +19,7 @@ PyAV is imported only when a file is opened.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from napari_video_extract.core.errors import VideoOpenError
@@ -51,11 +52,16 @@ def open_container(path: str | os.PathLike, *, timeout: float | None = None):
 
     path = Path(os.path.abspath(os.fspath(path)))
     options = {"protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_DEMUXERS)}
+    started = time.monotonic()
     try:
         container = av.open("file:" + str(path), options=options, timeout=timeout)
     except av.FFmpegError as exc:
         reason = exc.strerror or str(exc)
-        if "Invalid argument" in reason or "Invalid data" in reason:
+        if timeout is not None and time.monotonic() - started >= timeout:
+            # Interrupted by the time limit: libavformat may then report the
+            # half-read file as invalid data, which it is not.
+            reason = f"opening took longer than {timeout:.0f} s"
+        elif "Invalid argument" in reason or "Invalid data" in reason:
             reason = "not a video file ffmpeg can read (unknown or unsupported format)"
         elif "Immediate exit" in reason or "interrupt" in reason.lower():
             reason = f"opening took longer than {timeout:.0f} s"

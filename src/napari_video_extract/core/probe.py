@@ -12,8 +12,10 @@ printed too and can imitate any fact:
   (:mod:`.container`);
 * the timestamp of frame 0 as the ffmpeg executable decodes it, from its
   per-frame statistics on a pipe of their own;
-* the frame table from the MP4/MOV sample index when there is one
-  (:mod:`.mp4index`, milliseconds whatever the length), else from a run that
+* the frame table from the MP4/MOV sample index, the AVI ``idx1`` index or
+  the Matroska/WebM block headers when they can be read (:mod:`.mp4index`,
+  :mod:`.aviindex`, :mod:`.mkvindex`: milliseconds to a second for two
+  hours of video), else from a run that
   lists every packet of the first video stream (``-c copy -f framecrc`` on
   stdout: nothing is decoded, and no metadata is printed there). Empty and
   discarded packets are not frames, and sorting by presentation time gives
@@ -40,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_video_extract.core.aviindex import read_avi_frame_table
 from napari_video_extract.core.container import first_video_stream, open_container
 from napari_video_extract.core.errors import NotAVideoError, VideoOpenError
 from napari_video_extract.core.ffmpeg import (
@@ -56,6 +59,7 @@ from napari_video_extract.core.frame_index import (
     load_probe_record,
     store_probe_record,
 )
+from napari_video_extract.core.mkvindex import read_mkv_frame_table
 from napari_video_extract.core.mp4index import read_mp4_frame_table
 
 __all__ = ["VideoInfo", "probe"]
@@ -329,8 +333,18 @@ def _run_with_limit(
         raise VideoOpenError(path, f"{what} took longer than {timeout:.0f} s") from None
 
 
-def _frame_table(path: Path, stream_index: int, timeout: float) -> FrameTable:
-    """The frame table: from the MP4/MOV index if there is one, else from packets."""
+def _frame_table(path: Path, header: dict, timeout: float) -> FrameTable:
+    """The frame table: from the MP4/MOV or AVI index or the Matroska block
+    headers if they can be read, else from packets."""
+    stream_index = header["stream_index"]
+    if header["container"] == "avi":
+        avi = read_avi_frame_table(path, stream=stream_index)
+        if avi is not None:
+            return avi
+    if header["container"] == "matroska,webm":
+        mkv = read_mkv_frame_table(path, stream=stream_index)
+        if mkv is not None:
+            return mkv
     table = read_mp4_frame_table(path, track=stream_index)
     if table is not None:
         return FrameTable(
@@ -348,7 +362,7 @@ def _read_record(path: Path, timeout: float, *, cache: bool) -> ProbeRecord:
     before = file_identity(path)
     header = _read_header(path, timeout)
     first_pts = _first_frame_pts(path, timeout)
-    table = _frame_table(path, header["stream_index"], timeout)
+    table = _frame_table(path, header, timeout)
     record = ProbeRecord(
         table=table,
         stream_index=header["stream_index"],

@@ -1,0 +1,159 @@
+"""Read the frame table of an AVI file from its ``idx1`` index, without the media data.
+
+An AVI file lists every chunk of its ``movi`` list in a trailing ``idx1``
+index: the chunk id (stream number and type), a keyframe flag, offset and
+size. A video stream's chunks are one tick (``dwScale / dwRate`` seconds)
+each, counted from the stream header's ``dwStart``, so the table of frames is
+that index read as arrays: milliseconds for a two-hour film, where listing
+every packet with ffmpeg reads the whole file. Empty chunks ("drop frames")
+take a tick and are not frames.
+
+Defensive, like :mod:`.mp4index`: anything unexpected (an OpenDML file with
+a second ``RIFF AVIX`` part, whose chunks ``idx1`` does not list; streams of
+other kinds than audio and video; palette changes; inconsistent sizes)
+returns ``None`` and the caller lists the packets instead, which is always
+right. Tests compare both on every AVI at hand.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from napari_video_extract.core.frame_index import FrameTable
+
+__all__ = ["read_avi_frame_table"]
+
+#: Largest idx1 we read (16 bytes an entry: 16 M chunks).
+MAX_INDEX_BYTES = 256 * 1024 * 1024
+#: Largest header list we read.
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+_AVIIF_KEYFRAME = 0x10
+
+
+def _chunks(fh, start: int, end: int):
+    """Yield (id, payload_start, size) of the chunks in [start, end)."""
+    pos = start
+    while pos + 8 <= end:
+        fh.seek(pos)
+        head = fh.read(12)
+        if len(head) < 8:
+            return
+        kind, size = struct.unpack_from("<4sI", head)
+        yield kind, pos + 8, size, head[8:12]
+        pos += 8 + size + (size & 1)
+
+
+def _stream_headers(hdrl: bytes) -> list[tuple[bytes, int, int, int]]:
+    """(fccType, dwScale, dwRate, dwStart) of each ``strl`` list, in order."""
+    streams = []
+    pos = 0
+    while pos + 8 <= len(hdrl):
+        kind, size = struct.unpack_from("<4sI", hdrl, pos)
+        if kind == b"LIST" and hdrl[pos + 8 : pos + 12] == b"strl":
+            sub = pos + 12
+            end = min(pos + 8 + size, len(hdrl))
+            found = None
+            while sub + 8 <= end:
+                skind, ssize = struct.unpack_from("<4sI", hdrl, sub)
+                if skind == b"strh" and ssize >= 48 and sub + 8 + 48 <= end:
+                    fcc = hdrl[sub + 8 : sub + 12]
+                    scale, rate, start = struct.unpack_from("<III", hdrl, sub + 8 + 20)
+                    found = (bytes(fcc), scale, rate, start)
+                    break
+                sub += 8 + ssize + (ssize & 1)
+            if found is None:
+                return []
+            streams.append(found)
+        pos += 8 + size + (size & 1)
+    return streams
+
+
+def read_avi_frame_table(path: str | os.PathLike, *, stream: int) -> FrameTable | None:
+    """The frame table of video stream ``stream`` from the ``idx1`` index, or None.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The AVI file.
+    stream : int
+        Index of the video stream (ffmpeg's stream index: the ``strl`` order).
+
+    Returns
+    -------
+    FrameTable or None
+        Ticks (decoding order, which AVI also displays in), keyframe flags
+        and durations (one tick each) of the non-empty chunks; None if the
+        file has no usable ``idx1`` or anything looks unusual.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return _read(fh, os.fstat(fh.fileno()).st_size, stream)
+    except (OSError, struct.error, ValueError):
+        return None
+
+
+def _read(fh, file_size: int, stream: int) -> FrameTable | None:
+    head = fh.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return None
+    (riff_size,) = struct.unpack_from("<I", head, 4)
+    riff_end = 8 + riff_size
+    if riff_end > file_size:
+        return None  # truncated: ffmpeg knows what is readable
+    if riff_end + 8 <= file_size:
+        return None  # more RIFF parts (OpenDML): idx1 lists only the first
+    hdrl = idx1 = None
+    movi_start = None
+    for kind, start, size, sub in _chunks(fh, 12, riff_end):
+        if kind == b"LIST" and sub == b"hdrl":
+            if size > MAX_HEADER_BYTES:
+                return None
+            fh.seek(start + 4)
+            hdrl = fh.read(size - 4)
+        elif kind == b"LIST" and sub == b"movi":
+            movi_start = start  # idx1 offsets count from the "movi" fourcc
+        elif kind == b"idx1":
+            if size > MAX_INDEX_BYTES or size % 16 or start + size > file_size:
+                return None
+            fh.seek(start)
+            idx1 = fh.read(size)
+    if hdrl is None or idx1 is None or movi_start is None:
+        return None
+    streams = _stream_headers(hdrl)
+    if not 0 <= stream < len(streams) or any(s[0] not in (b"vids", b"auds") for s in streams):
+        return None
+    fcc, scale, rate, start_tick = streams[stream]
+    if fcc != b"vids" or scale <= 0 or rate <= 0 or start_tick > 2**31:
+        return None
+    entries = np.frombuffer(
+        idx1, dtype=np.dtype([("id", "S4"), ("flags", "<u4"), ("offset", "<u4"), ("size", "<u4")])
+    )
+    ids = entries["id"]
+    prefix = f"{stream:02d}".encode()
+    mine = np.char.startswith(ids, prefix) if stream < 100 else np.zeros(len(ids), bool)
+    kinds = np.char.ljust(ids[mine], 4)
+    if not np.isin(kinds, [prefix + b"dc", prefix + b"db"]).all():
+        return None  # palette changes or unknown chunk types: let ffmpeg read them
+    sizes = entries["size"][mine].astype(np.int64)
+    flags = entries["flags"][mine]
+    offsets = entries["offset"][mine].astype(np.int64)
+    if len(sizes) == 0 or (np.diff(offsets) <= 0).any():
+        return None  # not in file order: ffmpeg then orders by time itself
+    # Offsets are relative to the movi list (or, in some writers, absolute).
+    absolute = offsets[0] >= movi_start
+    if (offsets + (0 if absolute else movi_start) + 8 + sizes > file_size).any():
+        return None
+    ticks = start_tick + np.arange(len(sizes), dtype=np.int64)
+    real = sizes > 0
+    return FrameTable(
+        ticks=ticks[real],
+        keyframe=(flags[real] & _AVIIF_KEYFRAME) > 0,
+        durations=np.ones(int(real.sum()), dtype=np.int64),
+        time_base=Fraction(scale, rate),
+    )
