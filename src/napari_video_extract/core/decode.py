@@ -20,15 +20,23 @@ from napari_video_extract.core.decode_plan import (
     DECODE_PIXELS_PER_SECOND,
     PROCESS_START_SECONDS,
     Segment,
+    decode_cost,
     plan_segments,
     startup_frames,
 )
-from napari_video_extract.core.errors import DecodeError
+from napari_video_extract.core.errors import DecodeError, VideoOpenError
 from napari_video_extract.core.ffmpeg_source import FrameStream
-from napari_video_extract.core.frame_source import STALL_TIMEOUT_SECONDS, DecodedFrame
+from napari_video_extract.core.frame_source import STALL_TIMEOUT_SECONDS, DecodedFrame, FrameSource
 from napari_video_extract.core.probe import VideoInfo
+from napari_video_extract.core.pyav_source import (
+    NONREF_EXACT_CODECS,
+    PyAVStream,
+    pyav_available,
+    pyav_is_exact,
+)
 
 __all__ = [
+    "BACKENDS",
     "DECODE_PIXELS_PER_SECOND",
     "PROCESS_START_SECONDS",
     "STALL_TIMEOUT_SECONDS",
@@ -36,10 +44,81 @@ __all__ = [
     "DecodedFrame",
     "FrameStream",
     "Segment",
+    "choose_backend",
     "decode_frames",
     "plan_segments",
     "startup_frames",
 ]
+
+
+#: Decoders :func:`decode_frames` can use (see :func:`choose_backend`).
+BACKENDS = ("auto", "pyav", "ffmpeg")
+
+
+def choose_backend(info: VideoInfo, backend: str = "auto") -> str:
+    """The frame source to decode ``info`` with: ``'pyav'`` or ``'ffmpeg'``.
+
+    ``'auto'`` is PyAV (in process, reference-only decoding) when it is
+    installed and gives the ffmpeg executable's pixels for this video
+    (:func:`~napari_video_extract.core.pyav_source.pyav_is_exact`), else the
+    ffmpeg executable.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``backend``.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "auto":
+        return "pyav" if pyav_available() and pyav_is_exact(info) else "ffmpeg"
+    return backend
+
+
+def _attempts(info: VideoInfo, backend: str, start: int) -> list[tuple[bool | str, bool]]:
+    """``(seek, skip)`` tries for a run at ``start``, cheapest first.
+
+    A seek may land after the keyframe (timestamp-searched containers); the
+    last resort decodes from the beginning and, for PyAV, without skipping
+    anything (whatever went wrong, a full decode is what stills are checked
+    against).
+    """
+    if backend == "ffmpeg":
+        seeks: list[bool | str] = ["fast", "exact", False] if start > 0 else [False]
+        if not info.seeks_by_index:
+            seeks = [s for s in seeks if s != "fast"]
+        return [(seek, False) for seek in seeks]
+    tries: list[tuple[bool | str, bool]] = [(True, True), ("earlier", True)] if start > 0 else []
+    tries.append((False, True))
+    if info.codec in NONREF_EXACT_CODECS:
+        tries.append((False, False))
+    return tries
+
+
+def _open_source(
+    info: VideoInfo,
+    backend: str,
+    start: int,
+    targets: tuple[int, ...],
+    *,
+    seek: bool | str,
+    skip: bool,
+    threads: int | None,
+    stall_timeout: float | None,
+) -> FrameSource:
+    if backend == "pyav":
+        return PyAVStream(
+            info,
+            start,
+            targets,
+            seek=seek,
+            threads=threads,
+            skip=skip,
+            stall_timeout=stall_timeout,
+        )
+    return FrameStream(
+        info, start, targets, seek=seek, threads=threads, stall_timeout=stall_timeout
+    )
 
 
 class _ActiveStreams:
@@ -48,15 +127,15 @@ class _ActiveStreams:
     def __init__(self, stop: threading.Event) -> None:
         self._stop = stop
         self._lock = threading.Lock()
-        self._streams: set[FrameStream] = set()
+        self._streams: set[FrameSource] = set()
 
-    def add(self, stream: FrameStream) -> None:
+    def add(self, stream: FrameSource) -> None:
         with self._lock:
             self._streams.add(stream)
             if self._stop.is_set():
                 stream.abort()
 
-    def discard(self, stream: FrameStream) -> None:
+    def discard(self, stream: FrameSource) -> None:
         with self._lock:
             self._streams.discard(stream)
 
@@ -73,14 +152,20 @@ class DecodeStats:
     Attributes
     ----------
     runs : int
-        ffmpeg processes started (one per seek).
+        Decoding runs started (one per seek: an ffmpeg process, or a PyAV
+        decoder).
     frames_decoded : int
-        Frames the decoders produced, as ffmpeg counts them: the wanted
-        frames and every frame decoded on the way to them.
+        Frames the decoders really produced: the wanted frames and every
+        frame decoded on the way to them (frames skipped as non-reference
+        are not counted).
+    backend : str
+        The frame source used (``'pyav'`` or ``'ffmpeg'``; empty before the
+        first run).
     """
 
     runs: int = 0
     frames_decoded: int = 0
+    backend: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add_run(self, frames_decoded: int) -> None:
@@ -97,24 +182,35 @@ def _run_segment(
     stop: threading.Event,
     threads: int | None = None,
     *,
+    backend: str = "ffmpeg",
     active: _ActiveStreams | None = None,
     counts: DecodeStats | None = None,
     stall_timeout: float | None = None,
 ) -> tuple[set[int], str]:
-    """Decode one segment; fall back to decoding from the start if the seek
-    missed frames (inexact seeking in some containers). Returns the missing
-    targets and ffmpeg's last error line. Stops early when ``cancel`` (the
-    user) or ``stop`` (the consumer went away) is set."""
+    """Decode one segment; fall back to an earlier start, then to decoding
+    from the start, if a seek missed frames (inexact seeking in some
+    containers). Returns the missing targets and the decoder's last error.
+    Stops early when ``cancel`` (the user) or ``stop`` (the consumer went
+    away) is set."""
     wanted = set(seg.targets)
     error = ""
-    for seek in ("fast", "exact", False) if seg.start > 0 else (False,):
-        if seek == "fast" and not info.seeks_by_index:
-            continue
+    for seek, skip in _attempts(info, backend, seg.start):
         if cancel.is_set() or stop.is_set():
             return wanted, "cancelled"
-        stream = FrameStream(
-            info, seg.start, seg.targets, seek=seek, threads=threads, stall_timeout=stall_timeout
-        )
+        try:
+            stream = _open_source(
+                info,
+                backend,
+                seg.start,
+                tuple(sorted(wanted)),
+                seek=seek,
+                skip=skip,
+                threads=threads,
+                stall_timeout=stall_timeout,
+            )
+        except (DecodeError, VideoOpenError) as exc:
+            error = exc.reason
+            continue
         if active is not None:
             active.add(stream)
         try:
@@ -128,6 +224,8 @@ def _run_segment(
                     if not wanted:
                         break
                 error = stream.error_text()
+        except DecodeError as exc:
+            error = exc.reason
         finally:
             if active is not None:
                 active.discard(stream)
@@ -147,6 +245,7 @@ def decode_frames(
     missing: list[int] | None = None,
     stats: DecodeStats | None = None,
     stall_timeout: float | None = None,
+    backend: str = "auto",
 ) -> Iterator[DecodedFrame]:
     """Decode the frames ``indices`` of a probed video.
 
@@ -171,7 +270,12 @@ def decode_frames(
     stall_timeout : float, optional
         Seconds a decoder may keep its run waiting before it is killed as
         hung (default :data:`STALL_TIMEOUT_SECONDS`); a slow consumer does
-        not count.
+        not count. (PyAV decodes in process: there it bounds opening the
+        file and each read.)
+    backend : {'auto', 'pyav', 'ffmpeg'}, optional
+        The frame source (see :func:`choose_backend`). Both give the same
+        pixels and follow the same plan; PyAV skips the non-reference frames
+        on the way to the wanted ones.
 
     Yields
     ------
@@ -188,7 +292,10 @@ def decode_frames(
     cancel = cancel or threading.Event()
     # Read here, at call time: the module's value is the default (tests lower it).
     stall_timeout = STALL_TIMEOUT_SECONDS if stall_timeout is None else float(stall_timeout)
-    segments = plan_segments(info, indices, workers=workers)
+    backend = choose_backend(info, backend)
+    if stats is not None:
+        stats.backend = backend
+    segments = plan_segments(info, indices, workers=workers, cost=decode_cost(info, backend))
     if not segments:
         return
     out: queue.Queue = queue.Queue(maxsize=4 * workers)
@@ -223,6 +330,7 @@ def decode_frames(
                     cancel,
                     stop,
                     threads_per_decoder,
+                    backend=backend,
                     active=active,
                     counts=stats,
                     stall_timeout=stall_timeout,
@@ -237,7 +345,7 @@ def decode_frames(
     parallel = min(workers, len(segments))
     # Several decoders at once share the cores: one thread each avoids the
     # overhead of frame threading (measured ~8 % faster on 2 cores); a lone
-    # decoder keeps ffmpeg's default of one thread per core.
+    # decoder keeps the default of one thread per core.
     threads_per_decoder = max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else None
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(parallel)]
     for t in threads:

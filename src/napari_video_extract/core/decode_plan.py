@@ -1,11 +1,18 @@
 """Plan the decoding runs that produce chosen frames at the least cost.
 
-Random access costs "start a process + decode from the previous keyframe".
+Random access costs "start a decoder + decode from the previous keyframe".
 Sequential decoding costs "decode every frame in between". For each wanted
 frame the planner picks the cheaper of continuing the current decoding run or
 starting a new run at the frame's keyframe (a classic keyframe-aware plan);
 runs are then split at keyframes so that all cores work, and run in parallel
 (:func:`~napari_video_extract.core.decode.decode_frames`).
+
+The cost counts only the frames that will really be decoded
+(:class:`DecodeCost`): a wanted frame costs one frame, a frame on the way to
+it costs the fraction of frames that are references when the decoder skips
+the others (PyAV, :mod:`.reference_frames`), one frame when it cannot (the
+ffmpeg executable). Starting a run costs a process start for the executable,
+an open and a seek for PyAV.
 """
 
 from __future__ import annotations
@@ -18,15 +25,58 @@ from napari_video_extract.core.probe import VideoInfo
 __all__ = [
     "DECODE_PIXELS_PER_SECOND",
     "PROCESS_START_SECONDS",
+    "PYAV_START_SECONDS",
+    "DecodeCost",
     "Segment",
+    "decode_cost",
     "plan_segments",
     "startup_frames",
 ]
 
 #: Seconds to start an ffmpeg process and open the file (measured ~0.05 s).
 PROCESS_START_SECONDS = 0.06
+#: Seconds to open the file in PyAV and seek in it (measured ~5-10 ms).
+PYAV_START_SECONDS = 0.015
 #: Decoding throughput in pixels per second on one core-pair (720p H.264 ~1400 fps).
 DECODE_PIXELS_PER_SECOND = 1.2e9
+
+
+@dataclass(frozen=True)
+class DecodeCost:
+    """What decoding costs, in decoded-frame units of one video.
+
+    Attributes
+    ----------
+    startup : float
+        Starting a decoding run (process or open + seek).
+    passing : float
+        A frame decoded only on the way to a wanted one: 1 when every frame
+        is decoded, the reference fraction when non-reference frames are
+        skipped.
+    """
+
+    startup: float
+    passing: float = 1.0
+
+    def run(self, start: int, targets: tuple[int, ...]) -> float:
+        """Estimated cost of a run from ``start`` giving ``targets``."""
+        span = targets[-1] - start + 1
+        return self.startup + self.passing * (span - len(targets)) + len(targets)
+
+
+def decode_cost(info: VideoInfo, backend: str = "ffmpeg") -> DecodeCost:
+    """The cost model of ``backend`` (``'pyav'`` or ``'ffmpeg'``) for this video.
+
+    For PyAV, opens the file to measure the reference fraction (once per file
+    and process, see :func:`~napari_video_extract.core.reference_frames.reference_fraction`).
+    """
+    if backend != "pyav":
+        return DecodeCost(startup_frames(info))
+    from napari_video_extract.core.reference_frames import reference_fraction
+
+    pixels = max(info.width * info.height, 1)
+    startup = PYAV_START_SECONDS * DECODE_PIXELS_PER_SECOND / pixels
+    return DecodeCost(startup, passing=reference_fraction(info))
 
 
 @dataclass(frozen=True)
@@ -40,9 +90,11 @@ class Segment:
     def end(self) -> int:
         return self.targets[-1]
 
-    def work(self, startup_frames: float) -> float:
-        """Estimated cost in decoded-frame units."""
-        return startup_frames + (self.end - self.start + 1)
+    def work(self, cost: DecodeCost | float) -> float:
+        """Estimated cost in decoded-frame units (a bare number: startup, all frames decoded)."""
+        if not isinstance(cost, DecodeCost):
+            cost = DecodeCost(float(cost))
+        return cost.run(self.start, self.targets)
 
 
 def startup_frames(info: VideoInfo) -> float:
@@ -51,7 +103,13 @@ def startup_frames(info: VideoInfo) -> float:
     return PROCESS_START_SECONDS * DECODE_PIXELS_PER_SECOND / pixels
 
 
-def plan_segments(info: VideoInfo, indices: Iterable[int], *, workers: int = 1) -> list[Segment]:
+def plan_segments(
+    info: VideoInfo,
+    indices: Iterable[int],
+    *,
+    workers: int = 1,
+    cost: DecodeCost | None = None,
+) -> list[Segment]:
     """Plan decoding runs that produce exactly ``indices`` at the least cost.
 
     Parameters
@@ -63,6 +121,9 @@ def plan_segments(info: VideoInfo, indices: Iterable[int], *, workers: int = 1) 
     workers : int
         Runs that can go in parallel; long runs are split at keyframes so that
         there are at least ``2 * workers`` runs of similar cost when possible.
+    cost : DecodeCost, optional
+        The decoder's cost model (default: the ffmpeg executable's,
+        :func:`decode_cost`).
 
     Returns
     -------
@@ -74,39 +135,43 @@ def plan_segments(info: VideoInfo, indices: Iterable[int], *, workers: int = 1) 
         return []
     if wanted[0] < 0 or wanted[-1] >= info.frame_count:
         raise ValueError(f"frame index out of range 0..{info.frame_count - 1}")
-    start_cost = startup_frames(info)
+    cost = cost or decode_cost(info)
+    starts = [info.keyframe_before(i) for i in wanted]
     groups: list[list[int]] = []  # [start, target, target, ...]
-    for i in wanted:
-        k = info.keyframe_before(i)
+    for i, k in zip(wanted, starts, strict=True):
         if groups:
             last = groups[-1][-1]
-            if k <= last or (i - last) <= start_cost + (i - k):
+            # Both ways decode frame i and pass keyframe k..i; continuing also
+            # passes the frames from ``last`` to ``k``, a new run starts.
+            if k <= last or cost.passing * (k - last - 1) <= cost.startup:
                 groups[-1].append(i)
                 continue
         groups.append([k, i])
     segments = [Segment(g[0], tuple(g[1:])) for g in groups]
     if workers > 1:
-        segments = _split_for_parallelism(info, segments, workers, start_cost)
+        segments = _split_for_parallelism(info, segments, workers, cost)
     return segments
 
 
 def _split_for_parallelism(
-    info: VideoInfo, segments: list[Segment], workers: int, start_cost: float
+    info: VideoInfo, segments: list[Segment], workers: int, cost: DecodeCost
 ) -> list[Segment]:
-    """Split long runs at keyframes so ``workers`` processes share the work."""
-    total = sum(s.work(start_cost) for s in segments)
-    # Splitting costs one process start; only worth it for real work.
-    target = max(total / (2 * workers), 8 * start_cost)
+    """Split long runs at keyframes so ``workers`` decoders share the work."""
+    total = sum(s.work(cost) for s in segments)
+    # Splitting costs one decoder start; only worth it for real work.
+    target = max(total / (2 * workers), 8 * cost.startup)
     out: list[Segment] = []
     for seg in segments:
-        if seg.work(start_cost) <= 1.5 * target:
+        if seg.work(cost) <= 1.5 * target:
             out.append(seg)
             continue
         current_start = seg.start
         current: list[int] = []
         for i in seg.targets:
             k = info.keyframe_before(i)
-            if current and k > current[-1] and (i - current_start) > target:
+            n = len(current) + 1  # the targets of the run if it goes on to i
+            work = cost.startup + cost.passing * (i - current_start + 1 - n) + n
+            if current and k > current[-1] and work > target:
                 out.append(Segment(current_start, tuple(current)))
                 current_start, current = k, []
             current.append(i)

@@ -8,6 +8,24 @@ frames with an odd height and vertically subsampled chroma (4:2:0, e.g.
 720x405) convert slightly differently in PyAV's libswscale (max 28 levels on
 the 720x405 MPEG-2 clip); :func:`pyav_is_exact` says when the pixels are the
 executable's.
+
+Reference-only decoding
+-----------------------
+On the way to a wanted frame the decoder skips the frames nothing else is
+predicted from (``skip_frame = "NONREF"``), and decodes each wanted frame
+normally: the choice is made per packet, before the packet goes to the
+decoder, from the packet's presentation timestamp mapped to the probe's
+frame table. That is exact by construction: a skipped frame is never shown
+and never a reference. It is done only for the decoders in
+:data:`NONREF_EXACT_CODECS`, where FFmpeg's NONREF test is exactly "no other
+picture refers to this one"; every other codec decodes everything.
+
+Frame threading keeps that exact: FFmpeg copies ``skip_frame`` from the
+user's context into the worker thread's when each packet is submitted
+(``update_context_from_user`` in ``libavcodec/pthread_frame.c``), so the
+decision made for a packet applies to that packet (checked in
+``tests/core/test_reference_decoding.py``). Parallel extraction runs still use one
+thread per decoder: the runs themselves are the parallelism.
 """
 
 from __future__ import annotations
@@ -23,7 +41,14 @@ from napari_video_extract.core.errors import DecodeError, VideoOpenError
 from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.probe import VideoInfo
 
-__all__ = ["PyAVStream", "pyav_available", "pyav_is_exact"]
+__all__ = ["NONREF_EXACT_CODECS", "PyAVStream", "pyav_available", "pyav_is_exact"]
+
+#: Decoders whose ``skip_frame="NONREF"`` drops only pictures no other picture
+#: references: H.264 (``nal_ref_idc == 0``, never an IDR), MPEG-1/2 video and
+#: MPEG-4 part 2 (B-pictures, never references in those standards). HEVC is
+#: left out: its "sub-layer non-reference" pictures may still be references
+#: of a higher temporal sub-layer. VP8/VP9/AV1 decoders do not skip by it.
+NONREF_EXACT_CODECS = frozenset({"h264", "mpeg1video", "mpeg2video", "mpeg4"})
 
 #: Pixel formats whose chroma is subsampled vertically (see the module notes).
 _VERTICAL_CHROMA_SUBSAMPLING = ("420", "410", "440", "nv12", "nv21", "nv20", "p010", "p016")
@@ -55,25 +80,54 @@ class PyAVStream:
         as a plain path, with the probe's protocol and demuxer whitelists.
     start : int
         Keyframe to start decoding at.
-    first : int
-        First frame to give (frames before it are decoded but not converted).
+    targets : tuple of int, optional
+        The wanted frames: only they are given, and the frames before and
+        between them are decoded only as far as they are references.
+        ``None``: every frame from ``first`` on.
+    first : int, optional
+        With ``targets=None``: the first frame to give (default ``start``);
+        the frames before it are decoded only as far as they are references.
     seek : bool or {'earlier'}
         ``True`` seeks to keyframe ``start``; ``'earlier'`` to the keyframe
         before it (for files whose seek lands late); ``False`` decodes from
         the beginning.
+    threads : int, optional
+        One decoder thread per ``threads`` (slice threads only); default:
+        FFmpeg's frame threads, one per core.
+    skip : bool, optional
+        Skip non-reference frames that are not wanted (default True; only
+        for :data:`NONREF_EXACT_CODECS`). ``False`` decodes everything.
+    stall_timeout : float, optional
+        Seconds allowed for opening the file and for each read.
     """
 
     def __init__(
-        self, info: VideoInfo, start: int, *, first: int, seek: bool | str = True
+        self,
+        info: VideoInfo,
+        start: int,
+        targets: tuple[int, ...] | None = None,
+        *,
+        first: int | None = None,
+        seek: bool | str = True,
+        threads: int | None = None,
+        skip: bool = True,
+        stall_timeout: float | None = None,
     ) -> None:
         self.info = info
         pts = info.frame_pts
         self._bounds = (pts[1:] + pts[:-1]) / 2
         self._dts_only = "avi" in info.container.split(",")
+        # AVI packets carry decoding-order stamps only: a packet's frame is unknown.
+        self._can_skip = bool(skip) and info.codec in NONREF_EXACT_CODECS and not self._dts_only
+        self._threads = None if threads is None else max(1, int(threads))
+        self._timeout = stall_timeout
         self._container = None
+        self._decoded = 0
+        self._aborted = False
+        self._error = ""
         self._open()
         self._closed = False
-        self.restart(start, first=first, seek=seek)
+        self.restart(start, targets, first=start if first is None else first, seek=seek)
 
     def _open(self) -> None:
         """(Re)open the file: positioned at its first packet, whatever its timestamp."""
@@ -83,20 +137,35 @@ class PyAVStream:
             with contextlib.suppress(Exception):
                 self._container.close()
         # Only the regular file the probe accepted, with the probe's whitelists.
-        self._container = open_container(self.info.path)
+        self._container = open_container(self.info.path, timeout=self._timeout)
         # The probe maps "0:V:0": the first video stream that is not a cover picture.
         self._stream = first_video_stream(self._container)
         if self._stream is None:
             raise DecodeError(self.info.path, "no video stream")
-        # Frame threads decode ahead: stepping forward runs ~2x faster.
-        self._stream.thread_type = "AUTO"
+        if self._threads is None:
+            # Frame threads decode ahead: stepping forward runs ~2x faster.
+            self._stream.thread_type = "AUTO"
+        else:
+            self._stream.thread_type = "SLICE"
+            self._stream.thread_count = self._threads
+        self._codec = self._stream.codec_context
+        self._skipping = False
         self._time_base = self._stream.time_base
+        self._tb = float(self._time_base)
         self._av_error = av.FFmpegError
         self._at_start = True
 
-    def restart(self, start: int, *, first: int, seek: bool | str = True) -> None:
-        """Continue from keyframe ``start`` (a seek), giving frames from ``first``."""
-        self.first = first
+    def restart(
+        self,
+        start: int,
+        targets: tuple[int, ...] | None = None,
+        *,
+        first: int,
+        seek: bool | str = True,
+    ) -> None:
+        """Continue from keyframe ``start`` (a seek): give ``targets`` or frames from ``first``."""
+        self.first = min(targets) if targets else first
+        self._targets = None if targets is None else frozenset(int(i) for i in targets)
         if seek == "earlier":
             start = self.info.keyframe_before(max(start - 1, 0))
         try:
@@ -154,19 +223,55 @@ class PyAVStream:
             return pts
         return dts
 
+    def _wanted_packet(self, packet) -> bool:
+        """True unless the packet's frame is neither wanted nor needed to reach one."""
+        if packet.pts is None:
+            return True  # unknown frame (or the final flush): decode it
+        index = int(np.searchsorted(self._bounds, packet.pts * self._tb, "right"))
+        if self._targets is not None:
+            return index in self._targets
+        return index >= self.first
+
     def _next_av_frame(self):
         while not self._pending:
+            if self._aborted:
+                return None
             try:
                 packet = next(self._packets)
             except StopIteration:
                 return None
             except Exception as exc:  # a read error, or a container closed under us
                 raise DecodeError(self.info.path, f"reading failed: {exc}") from None
+            if self._can_skip:
+                # Set before the packet is sent: the decoder reads it per packet.
+                skip = not self._wanted_packet(packet)
+                if skip != self._skipping:
+                    self._codec.skip_frame = "NONREF" if skip else "DEFAULT"
+                    self._skipping = skip
             try:
-                self._pending = list(packet.decode())
+                self._pending = self._codec.decode(packet)
             except self._av_error:
                 continue  # a damaged packet: the frame is missing, never replaced
+            self._decoded += len(self._pending)
         return self._pending.pop(0)
+
+    @property
+    def frames_decoded(self) -> int:
+        """Frames the decoder really produced (skipped frames are not counted)."""
+        return self._decoded
+
+    @property
+    def skips_frames(self) -> bool:
+        """True if this source skips non-reference frames that are not wanted."""
+        return self._can_skip
+
+    def error_text(self) -> str:
+        """Why the source ended early, for messages (empty if it did not)."""
+        return self._error
+
+    def abort(self) -> None:
+        """Stop from any thread: the reading thread sees the end at the next packet."""
+        self._aborted = True
 
     def __iter__(self) -> Iterator[DecodedFrame]:
         return self
@@ -183,8 +288,8 @@ class PyAVStream:
             if ticks is None:
                 continue  # cannot be identified: never guess
             index = int(np.searchsorted(self._bounds, float(ticks * self._time_base), "right"))
-            if index < self.first:
-                continue  # before the wanted frame: not converted
+            if index < self.first or (self._targets is not None and index not in self._targets):
+                continue  # not wanted: not converted
             return DecodedFrame(
                 index=index, time=float(info.frame_times[index]), image=self._to_rgb(frame)
             )

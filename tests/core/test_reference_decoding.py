@@ -1,0 +1,187 @@
+"""Reference-only decoding is exact, and really decodes less.
+
+Every still :func:`decode_frames` gives, with either frame source, and every
+frame :class:`VideoReader` reads at random, is compared with one plain
+sequential ffmpeg decode of the same file: on synthetic videos whose frame
+``i`` shows ``i`` (B-pyramids, open GOPs, VFR, an edit list, rotation, an
+MPEG-TS start at 1.4 s) and on the real clips. The "it skipped" claims are
+on the decoder's own frame count, never on timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import synthetic
+from napari_video_extract.core.decode import DecodeStats, choose_backend, decode_frames
+from napari_video_extract.core.ffmpeg import ffmpeg_exe
+from napari_video_extract.core.probe import probe
+from napari_video_extract.core.pyav_source import PyAVStream, pyav_available
+from napari_video_extract.core.reference_frames import is_reference_packet, reference_fraction
+from napari_video_extract.core.video_reader import VideoReader
+
+pytestmark = pytest.mark.skipif(not pyav_available(), reason="PyAV (av) is not installed")
+
+_PYRAMID = ["-x264-params", "bframes=3:b-pyramid=normal"]
+_OPEN_GOP = ["-x264-params", "bframes=3:b-pyramid=normal:open_gop=1"]
+
+
+@pytest.fixture(scope="module")
+def kinds(tmp_path_factory) -> dict[str, Path]:
+    """The synthetic videos, by what makes them hard."""
+    d = tmp_path_factory.mktemp("refdecode")
+    make = synthetic.make_cfr
+    return {
+        "b_pyramid": make(d / "pyramid.mp4", frames=120, gop=30, extra=_PYRAMID),
+        "open_gop": make(d / "open_gop.mkv", frames=120, gop=30, extra=_OPEN_GOP),
+        "vfr": synthetic.make_vfr(d / "vfr.mp4")[0],
+        "edit_list": make(d / "edit_list.mp4", frames=100, extra=["-output_ts_offset", "-1"]),
+        "rotated": synthetic.make_rotated(d / "rotated.mp4", d),
+        "ts_offset": make(d / "offset.ts", frames=100, extra=[*_PYRAMID, "-f", "mpegts"]),
+    }
+
+
+def _scattered(count: int, *, seed: int) -> list[int]:
+    """A third of the frames, spread, plus the first and last: runs of every shape."""
+    rng = random.Random(seed)
+    return sorted({0, count - 1, *rng.sample(range(count), max(1, count // 3))})
+
+
+@pytest.mark.parametrize(
+    "kind", ["b_pyramid", "open_gop", "vfr", "edit_list", "rotated", "ts_offset"]
+)
+def test_stills_equal_a_full_decode_with_both_sources(kinds, kind):
+    path = kinds[kind]
+    info = probe(path)
+    reference = synthetic.decode_all(path)  # one plain sequential ffmpeg decode
+    assert len(reference) == info.frame_count
+    wanted = _scattered(info.frame_count, seed=len(kind))
+    shift = synthetic.decode_index(reference[0])  # the edit list hides 25 frames
+    for backend in ("pyav", "ffmpeg"):
+        missing: list[int] = []
+        got = {
+            f.index: f.image
+            for f in decode_frames(info, wanted, workers=2, backend=backend, missing=missing)
+        }
+        assert missing == [] and sorted(got) == wanted, backend
+        for i in wanted:
+            assert synthetic.decode_index(got[i]) == i + shift, (backend, i)
+            assert np.array_equal(got[i], reference[i]), (backend, i)
+
+
+@pytest.mark.parametrize("kind", ["b_pyramid", "open_gop", "vfr", "edit_list", "ts_offset"])
+def test_reader_random_access_equals_a_full_decode(kinds, kind):
+    path = kinds[kind]
+    reference = synthetic.decode_all(path)
+    order = list(range(len(reference)))
+    random.Random(7).shuffle(order)
+    with VideoReader(path, backend="pyav", cache_bytes=0) as video:
+        for i in order[:40]:
+            assert np.array_equal(video.read(i), reference[i]), i
+
+
+def test_nonref_frames_are_really_skipped(kinds):
+    path = kinds["b_pyramid"]
+    info = probe(path)
+    last_of_gop = int(info.keyframes[2]) - 1  # decoding reaches it from keyframe 1
+    start = info.keyframe_before(last_of_gop)
+    counts = {}
+    for skip in (False, True):
+        with PyAVStream(info, start, (last_of_gop,), threads=1, skip=skip) as stream:
+            frames = [next(stream)]  # and stop there, as decode_frames does
+            counts[skip] = stream.frames_decoded
+        assert [f.index for f in frames] == [last_of_gop]
+        assert synthetic.decode_index(frames[0].image) == last_of_gop
+    assert counts[False] >= last_of_gop - start + 1  # every frame up to it
+    assert counts[True] < counts[False]  # B-pyramid leaves are not references
+    # decode_frames reports the frames the decoders really produced.
+    stats = DecodeStats()
+    list(decode_frames(info, [last_of_gop], workers=1, backend="pyav", stats=stats))
+    assert stats.backend == "pyav" and stats.runs == 1
+    assert stats.frames_decoded == counts[True]
+
+
+def test_frame_threads_apply_each_skip_to_its_own_packet(kinds):
+    # FFmpeg hands skip_frame to the frame thread with each packet; if it did
+    # not, a wanted frame would go missing or an unwanted one be decoded.
+    info = probe(kinds["b_pyramid"])
+    wanted = tuple(range(3, info.frame_count, 5))
+    seen = {}
+    for threads in (1, None):
+        with PyAVStream(info, 0, wanted, seek=False, threads=threads) as stream:
+            seen[threads] = ([f.index for f in stream], stream.frames_decoded)
+    assert seen[1][0] == list(wanted)
+    assert seen[None] == seen[1]
+    assert seen[1][1] < info.frame_count
+
+
+def test_reference_fraction_is_measured_from_the_packets(kinds):
+    pyramid = probe(kinds["b_pyramid"])
+    fraction = reference_fraction(pyramid)
+    assert 0.2 < fraction < 0.9
+    # The count a full reference-only decode really makes agrees with it.
+    with PyAVStream(pyramid, 0, (pyramid.frame_count - 1,), seek=False, threads=1) as stream:
+        list(stream)
+        decoded = stream.frames_decoded
+    assert abs(decoded / pyramid.frame_count - fraction) < 0.1
+    intra_only = probe(synthetic.make_cfr(kinds["vfr"].parent / "intra.mp4", frames=20, gop=1))
+    assert reference_fraction(intra_only) == 1.0
+
+
+def test_packet_headers_are_read_per_codec():
+    # H.264 AVCC: 4-byte length, then a NAL header (nal_ref_idc in bits 5-6).
+    nonref_b = (2).to_bytes(4, "big") + bytes([0x01, 0x9E])
+    ref_p = (2).to_bytes(4, "big") + bytes([0x41, 0x9A])
+    assert not is_reference_packet("h264", nonref_b, length_size=4)
+    assert is_reference_packet("h264", ref_p, length_size=4)
+    assert not is_reference_packet("h264", b"\x00\x00\x00\x01\x09\xf0\x00\x00\x01\x01\x9e")
+    # MPEG-2 picture header: picture_coding_type 3 (B) / 1 (I).
+    assert not is_reference_packet("mpeg2video", b"\x00\x00\x01\x00\x00\x18")
+    assert is_reference_packet("mpeg2video", b"\x00\x00\x01\x00\x00\x08")
+    # MPEG-4 part 2 VOP header: vop_coding_type 2 (B) / 1 (P).
+    assert not is_reference_packet("mpeg4", b"\x00\x00\x01\xb6\x80")
+    assert is_reference_packet("mpeg4", b"\x00\x00\x01\xb6\x40")
+    assert is_reference_packet("vp9", b"\x00")  # unknown: decoded
+
+
+def _plain_md5s(path: Path) -> list[str]:
+    """MD5 of the RGB pixels of every frame of one sequential ffmpeg decode."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path)]
+    cmd += ["-map", "0:V:0", "-fps_mode", "passthrough", "-pix_fmt", "rgb24", "-f", "framemd5"]
+    out = subprocess.run([*cmd, "-"], capture_output=True, timeout=300, check=True).stdout
+    rows = [line for line in out.decode("ascii").splitlines() if line.startswith("0,")]
+    return [row.rsplit(",", 1)[1].strip() for row in rows]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "bbb_720p_h264_5s.mp4",
+        "bbb_720p_vp8_30s.webm",
+        "city_cc0_mpeg2.mpg",
+        "megamind_xvid_cuts.avi",
+        "tree_cinepak.avi",
+        "vtest_surveillance_msmpeg4.avi",
+    ],
+)
+def test_real_clips_stills_and_reader_equal_a_full_decode(media_dir, name):
+    path = media_dir / name
+    if not path.is_file():
+        pytest.skip(f"real clip {name} is not in {media_dir}")
+    info = probe(path)
+    md5s = _plain_md5s(path)
+    assert len(md5s) == info.frame_count
+    wanted = _scattered(info.frame_count, seed=3)[::4]
+    missing: list[int] = []
+    for frame in decode_frames(info, wanted, workers=2, missing=missing):
+        assert hashlib.md5(frame.image.tobytes()).hexdigest() == md5s[frame.index], frame.index
+    assert missing == []
+    with VideoReader(path, backend=choose_backend(info), cache_bytes=0) as video:
+        for i in wanted[::-3]:  # backwards: every read is a jump
+            assert hashlib.md5(video.read(i).tobytes()).hexdigest() == md5s[i], i
