@@ -53,6 +53,10 @@ _CODEC_DELAY = 0x56AA
 #: Track types ffmpeg makes a stream of (video, audio, subtitle), in order.
 _STREAM_TRACK_TYPES = {1, 2, 0x11}
 _MAX_FRAMES = 50_000_000
+#: Largest Info or Tracks element we read.
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+#: Largest cluster we map at once (ffmpeg writes clusters of 5 s or 5 MB).
+MAX_CLUSTER_BYTES = 256 * 1024 * 1024
 
 
 class _Unusual(Exception):
@@ -149,44 +153,59 @@ def read_mkv_frame_table(path: str | os.PathLike, *, stream: int) -> FrameTable 
     """
     try:
         with open(Path(path), "rb") as fh:
-            if os.fstat(fh.fileno()).st_size < 16:
+            size = os.fstat(fh.fileno()).st_size
+            if size < 16:
                 return None
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as b:
-                return _read(b, stream)
+            return _read(fh.fileno(), size, stream)
     except (_Unusual, OSError, IndexError, ValueError):
         return None
 
 
-def _read(b, stream: int) -> FrameTable | None:
-    end_of_file = len(b)
-    eid, pos = _id(b, 0)
+def _header(fileno: int, pos: int) -> tuple[int, int | None, int]:
+    """(id, size, payload position) of the element at ``pos``, read from the file."""
+    head = os.pread(fileno, 12, pos)
+    eid, at = _id(head, 0)
+    size, at = _size(head, at)
+    return eid, size, pos + at
+
+
+def _payload(fileno: int, pos: int, size: int) -> bytes:
+    if size > MAX_HEADER_BYTES:
+        raise _Unusual("header element too large")
+    data = os.pread(fileno, size, pos)
+    if len(data) != size:
+        raise _Unusual("truncated header element")
+    return data
+
+
+def _read(fileno: int, end_of_file: int, stream: int) -> FrameTable | None:
+    # Top-level elements by small reads (a map of the whole file would count
+    # every page the kernel maps around each header as resident memory).
+    eid, size, pos = _header(fileno, 0)
     if eid != _EBML:
         raise _Unusual("not EBML")
-    size, pos = _size(b, pos)
     if size is None:
         raise _Unusual("EBML header size")
-    pos += size
-    eid, pos = _id(b, pos)
+    eid, size, pos = _header(fileno, pos + size)
     if eid != _SEGMENT:
         raise _Unusual("no segment")
-    size, pos = _size(b, pos)
     segment_end = end_of_file if size is None else min(pos + size, end_of_file)
     scale = 1_000_000
     tracks = None
     clusters = []
     while pos < segment_end:
-        eid, pos = _id(b, pos)
-        size, pos = _size(b, pos)
+        eid, size, pos = _header(fileno, pos)
         if size is None or pos + size > end_of_file:
             raise _Unusual("unknown or oversized element")
         if eid == _INFO:
-            for cid, cpos, csize in _children(b, pos, pos + size):
+            info = _payload(fileno, pos, size)
+            for cid, cpos, csize in _children(info, 0, size):
                 if cid == _TIMESTAMP_SCALE:
-                    scale = _uint(b, cpos, csize)
+                    scale = _uint(info, cpos, csize)
         elif eid == _TRACKS:
             if tracks is not None:
                 raise _Unusual("two track lists")
-            tracks = _tracks(b, pos, pos + size)
+            tracks = _tracks(_payload(fileno, pos, size), 0, size)
         elif eid == _CLUSTER:
             clusters.append((pos, pos + size))
         pos += size
@@ -202,7 +221,7 @@ def _read(b, stream: int) -> FrameTable | None:
     if number is None or sum(t["number"] == number for t in tracks) != 1:
         return None
     default = track["default_duration"] // scale
-    ticks, keys, durations, sizes = _blocks(b, clusters, number, default)
+    ticks, keys, durations, sizes = _blocks(fileno, clusters, number, default)
     if len(ticks) == 0:
         return None
     real = sizes > 0
@@ -214,57 +233,74 @@ def _read(b, stream: int) -> FrameTable | None:
     )
 
 
-def _blocks(b, clusters, number: int, default: int):
-    """(ticks, keyframe, durations, sizes) of the blocks of track ``number``."""
+def _blocks(fileno: int, clusters, number: int, default: int):
+    """(ticks, keyframe, durations, sizes) of the blocks of track ``number``.
+
+    Each cluster is mapped on its own and unmapped after it is read: the
+    process's resident memory stays about one cluster, not the whole file.
+    """
     ticks: list[int] = []
     keys: list[bool] = []
     durations: list[int] = []
     sizes: list[int] = []
-    for start, end in clusters:
-        cluster_time = None
-        pos = start
-        while pos < end:
-            eid, pos = _id(b, pos)
-            size, pos = _size(b, pos)
-            if size is None or pos + size > end:
-                raise _Unusual("block size")
-            if eid == _TIMESTAMP:
-                cluster_time = _uint(b, pos, size)
-            elif eid in (_SIMPLE_BLOCK, _BLOCK_GROUP):
-                if cluster_time is None:
-                    raise _Unusual("block before the cluster time")
-                if eid == _SIMPLE_BLOCK:
-                    block, block_size, duration, key = pos, size, default, None
-                else:
-                    block = None
-                    duration, key = default, True
-                    for cid, cpos, csize in _children(b, pos, pos + size):
-                        if cid == _BLOCK:
-                            block, block_size = cpos, csize
-                        elif cid == _BLOCK_DURATION:
-                            duration = _uint(b, cpos, csize)
-                        elif cid == _REFERENCE_BLOCK:
-                            key = False
-                    if block is None:
-                        raise _Unusual("block group without a block")
-                track, head = _size(b, block)
-                if track == number:
-                    flags = b[head + 2]
-                    if flags & 0x06:
-                        raise _Unusual("laced block")
-                    relative = int.from_bytes(b[head : head + 2], "big", signed=True)
-                    ticks.append(cluster_time + relative)
-                    keys.append(bool(flags & 0x80) if key is None else key)
-                    durations.append(duration)
-                    sizes.append(block + block_size - (head + 3))
-                    if len(ticks) > _MAX_FRAMES:
-                        raise _Unusual("too many frames")
-            elif eid == _ENCRYPTED_BLOCK:
-                raise _Unusual("encrypted block")
-            pos += size
+    for cluster_start, cluster_end in clusters:
+        if cluster_end - cluster_start > MAX_CLUSTER_BYTES:
+            raise _Unusual("cluster too large")
+        base = cluster_start - cluster_start % mmap.ALLOCATIONGRANULARITY
+        with mmap.mmap(fileno, cluster_end - base, access=mmap.ACCESS_READ, offset=base) as b:
+            _cluster_blocks(
+                b, cluster_start - base, cluster_end - base, number, default,
+                (ticks, keys, durations, sizes),
+            )  # fmt: skip
     return (
         np.array(ticks, dtype=np.int64),
         np.array(keys, dtype=bool),
         np.array(durations, dtype=np.int64),
         np.array(sizes, dtype=np.int64),
     )
+
+
+def _cluster_blocks(b, start: int, end: int, number: int, default: int, out) -> None:
+    """Append the blocks of track ``number`` in one cluster to the ``out`` lists."""
+    ticks, keys, durations, sizes = out
+    cluster_time = None
+    pos = start
+    while pos < end:
+        eid, pos = _id(b, pos)
+        size, pos = _size(b, pos)
+        if size is None or pos + size > end:
+            raise _Unusual("block size")
+        if eid == _TIMESTAMP:
+            cluster_time = _uint(b, pos, size)
+        elif eid in (_SIMPLE_BLOCK, _BLOCK_GROUP):
+            if cluster_time is None:
+                raise _Unusual("block before the cluster time")
+            if eid == _SIMPLE_BLOCK:
+                block, block_size, duration, key = pos, size, default, None
+            else:
+                block = None
+                duration, key = default, True
+                for cid, cpos, csize in _children(b, pos, pos + size):
+                    if cid == _BLOCK:
+                        block, block_size = cpos, csize
+                    elif cid == _BLOCK_DURATION:
+                        duration = _uint(b, cpos, csize)
+                    elif cid == _REFERENCE_BLOCK:
+                        key = False
+                if block is None:
+                    raise _Unusual("block group without a block")
+            track, head = _size(b, block)
+            if track == number:
+                flags = b[head + 2]
+                if flags & 0x06:
+                    raise _Unusual("laced block")
+                relative = int.from_bytes(b[head : head + 2], "big", signed=True)
+                ticks.append(cluster_time + relative)
+                keys.append(bool(flags & 0x80) if key is None else key)
+                durations.append(duration)
+                sizes.append(block + block_size - (head + 3))
+                if len(ticks) > _MAX_FRAMES:
+                    raise _Unusual("too many frames")
+        elif eid == _ENCRYPTED_BLOCK:
+            raise _Unusual("encrypted block")
+        pos += size
