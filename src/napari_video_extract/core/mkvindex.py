@@ -265,7 +265,29 @@ def _cluster_blocks(b, start: int, end: int, number: int, default: int, out) -> 
     ticks, keys, durations, sizes = out
     cluster_time = None
     pos = start
+    append_tick, append_key = ticks.append, keys.append
+    append_duration, append_size = durations.append, sizes.append
     while pos < end:
+        if b[pos] == _SIMPLE_BLOCK and cluster_time is not None and b[pos + 1] & 0xF0:
+            # The common case, inlined (a quarter of the time of the general
+            # path): a SimpleBlock with a 1-4 byte size and a 1-byte track.
+            first = b[pos + 1]
+            n = 1 if first & 0x80 else 2 if first & 0x40 else 3 if first & 0x20 else 4
+            size = int.from_bytes(b[pos + 1 : pos + 1 + n], "big") & ((1 << (7 * n)) - 1)
+            block = pos + 1 + n
+            track = b[block]
+            if size != (1 << (7 * n)) - 1 and track & 0x80 and block + size <= end:
+                if track & 0x7F == number:
+                    flags = b[block + 3]
+                    if flags & 0x06:
+                        raise _Unusual("laced block")
+                    relative = int.from_bytes(b[block + 1 : block + 3], "big", signed=True)
+                    append_tick(cluster_time + relative)
+                    append_key(flags & 0x80 != 0)
+                    append_duration(default)
+                    append_size(size - 4)
+                pos = block + size
+                continue
         eid, pos = _id(b, pos)
         size, pos = _size(b, pos)
         if size is None or pos + size > end:
@@ -304,3 +326,5 @@ def _cluster_blocks(b, start: int, end: int, number: int, default: int, out) -> 
         elif eid == _ENCRYPTED_BLOCK:
             raise _Unusual("encrypted block")
         pos += size
+    if len(ticks) > _MAX_FRAMES:
+        raise _Unusual("too many frames")
