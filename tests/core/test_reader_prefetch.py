@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import synthetic
-from napari_video_extract.core.video_reader import VideoReader
+from napari_video_extract.core.video_reader import DEFAULT_CACHE_BYTES, VideoReader
 
 FRAME_BYTES = 160 * 120 * 3
 
@@ -54,7 +54,7 @@ def test_stepping_forward_prefetches_the_next_frames(
         for i in range(48, 250):  # the whole rest, stepping: exact, one decoder
             np.testing.assert_array_equal(video.read(i), reference[i])
         assert video.stats.streams_started == 1
-        assert video.cached_bytes <= 256 * 2**20
+        assert video.cached_bytes <= DEFAULT_CACHE_BYTES
 
 
 def test_random_jumps_start_no_prefetch(indexed_video: Path) -> None:

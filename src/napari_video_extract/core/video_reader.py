@@ -80,8 +80,9 @@ __all__ = [
     "pyav_available",
 ]
 
-#: Default bound of the frame cache: 256 MiB (about 90 frames of 720p).
-DEFAULT_CACHE_BYTES = 256 * 2**20
+#: Default bound of the frame cache: 128 MiB (about 48 frames of 720p), so a
+#: reader process (PyAV, numpy, the cache) stays under 300 MB.
+DEFAULT_CACHE_BYTES = 128 * 2**20
 #: Default number of frames decoded ahead while the user steps forward.
 DEFAULT_PREFETCH_FRAMES = 8
 #: Decoders a :class:`VideoReader` can use.
@@ -148,7 +149,7 @@ class VideoReader:
     info : VideoInfo, optional
         Its probe result, if already known (saves probing again).
     cache_bytes : int, optional
-        Upper bound of the frame cache in bytes (default 256 MiB). ``0``
+        Upper bound of the frame cache in bytes (default 128 MiB). ``0``
         disables caching.
     backend : {'auto', 'pyav', 'ffmpeg'}, optional
         The decoder (see the module notes). ``'auto'`` (default) is PyAV when
