@@ -185,3 +185,16 @@ def test_real_clips_stills_and_reader_equal_a_full_decode(media_dir, name):
     with VideoReader(path, backend=choose_backend(info), cache_bytes=0) as video:
         for i in wanted[::-3]:  # backwards: every read is a jump
             assert hashlib.md5(video.read(i).tobytes()).hexdigest() == md5s[i], i
+
+
+def test_both_backends_are_frame_sources(kinds):
+    from napari_video_extract.core.ffmpeg_source import FrameStream
+    from napari_video_extract.core.frame_source import FrameSource
+
+    info = probe(kinds["b_pyramid"])
+    for make in (PyAVStream, FrameStream):
+        with make(info, 0, (5,), seek=False) as stream:
+            assert isinstance(stream, FrameSource)
+            frame = next(stream)
+            assert frame.index == 5 and synthetic.decode_index(frame.image) == 5
+            assert stream.frames_decoded >= 1

@@ -95,6 +95,64 @@ def _attempts(info: VideoInfo, backend: str, start: int) -> list[tuple[bool | st
     return tries
 
 
+class _Sources:
+    """The frame sources of one worker thread: a PyAV file stays open between runs.
+
+    Opening a file in PyAV reads its index and stream parameters again (a
+    large part of a short run on a long MP4); a seek in the open file is what
+    the next run needs.
+    """
+
+    def __init__(self) -> None:
+        self._kept: PyAVStream | None = None
+
+    def get(
+        self,
+        info: VideoInfo,
+        backend: str,
+        start: int,
+        targets: tuple[int, ...],
+        *,
+        seek: bool | str,
+        skip: bool,
+        threads: int | None,
+        stall_timeout: float | None,
+    ) -> FrameSource:
+        kept, self._kept = self._kept, None
+        if kept is not None and skip and backend == "pyav":
+            try:
+                kept.restart(start, targets, first=targets[0], seek=seek)
+                return kept
+            except DecodeError:
+                pass  # reopen below
+        if kept is not None:
+            kept.close()
+        return _open_source(
+            info,
+            backend,
+            start,
+            targets,
+            seek=seek,
+            skip=skip,
+            threads=threads,
+            stall_timeout=stall_timeout,
+        )
+
+    def release(self, source: FrameSource, *, reusable: bool) -> None:
+        """Keep ``source`` for the next run if it can seek again, else close it."""
+        if reusable and isinstance(source, PyAVStream) and source.skips_frames:
+            if self._kept is not None and self._kept is not source:
+                self._kept.close()
+            self._kept = source
+        else:
+            source.close()
+
+    def close(self) -> None:
+        if self._kept is not None:
+            self._kept.close()
+            self._kept = None
+
+
 def _open_source(
     info: VideoInfo,
     backend: str,
@@ -186,6 +244,7 @@ def _run_segment(
     active: _ActiveStreams | None = None,
     counts: DecodeStats | None = None,
     stall_timeout: float | None = None,
+    sources: _Sources | None = None,
 ) -> tuple[set[int], str]:
     """Decode one segment; fall back to an earlier start, then to decoding
     from the start, if a seek missed frames (inexact seeking in some
@@ -194,11 +253,12 @@ def _run_segment(
     away) is set."""
     wanted = set(seg.targets)
     error = ""
+    sources = sources or _Sources()
     for seek, skip in _attempts(info, backend, seg.start):
         if cancel.is_set() or stop.is_set():
             return wanted, "cancelled"
         try:
-            stream = _open_source(
+            stream = sources.get(
                 info,
                 backend,
                 seg.start,
@@ -213,24 +273,27 @@ def _run_segment(
             continue
         if active is not None:
             active.add(stream)
+        before = stream.frames_decoded  # a reused source counts on
+        failed = True
         try:
-            with stream:
-                for frame in stream:
-                    if cancel.is_set() or stop.is_set():
-                        return wanted, "cancelled"
-                    if frame.index in wanted:
-                        wanted.discard(frame.index)
-                        emit(frame)
-                    if not wanted:
-                        break
-                error = stream.error_text()
+            for frame in stream:
+                if cancel.is_set() or stop.is_set():
+                    return wanted, "cancelled"
+                if frame.index in wanted:
+                    wanted.discard(frame.index)
+                    emit(frame)
+                if not wanted:
+                    break
+            error = stream.error_text()
+            failed = bool(wanted)
         except DecodeError as exc:
             error = exc.reason
         finally:
             if active is not None:
                 active.discard(stream)
             if counts is not None:
-                counts.add_run(stream.frames_decoded)
+                counts.add_run(stream.frames_decoded - before)
+            sources.release(stream, reusable=not failed)
         if not wanted:
             break
     return wanted, error
@@ -317,6 +380,7 @@ def decode_frames(
         return False
 
     def worker() -> None:
+        sources = _Sources()
         try:
             while not stop.is_set() and not cancel.is_set():
                 try:
@@ -334,12 +398,14 @@ def decode_frames(
                     active=active,
                     counts=stats,
                     stall_timeout=stall_timeout,
+                    sources=sources,
                 )
                 if lost:
                     failures.append((lost, error))
         except BaseException as exc:  # surfaced to the consumer
             failures.append((set(), f"{type(exc).__name__}: {exc}"))
         finally:
+            sources.close()
             put(_DONE)
 
     parallel = min(workers, len(segments))

@@ -19,7 +19,9 @@ A frame that is not cached costs one of:
   fast as sequential decoding;
 * **a jump**: start a new decoder at the keyframe before the frame and decode
   forward from there, i.e. "start a process" plus "decode from the previous
-  keyframe", so the cost depends on the keyframe spacing of the file.
+  keyframe", so the cost depends on the keyframe spacing of the file. With
+  PyAV the frames on the way that nothing references are skipped, not
+  decoded (:mod:`.pyav_source`): a jump decodes only the references.
 
 The reader picks whichever is cheaper (see
 :func:`napari_video_extract.core.decode.startup_frames`). Frames are kept in
@@ -69,6 +71,7 @@ from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.prefetch import Prefetcher
 from napari_video_extract.core.probe import VideoInfo, probe
 from napari_video_extract.core.pyav_source import PyAVStream, pyav_available, pyav_is_exact
+from napari_video_extract.core.reference_frames import reference_fraction
 
 __all__ = [
     "BACKENDS",
@@ -231,6 +234,7 @@ class VideoReader:
             self._startup = PYAV_SEEK_SECONDS * DECODE_PIXELS_PER_SECOND / pixels
         else:
             self._startup = startup_frames(self._info)
+        self._passing: float | None = None  # cost of a frame a jump passes (lazy)
         self._closed = False
         self.stats = ReaderStats()
 
@@ -378,7 +382,10 @@ class VideoReader:
         keyframe = self._info.keyframe_before(i)
         if keyframe <= self._stream_next:
             return True  # a new decoder would decode the same frames anyway
-        return (i - self._stream_next) <= self._startup + (i - keyframe)
+        if self._passing is None:
+            # PyAV's jump decodes only the references on the way (measured once per file).
+            self._passing = reference_fraction(self._info) if self._backend == "pyav" else 1.0
+        return (i - self._stream_next) <= self._startup + self._passing * (i - keyframe)
 
     def _decode(self, i: int) -> np.ndarray:
         if self._worth_streaming_to(i):
