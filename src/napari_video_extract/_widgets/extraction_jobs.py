@@ -60,8 +60,8 @@ def extraction_job(
     jobs: Sequence[tuple[Path, Path]],
     spec: Interval | HeadTail,
     options: dict[str, Any],
-    cancel: threading.Event,
     names: Mapping[str, str],
+    cancel: threading.Event,
 ) -> Iterator[Progress | VideoDone]:
     """Worker body: extract each video, yielding progress and per-video results.
 

@@ -7,7 +7,8 @@ in step, and cancels the run when the dock is closed: napari's close button
 takes the widget out of its dock (its parent becomes None) and may keep it
 alive, so both that and the widget's deletion count as closing.
 The work function gets a ``threading.Event`` as its last argument and reports
-``(done, total)`` by yielding it.
+``(done, total)`` by yielding it (or yields its own messages to an ``on_yield``
+handler). Every dock of the plugin cancels on close through this one class.
 """
 
 from __future__ import annotations
@@ -78,11 +79,27 @@ class DockRun:
         self,
         func: Callable[..., Any],
         *args: Any,
-        on_return: Callable[[Any], None],
+        on_return: Callable[[Any], None] | None = None,
         on_error: Callable[[Exception], None],
         on_finish: Callable[[], None] | None = None,
+        on_yield: Callable[[Any], None] | None = None,
     ) -> None:
-        """Run ``func(*args, cancel_event)`` in a thread (no-op while one is going)."""
+        """Run ``func(*args, cancel_event)`` in a thread (no-op while one is going).
+
+        Parameters
+        ----------
+        func : callable
+            A generator function (or a plain one) run in the worker thread.
+        *args
+            Its arguments; the run's cancel event is passed after them.
+        on_return, on_error, on_finish : callable, optional
+            Main-thread handlers of its result, its exception, and the end of
+            the run (after the buttons are reset).
+        on_yield : callable, optional
+            Main-thread handler of what it yields; default: ``(done, total)``
+            pairs that move the progress bar. The handler moves the bar itself
+            (:meth:`show_progress`).
+        """
         from napari.qt.threading import create_worker
 
         if self.running:
@@ -91,8 +108,9 @@ class DockRun:
         worker = create_worker(
             func, *args, self.cancel_event, _start_thread=False, _ignore_errors=True
         )
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(on_return)
+        worker.yielded.connect(self._on_progress if on_yield is None else on_yield)
+        if on_return is not None:
+            worker.returned.connect(on_return)
         worker.errored.connect(on_error)
         worker.finished.connect(lambda: self._on_finished(on_finish))
         self.worker = worker
@@ -109,7 +127,10 @@ class DockRun:
         self.cancel_event.set()
 
     def _on_progress(self, message: tuple[int, int]) -> None:
-        done, total = message
+        self.show_progress(*message)
+
+    def show_progress(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` in the dock's progress bar."""
         try:
             self._bar.max = max(1, int(total))
             self._bar.value = min(int(done), self._bar.max)
