@@ -256,3 +256,45 @@ def _rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
+
+
+def test_head_and_tail_stills_sit_at_their_own_frames(
+    make_napari_viewer, qtbot, scenes_video, tmp_path
+):
+    from napari_video_extract.core.frame_axis import FrameAxisStills
+
+    viewer = make_napari_viewer()
+    (video_layer,) = viewer.open(scenes_video, plugin="napari-video-extract")
+    widget = CreditsExtractionWidget(viewer)
+    widget.source.value = video_layer
+    widget.head.value, widget.tail.value, widget.every.value = "1", "1", 0.5
+    widget.fmt.value = "png"
+    widget.out_dir.value = tmp_path / "out"
+    _run(qtbot, widget)
+    stills = viewer.layers[-1]
+    records = read_manifest(tmp_path / "out" / "scenes")
+    frames = [r.frame for r in records]
+    assert len(frames) >= 4 and len(set(np.diff(frames))) > 1  # uneven: head, gap, tail
+    assert isinstance(stills.data, FrameAxisStills) and len(stills.data.stills) == len(frames)
+    assert viewer.dims.nsteps[0] == 200  # still the video's slider
+    for record in records:
+        # At the still's video frame the layer shows that still, pixel for pixel.
+        index = round(stills.world_to_data((record.frame, 0, 0))[0])
+        on_disk = np.asarray(Image.open(tmp_path / "out" / "scenes" / record.file))
+        np.testing.assert_array_equal(stills.data[index], on_disk)
+        # ... and the video layer, at the same slider position, that still's frame.
+        video_frame = np.asarray(video_layer.data[record.frame], dtype=float)
+        assert np.abs(video_frame - on_disk).mean() < 2.0, record
+    # Stepping with the stills layer selected lands on the stills' exact frames,
+    # across the gap between head and tail.
+    viewer.layers.selection.active = stills
+    overlay = viewer.canvas.overlays.text
+    head_last = max(f for f in frames if f < 100)
+    tail_first = min(f for f in frames if f > 100)
+    viewer.dims.set_point(0, head_last)
+    viewer.dims.set_point(0, head_last + 1)
+    assert viewer.dims.point[0] == tail_first
+    k = frames.index(tail_first)
+    assert f"still {k + 1}/{len(frames)}" in overlay.text and f"frame {tail_first}" in overlay.text
+    viewer.dims.set_point(0, tail_first - 1)
+    assert viewer.dims.point[0] == head_last
