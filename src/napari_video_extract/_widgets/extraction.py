@@ -368,17 +368,12 @@ class _ExtractionWidget(Container):
         if outcome.error:
             self.failures.append(outcome.error)
             _show_error(outcome.error)
-        if outcome.stack is not None:
+        if outcome.layer is not None:
             self._show_stills(outcome)
 
     def _show_stills(self, outcome: VideoDone) -> None:
         """Add the video's stills layer, or update the one already showing that folder."""
-        from napari_video_extract._reader import read_stills
-
-        [(stack, kwargs, _)] = read_stills(
-            outcome.out_dir, stack=outcome.stack, name=f"{outcome.video.stem} stills"
-        )
-        kwargs["metadata"]["video"] = str(outcome.video)
+        stack, kwargs, _ = outcome.layer
         folder = kwargs["metadata"]["folder"]
         layer = next(
             (

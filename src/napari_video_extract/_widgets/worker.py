@@ -131,9 +131,16 @@ class DockRun:
 
     def show_progress(self, done: int, total: int) -> None:
         """Show ``done`` of ``total`` in the dock's progress bar."""
+        native = self._bar.native
         try:
-            self._bar.max = max(1, int(total))
-            self._bar.value = min(int(done), self._bar.max)
+            # QProgressBar.setValue repaints at once; with updates off the bar is
+            # painted with the rest of the dock (e.g. its status line) in one go.
+            native.setUpdatesEnabled(False)
+            try:
+                self._bar.max = max(1, int(total))
+                self._bar.value = min(int(done), self._bar.max)
+            finally:
+                native.setUpdatesEnabled(True)
         except RuntimeError:  # the dock is gone
             pass
 
