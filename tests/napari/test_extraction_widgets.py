@@ -298,3 +298,32 @@ def test_head_and_tail_stills_sit_at_their_own_frames(
     assert f"still {k + 1}/{len(frames)}" in overlay.text and f"frame {tail_first}" in overlay.text
     viewer.dims.set_point(0, tail_first - 1)
     assert viewer.dims.point[0] == head_last
+
+
+def test_source_choices_follow_the_layer_list(make_napari_viewer, scenes_video):
+    viewer = make_napari_viewer()
+    undocked = IntervalExtractionWidget(viewer)
+    docked = CreditsExtractionWidget(viewer)
+    viewer.window.add_dock_widget(docked, name="Credits extraction")
+
+    def layers(widget) -> list:
+        return [c for c in widget.source.choices if not isinstance(c, str)]
+
+    def texts(widget) -> list[str]:
+        combo = widget.source.native
+        return sorted(combo.itemText(i) for i in range(combo.count()))
+
+    (video_layer,) = viewer.open(scenes_video, plugin="napari-video-extract")
+    viewer.add_image(np.zeros((4, 8, 8), np.uint8), name="not a video")  # no file behind it
+    for widget in (undocked, docked):
+        assert layers(widget) == [video_layer]
+        assert texts(widget) == ["folder of videos", "layer: scenes.mp4", "video file"]
+    video_layer.name = "renamed clip"
+    for widget in (undocked, docked):
+        assert texts(widget) == ["folder of videos", "layer: renamed clip", "video file"]
+    viewer.layers.remove(video_layer)
+    for widget in (undocked, docked):
+        assert layers(widget) == [] and texts(widget) == ["folder of videos", "video file"]
+        # The choice falls back to a file or folder, and its path field is shown.
+        field = {"video file": widget.video_file, "folder of videos": widget.video_folder}
+        assert not field[widget.source.value].native.isHidden()

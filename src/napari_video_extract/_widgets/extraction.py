@@ -14,6 +14,13 @@
   of adding a copy, and leaves it alone when nothing new was written.
 * Settings persist between sessions (:mod:`.settings_store`); messages call the
   settings by the widget's field labels ("every (s)"), not by CLI flags.
+* The source choice follows the viewer's layer list the way a magicgui layer
+  annotation does (a ``choices`` callable, re-read on every layer-list event),
+  but not through the annotation itself: napari's ``get_layers`` finds the
+  viewer through the widget's Qt parents (an undocked widget, e.g. in a
+  script, gets no layers), lists every ``Image`` layer (stills layers and
+  review galleries have no video file to extract from) and cannot hold the
+  "video file" / "folder of videos" choices of the same field.
 """
 
 from __future__ import annotations
@@ -74,6 +81,9 @@ _SETTING_FIELDS = {
     "pick": "pick",
     "window": "window",
 }
+#: Layer-list events that change the source choices (those napari itself sends
+#: a docked magicgui widget's ``reset_choices``: the widget may also be undocked).
+_LAYER_EVENTS = ("inserted", "removed", "reordered", "renamed")
 #: Fields saved between sessions (the source only when it is not a layer).
 _SAVED_FIELDS = (
     "source", "video_file", "video_folder", "recursive", "every", "start_time", "end_time",
@@ -158,8 +168,8 @@ class _ExtractionWidget(Container):
         self.pick.changed.connect(self._on_pick_changed)
         self._on_pick_changed()
         self.run_button.clicked.connect(self.start)
-        viewer.layers.events.inserted.connect(self._refresh_sources)
-        viewer.layers.events.removed.connect(self._refresh_sources)
+        for event in _LAYER_EVENTS:
+            getattr(viewer.layers.events, event).connect(self._refresh_sources)
         for name in _SAVED_FIELDS:
             if hasattr(self, name):
                 getattr(self, name).changed.connect(self._save_settings)
@@ -284,9 +294,9 @@ class _ExtractionWidget(Container):
     def _release(self) -> None:
         """The dock closed (its run is cancelled): stop following the viewer."""
         self._navigator.close()
-        with contextlib.suppress(TypeError, ValueError):
-            self._viewer.layers.events.inserted.disconnect(self._refresh_sources)
-            self._viewer.layers.events.removed.disconnect(self._refresh_sources)
+        for event in _LAYER_EVENTS:
+            with contextlib.suppress(TypeError, ValueError, RuntimeError):
+                getattr(self._viewer.layers.events, event).disconnect(self._refresh_sources)
 
     def _refuse(self, message: str) -> None:
         self.status.value = f"error: {message}"
