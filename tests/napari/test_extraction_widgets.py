@@ -327,3 +327,24 @@ def test_source_choices_follow_the_layer_list(make_napari_viewer, scenes_video):
         # The choice falls back to a file or folder, and its path field is shown.
         field = {"video file": widget.video_file, "folder of videos": widget.video_folder}
         assert not field[widget.source.value].native.isHidden()
+
+
+def test_status_tells_the_last_outcome_after_a_crash(
+    make_napari_viewer, qtbot, scenes_video, tmp_path, monkeypatch, notifications
+):
+    import napari_video_extract._widgets.extraction_jobs as jobs
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("decoder fell over")
+
+    viewer = make_napari_viewer()
+    widget = _interval(viewer, scenes_video, tmp_path / "out", every=2.0)
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "extract_video", broken)  # not one video's error: a bug
+        _run(qtbot, widget)
+    assert widget.status.value.startswith("error: interval extraction failed")
+    assert "decoder fell over" in widget.status.value and _errors(notifications)
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
+    _run(qtbot, widget)  # the next run's outcome replaces it
+    assert widget.status.value.startswith("done: 4 written, 0 already there")
+    assert len(read_manifest(tmp_path / "out" / "scenes")) == 4

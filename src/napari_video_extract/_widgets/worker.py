@@ -13,6 +13,7 @@ handler). Every dock of the plugin cancels on close through this one class.
 
 from __future__ import annotations
 
+import inspect
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from typing import Any
 
 from magicgui.widgets import ProgressBar, PushButton
 
-__all__ = ["DockRun"]
+__all__ = ["DockRun", "WorkerCrash", "progress_steps"]
 
 
 class DockRun:
@@ -106,7 +107,7 @@ class DockRun:
             return
         self.cancel_event = threading.Event()
         worker = create_worker(
-            func, *args, self.cancel_event, _start_thread=False, _ignore_errors=True
+            _reraising(func), *args, self.cancel_event, _start_thread=False, _ignore_errors=True
         )
         worker.yielded.connect(self._on_progress if on_yield is None else on_yield)
         if on_return is not None:
@@ -155,6 +156,36 @@ class DockRun:
             return
         if on_finish is not None:
             on_finish()
+
+
+class WorkerCrash(Exception):
+    """A ``RuntimeError`` raised by a dock's work function, handed on as an error.
+
+    superqt's worker takes a ``RuntimeError`` for a deleted Qt object: it only
+    warns and never emits ``finished``, which would leave the dock running
+    for ever with its buttons disabled.
+    """
+
+
+def _reraising(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` with its ``RuntimeError`` raised as :class:`WorkerCrash`."""
+    if inspect.isgeneratorfunction(func):
+
+        def generator(*args: Any) -> Any:
+            try:
+                return (yield from func(*args))
+            except RuntimeError as exc:
+                raise WorkerCrash(str(exc) or type(exc).__name__) from exc
+
+        return generator
+
+    def function(*args: Any) -> Any:
+        try:
+            return func(*args)
+        except RuntimeError as exc:
+            raise WorkerCrash(str(exc) or type(exc).__name__) from exc
+
+    return function
 
 
 def progress_steps(call: Callable[[Callable[[int, int], None]], Any]) -> Any:
