@@ -348,3 +348,15 @@ def test_status_tells_the_last_outcome_after_a_crash(
     _run(qtbot, widget)  # the next run's outcome replaces it
     assert widget.status.value.startswith("done: 4 written, 0 already there")
     assert len(read_manifest(tmp_path / "out" / "scenes")) == 4
+
+
+def test_cancel_while_probing_writes_nothing(make_napari_viewer, qtbot, scenes_video, tmp_path):
+    viewer = make_napari_viewer()
+    widget = _interval(viewer, scenes_video, tmp_path / "out", every=0.5)
+    widget.start()
+    assert widget.running and widget.status.value.startswith("extracting 1 video")
+    widget.cancel_button.clicked()  # before the first still: probing or not yet started
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert widget.status.value.startswith("cancelled: 0 written")
+    assert not list((tmp_path / "out").rglob("*.png")) and len(viewer.layers) == 0
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
