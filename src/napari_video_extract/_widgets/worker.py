@@ -8,8 +8,8 @@ takes the widget out of its dock (its parent becomes None) and may keep it
 alive, so both that and the widget's deletion count as closing.
 The work function gets a ``threading.Event`` as its last argument and reports
 ``(done, total)`` by yielding it (or yields its own messages to an ``on_yield``
-handler). The extraction docks and the duplicate finder run through it (the
-contact sheet dock has a run of its own, without Cancel).
+handler). Every dock of the plugin (extraction, contact sheet, duplicates)
+runs through it.
 """
 
 from __future__ import annotations
