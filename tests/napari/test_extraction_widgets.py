@@ -101,7 +101,8 @@ def test_cancel_during_read_back(make_napari_viewer, qtbot, scenes_video, tmp_pa
     widget.video_folder.value = videos
     widget.start()
     qtbot.waitUntil(lambda: bool(listing), timeout=WAIT_MS)
-    assert "listing stills" in widget.status.value
+    # The phase reaches the GUI as a queued signal: shown while the listing hangs.
+    qtbot.waitUntil(lambda: "listing stills" in widget.status.value, timeout=5_000)
     widget.cancel_button.clicked()
     release.append(True)
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
