@@ -9,9 +9,12 @@
   :class:`~napari_video_extract.core.stills.StillStack` (listing only, images
   decoded on display through a bounded cache), in time order
   (``frames.csv``) or natural name order. Stills that ``frames.csv`` places
-  in a video are drawn at their frames' positions on the video's frame axis
-  (layer ``translate``/``scale``), so a video layer and its stills share one
-  slider without the stills crowding its first positions.
+  in a video are drawn at their frames' positions on the video's frame axis,
+  so a video layer and its stills share one slider without the stills
+  crowding its first positions: evenly spaced stills by the layer's
+  ``translate``/``scale``, unevenly spaced ones (head and tail) through a
+  :class:`~napari_video_extract.core.frame_axis.FrameAxisStills` view (one
+  slice per video frame, each the nearest still).
 
 This module is imported by napari at start-up to register the reader, so its
 top level imports nothing but numpy and the standard library: the engine is
@@ -33,6 +36,7 @@ from napari_video_extract.core.formats import is_video_name
 from napari_video_extract.core.stack_index import leading_indices, split_key
 
 if TYPE_CHECKING:
+    from napari_video_extract.core.frame_axis import FrameAxisStills
     from napari_video_extract.core.probe import VideoInfo
     from napari_video_extract.core.stills import StillStack
     from napari_video_extract.core.video_reader import VideoReader
@@ -256,7 +260,11 @@ def read_stills(
     Returns
     -------
     list of tuple
-        ``[(StillStack, add_kwargs, "image")]``. ``add_kwargs`` holds
+        ``[(data, add_kwargs, "image")]``: ``data`` is the
+        :class:`~napari_video_extract.core.stills.StillStack`, or, when the
+        stills sit at uneven frames of their video, a
+        :class:`~napari_video_extract.core.frame_axis.FrameAxisStills` over
+        it (its ``stills``). ``add_kwargs`` holds
         ``name``, ``rgb=True``, ``contrast_limits``, ``axis_labels``, the
         frame-axis placement (``translate``, ``scale``: see
         :func:`~napari_video_extract.core.stills.frame_axis_placement`) and
@@ -278,7 +286,15 @@ def read_stills(
     if stack is None:
         stack = open_stills(path)
     folder = path.parent if path.is_file() else path
-    translate, scale, exact = frame_axis_placement([i.frame for i in stack.infos])
+    frames = [i.frame for i in stack.infos]
+    translate, scale, exact = frame_axis_placement(frames)
+    data: StillStack | FrameAxisStills = stack
+    if not exact and len(frames) > 1 and None not in frames and np.all(np.diff(frames) > 0):
+        # One transform cannot place uneven stills: one slice per video frame can.
+        from napari_video_extract.core.frame_axis import FrameAxisStills
+
+        data = FrameAxisStills(stack, frames)
+        translate, scale, exact = float(frames[0]), 1.0, True
     features = pd.DataFrame(stack.features(), columns=["time", "frame", "file", "video"])
     add_kwargs = {
         "name": name or folder.name,
@@ -294,4 +310,4 @@ def read_stills(
             "frame_axis": {"translate": translate, "scale": scale, "exact": exact},
         },
     }
-    return [(stack, add_kwargs, "image")]
+    return [(data, add_kwargs, "image")]

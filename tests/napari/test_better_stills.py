@@ -70,3 +70,36 @@ def test_save_contact_sheet_from_a_stills_layer(make_napari_viewer, qtbot, scene
             ).astype(np.int16)
         assert np.abs(pixels[top:bottom, left:right] - expected).mean() < 3
     assert "saved" in sheet_widget.status.value
+
+
+def test_contact_sheet_cancel_and_close(
+    make_napari_viewer, qtbot, scenes_video, tmp_path, monkeypatch
+):
+    import time
+
+    import napari_video_extract.core.contact_sheet as sheets
+
+    thumbnail = sheets._thumbnail
+
+    def slow_thumbnail(*args, **kwargs):  # a slow disk: time to cancel between cells
+        time.sleep(0.3)
+        return thumbnail(*args, **kwargs)
+
+    monkeypatch.setattr(sheets, "_thumbnail", slow_thumbnail)
+    viewer = make_napari_viewer()
+    _extract(qtbot, viewer, scenes_video, tmp_path / "out", every=0.5)  # 16 stills
+    sheet_widget = ContactSheetWidget(viewer)
+    dock = viewer.window.add_dock_widget(sheet_widget, name="Contact sheet")
+    sheet_widget.save()
+    qtbot.waitUntil(lambda: sheet_widget.progress_bar.value >= 1, timeout=WAIT_MS)
+    sheet_widget.cancel_button.clicked()
+    qtbot.waitUntil(lambda: not sheet_widget.running, timeout=WAIT_MS)
+    assert sheet_widget.status.value == "cancelled: no sheet written"
+    assert sheet_widget.sheet is None and sheet_widget.save_button.enabled
+    assert not list(tmp_path.rglob("*contact_sheet*"))
+    # Closing the dock cancels a running sheet too.
+    sheet_widget.save()
+    qtbot.waitUntil(lambda: sheet_widget.progress_bar.value >= 1, timeout=WAIT_MS)
+    viewer.window.remove_dock_widget(dock)
+    qtbot.waitUntil(lambda: not sheet_widget.running, timeout=WAIT_MS)
+    assert sheet_widget.sheet is None and not list(tmp_path.rglob("*contact_sheet*"))

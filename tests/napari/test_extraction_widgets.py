@@ -101,7 +101,8 @@ def test_cancel_during_read_back(make_napari_viewer, qtbot, scenes_video, tmp_pa
     widget.video_folder.value = videos
     widget.start()
     qtbot.waitUntil(lambda: bool(listing), timeout=WAIT_MS)
-    assert "listing stills" in widget.status.value
+    # The phase reaches the GUI as a queued signal: shown while the listing hangs.
+    qtbot.waitUntil(lambda: "listing stills" in widget.status.value, timeout=5_000)
     widget.cancel_button.clicked()
     release.append(True)
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
@@ -256,3 +257,107 @@ def _rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
+
+
+def test_head_and_tail_stills_sit_at_their_own_frames(
+    make_napari_viewer, qtbot, scenes_video, tmp_path
+):
+    from napari_video_extract.core.frame_axis import FrameAxisStills
+
+    viewer = make_napari_viewer()
+    (video_layer,) = viewer.open(scenes_video, plugin="napari-video-extract")
+    widget = CreditsExtractionWidget(viewer)
+    widget.source.value = video_layer
+    widget.head.value, widget.tail.value, widget.every.value = "1", "1", 0.5
+    widget.fmt.value = "png"
+    widget.out_dir.value = tmp_path / "out"
+    _run(qtbot, widget)
+    stills = viewer.layers[-1]
+    records = read_manifest(tmp_path / "out" / "scenes")
+    frames = [r.frame for r in records]
+    assert len(frames) >= 4 and len(set(np.diff(frames))) > 1  # uneven: head, gap, tail
+    assert isinstance(stills.data, FrameAxisStills) and len(stills.data.stills) == len(frames)
+    assert viewer.dims.nsteps[0] == 200  # still the video's slider
+    for record in records:
+        # At the still's video frame the layer shows that still, pixel for pixel.
+        index = round(stills.world_to_data((record.frame, 0, 0))[0])
+        on_disk = np.asarray(Image.open(tmp_path / "out" / "scenes" / record.file))
+        np.testing.assert_array_equal(stills.data[index], on_disk)
+        # ... and the video layer, at the same slider position, that still's frame.
+        video_frame = np.asarray(video_layer.data[record.frame], dtype=float)
+        assert np.abs(video_frame - on_disk).mean() < 2.0, record
+    # Stepping with the stills layer selected lands on the stills' exact frames,
+    # across the gap between head and tail.
+    viewer.layers.selection.active = stills
+    overlay = viewer.canvas.overlays.text
+    head_last = max(f for f in frames if f < 100)
+    tail_first = min(f for f in frames if f > 100)
+    viewer.dims.set_point(0, head_last)
+    viewer.dims.set_point(0, head_last + 1)
+    assert viewer.dims.point[0] == tail_first
+    k = frames.index(tail_first)
+    assert f"still {k + 1}/{len(frames)}" in overlay.text and f"frame {tail_first}" in overlay.text
+    viewer.dims.set_point(0, tail_first - 1)
+    assert viewer.dims.point[0] == head_last
+
+
+def test_source_choices_follow_the_layer_list(make_napari_viewer, scenes_video):
+    viewer = make_napari_viewer()
+    undocked = IntervalExtractionWidget(viewer)
+    docked = CreditsExtractionWidget(viewer)
+    viewer.window.add_dock_widget(docked, name="Credits extraction")
+
+    def layers(widget) -> list:
+        return [c for c in widget.source.choices if not isinstance(c, str)]
+
+    def texts(widget) -> list[str]:
+        combo = widget.source.native
+        return sorted(combo.itemText(i) for i in range(combo.count()))
+
+    (video_layer,) = viewer.open(scenes_video, plugin="napari-video-extract")
+    viewer.add_image(np.zeros((4, 8, 8), np.uint8), name="not a video")  # no file behind it
+    for widget in (undocked, docked):
+        assert layers(widget) == [video_layer]
+        assert texts(widget) == ["folder of videos", "layer: scenes.mp4", "video file"]
+    video_layer.name = "renamed clip"
+    for widget in (undocked, docked):
+        assert texts(widget) == ["folder of videos", "layer: renamed clip", "video file"]
+    viewer.layers.remove(video_layer)
+    for widget in (undocked, docked):
+        assert layers(widget) == [] and texts(widget) == ["folder of videos", "video file"]
+        # The choice falls back to a file or folder, and its path field is shown.
+        field = {"video file": widget.video_file, "folder of videos": widget.video_folder}
+        assert not field[widget.source.value].native.isHidden()
+
+
+def test_status_tells_the_last_outcome_after_a_crash(
+    make_napari_viewer, qtbot, scenes_video, tmp_path, monkeypatch, notifications
+):
+    import napari_video_extract._widgets.extraction_jobs as jobs
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("decoder fell over")
+
+    viewer = make_napari_viewer()
+    widget = _interval(viewer, scenes_video, tmp_path / "out", every=2.0)
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "extract_video", broken)  # not one video's error: a bug
+        _run(qtbot, widget)
+    assert widget.status.value.startswith("error: interval extraction failed")
+    assert "decoder fell over" in widget.status.value and _errors(notifications)
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
+    _run(qtbot, widget)  # the next run's outcome replaces it
+    assert widget.status.value.startswith("done: 4 written, 0 already there")
+    assert len(read_manifest(tmp_path / "out" / "scenes")) == 4
+
+
+def test_cancel_while_probing_writes_nothing(make_napari_viewer, qtbot, scenes_video, tmp_path):
+    viewer = make_napari_viewer()
+    widget = _interval(viewer, scenes_video, tmp_path / "out", every=0.5)
+    widget.start()
+    assert widget.running and widget.status.value.startswith("extracting 1 video")
+    widget.cancel_button.clicked()  # before the first still: probing or not yet started
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert widget.status.value.startswith("cancelled: 0 written")
+    assert not list((tmp_path / "out").rglob("*.png")) and len(viewer.layers) == 0
+    assert widget.run_button.enabled and not widget.cancel_button.enabled

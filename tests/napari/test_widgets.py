@@ -117,7 +117,9 @@ def test_credits_widget_folder_of_videos_and_resume(
     assert [layer.name for layer in viewer.layers] == ["B stills", "a stills"]
     expected_times = [0.0, 0.48, 6.48, 7.0, 7.48]  # head [0, 1) and tail [6.5, 8)
     for layer, stem in zip(viewer.layers, ["B", "a"], strict=True):
-        assert layer.data.shape == (5, 180, 320, 3)
+        # Uneven stills: one slice per video frame 0..187, each still at its own frame.
+        assert layer.data.stills.shape == (5, 180, 320, 3)
+        assert layer.data.shape == (188, 180, 320, 3) and layer.translate[0] == 0
         np.testing.assert_allclose(layer.metadata["features"]["time"], expected_times, atol=1e-6)
         assert len(read_manifest(tmp_path / "out" / stem)) == 5
     assert "10 written" in widget.status.value
@@ -128,7 +130,7 @@ def test_credits_widget_folder_of_videos_and_resume(
     _run(qtbot, widget)
     assert "0 written, 10 already there" in widget.status.value
     assert list(viewer.layers) == layers  # the same two layers, no "... stills [1]"
-    assert viewer.layers[-1].data.shape == (5, 180, 320, 3)
+    assert viewer.layers[-1].data.stills.shape == (5, 180, 320, 3)
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.jpg")} == mtimes
 
 

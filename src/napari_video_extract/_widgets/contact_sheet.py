@@ -3,17 +3,17 @@
 The sheet is written by
 :func:`~napari_video_extract.core.contact_sheet.write_contact_sheet` (the
 same function as ``napari-video-extract sheet``) for the folder the layer
-shows, in a worker thread with a progress bar; it goes beside the folder
-unless an output file is chosen, and never over a file this tool did not
-write.
+shows, in a worker thread with a progress bar and a Cancel button (closing
+the dock cancels too: :class:`~napari_video_extract._widgets.worker.DockRun`);
+it goes beside the folder unless an output file is chosen, and never over a
+file this tool did not write.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
+import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, 
 
 from napari_video_extract._widgets._common import _path_value, _show_error, _show_info
 from napari_video_extract._widgets.stills_view import is_stills_layer
+from napari_video_extract._widgets.worker import DockRun, progress_steps
 from napari_video_extract.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -30,19 +31,19 @@ if TYPE_CHECKING:
 __all__ = ["ContactSheetWidget"]
 
 
-def _sheet_job(folder: Path, options: dict[str, Any]) -> Iterator[tuple[int, int] | ContactSheet]:
-    """Worker body: yields ``(done, total)`` progress, then the :class:`ContactSheet`."""
+def _sheet_job(
+    folder: Path, options: dict[str, Any], cancel: threading.Event
+) -> Iterator[tuple[int, int]]:
+    """Worker body: yields ``(done, total)`` progress, returns the :class:`ContactSheet`."""
     from napari_video_extract.core.contact_sheet import write_contact_sheet
 
-    messages: queue.SimpleQueue = queue.SimpleQueue()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(
-            write_contact_sheet, folder, progress=lambda d, t: messages.put((d, t)), **options
+    return (
+        yield from progress_steps(
+            lambda progress: write_contact_sheet(
+                folder, progress=progress, cancel=cancel, **options
+            )
         )
-        while not future.done():
-            with contextlib.suppress(queue.Empty):
-                yield messages.get(timeout=0.1)
-        yield future.result()  # raises the sheet's error in the worker: errored signal
+    )
 
 
 class ContactSheetWidget(Container):
@@ -57,7 +58,6 @@ class ContactSheetWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self._viewer = viewer
-        self._worker: Any = None
         self.sheet: ContactSheet | None = None
         self.stills_layer = ComboBox(label="stills layer", choices=self._layer_choices)
         self.columns = SpinBox(label="columns", value=5, min=1, max=50)
@@ -69,6 +69,7 @@ class ContactSheetWidget(Container):
             tooltip="empty: <folder>_contact_sheet.<format> beside the stills folder",
         )
         self.save_button = PushButton(text="Save contact sheet")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress_bar = ProgressBar(label="progress", min=0, max=1, value=0)
         self.status = Label(value="")
         self.extend(
@@ -79,11 +80,13 @@ class ContactSheetWidget(Container):
                 self.fmt,
                 self.output,
                 self.save_button,
+                self.cancel_button,
                 self.progress_bar,
                 self.status,
             ]
         )
         self.save_button.clicked.connect(self.save)
+        self.run = DockRun(self.native, self.progress_bar, [self.save_button], self.cancel_button)
         viewer.layers.events.inserted.connect(self._refresh)
         viewer.layers.events.removed.connect(self._refresh)
 
@@ -97,12 +100,10 @@ class ContactSheetWidget(Container):
     @property
     def running(self) -> bool:
         """Whether a sheet is being written."""
-        return self._worker is not None
+        return self.run.running
 
     def save(self) -> None:
         """Write the sheet of the chosen layer's folder in a worker thread."""
-        from napari.qt.threading import create_worker
-
         if self.running:
             return
         layer = self.stills_layer.value
@@ -119,35 +120,23 @@ class ContactSheetWidget(Container):
             "output": _path_value(self.output),
             "video_search": [Path(video).parent] if video else [],
         }
-        worker = create_worker(
-            _sheet_job, folder, options, _start_thread=False, _ignore_errors=True
-        )
-        worker.yielded.connect(self._on_yielded)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
         self.sheet = None
-        self.save_button.enabled = False
         self.status.value = f"writing the contact sheet of {folder.name}..."
-        worker.start()
+        self.run.start(
+            _sheet_job, folder, options, on_return=self._on_sheet, on_error=self._on_error
+        )
 
-    def _on_yielded(self, message: Any) -> None:
-        if isinstance(message, tuple):
-            done, total = message
-            self.progress_bar.max = max(total, 1)
-            self.progress_bar.value = min(done, total)
-            return
-        self.sheet = message
-        shown = len(message.files)
-        of = "" if shown == message.total else f" of {message.total}"
-        self.status.value = f"saved {message.path} ({shown}{of} stills)"
-        _show_info(f"contact sheet saved: {message.path}")
+    def _on_sheet(self, sheet: ContactSheet) -> None:
+        self.sheet = sheet
+        shown = len(sheet.files)
+        of = "" if shown == sheet.total else f" of {sheet.total}"
+        self.status.value = f"saved {sheet.path} ({shown}{of} stills)"
+        _show_info(f"contact sheet saved: {sheet.path}")
 
     def _on_error(self, exc: Exception) -> None:
+        if self.run.cancel_event.is_set():
+            self.status.value = "cancelled: no sheet written"
+            return
         message = str(exc) if isinstance(exc, InputError | ValueError) else f"{exc!r}"
         self.status.value = f"error: {message}"
         _show_error(message)
-
-    def _on_finished(self) -> None:
-        self._worker = None
-        self.save_button.enabled = True

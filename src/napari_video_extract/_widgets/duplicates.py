@@ -403,7 +403,9 @@ class DuplicateFinderWidget(Container):
                 source = {
                     "kind": "layer",
                     "layer": value,
-                    "data": value.data,
+                    # A stills layer at uneven frames shows its stills through a
+                    # per-frame view (core.frame_axis): review the stills themselves.
+                    "data": getattr(value.data, "stills", value.data),
                     "path": metadata.get("path"),
                     "contrast_limits": None
                     if value.data.dtype == np.uint8

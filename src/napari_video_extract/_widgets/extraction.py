@@ -14,12 +14,18 @@
   of adding a copy, and leaves it alone when nothing new was written.
 * Settings persist between sessions (:mod:`.settings_store`); messages call the
   settings by the widget's field labels ("every (s)"), not by CLI flags.
+* The source choice follows the viewer's layer list the way a magicgui layer
+  annotation does (a ``choices`` callable, re-read on every layer-list event),
+  but not through the annotation itself: napari's ``get_layers`` finds the
+  viewer through the widget's Qt parents (an undocked widget, e.g. in a
+  script, gets no layers), lists every ``Image`` layer (stills layers and
+  review galleries have no video file to extract from) and cannot hold the
+  "video file" / "folder of videos" choices of the same field.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +51,7 @@ from napari_video_extract._widgets.extraction_jobs import (
 )
 from napari_video_extract._widgets.settings_store import load_settings, save_settings
 from napari_video_extract._widgets.stills_view import StillsNavigator, is_stills_layer
+from napari_video_extract._widgets.worker import DockRun
 from napari_video_extract.core.errors import InputError
 from napari_video_extract.core.extract import (
     DEFAULT_NAME_TEMPLATE,
@@ -74,6 +81,9 @@ _SETTING_FIELDS = {
     "pick": "pick",
     "window": "window",
 }
+#: Layer-list events that change the source choices (those napari itself sends
+#: a docked magicgui widget's ``reset_choices``: the widget may also be undocked).
+_LAYER_EVENTS = ("inserted", "removed", "reordered", "renamed")
 #: Fields saved between sessions (the source only when it is not a layer).
 _SAVED_FIELDS = (
     "source", "video_file", "video_folder", "recursive", "every", "start_time", "end_time",
@@ -91,8 +101,6 @@ class _ExtractionWidget(Container):
         # Scrollable: the dock fits a 1366x768 screen next to another dock.
         super().__init__(labels=True, scrollable=True)
         self._viewer = viewer
-        self._cancel_event = threading.Event()
-        self._worker: Any = None
         self._totals: dict[int, tuple[int, int]] = {}
         self._n_videos = 0
         self.failures: list[str] = []
@@ -160,14 +168,21 @@ class _ExtractionWidget(Container):
         self.pick.changed.connect(self._on_pick_changed)
         self._on_pick_changed()
         self.run_button.clicked.connect(self.start)
-        self.cancel_button.clicked.connect(self.cancel)
-        viewer.layers.events.inserted.connect(self._refresh_sources)
-        viewer.layers.events.removed.connect(self._refresh_sources)
+        for event in _LAYER_EVENTS:
+            getattr(viewer.layers.events, event).connect(self._refresh_sources)
         for name in _SAVED_FIELDS:
             if hasattr(self, name):
                 getattr(self, name).changed.connect(self._save_settings)
         self._navigator = StillsNavigator(viewer)
-        self._closing = _CancelOnClose(self.root_native_widget)
+        # The dock's own run: progress bar, Run/Cancel buttons, cancel on close.
+        self.run = DockRun(
+            self.root_native_widget,
+            self.progress_bar,
+            [self.run_button],
+            self.cancel_button,
+            on_close=self._release,
+        )
+        self.cancel_button.clicked.connect(self.cancel)  # after DockRun's: words the status
         self._on_source_changed()
 
     @property
@@ -274,7 +289,14 @@ class _ExtractionWidget(Container):
     @property
     def running(self) -> bool:
         """Whether an extraction is in progress."""
-        return self._worker is not None
+        return self.run.running
+
+    def _release(self) -> None:
+        """The dock closed (its run is cancelled): stop following the viewer."""
+        self._navigator.close()
+        for event in _LAYER_EVENTS:
+            with contextlib.suppress(TypeError, ValueError, RuntimeError):
+                getattr(self._viewer.layers.events, event).disconnect(self._refresh_sources)
 
     def _refuse(self, message: str) -> None:
         self.status.value = f"error: {message}"
@@ -282,8 +304,6 @@ class _ExtractionWidget(Container):
 
     def start(self) -> None:
         """Validate the settings and start extracting in a worker thread."""
-        from napari.qt.threading import create_worker
-
         if self.running:
             return
         names = self._setting_names()
@@ -310,38 +330,28 @@ class _ExtractionWidget(Container):
         }
         if not pick.plain:
             options["pick"] = pick
-        self._cancel_event = threading.Event()
-        self._closing.event = self._cancel_event
         self._totals = {}
         self._n_videos = len(jobs)
         self.failures = []
-        worker = create_worker(
+        self._n_written = self._n_resumed = 0
+        self._crashed: str | None = None
+        skipped_note = f" ({len(skipped)} non-video file(s) skipped)" if skipped else ""
+        self.status.value = f"extracting {len(videos)} video(s){skipped_note}..."
+        self.run.start(
             extraction_job,
             jobs,
             spec,
             options,
-            self._cancel_event,
             names,
-            _start_thread=False,
-            _ignore_errors=True,
+            on_yield=self._on_yielded,
+            on_error=self._on_error,
+            on_finish=self._on_finished,
         )
-        worker.yielded.connect(self._on_yielded)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        self._n_written = self._n_resumed = 0
-        self._crashed: str | None = None
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
-        self.progress_bar.max, self.progress_bar.value = 1, 0
-        skipped_note = f" ({len(skipped)} non-video file(s) skipped)" if skipped else ""
-        self.status.value = f"extracting {len(videos)} video(s){skipped_note}..."
-        worker.start()
 
     def cancel(self) -> None:
         """Ask the running extraction to stop; finished images stay complete."""
         if self.running:
-            self._cancel_event.set()
+            self.run.cancel()
             self.status.value = "cancelling..."
 
     def _on_error(self, exc: Exception) -> None:
@@ -350,14 +360,13 @@ class _ExtractionWidget(Container):
 
     def _on_yielded(self, message: Progress | VideoDone) -> None:
         if isinstance(message, Progress):
-            if self._cancel_event.is_set():
+            if self.run.cancel_event.is_set():
                 return  # keep "cancelling..." on screen
             if message.total:
                 self._totals[message.number] = (message.done, message.total)
                 total_all = sum(t for _, t in self._totals.values())
                 done_all = sum(d for d, _ in self._totals.values())
-                self.progress_bar.max = max(total_all, 1)
-                self.progress_bar.value = min(done_all, total_all)
+                self.run.show_progress(done_all, total_all)
             counts = f" {message.done}/{message.total} stills" if message.total else "..."
             self.status.value = (
                 f"video {message.number + 1}/{self._n_videos}: {message.phase}{counts}"
@@ -369,17 +378,12 @@ class _ExtractionWidget(Container):
         if outcome.error:
             self.failures.append(outcome.error)
             _show_error(outcome.error)
-        if outcome.stack is not None:
+        if outcome.layer is not None:
             self._show_stills(outcome)
 
     def _show_stills(self, outcome: VideoDone) -> None:
         """Add the video's stills layer, or update the one already showing that folder."""
-        from napari_video_extract._reader import read_stills
-
-        [(stack, kwargs, _)] = read_stills(
-            outcome.out_dir, stack=outcome.stack, name=f"{outcome.video.stem} stills"
-        )
-        kwargs["metadata"]["video"] = str(outcome.video)
+        stack, kwargs, _ = outcome.layer
         folder = kwargs["metadata"]["folder"]
         layer = next(
             (
@@ -401,54 +405,13 @@ class _ExtractionWidget(Container):
         layer.refresh()
 
     def _on_finished(self) -> None:
-        self._worker = None
-        self.run_button.enabled = True
-        self.cancel_button.enabled = False
         if self._crashed:
             self.status.value = f"error: {self._crashed}"
             return
-        word = "cancelled" if self._cancel_event.is_set() else "done"
+        word = "cancelled" if self.run.cancel_event.is_set() else "done"
         failed = f", {len(self.failures)} failed" if self.failures else ""
         self.status.value = (
             f"{word}: {self._n_written} written, {self._n_resumed} already there{failed}"
         )
         if self.failures:
             self.status.value += f" (last: {self.failures[-1]})"
-        if word == "done":
-            self.progress_bar.value = self.progress_bar.max
-
-
-class _CancelOnClose:
-    """Cancels the widget's run when its dock is closed or the widget destroyed.
-
-    napari's dock close button re-parents the widget to nothing (then drops
-    the dock); the viewer closing destroys it. Both set the running
-    extraction's cancel event, which stops it at the next still. Qt's side
-    holds only that event, never the widget's Python object.
-
-    Parameters
-    ----------
-    native : QWidget
-        The widget's Qt widget.
-    """
-
-    def __init__(self, native: Any) -> None:
-        from qtpy.QtCore import QEvent, QObject
-
-        self.event = threading.Event()  # replaced by each run's event
-        holder = self
-
-        def cancel(*_args: Any) -> None:
-            event = getattr(holder, "event", None)  # None: being torn down
-            if event is not None:
-                event.set()
-
-        class _Filter(QObject):
-            def eventFilter(self, obj: Any, event: Any) -> bool:
-                if event.type() == QEvent.Type.ParentChange and obj.parent() is None:
-                    cancel()
-                return False
-
-        self._filter = _Filter(native)
-        native.installEventFilter(self._filter)
-        native.destroyed.connect(cancel)

@@ -1,7 +1,7 @@
 """Worker side of the extraction widgets: one video after the other, progress, read-back.
 
 Runs in a :func:`napari.qt.threading.create_worker` thread and touches no
-layer: it yields :class:`Progress` (at most ~10 a second) and one
+layer: it yields :class:`Progress` (at most 4 a second) and one
 :class:`VideoDone` per video, which the widget handles on the main thread.
 """
 
@@ -26,7 +26,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Progress", "VideoDone", "extraction_job", "worded"]
 
-_UPDATE_S = 0.1  # seconds between two progress updates sent to the GUI
+# Seconds between two progress updates sent to the GUI. Each one repaints the
+# dock, and a window holding napari's OpenGL canvas composites the whole window
+# on every repaint: ~20 ms of CPU under Mesa's software GL (measured with
+# benchmarks/bench_napari.py: at 10 updates a second the widget used ~30 % more
+# CPU than the CLI for the same extraction).
+_UPDATE_S = 0.25
 
 
 @dataclass
@@ -36,6 +41,9 @@ class VideoDone:
     video: Path
     out_dir: Path
     stack: StillStack | None = None
+    #: The stills layer's ``(data, add_kwargs, "image")``, built in the worker
+    #: (pandas and the features table stay off the GUI thread).
+    layer: tuple | None = None
     written: int = 0
     resumed: int = 0
     error: str | None = None
@@ -60,8 +68,8 @@ def extraction_job(
     jobs: Sequence[tuple[Path, Path]],
     spec: Interval | HeadTail,
     options: dict[str, Any],
-    cancel: threading.Event,
     names: Mapping[str, str],
+    cancel: threading.Event,
 ) -> Iterator[Progress | VideoDone]:
     """Worker body: extract each video, yielding progress and per-video results.
 
@@ -102,7 +110,7 @@ def extraction_job(
                     outcome.error = f"{outcome.video}: {res.error}"
 
             future = pool.submit(run)
-            # At most ~10 updates a second reach the GUI thread: one per still
+            # At most 4 updates a second reach the GUI thread: one per still
             # would keep it (and the GIL) busy repainting while stills are encoded.
             latest: Progress | None = None
             while not future.done():
@@ -135,4 +143,16 @@ def extraction_job(
                 with contextlib.suppress(OSError):
                     stack = open_stills(outcome.out_dir / MANIFEST_NAME)
                     outcome.stack = stack if len(stack) else None
+            if outcome.stack is not None:
+                outcome.layer = _layer_data(outcome)
             yield outcome
+
+
+def _layer_data(outcome: VideoDone) -> tuple:
+    """The stills layer of one video's outcome, as the reader makes it."""
+    from napari_video_extract._reader import read_stills
+
+    name = f"{outcome.video.stem} stills"
+    [layer] = read_stills(outcome.out_dir, stack=outcome.stack, name=name)
+    layer[1]["metadata"]["video"] = str(outcome.video)
+    return layer

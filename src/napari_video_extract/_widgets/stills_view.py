@@ -10,9 +10,10 @@ axis. :class:`StillsNavigator` follows the viewer's slider and
   ``get_status`` is private);
 * when a stills layer is the selected layer and a video is open, lands the
   slider on the stills' own frames: stepping moves from still to still and
-  the video shows exactly the frame each still was taken from. This needs
-  evenly spaced stills (``frame_axis["exact"]``); head-and-tail stills are
-  spread over their span and only get the overlay.
+  the video shows exactly the frame each still was taken from
+  (``frame_axis["exact"]``: evenly spaced stills by the layer's transform,
+  head-and-tail ones through a
+  :class:`~napari_video_extract.core.frame_axis.FrameAxisStills` view).
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ def _still_index(layer: Any, position: float) -> int | None:
     n = int(layer.data.shape[0])
     coordinate = (position - float(layer.translate[0])) / float(layer.scale[0])
     index = int(np.round(coordinate))  # napari rounds half to even too
-    return index if 0 <= index < n else None
+    if not 0 <= index < n:
+        return None
+    still_at = getattr(layer.data, "still_at", None)  # one slice per video frame
+    return int(still_at(index)) if still_at is not None else index
 
 
 class StillsNavigator:

@@ -7,11 +7,14 @@ in step, and cancels the run when the dock is closed: napari's close button
 takes the widget out of its dock (its parent becomes None) and may keep it
 alive, so both that and the widget's deletion count as closing.
 The work function gets a ``threading.Event`` as its last argument and reports
-``(done, total)`` by yielding it.
+``(done, total)`` by yielding it (or yields its own messages to an ``on_yield``
+handler). Every dock of the plugin (extraction, contact sheet, duplicates)
+runs through it.
 """
 
 from __future__ import annotations
 
+import inspect
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -19,7 +22,7 @@ from typing import Any
 
 from magicgui.widgets import ProgressBar, PushButton
 
-__all__ = ["DockRun"]
+__all__ = ["DockRun", "WorkerCrash", "progress_steps"]
 
 
 class DockRun:
@@ -78,21 +81,38 @@ class DockRun:
         self,
         func: Callable[..., Any],
         *args: Any,
-        on_return: Callable[[Any], None],
+        on_return: Callable[[Any], None] | None = None,
         on_error: Callable[[Exception], None],
         on_finish: Callable[[], None] | None = None,
+        on_yield: Callable[[Any], None] | None = None,
     ) -> None:
-        """Run ``func(*args, cancel_event)`` in a thread (no-op while one is going)."""
+        """Run ``func(*args, cancel_event)`` in a thread (no-op while one is going).
+
+        Parameters
+        ----------
+        func : callable
+            A generator function (or a plain one) run in the worker thread.
+        *args
+            Its arguments; the run's cancel event is passed after them.
+        on_return, on_error, on_finish : callable, optional
+            Main-thread handlers of its result, its exception, and the end of
+            the run (after the buttons are reset).
+        on_yield : callable, optional
+            Main-thread handler of what it yields; default: ``(done, total)``
+            pairs that move the progress bar. The handler moves the bar itself
+            (:meth:`show_progress`).
+        """
         from napari.qt.threading import create_worker
 
         if self.running:
             return
         self.cancel_event = threading.Event()
         worker = create_worker(
-            func, *args, self.cancel_event, _start_thread=False, _ignore_errors=True
+            _reraising(func), *args, self.cancel_event, _start_thread=False, _ignore_errors=True
         )
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(on_return)
+        worker.yielded.connect(self._on_progress if on_yield is None else on_yield)
+        if on_return is not None:
+            worker.returned.connect(on_return)
         worker.errored.connect(on_error)
         worker.finished.connect(lambda: self._on_finished(on_finish))
         self.worker = worker
@@ -109,10 +129,20 @@ class DockRun:
         self.cancel_event.set()
 
     def _on_progress(self, message: tuple[int, int]) -> None:
-        done, total = message
+        self.show_progress(*message)
+
+    def show_progress(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` in the dock's progress bar."""
+        native = self._bar.native
         try:
-            self._bar.max = max(1, int(total))
-            self._bar.value = min(int(done), self._bar.max)
+            # QProgressBar.setValue repaints at once; with updates off the bar is
+            # painted with the rest of the dock (e.g. its status line) in one go.
+            native.setUpdatesEnabled(False)
+            try:
+                self._bar.max = max(1, int(total))
+                self._bar.value = min(int(done), self._bar.max)
+            finally:
+                native.setUpdatesEnabled(True)
         except RuntimeError:  # the dock is gone
             pass
 
@@ -127,6 +157,36 @@ class DockRun:
             return
         if on_finish is not None:
             on_finish()
+
+
+class WorkerCrash(Exception):
+    """A ``RuntimeError`` raised by a dock's work function, handed on as an error.
+
+    superqt's worker takes a ``RuntimeError`` for a deleted Qt object: it only
+    warns and never emits ``finished``, which would leave the dock running
+    for ever with its buttons disabled.
+    """
+
+
+def _reraising(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` with its ``RuntimeError`` raised as :class:`WorkerCrash`."""
+    if inspect.isgeneratorfunction(func):
+
+        def generator(*args: Any) -> Any:
+            try:
+                return (yield from func(*args))
+            except RuntimeError as exc:
+                raise WorkerCrash(str(exc) or type(exc).__name__) from exc
+
+        return generator
+
+    def function(*args: Any) -> Any:
+        try:
+            return func(*args)
+        except RuntimeError as exc:
+            raise WorkerCrash(str(exc) or type(exc).__name__) from exc
+
+    return function
 
 
 def progress_steps(call: Callable[[Callable[[int, int], None]], Any]) -> Any:

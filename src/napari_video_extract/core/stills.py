@@ -362,7 +362,9 @@ def frame_axis_placement(frames: Sequence[int | None]) -> tuple[float, float, bo
     exact : bool
         Whether every still sits within one frame of its own frame (evenly
         spaced stills, e.g. an interval extraction). Unevenly spaced stills
-        (head and tail) are spread evenly between the first and last frame.
+        (head and tail) are spread evenly between the first and last frame
+        (the reader shows them through
+        :class:`~napari_video_extract.core.frame_axis.FrameAxisStills`).
         ``False`` when frames are unknown, not increasing, or fewer than two.
     """
     if len(frames) < 2 or any(f is None for f in frames):
