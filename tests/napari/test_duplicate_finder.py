@@ -359,3 +359,39 @@ def test_gallery_layout_and_cap_for_a_huge_cluster(make_napari_viewer):
     assert finder.table.rowCount() == GALLERY_MAX
     assert "first 1,024 shown" in finder.cluster_label.value
     assert 2500 in finder.members_table.items.tolist()
+
+
+def test_first_clustering_shows_progress_and_closing_cancels_it(
+    make_napari_viewer, qtbot, scenes_stills, tmp_path, monkeypatch
+):
+    import napari_video_extract.core.verify as verify
+
+    folder = tmp_path / "stills"
+    shutil.copytree(scenes_stills, folder)
+    viewer = make_napari_viewer(show=True)
+    finder = DuplicateFinderWidget(viewer)
+    viewer.window.add_dock_widget(finder, name="Duplicate finder")
+    finder.source.value = "folder of images"
+    finder.image_folder.value = folder
+    seen: list[str] = []
+    finder.start()  # the status line names the phase with each progress report
+    finder.run.worker.yielded.connect(lambda _: seen.append(finder.status.value))
+    qtbot.waitUntil(lambda: not finder.running, timeout=WAIT_MS)
+    assert finder.review is not None
+    assert any(s.startswith("verifying candidates: ") for s in seen), seen
+    # Now a slow verification: closing the dock while it runs cancels it.
+    slow = verify.Verifier.score
+
+    def score(self, kept, other):
+        time.sleep(0.05)
+        return slow(self, kept, other)
+
+    monkeypatch.setattr(verify.Verifier, "score", score)
+    finder.review = None
+    finder.start()
+    bar = finder.progress_bar
+    qtbot.waitUntil(lambda: bar.max == 16 and bar.value == 16, timeout=WAIT_MS)  # hashed
+    viewer.window.remove_dock_widget(finder.native)
+    qtbot.waitUntil(lambda: not finder.running, timeout=WAIT_MS)
+    assert finder._pending["phase"]["name"] == "verifying"  # stopped in the clustering
+    assert finder.review is None and finder.run.closed

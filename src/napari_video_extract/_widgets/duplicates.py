@@ -416,7 +416,20 @@ class DuplicateFinderWidget(Container):
             return
         self._pending = source
         self.status.value = "reading dedup.csv..." if source["kind"] == "csv" else "hashing..."
+        source["phase"] = {"name": "hashing"}
         self.run.start(_find_job, source, settings, on_return=self._on_found, on_error=self._fail)
+        if self.run.worker is not None:
+            self.run.worker.yielded.connect(self._on_search_progress)
+
+    def _on_search_progress(self, message: tuple[int, int]) -> None:
+        """Name the phase under way on the status line (the bar shows its progress)."""
+        done, total = message
+        phase = self._pending.get("phase", {}).get("name")
+        if self.run.cancel_event.is_set():
+            return  # "cancelling..." stays
+        words = "verifying candidates" if phase == "verifying" else "hashing"
+        with contextlib.suppress(RuntimeError):
+            self.status.value = f"{words}: {done:,} / {total:,}"
 
     def cancel(self) -> None:
         """Stop the running search or write."""
