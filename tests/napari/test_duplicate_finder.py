@@ -334,7 +334,7 @@ def test_closing_the_dock_cancels_its_run(
     assert finder.review is None and finder.run.closed
 
 
-def test_gallery_layout_and_cap_for_a_huge_cluster(make_napari_viewer):
+def test_gallery_layout_and_pages_for_a_huge_cluster(make_napari_viewer, qtbot):
     from napari_video_extract._widgets.duplicates import GALLERY_MAX
     from napari_video_extract._widgets.review_gallery import Gallery, tile_size
     from napari_video_extract.core.review import Review, ReviewSettings
@@ -348,50 +348,40 @@ def test_gallery_layout_and_cap_for_a_huge_cluster(make_napari_viewer):
         y0, x0 = gallery.origin(k)
         assert gallery.position_at(y0 + gallery.cell[0] / 2, x0 + gallery.cell[1] / 2) == k
     assert gallery.position_at(*gallery.origin(575)) is None
-    # One cluster of 3,000 identical hashes: the dock draws the keeper + the first ones.
+    # One cluster of 3,000 identical hashes: pages of the keeper + 1,023 others.
+    from napari_video_extract._widgets.review_gallery import ThumbnailCache
+
     viewer = make_napari_viewer()
     finder = DuplicateFinderWidget(viewer)
     review = Review(np.zeros((3000, 1), np.uint64), ReviewSettings())
     review.make_keeper(2500)
     finder.review, finder._pending = review, {"name": "zeros", "kind": "layer"}
-    finder._load_gallery = lambda members: None  # no pixels behind these hashes
+    # Plain grey thumbnails (no pixels behind these hashes); the frames are the dock's.
+    finder._thumbs = ThumbnailCache(lambda i, box: np.full((*box, 3), 128, np.uint8))
     finder._set_visit()
-    assert finder.table.rowCount() == GALLERY_MAX
-    assert "first 1,024 shown" in finder.cluster_label.value
-    assert 2500 in finder.members_table.items.tolist()
-
-
-def test_first_clustering_shows_progress_and_closing_cancels_it(
-    make_napari_viewer, qtbot, scenes_stills, tmp_path, monkeypatch
-):
-    import napari_video_extract.core.verify as verify
-
-    folder = tmp_path / "stills"
-    shutil.copytree(scenes_stills, folder)
-    viewer = make_napari_viewer(show=True)
-    finder = DuplicateFinderWidget(viewer)
-    viewer.window.add_dock_widget(finder, name="Duplicate finder")
-    finder.source.value = "folder of images"
-    finder.image_folder.value = folder
-    seen: list[str] = []
-    finder.start()  # the status line names the phase with each progress report
-    finder.run.worker.yielded.connect(lambda _: seen.append(finder.status.value))
-    qtbot.waitUntil(lambda: not finder.running, timeout=WAIT_MS)
-    assert finder.review is not None
-    assert any(s.startswith("verifying candidates: ") for s in seen), seen
-    # Now a slow verification: closing the dock while it runs cancels it.
-    slow = verify.Verifier.score
-
-    def score(self, kept, other):
-        time.sleep(0.05)
-        return slow(self, kept, other)
-
-    monkeypatch.setattr(verify.Verifier, "score", score)
-    finder.review = None
-    finder.start()
-    bar = finder.progress_bar
-    qtbot.waitUntil(lambda: bar.max == 16 and bar.value == 16, timeout=WAIT_MS)  # hashed
-    viewer.window.remove_dock_widget(finder.native)
-    qtbot.waitUntil(lambda: not finder.running, timeout=WAIT_MS)
-    assert finder._pending["phase"]["name"] == "verifying"  # stopped in the clustering
-    assert finder.review is None and finder.run.closed
+    assert finder.n_pages(review.members(0)) == 3 and finder.page == 0
+    assert "page 1 / 3" in finder.cluster_label.value and not finder.page_buttons.native.isHidden()
+    seen = set()
+    for page in range(3):
+        if page:
+            finder.next_page()
+        assert finder.page == page
+        shown = finder.members_table.items
+        assert 2500 in shown.tolist() and len(shown) <= GALLERY_MAX  # the keeper on every page
+        seen |= set(shown.tolist())
+        qtbot.waitUntil(lambda s=shown: np.array_equal(finder.gallery_members, s), timeout=WAIT_MS)
+        mosaic, gallery = finder.gallery_layer.data, finder.gallery
+        assert gallery.n == len(shown)
+        for k, item in enumerate(gallery.members):
+            if item == 2500 or k in (0, len(shown) - 1):
+                y0, x0 = gallery.origin(k)
+                tile = mosaic[y0 : y0 + gallery.cell[0], x0 : x0 + gallery.cell[1]]
+                rgb = KEEPER_RGB if item == 2500 else DUPLICATE_RGB
+                assert _near(tile, rgb, tol=5).sum() > 50, (page, k)
+    assert seen == set(range(3000))  # every member on some page
+    finder.next_page()
+    assert finder.page == 2  # the last page stays
+    finder.select(5)  # a member of another page: its page is shown
+    assert finder.page == 0 and 5 in finder.members_table.items.tolist()
+    finder.previous_page()
+    assert finder.page == 0

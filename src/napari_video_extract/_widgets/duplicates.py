@@ -21,7 +21,8 @@ Apply in place, Undo); this module builds the widgets and runs the search.
 
 Keys (viewer-wide while the dock is open): ``n`` / ``p`` next / previous
 cluster, ``.`` / ``,`` next / previous member, ``k`` keep, ``d`` duplicate,
-``m`` make keeper.
+``m`` make keeper, ``PageDown`` / ``PageUp`` next / previous gallery page
+(a cluster of more than ``GALLERY_MAX`` members).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ _SAVED = ("method", "hash_size", "threshold", "mode", "keep", "fmt", "quality")
 _SAVED_PATHS = ("image_folder", "kept_dir", "dup_dir")
 KEYS = {"n": "next_cluster", "p": "previous_cluster", ".": "next_member",
         ",": "previous_member", "k": "keep_selected", "d": "duplicate_selected",
-        "m": "keeper_selected"}  # fmt: skip
+        "m": "keeper_selected", "PageDown": "next_page", "PageUp": "previous_page"}  # fmt: skip
 
 
 # ----------------------------------------------------------------------- widget
@@ -171,6 +172,9 @@ class DuplicateFinderWidget(  # one mixin per concept, each in its module
         self.prev_button = PushButton(text="◀ cluster (p)")
         self.next_button = PushButton(text="cluster ▶ (n)")
         self.cluster_label = Label(label="cluster", value="")
+        self.prev_page_button = PushButton(text="◀ page (PageUp)")
+        self.next_page_button = PushButton(text="page ▶ (PageDown)")
+        self._page = 0
         self.keep_button = PushButton(text="keep (k)")
         self.dup_button = PushButton(text="dup. (d)")
         self.keeper_button = PushButton(text="keeper (m)")
@@ -194,6 +198,13 @@ class DuplicateFinderWidget(  # one mixin per concept, each in its module
         self.status = Label(label="status", value="")
         step = Container(widgets=[self.prev_button, self.next_button], layout="horizontal",
                          labels=False)  # fmt: skip
+        # Shown for clusters bigger than one gallery (GALLERY_MAX members).
+        self.page_buttons = Container(
+            widgets=[self.prev_page_button, self.next_page_button],
+            layout="horizontal",
+            labels=False,
+            visible=False,
+        )
         decide = Container(
             widgets=[self.keep_button, self.dup_button, self.keeper_button],
             layout="horizontal",
@@ -226,6 +237,7 @@ class DuplicateFinderWidget(  # one mixin per concept, each in its module
                 self.only_dups,
                 step,
                 self.cluster_label,
+                self.page_buttons,
                 decide,
                 self.only_kept,
             ]
@@ -277,6 +289,8 @@ class DuplicateFinderWidget(  # one mixin per concept, each in its module
         self.cancel_button.clicked.connect(self.cancel)
         self.prev_button.clicked.connect(self.previous_cluster)
         self.next_button.clicked.connect(self.next_cluster)
+        self.prev_page_button.clicked.connect(self.previous_page)
+        self.next_page_button.clicked.connect(self.next_page)
         self.keep_button.clicked.connect(self.keep_selected)
         self.dup_button.clicked.connect(self.duplicate_selected)
         self.keeper_button.clicked.connect(self.keeper_selected)

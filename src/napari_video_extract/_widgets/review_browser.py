@@ -9,6 +9,7 @@ A mixin of :class:`~napari_video_extract._widgets.duplicates.DuplicateFinderWidg
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,8 +73,15 @@ class ClusterBrowser:
         if len(self._visit):
             self.show_cluster(max(self._cluster_pos - 1, 0))
 
-    def show_cluster(self, position: int, *, select: int | None = None) -> None:
-        """Show cluster number ``position`` (in stepping order) in the gallery and table."""
+    def show_cluster(
+        self, position: int, *, select: int | None = None, page: int | None = None
+    ) -> None:
+        """Show cluster number ``position`` (in stepping order) in the gallery and table.
+
+        A cluster of more than :data:`GALLERY_MAX` members is shown a page at a
+        time (``page``; default: the page of ``select``, else the first), the
+        keeper on every page.
+        """
         review = self.review
         if review is None or not len(self._visit):
             return
@@ -82,23 +90,80 @@ class ClusterBrowser:
         if select is None or select not in set(members.tolist()):
             select = int(review.keeper[members[0]])
         self.selected = select
+        if page is None:
+            page = self._page_of(members, select)
+        self._page = max(0, min(int(page), self.n_pages(members) - 1))
         shown = self._shown_members(members)
-        note = "" if len(shown) == len(members) else f" (first {len(shown):,} shown)"
+        pages = self.n_pages(members)
+        note = (
+            ""
+            if pages == 1
+            else f" (page {self._page + 1} / {pages}, PageUp/PageDown: {len(shown):,} shown, "
+            "the keeper on every page)"
+        )
         self.cluster_label.value = (
             f"{self._cluster_pos + 1} / {len(self._visit)}: c{self.current_cluster}, "
             f"{len(members):,} stills{note}"
         )
+        self.page_buttons.visible = pages > 1
         self._fill_table(shown)
         self._load_gallery(shown)
         self.select(select)
 
+    # ---------------------------------------------------------------- pages
+
+    @staticmethod
+    def n_pages(members: np.ndarray) -> int:
+        """Gallery pages of a cluster: each shows the keeper and up to GALLERY_MAX - 1 others."""
+        if len(members) <= GALLERY_MAX:
+            return 1
+        return math.ceil((len(members) - 1) / (GALLERY_MAX - 1))
+
+    @property
+    def page(self) -> int:
+        """The gallery page shown (0-based; clusters up to GALLERY_MAX have one)."""
+        return self._page
+
+    def _others(self, members: np.ndarray) -> tuple[int, np.ndarray]:
+        keeper = int(self.review.keeper[members[0]])
+        return keeper, members[members != keeper]
+
+    def _page_of(self, members: np.ndarray, index: int) -> int:
+        """The page showing member ``index`` (the keeper: the page shown now)."""
+        if len(members) <= GALLERY_MAX:
+            return 0
+        keeper, others = self._others(members)
+        if int(index) == keeper:
+            return min(self._page, self.n_pages(members) - 1)
+        return int(np.searchsorted(others, index)) // (GALLERY_MAX - 1)
+
     def _shown_members(self, members: np.ndarray) -> np.ndarray:
-        """The members drawn: all, or the keeper and the first ones up to GALLERY_MAX."""
+        """The members drawn: all, or the keeper and the current page of the others."""
         if len(members) <= GALLERY_MAX:
             return members
-        keeper = int(self.review.keeper[members[0]])
-        first = members[members != keeper][: GALLERY_MAX - 1]
-        return np.sort(np.append(first, keeper))
+        keeper, others = self._others(members)
+        per = GALLERY_MAX - 1
+        page = max(0, min(self._page, self.n_pages(members) - 1))
+        return np.sort(np.append(others[page * per : (page + 1) * per], keeper))
+
+    def next_page(self) -> None:
+        """Show the next page of a cluster too big for one gallery."""
+        self._turn_page(1)
+
+    def previous_page(self) -> None:
+        """Show the previous page of a cluster too big for one gallery."""
+        self._turn_page(-1)
+
+    def _turn_page(self, delta: int) -> None:
+        if self.review is None or self.current_cluster is None:
+            return
+        members = self.review.members(self.current_cluster)
+        page = max(0, min(self._page + delta, self.n_pages(members) - 1))
+        if page == self._page:
+            return
+        _keeper, others = self._others(members)
+        first = others[page * (GALLERY_MAX - 1)]  # selected: the page's first member
+        self.show_cluster(self._cluster_pos, select=int(first), page=page)
 
     def _load_gallery(self, members: np.ndarray) -> None:
         from napari.qt.threading import create_worker
@@ -179,6 +244,9 @@ class ClusterBrowser:
             if len(pos):
                 self.show_cluster(int(pos[0]), select=index)
                 return
+        elif index not in set(self._shown_members(review.members(self.current_cluster)).tolist()):
+            self.show_cluster(self._cluster_pos, select=index)  # on another page
+            return
         self.selected = int(index)
         self.members_table.select(index)
         overlay = self._text_overlay()
