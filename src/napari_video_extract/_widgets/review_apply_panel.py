@@ -6,7 +6,7 @@ A mixin of :class:`~napari_video_extract._widgets.duplicates.DuplicateFinderWidg
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -16,9 +16,6 @@ from napari_video_extract._widgets.review_jobs import (
     _undo_job,
     to_uint8,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["ApplyPanel"]
 

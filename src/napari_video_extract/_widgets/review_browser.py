@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +28,6 @@ from napari_video_extract.core.review import (
     DUPLICATE,
     KEEP,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["GALLERY_MAX", "ClusterBrowser"]
 

@@ -10,7 +10,6 @@ A mixin of :class:`~napari_video_extract._widgets.duplicates.DuplicateFinderWidg
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from napari_video_extract._widgets.review_jobs import (
     sparkline,
@@ -18,9 +17,6 @@ from napari_video_extract._widgets.review_jobs import (
 from napari_video_extract.core.review import (
     Review,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["ThresholdPanel"]
 
