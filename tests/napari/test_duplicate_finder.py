@@ -385,3 +385,12 @@ def test_gallery_layout_and_pages_for_a_huge_cluster(make_napari_viewer, qtbot):
     assert finder.page == 0 and 5 in finder.members_table.items.tolist()
     finder.previous_page()
     assert finder.page == 0
+    # The keys, pressed on the canvas.
+    from qtpy.QtCore import Qt
+
+    viewer.window.show()
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.keyClick(canvas, Qt.Key.Key_PageDown)
+    assert finder.page == 1 and finder.selected == 1023  # the page's first member
+    qtbot.keyClick(canvas, Qt.Key.Key_PageUp)
+    assert finder.page == 0
