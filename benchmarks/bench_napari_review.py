@@ -20,14 +20,25 @@ In one run (inputs built once into ``benchmarks/_work/``, git-ignored):
    one in the background after a search), and the dock's whole threshold
    handler (re-cluster, counts, histogram, table).
 
+0. **Opening the folder of 2,000 stills** (``viewer.open(folder,
+   plugin="napari-video-extract")`` until the layer is drawn), each run in a
+   fresh process with a fresh viewer: wall time and CPU time of the process
+   (the CPU time is what to compare on a loaded machine), and the same for a
+   control that adds a lazy array of the same shape with napari's own
+   ``add_image``: napari's first layer pays one-time imports (its unit
+   registry, scipy.ndimage) that no plugin can avoid, so the difference is
+   the reader's own cost.
+
 Targets (issue 9): napari process < 1 GB resident; widget wall time within
-1.2x the CLI; re-clustering < 100 ms.
+1.2x the CLI; re-clustering < 100 ms; opening 2,000 stills < 1 s.
 
 Run (needs a display: Xvfb with Mesa here)::
 
     xvfb-run -a -s "-screen 0 1280x1024x24" env PYTHONPATH=$PWD/src \\
         /work/main/.venv/bin/python benchmarks/bench_napari_review.py
 
+``--open-only`` runs part 0 only (``--stills-folder DIR`` opens DIR instead
+of building the stills; ``--open-runs N``, default 3, fresh processes each);
 ``--skip-video`` leaves out part 2 (the longest); ``--repeats N`` (default
 2) alternates CLI and widget runs and keeps the fastest of each. The machine's load
 changes absolute times: the script prints the load average.
@@ -169,6 +180,79 @@ class PeakRSS:
 # ------------------------------------------------------------------ the parts
 
 
+class _Blank:
+    """A lazy array of black frames (the control of part 0: no files, no decoding)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        import numpy as np
+
+        self.shape, self.dtype, self.ndim = shape, np.dtype(np.uint8), len(shape)
+        self.size = int(np.prod(shape))
+
+    def __getitem__(self, key):
+        import numpy as np
+
+        # The shape of the slice from a zero-stride view, then real (black) pixels.
+        return np.zeros(np.broadcast_to(np.uint8(0), self.shape)[key].shape, np.uint8)
+
+    def __array__(self, dtype=None, copy=None):
+        raise MemoryError("the control is never materialised")
+
+
+def open_child(folder: Path, control: bool) -> None:
+    """One fresh viewer, one open (or the control's add_image); prints wall and CPU s."""
+    from qtpy.QtWidgets import QApplication
+
+    import napari
+
+    viewer = napari.Viewer(show=True)
+    app = QApplication.instance()
+    for _ in range(50):  # let the window settle before the clock starts
+        app.processEvents()
+        time.sleep(0.01)
+    modules = set(sys.modules)
+    t0, c0 = time.perf_counter(), time.process_time()
+    if control:
+        from napari_video_extract.core.stills import open_stills
+
+        shape = open_stills(folder).shape  # (listing not counted)
+        t0, c0 = time.perf_counter(), time.process_time()
+        layer = viewer.add_image(_Blank(shape), rgb=True, contrast_limits=(0, 255),
+                                 multiscale=False)  # fmt: skip
+    else:
+        (layer,) = viewer.open(folder, plugin="napari-video-extract")
+    app.processEvents()  # the layer drawn
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    new = set(sys.modules) - modules
+    print(json.dumps({"wall": wall, "cpu": cpu, "shape": list(layer.data.shape),
+                      "pandas": "pandas" in new, "modules": len(new)}))  # fmt: skip
+    viewer.close()
+
+
+def open_folder(folder: Path, runs: int) -> dict:
+    """Part 0: medians over ``runs`` fresh processes, reader and control alternated."""
+    import statistics
+
+    found: dict[str, list[dict]] = {"reader": [], "control": []}
+    for _ in range(runs):
+        for kind in ("reader", "control"):
+            cmd = [sys.executable, __file__, "--open-child", str(folder)]
+            cmd += ["--control"] if kind == "control" else []
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            found[kind].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    med = lambda kind, key: round(statistics.median(r[key] for r in found[kind]), 3)  # noqa: E731
+    return {
+        "open_stills": found["reader"][0]["shape"][0],
+        "open_wall_s": med("reader", "wall"),
+        "open_cpu_s": med("reader", "cpu"),
+        "control_add_image_wall_s": med("control", "wall"),
+        "control_add_image_cpu_s": med("control", "cpu"),
+        "reader_own_cpu_s": round(med("reader", "cpu") - med("control", "cpu"), 3),
+        "pandas_imported": any(r["pandas"] for r in found["reader"]),
+        "runs": runs,
+    }
+
+
 def cli_dedup(folder: Path) -> dict:
     """The CLI on ``folder``: process wall time, engine time, peak tree RSS, clusters."""
     import psutil
@@ -292,12 +376,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeats", type=int, default=2, help="CLI and widget runs, alternated (min is kept)"
     )
+    parser.add_argument("--open-only", action="store_true", help="part 0 only")
+    parser.add_argument("--stills-folder", type=Path, help="open this folder in part 0")
+    parser.add_argument("--open-runs", type=int, default=3, help="fresh processes in part 0")
+    parser.add_argument("--open-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--control", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.open_child is not None:
+        open_child(args.open_child, args.control)
+        return 0
     # The docks persist their settings: keep the benchmark's away from the user's.
     os.environ["XDG_CONFIG_HOME"] = str(WORK / "config")
     print(f"load average: {os.getloadavg()}", flush=True)
+    if args.open_only and args.stills_folder is not None:
+        print(json.dumps(open_folder(args.stills_folder, args.open_runs)), flush=True)
+        print(f"load average: {os.getloadavg()}", flush=True)
+        return 0
     video = build_video()
     stills = build_stills(video)
+    print(json.dumps(open_folder(args.stills_folder or stills, args.open_runs)), flush=True)
+    if args.open_only:
+        return 0
 
     from qtpy.QtWidgets import QApplication
 

@@ -269,17 +269,17 @@ def read_stills(
         frame-axis placement (``translate``, ``scale``: see
         :func:`~napari_video_extract.core.stills.frame_axis_placement`) and
         ``metadata`` with ``folder``, ``stills=True``, ``features`` (a
-        :class:`pandas.DataFrame`, one row per still: ``time``, ``frame``,
-        ``file``, ``video``; napari 0.9 image layers have no features table)
-        and ``frame_axis`` (``translate``, ``scale``, ``exact``).
+        :class:`~napari_video_extract.core.still_features.StillFeatures`,
+        one row per still: ``time``, ``frame``, ``file``, ``video``; napari
+        0.9 image layers have no features table; ``.to_pandas()`` gives a
+        DataFrame) and ``frame_axis`` (``translate``, ``scale``, ``exact``).
 
     Raises
     ------
     OSError
         The folder cannot be listed.
     """
-    import pandas as pd
-
+    from napari_video_extract.core.still_features import StillFeatures
     from napari_video_extract.core.stills import frame_axis_placement, open_stills
 
     path = Path(path)
@@ -295,11 +295,14 @@ def read_stills(
 
         data = FrameAxisStills(stack, frames)
         translate, scale, exact = float(frames[0]), 1.0, True
-    features = pd.DataFrame(stack.features(), columns=["time", "frame", "file", "video"])
+    # Not a pandas DataFrame: importing pandas alone took most of the time
+    # budget for opening a folder (see core/still_features.py).
+    features = StillFeatures(**stack.features())
     add_kwargs = {
         "name": name or folder.name,
         "rgb": True,
         "contrast_limits": [0, 255],  # napari must not decode every still to guess it
+        "multiscale": False,  # one level: known, not guessed
         "axis_labels": (TIME_AXIS_LABEL, "y", "x"),
         "translate": (translate, 0.0, 0.0),
         "scale": (scale, 1.0, 1.0),

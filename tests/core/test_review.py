@@ -340,3 +340,26 @@ def test_frames_review_cancel_stops_the_verified_clustering():
         Review.from_frames(frames, progress=progress, cancel=cancel)
     review = Review.from_frames(frames, progress=progress, cancel=threading.Event())
     assert isinstance(review.thumbnails, np.memmap) and review.cluster.tolist() == NOISY_TRUTH
+
+
+def test_folder_review_verified_clustering_reports_progress_and_cancels(tmp_path):
+    folder = make_noisy_folder(tmp_path / "a")
+    hashing, clustering = [], []
+    review = Review.from_folder(
+        folder, progress=lambda d, t: hashing.append((d, t)),
+        cluster_progress=lambda d, t: clustering.append((d, t)), cancel=threading.Event(),
+    )  # fmt: skip
+    assert hashing[-1] == (len(NOISY), len(NOISY))
+    # Items placed, a block at a time, the last report complete.
+    assert clustering and clustering[-1] == (len(NOISY), len(NOISY))
+    assert review.cluster.tolist() == NOISY_TRUTH  # the same clusters as the CLI's
+    cancel = threading.Event()
+
+    def stop(done, total):
+        clustering.append((done, total))
+        cancel.set()  # hashing was over: this stops the clustering
+
+    before = len(clustering)
+    with pytest.raises(Cancelled):
+        Review.from_folder(folder, cluster_progress=stop, cancel=cancel)
+    assert len(clustering) == before + 1

@@ -334,7 +334,7 @@ def test_closing_the_dock_cancels_its_run(
     assert finder.review is None and finder.run.closed
 
 
-def test_gallery_layout_and_cap_for_a_huge_cluster(make_napari_viewer):
+def test_gallery_layout_and_pages_for_a_huge_cluster(make_napari_viewer, qtbot):
     from napari_video_extract._widgets.duplicates import GALLERY_MAX
     from napari_video_extract._widgets.review_gallery import Gallery, tile_size
     from napari_video_extract.core.review import Review, ReviewSettings
@@ -348,14 +348,49 @@ def test_gallery_layout_and_cap_for_a_huge_cluster(make_napari_viewer):
         y0, x0 = gallery.origin(k)
         assert gallery.position_at(y0 + gallery.cell[0] / 2, x0 + gallery.cell[1] / 2) == k
     assert gallery.position_at(*gallery.origin(575)) is None
-    # One cluster of 3,000 identical hashes: the dock draws the keeper + the first ones.
+    # One cluster of 3,000 identical hashes: pages of the keeper + 1,023 others.
+    from napari_video_extract._widgets.review_gallery import ThumbnailCache
+
     viewer = make_napari_viewer()
     finder = DuplicateFinderWidget(viewer)
     review = Review(np.zeros((3000, 1), np.uint64), ReviewSettings())
     review.make_keeper(2500)
     finder.review, finder._pending = review, {"name": "zeros", "kind": "layer"}
-    finder._load_gallery = lambda members: None  # no pixels behind these hashes
+    # Plain grey thumbnails (no pixels behind these hashes); the frames are the dock's.
+    finder._thumbs = ThumbnailCache(lambda i, box: np.full((*box, 3), 128, np.uint8))
     finder._set_visit()
-    assert finder.table.rowCount() == GALLERY_MAX
-    assert "first 1,024 shown" in finder.cluster_label.value
-    assert 2500 in finder.members_table.items.tolist()
+    assert finder.n_pages(review.members(0)) == 3 and finder.page == 0
+    assert "page 1 / 3" in finder.cluster_label.value and not finder.page_buttons.native.isHidden()
+    seen = set()
+    for page in range(3):
+        if page:
+            finder.next_page()
+        assert finder.page == page
+        shown = finder.members_table.items
+        assert 2500 in shown.tolist() and len(shown) <= GALLERY_MAX  # the keeper on every page
+        seen |= set(shown.tolist())
+        qtbot.waitUntil(lambda s=shown: np.array_equal(finder.gallery_members, s), timeout=WAIT_MS)
+        mosaic, gallery = finder.gallery_layer.data, finder.gallery
+        assert gallery.n == len(shown)
+        for k, item in enumerate(gallery.members):
+            if item == 2500 or k in (0, len(shown) - 1):
+                y0, x0 = gallery.origin(k)
+                tile = mosaic[y0 : y0 + gallery.cell[0], x0 : x0 + gallery.cell[1]]
+                rgb = KEEPER_RGB if item == 2500 else DUPLICATE_RGB
+                assert _near(tile, rgb, tol=5).sum() > 50, (page, k)
+    assert seen == set(range(3000))  # every member on some page
+    finder.next_page()
+    assert finder.page == 2  # the last page stays
+    finder.select(5)  # a member of another page: its page is shown
+    assert finder.page == 0 and 5 in finder.members_table.items.tolist()
+    finder.previous_page()
+    assert finder.page == 0
+    # The keys, pressed on the canvas.
+    from qtpy.QtCore import Qt
+
+    viewer.window.show()
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.keyClick(canvas, Qt.Key.Key_PageDown)
+    assert finder.page == 1 and finder.selected == 1023  # the page's first member
+    qtbot.keyClick(canvas, Qt.Key.Key_PageUp)
+    assert finder.page == 0

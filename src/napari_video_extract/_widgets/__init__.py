@@ -20,8 +20,9 @@ All the work goes through the same core functions as the CLI:
 
 Per-frame features
     napari 0.9 ``Image`` layers have no ``features`` table, so stills layers
-    carry a :class:`pandas.DataFrame` (one row per frame: ``time``, ``frame``,
-    ``file``, ``video``) in ``layer.metadata["features"]``.
+    carry a :class:`~napari_video_extract.core.still_features.StillFeatures`
+    table (one row per frame: ``time``, ``frame``, ``file``, ``video``; numpy
+    columns, ``.to_pandas()`` for a DataFrame) in ``layer.metadata["features"]``.
 
 "Show only kept frames"
     adds a layer holding only the kept frames (updated when a decision is

@@ -84,24 +84,36 @@ def sparkline(counts: np.ndarray, threshold: int) -> str:
 
 
 def _find_job(source: dict[str, Any], settings: ReviewSettings, cancel: threading.Event):
-    """Build the review (hash + cluster) and its histogram; returns the Review."""
+    """Build the review (hash, then the verified clustering) and its histogram.
+
+    Both phases report ``(done, total)`` on the one progress bar;
+    ``source["phase"]["name"]`` says which is running (``"hashing"``, then
+    ``"verifying"``) for the dock's status line. Returns the Review.
+    """
+    phase = source.setdefault("phase", {"name": "hashing"})
+
+    def both(progress):
+        def clustering(done: int, total: int) -> None:
+            phase["name"] = "verifying"
+            progress(done, total)
+
+        return {"progress": progress, "cluster_progress": clustering, "cancel": cancel}
+
     if source["kind"] == "csv":
         review = Review.from_dedup_csv(source["folder"], settings)
     elif source["kind"] == "folder":
         review = yield from progress_steps(
-            lambda progress: Review.from_folder(
-                source["folder"], settings, progress=progress, cancel=cancel
-            )
+            lambda progress: Review.from_folder(source["folder"], settings, **both(progress))
         )
     else:
         review = yield from progress_steps(
-            lambda progress: _frames_review(source, settings, progress, cancel)
+            lambda progress: _frames_review(source, settings, **both(progress))
         )
     review.nearest_distances()
     return review
 
 
-def _frames_review(source, settings, progress, cancel) -> Review:
+def _frames_review(source, settings, *, progress, cluster_progress, cancel) -> Review:
     data = source["data"]
     reader = getattr(data, "reader", None)
     if reader is not None and source.get("path"):
@@ -117,6 +129,7 @@ def _frames_review(source, settings, progress, cancel) -> Review:
                 time=np.asarray(reader.info.frame_times, dtype=float),
                 video=str(source["path"]),
                 progress=progress,
+                cluster_progress=cluster_progress,
                 cancel=cancel,
             )
     limits = source.get("contrast_limits")
@@ -132,6 +145,7 @@ def _frames_review(source, settings, progress, cancel) -> Review:
             time=np.asarray(features["time"], dtype=float) if "time" in features else None,
             video=[str(v) for v in features["video"]] if "video" in features else None,
             progress=progress,
+            cluster_progress=cluster_progress,
             cancel=cancel,
         )
     kwargs: dict[str, Any] = {"video": source["name"]}
@@ -147,6 +161,7 @@ def _frames_review(source, settings, progress, cancel) -> Review:
         settings,
         to_uint8=lambda block: to_uint8(block, limits),
         progress=progress,
+        cluster_progress=cluster_progress,
         cancel=cancel,
         **kwargs,
     )

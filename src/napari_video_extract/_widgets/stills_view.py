@@ -120,12 +120,11 @@ class StillsNavigator:
         if index is None:
             text = f"{layer.name}: no still here"
         else:
-            time = features["time"].iloc[index]
-            frame = features["frame"].iloc[index]
-            frame_text = "" if frame is None or frame != frame else f" · frame {int(frame)}"
+            row = features.row(index)
+            frame_text = "" if row["frame"] is None else f" · frame {row['frame']}"
             text = (
                 f"{layer.name}: still {index + 1}/{len(features)} · "
-                f"{format_time(None if time != time else time)}{frame_text}"
+                f"{format_time(row['time'])}{frame_text}"
             )
         overlay.text = text
         overlay.visible = True
@@ -139,8 +138,8 @@ class StillsNavigator:
             _is_video_layer(other) for other in self._viewer.layers
         ):
             return position
-        frames = features["frame"].to_numpy(dtype=float)
-        if np.isnan(frames).any() or position in frames:
+        frames = np.asarray(features["frame"], dtype=float)
+        if (frames < 0).any() or position in frames:  # -1: a still of unknown frame
             return position
         last = self._last_position
         if last is not None and position > last:

@@ -120,9 +120,17 @@ class ReviewSettings:
         return hash_bits(self.method, self.hash_size)
 
 
-def _raise_if_set(cancel: threading.Event) -> Callable[[int, int], None]:
-    def check(_done: int, _total: int) -> None:
-        if cancel.is_set():
+def _raise_if_set(
+    cancel: threading.Event | None, progress: Callable[[int, int], None] | None = None
+) -> Callable[[int, int], None] | None:
+    """The verified clustering's block callback: report ``progress``, stop on ``cancel``."""
+    if cancel is None and progress is None:
+        return None
+
+    def check(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, total)
+        if cancel is not None and cancel.is_set():
             raise Cancelled
 
     return check
@@ -178,6 +186,10 @@ class Review:
         Files that could not be hashed (not items).
     cancel : threading.Event, optional
         Stops the first (verified) clustering: raises :class:`Cancelled`.
+    progress : callable(done, total), optional
+        Progress of the first clustering when it is verified (items placed,
+        reported a block of items at a time); hash-only clustering is
+        milliseconds and reports nothing.
     """
 
     def __init__(
@@ -197,6 +209,7 @@ class Review:
         result: ClusterResult | None = None,
         unreadable: Sequence[tuple[Path, str]] = (),
         cancel: threading.Event | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.hashes = np.ascontiguousarray(hashes, dtype=np.uint64).reshape(len(hashes), -1)
         n = len(self.hashes)
@@ -221,7 +234,9 @@ class Review:
         self._clusterings: dict[tuple[Any, ...], ClusterResult] = {}
         if result is not None:
             self._clusterings[self._key(settings)] = result
-        self._result = result if result is not None else self._cluster(settings, cancel=cancel)
+        if result is None:
+            result = self._cluster(settings, cancel=cancel, progress=progress)
+        self._result = result
         self._derive()
 
     # ------------------------------------------------------------ constructors
@@ -272,7 +287,11 @@ class Review:
         return self._thumbnails
 
     def _cluster(
-        self, settings: ReviewSettings, *, cancel: threading.Event | None = None
+        self,
+        settings: ReviewSettings,
+        *,
+        cancel: threading.Event | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> ClusterResult:
         key = self._key(settings)
         found = self._clusterings.get(key)
@@ -294,7 +313,7 @@ class Review:
                 keep=keep,
                 quality=quality,
                 sequence=self.sequence,
-                progress=None if cancel is None else _raise_if_set(cancel),
+                progress=_raise_if_set(cancel, progress),
             )
         else:
             result = cluster_hashes(

@@ -107,6 +107,7 @@ def folder_review(
     settings: ReviewSettings | None = None,
     *,
     progress: Callable[[int, int], None] | None = None,
+    cluster_progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> Review:
     """Hash and cluster a folder of images exactly as ``dedup`` does.
@@ -119,8 +120,10 @@ def folder_review(
         Default: the CLI's defaults.
     progress : callable(done, total), optional
         Hashing progress.
+    cluster_progress : callable(done, total), optional
+        Progress of the verified clustering that follows (items placed).
     cancel : threading.Event, optional
-        Stops hashing (raises :class:`Cancelled`).
+        Stops hashing and the verified clustering (raises :class:`Cancelled`).
 
     Returns
     -------
@@ -144,9 +147,14 @@ def folder_review(
     except OSError as exc:
         raise InputError(folder, f"cannot list folder: {exc.strerror or exc}") from None
     # The expensive step, cancellable; it also fills the hash cache so the
-    # dry-run clustering below reads every hash from it.
+    # dry-run below reads every hash from it.
     hashed = _hash_for_review(paths, settings, progress, cancel)
     _check_cancel(cancel)
+    # The dry run gives dedup's items (order, times, unreadable files) with a
+    # hash-only clustering (milliseconds); the verified clustering, the
+    # second expensive step, runs in Review below with the same inputs as
+    # dedup's (hashes, thumbnails, sequence, quality), where it reports
+    # progress and can be cancelled.
     report = dedup_folders(
         [folder],
         method=settings.method,
@@ -156,9 +164,7 @@ def folder_review(
         keep=settings.keep,
         crop_borders=settings.crop_borders,
         dry_run=True,
-        verify=settings.verify,
-        min_similarity=settings.min_similarity,
-        changes=settings.changes,
+        verify=False,
     )
     by_path = {rec.path: rec for rec in hashed.files}
     items = [it for it in report.items if it.cluster >= 0]
@@ -167,19 +173,19 @@ def folder_review(
     words = hashes_from_hex([it.hash for it in items], settings.n_bits)
     quality = _file_quality(settings.keep, [by_path.get(it.path) for it in items])
     index = {it.path: k for k, it in enumerate(items)}
-    result = ClusterResult(
-        cluster=np.array([it.cluster for it in items], dtype=np.int64),
-        kept=np.array([it.kept for it in items], dtype=bool),
-        distance=np.array([it.distance for it in items], dtype=np.int64),
-        kept_index=np.array([index[it.kept_path] for it in items], dtype=np.int64),
-        n_clusters=len({it.cluster for it in items}),
-        threshold=int(settings.threshold),
-    )
-    if report.verification is not None and len(report.verification.cluster) == len(items):
-        result = report.verification  # same items, same order; it has the similarities
+    result = None
     thumbnails = None
     if settings.verify:
         thumbnails = np.stack([by_path[it.path].thumbnail for it in items])
+    else:
+        result = ClusterResult(
+            cluster=np.array([it.cluster for it in items], dtype=np.int64),
+            kept=np.array([it.kept for it in items], dtype=bool),
+            distance=np.array([it.distance for it in items], dtype=np.int64),
+            kept_index=np.array([index[it.kept_path] for it in items], dtype=np.int64),
+            n_clusters=len({it.cluster for it in items}),
+            threshold=int(settings.threshold),
+        )
     frames = {Path(rec.file).name: rec for rec in read_manifest(folder)}
     return Review(
         words,
@@ -195,6 +201,8 @@ def folder_review(
         quality=quality,
         result=result,
         unreadable=list(report.unreadable),
+        cancel=cancel,
+        progress=cluster_progress,
     )
 
 
@@ -206,12 +214,15 @@ def files_review(
     time: Sequence[float] | None = None,
     video: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cluster_progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> Review:
     """Image files in the order given (a stills layer's files), hashed like ``dedup``.
 
     Same :func:`hash_files` path as the CLI (normalisation, cache, pool);
     unreadable files are listed in ``unreadable`` and left out.
+    ``progress`` reports hashing, ``cluster_progress`` the verified
+    clustering; ``cancel`` stops either.
 
     Raises
     ------
@@ -245,6 +256,7 @@ def files_review(
         quality=_file_quality(settings.keep, [hashed.files[k] for k in good]),
         unreadable=[(r.path, r.error or "unreadable") for r in hashed.files if r.hash is None],
         cancel=cancel,
+        progress=cluster_progress,
     )
 
 
@@ -336,6 +348,7 @@ def frames_review(
     video: Sequence[str] | str | None = None,
     chunk: int = _FRAME_CHUNK,
     progress: Callable[[int, int], None] | None = None,
+    cluster_progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> Review:
     """Hash the frames of a stack, ``chunk`` frames at a time.
@@ -355,8 +368,10 @@ def frames_review(
         Frames read per step.
     progress : callable(done, total), optional
         Hashing progress.
+    cluster_progress : callable(done, total), optional
+        Progress of the verified clustering that follows (items placed).
     cancel : threading.Event, optional
-        Stops hashing (raises :class:`Cancelled`).
+        Stops hashing and the verified clustering (raises :class:`Cancelled`).
 
     Returns
     -------
@@ -409,6 +424,7 @@ def frames_review(
         video=videos,
         quality=np.asarray(quality, dtype=float) if quality else None,
         cancel=cancel,
+        progress=cluster_progress,
     )
 
 
