@@ -40,7 +40,12 @@ from napari_video_extract.core.dedup_settings import (
     hash_bits,
 )
 from napari_video_extract.core.hash_cache import CACHE_NAME
-from napari_video_extract.core.normalise import frame_to_image, load_image, thumbnail_side
+from napari_video_extract.core.normalise import (
+    frame_to_image,
+    load_image,
+    open_for_hash,
+    thumbnail_side,
+)
 from napari_video_extract.core.packed_hash import (
     PackedHash,
     hamming_bits,
@@ -165,6 +170,13 @@ def _hash_and_thumbnail(
         color=method == "colorhash",
         crop_borders=crop_borders,
     )
+    return _hash_normalised(image, method, hash_size, thumbnail=thumbnail)
+
+
+def _hash_normalised(
+    image: Image.Image, method: str, hash_size: int, *, thumbnail: bool
+) -> tuple[PackedHash, np.ndarray | None]:
+    """The hash and thumbnail of an image already normalised by :func:`load_image`."""
     packed = PackedHash.from_bits(_imagehash_bits(image, method, hash_size))
     return packed, (make_thumbnail(image) if thumbnail else None)
 
@@ -366,13 +378,13 @@ def _hash_one(job: tuple[Any, ...]) -> tuple[Any, ...]:
     path, method, hash_size, crop_borders, want_sharpness = job[:5]
     want_thumbnail = bool(job[5]) if len(job) > 5 else False
     try:
-        with Image.open(path) as probe:
-            width, height = probe.size
-            if probe.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated 90 degrees
-                width, height = height, width
-        packed, thumb = _hash_and_thumbnail(
-            path, method, hash_size, crop_borders, thumbnail=want_thumbnail
+        image, width, height = open_for_hash(
+            path,
+            thumbnail_side=thumbnail_side(hash_size),
+            color=method == "colorhash",
+            crop_borders=crop_borders,
         )
+        packed, thumb = _hash_normalised(image, method, hash_size, thumbnail=want_thumbnail)
         sharp = file_sharpness(path) if want_sharpness else None
         thumb_bytes = thumb.tobytes() if thumb is not None else None
         return packed.to_hex(), width, height, sharp, None, thumb_bytes

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 
 from napari_video_extract.core.borders import crop_uniform_borders
 
-__all__ = ["frame_to_image", "load_image", "thumbnail_side", "to_8bit"]
+__all__ = ["frame_to_image", "load_image", "open_for_hash", "thumbnail_side", "to_8bit"]
 
 _BACKGROUND = (255, 255, 255)
 
@@ -100,19 +100,89 @@ def load_image(
         image = source
     else:
         image = Image.open(source)
-        if thumbnail_side and image.format == "JPEG" and image.mode in ("L", "RGB"):
-            # Decode at 1/2, 1/4 or 1/8 scale directly from the DCT coefficients.
-            image.draft("RGB" if color else "L", (thumbnail_side, thumbnail_side))
-        image.load()
+        _decode(image, thumbnail_side, color)
     # A broken EXIF block keeps the stored orientation.
     with contextlib.suppress(ValueError, TypeError, KeyError, SyntaxError, OSError):
         image = ImageOps.exif_transpose(image)
+    return _finish(image, thumbnail_side=thumbnail_side, color=color, crop_borders=crop_borders)
+
+
+def _decode(image: Image.Image, thumbnail_side: int | None, color: bool) -> None:
+    if thumbnail_side and image.format == "JPEG" and image.mode in ("L", "RGB"):
+        # Decode at 1/2, 1/4 or 1/8 scale directly from the DCT coefficients.
+        image.draft("RGB" if color else "L", (thumbnail_side, thumbnail_side))
+    image.load()
+
+
+def _finish(
+    image: Image.Image, *, thumbnail_side: int | None, color: bool, crop_borders: bool
+) -> Image.Image:
     image = to_8bit(image, color=color)
     if thumbnail_side:
         image = _reduce_to(image, thumbnail_side)
     if crop_borders:
         image = crop_uniform_borders(image)
     return image
+
+
+def open_for_hash(
+    path: str | os.PathLike[str],
+    *,
+    thumbnail_side: int | None,
+    color: bool = False,
+    crop_borders: bool = True,
+) -> tuple[Image.Image, int, int]:
+    """:func:`load_image` of a file, and the file's picture size, from one open.
+
+    Parameters
+    ----------
+    path : path
+        An image file.
+    thumbnail_side : int or None
+        As for :func:`load_image`.
+    color : bool, optional
+        As for :func:`load_image`.
+    crop_borders : bool, optional
+        As for :func:`load_image`.
+
+    Returns
+    -------
+    image : PIL.Image.Image
+        Exactly what :func:`load_image` returns for ``path``.
+    width, height : int
+        The stored picture's size, as displayed (swapped when the EXIF
+        orientation turns it by 90 degrees).
+
+    Raises
+    ------
+    OSError, ValueError, SyntaxError, EOFError
+        The file cannot be opened or decoded, or its EXIF block cannot be
+        read; ``PIL.Image.DecompressionBombError`` for a huge picture.
+    """
+    image = Image.open(path)
+    try:
+        width, height = image.size
+        # Unsuppressed: a file whose EXIF cannot be read is not hashed.
+        orientation = image.getexif().get(0x0112, 1)
+        if orientation in (5, 6, 7, 8):  # rotated 90 degrees
+            width, height = height, width
+        if image.format != "JPEG":
+            # Other formats may read their EXIF only once decoded (PNG), which
+            # the call above may have done: open afresh, as load_image does.
+            image.close()
+            loaded = load_image(
+                path, thumbnail_side=thumbnail_side, color=color, crop_borders=crop_borders
+            )
+            return loaded, width, height
+        _decode(image, thumbnail_side, color)  # closes the file
+    except BaseException:
+        image.close()
+        raise
+    if orientation != 1:  # else exif_transpose would return a plain copy
+        with contextlib.suppress(ValueError, TypeError, KeyError, SyntaxError, OSError):
+            image = ImageOps.exif_transpose(image)
+    image = _finish(image, thumbnail_side=thumbnail_side, color=color, crop_borders=crop_borders)
+    return image, width, height
 
 
 def frame_to_image(frame: np.ndarray) -> Image.Image:
