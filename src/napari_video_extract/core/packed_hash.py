@@ -105,6 +105,10 @@ def hashes_to_hex(words: np.ndarray, n_bits: int) -> list[str]:
     words = np.atleast_2d(np.asarray(words, dtype=np.uint64))
     pad = words.shape[1] * 64 - n_bits
     digits = math.ceil(n_bits / 4)
+    if pad == 0:  # whole words: the big-endian bytes are the digits
+        width = 2 * 8 * words.shape[1]
+        data = words.astype(">u8").tobytes().hex()
+        return [data[k : k + width] for k in range(0, len(data), width)]
     out = []
     for row in words:
         value = 0
@@ -135,6 +139,12 @@ def hashes_from_hex(hexes: Sequence[str], n_bits: int) -> np.ndarray:
     """
     n_words = max(1, math.ceil(n_bits / 64))
     pad = n_words * 64 - n_bits
+    if n_words == 1:  # the common case (64 bits or fewer), without a loop over words
+        values = [int(text, 16) for text in hexes]
+        for text, value in zip(hexes, values, strict=True):
+            if value >> n_bits:
+                raise ValueError(f"hash {text!r} has more than {n_bits} bits")
+        return np.array([v << pad for v in values], dtype=np.uint64).reshape(len(hexes), 1)
     out = np.zeros((len(hexes), n_words), dtype=np.uint64)
     mask = (1 << 64) - 1
     for i, text in enumerate(hexes):
