@@ -46,11 +46,14 @@ def crop_uniform_borders(
         The cropped image, or ``image`` itself when nothing is cropped or when
         cropping would leave fewer than 8 pixels a side (a blank image).
     """
+    # Grey levels of the whole image once; each pass looks at the part left
+    # by the previous ones (cropping commutes with the conversion to grey).
+    gray = np.asarray(image.convert("L") if image.mode != "L" else image, dtype=np.int16)
+    box_left, box_top = 0, 0
     for _ in range(max_passes):
-        gray = np.asarray(image.convert("L") if image.mode != "L" else image, dtype=np.int16)
         h, w = gray.shape
         if h < 2 * _MIN_CROPPED_SIDE or w < 2 * _MIN_CROPPED_SIDE:
-            return image
+            break
         # Most pictures have no border: the four edge lines, tested against
         # ``tolerance`` (never below the limit used next), usually settle it
         # without the rest of the work. Same result as testing every side.
@@ -58,7 +61,7 @@ def crop_uniform_borders(
             [_is_border(gray[[0, h - 1]], tolerance), _is_border(gray[:, [0, w - 1]].T, tolerance)]
         )
         if not edges.any():
-            return image
+            break
         core = gray[h // 4 : h - h // 4, w // 4 : w - w // 4]
         limit = min(tolerance, float(np.abs(core - core.mean()).mean()) / 3.0)
         # A side's bar is less than half the image (else too little is left).
@@ -67,11 +70,15 @@ def crop_uniform_borders(
         left = _border_run(gray[:, : w // 2].T, limit) if edges[2] else 0
         right = _border_run(gray[:, : w - w // 2 - 1 : -1].T, limit) if edges[3] else 0
         if top + bottom == 0 and left + right == 0:
-            return image
+            break
         if h - top - bottom < _MIN_CROPPED_SIDE or w - left - right < _MIN_CROPPED_SIDE:
-            return image
-        image = image.crop((left, top, w - right, h - bottom))
-    return image
+            break
+        gray = gray[top : h - bottom, left : w - right]
+        box_left, box_top = box_left + left, box_top + top
+    if gray.shape == (image.height, image.width):
+        return image
+    h, w = gray.shape
+    return image.crop((box_left, box_top, box_left + w, box_top + h))
 
 
 def _is_border(lines: np.ndarray, tolerance: float) -> np.ndarray:
