@@ -142,8 +142,12 @@ def run_dedup(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         if bar.total != total:
             bar.total = total
-        bar.n = done
-        bar.refresh()
+            bar.n = done
+            bar.refresh()
+        else:
+            # update() redraws at most every tqdm mininterval (0.1 s): a
+            # redraw per image cost more than hashing it.
+            bar.update(done - bar.n)
 
     from napari_video_extract.core.dedup import dedup_folders
 

@@ -62,7 +62,7 @@ def cancellable_map(
     cancel, pending chunks are dropped and :class:`Cancelled` is raised from
     the results iterator (so ``hash_files`` writes no cache).
     """
-    from napari_video_extract.core import hashing
+    from napari_video_extract.core import hash_pool
 
     def run(func: Callable[[Any], Any], jobs: list[Any]) -> Iterator[Any]:
         n_cpu = os.cpu_count() or 1
@@ -71,9 +71,9 @@ def cancellable_map(
                 _check_cancel(cancel)
                 yield func(job)
             return
-        executor = hashing._executor(min(n_cpu, 8))
+        executor = hash_pool.executor(min(n_cpu, 8))
         try:
-            chunk = max(1, min(32, len(jobs) // (4 * n_cpu)))
+            chunk = hash_pool.chunk_size(len(jobs), n_cpu)
             for output in executor.map(func, jobs, chunksize=chunk):
                 _check_cancel(cancel)
                 yield output
