@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_video_extract.core.formats import is_video_name
-from napari_video_extract.core.stack_index import leading_indices, split_key
+from napari_video_extract.core.stack_index import LazyStack, leading_indices, split_key
 
 if TYPE_CHECKING:
     from napari_video_extract.core.frame_axis import FrameAxisStills
@@ -51,7 +51,7 @@ MANIFEST_NAME = "frames.csv"
 LayerData = tuple[Any, dict, str]
 
 
-class VideoArray:
+class VideoArray(LazyStack):
     """A video seen as a read-only, lazy numpy-like array.
 
     Shape ``(frames, height, width, 3)``, dtype uint8. Indexing decodes only
@@ -74,24 +74,6 @@ class VideoArray:
     def reader(self) -> VideoReader:
         """The underlying :class:`VideoReader`."""
         return self._reader
-
-    @property
-    def ndim(self) -> int:
-        """Always 4, like the shape."""
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        """Number of elements."""
-        return int(np.prod(self.shape))
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes the whole video would take once decoded."""
-        return self.size
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __repr__(self) -> str:
         return f"VideoArray(shape={self.shape}, dtype=uint8, path={str(self._reader.info.path)!r})"

@@ -12,24 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from napari_video_extract.core.stack_index import LazyStack
+
 __all__ = ["FileStack", "FrameSubset"]
 
 
-class _LazyStack:
-    shape: tuple[int, ...]
-    dtype = np.dtype(np.uint8)
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
+class _LazyStack(LazyStack):
     def _one(self, index: int) -> np.ndarray:
         raise NotImplementedError
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_video_extract.core.stack_index import leading_indices, split_key
+from napari_video_extract.core.stack_index import LazyStack, leading_indices, split_key
 
 if TYPE_CHECKING:
     from napari_video_extract.core.stills import StillInfo, StillStack
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["FrameAxisStills"]
 
 
-class FrameAxisStills:
+class FrameAxisStills(LazyStack):
     """A stack of stills as a lazy ``(frames, height, width, 3)`` array on the frame axis.
 
     Slice ``k`` shows the still nearest to frame ``first_frame + k`` (the
@@ -74,19 +74,6 @@ class FrameAxisStills:
     def cached_bytes(self) -> int:
         """Bytes of decoded images held in the stills' cache now."""
         return self.stills.cached_bytes
-
-    @property
-    def ndim(self) -> int:
-        """Always 4, like the shape."""
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        """Number of elements of the frame-axis view."""
-        return int(np.prod(self.shape))
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __repr__(self) -> str:
         return f"FrameAxisStills(shape={self.shape}, stills={len(self.stills)})"

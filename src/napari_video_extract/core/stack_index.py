@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["leading_indices", "split_key"]
+__all__ = ["LazyStack", "leading_indices", "split_key"]
 
 
 def split_key(key: Any, ndim: int) -> tuple[Any, tuple]:
@@ -61,3 +61,32 @@ def leading_indices(first: Any, n: int, noun: str) -> np.ndarray:
     if indices.ndim != 1:
         raise IndexError(f"only 1-D {noun} index arrays are supported")
     return indices
+
+
+class LazyStack:
+    """The array-like facts every lazy uint8 ``(N, ...)`` stack shares.
+
+    Subclasses set ``shape``; napari and numpy read ``dtype``, ``ndim``,
+    ``size`` and ``nbytes`` without decoding anything.
+    """
+
+    shape: tuple[int, ...]
+    dtype = np.dtype(np.uint8)
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions, like the shape."""
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the whole stack would take once decoded (uint8: one per element)."""
+        return self.size
+
+    def __len__(self) -> int:
+        return self.shape[0]

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_video_extract.core.stack_index import leading_indices, split_key
+from napari_video_extract.core.stack_index import LazyStack, leading_indices, split_key
 
 __all__ = [
     "DEFAULT_CACHE_BYTES",
@@ -105,7 +105,7 @@ def _decode(path: Path, width: int, height: int) -> np.ndarray:
     return canvas
 
 
-class StillStack:
+class StillStack(LazyStack):
     """Still images as a read-only, lazy numpy-like array.
 
     Shape ``(n, height, width, 3)``, dtype uint8. Indexing decodes only the
@@ -184,21 +184,6 @@ class StillStack:
         }
 
     @property
-    def ndim(self) -> int:
-        """Always 4, like the shape."""
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        """Number of elements."""
-        return int(np.prod(self.shape))
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes the whole stack would take once decoded."""
-        return self.size
-
-    @property
     def unreadable(self) -> dict[int, str]:
         """``index -> reason`` of the images that could not be decoded so far."""
         with self._lock:
@@ -209,9 +194,6 @@ class StillStack:
         """Bytes of decoded images held in the cache now."""
         with self._lock:
             return len(self._cache) * self._frame_bytes
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __repr__(self) -> str:
         return f"StillStack(shape={self.shape}, dtype=uint8)"
