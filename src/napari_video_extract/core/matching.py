@@ -56,6 +56,7 @@ from napari_video_extract.core.verify import THUMB_SHAPE, Verifier, default_min_
 __all__ = [
     "CheckedPairs",
     "Histogram",
+    "PairSimilarities",
     "VerifiedClusterResult",
     "cluster_verified",
     "explain",
@@ -67,7 +68,6 @@ MAX_CANDIDATES = 4
 #: A candidate this similar is taken without checking the farther ones.
 SURE_SIMILARITY = 0.9
 _BLOCK = 128  # items whose hash distances to all kept images are computed at once
-_PREFETCH_THREADS = 2  # numpy's FFT releases the GIL
 
 
 @dataclass
@@ -143,13 +143,58 @@ def _check_inputs(hashes, thumbnails, mode, keep, threshold, reference_mask, qua
     return hashes, reference_mask, quality, sequence
 
 
-class _Recorder:
-    """Verifies pairs once (memoised) and records each check."""
+class PairSimilarities:
+    """Verified similarities of (kept, item) pairs, shared by clusterings of one set of items.
 
-    def __init__(self, verifier: Verifier, hashes: np.ndarray, min_similarity: float) -> None:
+    The similarity of a pair does not depend on the candidate bound or the
+    mode, only on the two thumbnails and ``changes``: pass one instance to
+    every :func:`cluster_verified` of the same hashes and thumbnails (the
+    napari review re-clustering at each slider threshold), and each
+    clustering verifies only the pairs no earlier one did. Results are
+    identical to a clustering without it.
+
+    Parameters
+    ----------
+    n : int
+        Number of items (rows of the hashes and thumbnails).
+    changes : {"global", "local"}, optional
+        The comparison the similarities were made with.
+    """
+
+    def __init__(self, n: int, *, changes: str = "global") -> None:
+        self.n = int(n)
+        self.changes = changes
+        self.values: dict[tuple[int, int], float] = {}
+        self.n_computed = 0  # pairs verified through this memo (not found in it)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def check(self, n: int, changes: str) -> None:
+        """Raise ValueError unless made for ``n`` items compared with ``changes``."""
+        if n != self.n or changes != self.changes:
+            raise ValueError(
+                f"pairs were made for {self.n} items with changes={self.changes!r}, "
+                f"not {n} with changes={changes!r}"
+            )
+
+
+class _Recorder:
+    """Verifies pairs once (memoised, optionally across clusterings) and records each check."""
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        hashes: np.ndarray,
+        min_similarity: float,
+        pairs: PairSimilarities | None = None,
+    ) -> None:
         self.verifier = verifier
         self.hashes = hashes
         self.min_similarity = min_similarity
+        self.pairs = pairs
+        # With a filled memo most pairs are looked up: nothing to prepare ahead.
+        self.computes = pairs is None or len(pairs) == 0
         self.memo: dict[tuple[int, int], float] = {}
         self.rows: list[tuple[int, int, int, float]] = []
 
@@ -160,7 +205,13 @@ class _Recorder:
         key = (kept, item)
         value = self.memo.get(key)
         if value is None:
-            value = self.verifier.score(kept, item)
+            shared = self.pairs.values if self.pairs is not None else None
+            value = shared.get(key) if shared is not None else None
+            if value is None:
+                value = self.verifier.score(kept, item)
+                if shared is not None:
+                    shared[key] = value
+                    self.pairs.n_computed += 1
             self.memo[key] = value
             d = self.distance(kept, item) if distance is None else distance
             self.rows.append((item, kept, d, value))
@@ -191,6 +242,7 @@ def cluster_verified(
     reference_mask: np.ndarray | None = None,
     sequence: np.ndarray | None = None,
     max_candidates: int = MAX_CANDIDATES,
+    pairs: PairSimilarities | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> VerifiedClusterResult:
     """Cluster near-duplicates: hash candidates, verified by aligned comparison.
@@ -230,6 +282,11 @@ def cluster_verified(
         kept image of the previous one's cluster. ``-1``: no neighbour.
     max_candidates : int, optional
         Hash candidates verified per item (nearest first).
+    pairs : PairSimilarities, optional
+        Similarities verified by earlier clusterings of the same hashes and
+        thumbnails (any threshold or mode, same ``changes``): looked up
+        instead of verified again, and the new ones added. The result is the
+        same as without it.
     progress : callable(done, total), optional
         Called after each block of items.
 
@@ -252,8 +309,10 @@ def cluster_verified(
     if not -1.0 <= min_similarity <= 1.0:
         raise ValueError(f"min_similarity must be from -1 to 1, got {min_similarity!r}")
     n, n_words = hashes.shape
-    verifier = Verifier(np.asarray(thumbnails), changes=changes, moving_cache_size=_BLOCK + 32)
-    rec = _Recorder(verifier, hashes, min_similarity)
+    if pairs is not None:
+        pairs.check(n, changes)
+    verifier = Verifier(np.asarray(thumbnails), changes=changes, search_cache_size=2 * _BLOCK + 64)
+    rec = _Recorder(verifier, hashes, min_similarity, pairs)
 
     order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
     n_refs = int(reference_mask.sum())
@@ -267,24 +326,25 @@ def cluster_verified(
     n_ref_clusters = len(rep_items)
 
     rest = order[n_refs:]
+    blocks = [rest[start : start + _BLOCK] for start in range(0, len(rest), _BLOCK)]
     previous = -1  # previous non-reference item in order
     current = -1  # sequential mode: cluster of the last kept image
-    pool = ThreadPoolExecutor(_PREFETCH_THREADS, thread_name_prefix="nve-verify")
+    # One thread makes the next block's search sides (batched FFTs and
+    # filters, which release the GIL) while this one scores the current block.
+    pool = ThreadPoolExecutor(1, thread_name_prefix="nve-verify") if rec.computes else None
     try:
-        for start in range(0, len(rest), _BLOCK):
-            block = rest[start : start + _BLOCK]
+        ahead = None
+        if pool is not None and blocks:
+            ahead = pool.submit(verifier.searched, blocks[0].tolist())
+        for b, block in enumerate(blocks):
+            start = b * _BLOCK
+            if ahead is not None:
+                verifier.add_searched(block.tolist(), ahead.result())
+                ahead = None
+                if b + 1 < len(blocks):
+                    ahead = pool.submit(verifier.searched, blocks[b + 1].tolist())
             n_known = n_ref_clusters if mode == "sequential" else len(rep_items)
             known = _distances(hashes[block], rep_words[:n_known])
-            # Prepare, in threads, the items that will surely be compared (the
-            # others, matching a cluster made inside the block, on demand).
-            likely = np.ones(len(block), dtype=bool) if mode == "sequential" else None
-            if likely is None:
-                likely = (
-                    (known <= threshold).any(axis=1) if n_known else np.zeros(len(block), bool)
-                )
-                if sequence is not None:
-                    likely |= sequence[block] >= 0
-            verifier.prepare(block[likely].tolist(), pool=pool)
             for p, item in enumerate(block.tolist()):
                 n_reps = len(rep_items) if mode == "global" else n_known
                 cands = _hash_candidates(
@@ -319,7 +379,8 @@ def cluster_verified(
             if progress is not None:
                 progress(min(start + _BLOCK, len(rest)), len(rest))
     finally:
-        pool.shutdown()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
     rep_array = np.array(rep_items, dtype=np.int64)
     kept_of_cluster = rep_array.copy()
