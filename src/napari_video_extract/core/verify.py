@@ -36,7 +36,6 @@ Module-level API
 
 from __future__ import annotations
 
-import functools
 from collections import OrderedDict
 
 import numpy as np
@@ -118,38 +117,14 @@ def _fft():
 def _blur(images: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur (edges: nearest pixel) of each image of a (B, H, W) stack.
 
-    Small sigmas: scipy's separable filter on the whole stack in one call.
-    Large ones (the coarse band-pass blur, 49 taps): the same filter written
-    as two matrix products over the whole stack (equal to scipy's up to
-    rounding, ~2x faster); per-image matrix products would cost more in BLAS
-    thread start-up than the work.
+    scipy's separable filter on the whole stack in one call. Not a matrix
+    product: BLAS results depend on how many images go in one call (the last
+    bits), and a stills' score must not depend on its neighbours in a batch;
+    BLAS threads on such small arrays also cost more than the work.
     """
-    if sigma * _TRUNCATE < 8:
-        from scipy.ndimage import gaussian_filter
+    from scipy.ndimage import gaussian_filter
 
-        return gaussian_filter(images, (0, sigma, sigma), mode="nearest", truncate=_TRUNCATE)
-    b, h, w = images.shape
-    mh, mw = _blur_matrix(h, sigma), _blur_matrix(w, sigma)
-    x = np.asarray(images, dtype=np.float32)
-    y = (x.reshape(-1, w) @ mw.T).reshape(b, h, w).transpose(0, 2, 1)
-    return (y.reshape(-1, h) @ mh.T).reshape(b, w, h).transpose(0, 2, 1)
-
-
-_TRUNCATE = 3.0
-
-
-@functools.lru_cache(maxsize=8)
-def _blur_matrix(n: int, sigma: float) -> np.ndarray:
-    """(n, n) matrix of a 1-D Gaussian blur whose edges repeat the nearest pixel."""
-    radius = int(_TRUNCATE * sigma + 0.5)
-    taps = np.arange(-radius, radius + 1)
-    weights = np.exp(-0.5 * (taps / sigma) ** 2)
-    weights /= weights.sum()
-    out = np.zeros((n, n), dtype=np.float64)
-    rows = np.arange(n)
-    for tap, weight in zip(taps.tolist(), weights.tolist(), strict=True):
-        np.add.at(out, (rows, np.clip(rows + tap, 0, n - 1)), weight)
-    return out.astype(np.float32)
+    return gaussian_filter(images, (0, sigma, sigma), mode="nearest", truncate=3.0)
 
 
 def _band_pass(thumbs: np.ndarray) -> np.ndarray:
