@@ -36,6 +36,7 @@ Module-level API
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import numpy as np
@@ -276,10 +277,16 @@ def _directional_score(search: _Searched, moving: _Templates, k: int, dy: int, d
 
 
 def _ncc_unit(a: np.ndarray, unit: np.ndarray) -> float:
-    """NCC of ``a`` with ``unit``, a zero-mean, unit-norm array of the same shape."""
-    a = a - a.mean()
-    denom = float(np.sqrt(np.vdot(a, a)))
-    return float(np.vdot(a, unit)) / denom if denom > 0 else 0.0
+    """NCC of ``a`` with ``unit``, a zero-mean, unit-norm array of the same shape.
+
+    ``unit`` sums to 0, so ``a``'s mean drops out of the numerator; the
+    denominator is ``a``'s deviation norm from its sums (no temporary arrays).
+    """
+    total = float(a.sum())
+    squares = float(np.einsum("ij,ij->", a, a)) - total * total / a.size
+    if squares <= 0:
+        return 0.0
+    return float(np.einsum("ij,ij->", a, unit)) / math.sqrt(squares)
 
 
 def _local_score(window: np.ndarray, patch: np.ndarray) -> float:
