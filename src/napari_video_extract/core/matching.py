@@ -376,6 +376,8 @@ def cluster_verified(
                     current = best_c
                 cluster[item] = best_c
                 previous = item
+            if b % 8 == 7:
+                verifier.release_pages()
             if progress is not None:
                 progress(min(start + _BLOCK, len(rest)), len(rest))
     finally:
