@@ -123,9 +123,14 @@ SETS = (
     # random blob fields (near-equal hashes) must not merge.
     EvalSet(
         "periodic-zoom",
-        ("checkerboard", "blobs:1", "blobs:2", "blobs:3")
-        + _regions("brick", _HALVES)
-        + _regions("grass", _HALVES),
+        (
+            "checkerboard",
+            "blobs:1",
+            "blobs:2",
+            "blobs:3",
+            *_regions("brick", _HALVES),
+            *_regions("grass", _HALVES),
+        ),
         seed=7,
         crf=35,
         zoom=0.08,
