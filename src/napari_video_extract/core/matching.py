@@ -345,10 +345,21 @@ def cluster_verified(
                     ahead = pool.submit(verifier.searched, blocks[b + 1].tolist())
             n_known = n_ref_clusters if mode == "sequential" else len(rep_items)
             known = _distances(hashes[block], rep_words[:n_known])
+            # The known representatives within the bound, for the whole block at once.
+            close_rows, close_cols = np.nonzero(known <= threshold)
+            bounds = np.searchsorted(close_rows, np.arange(len(block) + 1)).tolist()
+            close_d = known[close_rows, close_cols]
             for p, item in enumerate(block.tolist()):
                 n_reps = len(rep_items) if mode == "global" else n_known
+                lo, hi = bounds[p], bounds[p + 1]
                 cands = _hash_candidates(
-                    known[p], hashes[item], rep_words[n_known:n_reps], threshold, max_candidates
+                    close_cols[lo:hi],
+                    close_d[lo:hi],
+                    n_known,
+                    hashes[item],
+                    rep_words[n_known:n_reps],
+                    threshold,
+                    max_candidates,
                 )
                 extra = -1
                 if mode == "sequential":
@@ -425,22 +436,25 @@ def _distances(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return out
 
 
-def _hash_candidates(row, words, fresh_words, threshold, k):
+def _hash_candidates(cols, dists, n_known, words, fresh_words, threshold, k):
     """Up to ``k`` nearest representatives within ``threshold``: [(cluster, distance)].
 
-    ``row`` holds the distances to the representatives known when the block
-    started, ``fresh_words`` the representatives created since (their ids follow).
+    ``cols``/``dists``: the representatives known when the block started that
+    are within the bound, and their distances; ``fresh_words`` the
+    representatives created since (their ids follow ``n_known``). Nearest
+    first, ties to the older cluster.
     """
-    d = row
+    if len(cols) > 4 * k:  # the k nearest of many, in numpy
+        keep = np.lexsort((cols, dists))[:k]
+        cols, dists = cols[keep], dists[keep]
+    found = list(zip(dists.tolist(), cols.tolist(), strict=True))
     if len(fresh_words):
-        d = np.concatenate([row, _small_distances(fresh_words, words[None, :]).astype(np.uint16)])
-    close = np.flatnonzero(d <= threshold)
-    if close.size > k:
-        # Nearest first, ties to the older cluster: lexsort on (index, distance).
-        close = close[np.lexsort((close, d[close]))[:k]]
-    else:
-        close = close[np.lexsort((close, d[close]))]
-    return [(int(c), int(d[c])) for c in close]
+        fresh = _small_distances(fresh_words, words[None, :])
+        near = np.flatnonzero(fresh <= threshold)
+        found += [(int(fresh[c]), n_known + int(c)) for c in near.tolist()]
+    if len(found) > 1:
+        found.sort()
+    return [(c, d) for d, c in found[:k]]
 
 
 def explain(result: VerifiedClusterResult, *, n: int = 10) -> dict[str, CheckedPairs]:
