@@ -17,7 +17,13 @@ from napari_video_extract.core.hashing import (
     hash_files,
     hash_frames_and_thumbnails,
 )
-from napari_video_extract.core.matching import cluster_verified, explain, histograms
+from napari_video_extract.core.matching import (
+    PairSimilarities,
+    cluster_verified,
+    explain,
+    histograms,
+)
+from napari_video_extract.core.review import Review, ReviewSettings
 from napari_video_extract.core.thumbcache import THUMB_CACHE_NAME
 from napari_video_extract.core.verify import THUMB_SHAPE, similarity
 
@@ -299,3 +305,46 @@ def test_dedup_csv_has_similarity_and_distance(tmp_path):
     assert float(rows["f1.png"]["similarity"]) >= MIN_SIM
     assert int(rows["f1.png"]["distance"]) <= default_threshold(verify=True)
     assert float(rows["f0.png"]["similarity"]) == 1.0 and rows["f2.png"]["kept"] == "1"
+
+
+def _same_result(a, b):
+    for name in ("cluster", "kept", "kept_index", "distance", "similarity"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    for name in ("item", "kept", "distance", "similarity", "accepted"):
+        assert np.array_equal(getattr(a.checked, name), getattr(b.checked, name)), name
+
+
+def test_pair_memo_gives_the_fresh_result_at_every_threshold_and_mode():
+    frames, _names, _times = _cases()
+    hashes, thumbs = hash_frames_and_thumbnails(frames)
+    pairs = PairSimilarities(len(hashes))
+    seen: set[tuple[int, int]] = set()
+    for threshold, mode in [(32, "global"), (6, "global"), (14, "sequential"), (0, "global")]:
+        before = pairs.n_computed
+        shared = cluster_verified(hashes, thumbs, threshold=threshold, mode=mode, pairs=pairs)
+        fresh = cluster_verified(hashes, thumbs, threshold=threshold, mode=mode)
+        _same_result(shared, fresh)
+        checked = set(zip(fresh.checked.kept.tolist(), fresh.checked.item.tolist(), strict=True))
+        # Only the pairs no earlier clustering verified were verified again.
+        assert pairs.n_computed - before == len(checked - seen)
+        seen |= checked
+        assert set(pairs.values) == seen
+    again = pairs.n_computed
+    cluster_verified(hashes, thumbs, threshold=6, pairs=pairs)
+    assert pairs.n_computed == again  # every pair looked up
+    with pytest.raises(ValueError, match="changes"):
+        cluster_verified(hashes, thumbs, threshold=6, changes="local", pairs=pairs)
+
+
+def test_review_recluster_reuses_pairs_and_equals_a_fresh_clustering():
+    frames, _names, _times = _cases()
+    hashes, thumbs = hash_frames_and_thumbnails(frames)
+    review = Review(hashes, ReviewSettings(), thumbnails=thumbs)
+    first = review._pairs.n_computed
+    assert first > 0
+    for threshold in (4, 30, 12):
+        review.recluster(threshold=threshold)
+        fresh = cluster_verified(hashes, thumbs, threshold=threshold)
+        assert np.array_equal(review.cluster, fresh.cluster)
+        assert np.array_equal(review.kept, fresh.kept)
+        assert np.allclose(review.similarity, fresh.similarity)

@@ -51,11 +51,13 @@ from napari_video_extract.core.clustering import (
     keeper_arrays,
 )
 from napari_video_extract.core.hashing import hamming_bits
+from napari_video_extract.core.pair_memo import PairSimilarities
 from napari_video_extract.core.verify import THUMB_SHAPE, Verifier, default_min_similarity
 
 __all__ = [
     "CheckedPairs",
     "Histogram",
+    "PairSimilarities",
     "VerifiedClusterResult",
     "cluster_verified",
     "explain",
@@ -67,7 +69,6 @@ MAX_CANDIDATES = 4
 #: A candidate this similar is taken without checking the farther ones.
 SURE_SIMILARITY = 0.9
 _BLOCK = 128  # items whose hash distances to all kept images are computed at once
-_PREFETCH_THREADS = 2  # numpy's FFT releases the GIL
 
 
 @dataclass
@@ -144,12 +145,21 @@ def _check_inputs(hashes, thumbnails, mode, keep, threshold, reference_mask, qua
 
 
 class _Recorder:
-    """Verifies pairs once (memoised) and records each check."""
+    """Verifies pairs once (memoised, optionally across clusterings) and records each check."""
 
-    def __init__(self, verifier: Verifier, hashes: np.ndarray, min_similarity: float) -> None:
+    def __init__(
+        self,
+        verifier: Verifier,
+        hashes: np.ndarray,
+        min_similarity: float,
+        pairs: PairSimilarities | None = None,
+    ) -> None:
         self.verifier = verifier
         self.hashes = hashes
         self.min_similarity = min_similarity
+        self.pairs = pairs
+        # With a filled memo most pairs are looked up: nothing to prepare ahead.
+        self.computes = pairs is None or len(pairs) == 0
         self.memo: dict[tuple[int, int], float] = {}
         self.rows: list[tuple[int, int, int, float]] = []
 
@@ -160,7 +170,13 @@ class _Recorder:
         key = (kept, item)
         value = self.memo.get(key)
         if value is None:
-            value = self.verifier.score(kept, item)
+            shared = self.pairs.values if self.pairs is not None else None
+            value = shared.get(key) if shared is not None else None
+            if value is None:
+                value = self.verifier.score(kept, item)
+                if shared is not None:
+                    shared[key] = value
+                    self.pairs.n_computed += 1
             self.memo[key] = value
             d = self.distance(kept, item) if distance is None else distance
             self.rows.append((item, kept, d, value))
@@ -191,6 +207,7 @@ def cluster_verified(
     reference_mask: np.ndarray | None = None,
     sequence: np.ndarray | None = None,
     max_candidates: int = MAX_CANDIDATES,
+    pairs: PairSimilarities | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> VerifiedClusterResult:
     """Cluster near-duplicates: hash candidates, verified by aligned comparison.
@@ -230,6 +247,11 @@ def cluster_verified(
         kept image of the previous one's cluster. ``-1``: no neighbour.
     max_candidates : int, optional
         Hash candidates verified per item (nearest first).
+    pairs : PairSimilarities, optional
+        Similarities verified by earlier clusterings of the same hashes and
+        thumbnails (any threshold or mode, same ``changes``): looked up
+        instead of verified again, and the new ones added. The result is the
+        same as without it.
     progress : callable(done, total), optional
         Called after each block of items.
 
@@ -252,8 +274,10 @@ def cluster_verified(
     if not -1.0 <= min_similarity <= 1.0:
         raise ValueError(f"min_similarity must be from -1 to 1, got {min_similarity!r}")
     n, n_words = hashes.shape
-    verifier = Verifier(np.asarray(thumbnails), changes=changes, moving_cache_size=_BLOCK + 32)
-    rec = _Recorder(verifier, hashes, min_similarity)
+    if pairs is not None:
+        pairs.check(n, changes)
+    verifier = Verifier(np.asarray(thumbnails), changes=changes, search_cache_size=2 * _BLOCK + 64)
+    rec = _Recorder(verifier, hashes, min_similarity, pairs)
 
     order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
     n_refs = int(reference_mask.sum())
@@ -267,28 +291,40 @@ def cluster_verified(
     n_ref_clusters = len(rep_items)
 
     rest = order[n_refs:]
+    blocks = [rest[start : start + _BLOCK] for start in range(0, len(rest), _BLOCK)]
     previous = -1  # previous non-reference item in order
     current = -1  # sequential mode: cluster of the last kept image
-    pool = ThreadPoolExecutor(_PREFETCH_THREADS, thread_name_prefix="nve-verify")
+    # One thread makes the next block's search sides (batched FFTs and
+    # filters, which release the GIL) while this one scores the current block.
+    pool = ThreadPoolExecutor(1, thread_name_prefix="nve-verify") if rec.computes else None
     try:
-        for start in range(0, len(rest), _BLOCK):
-            block = rest[start : start + _BLOCK]
+        ahead = None
+        if pool is not None and blocks:
+            ahead = pool.submit(verifier.searched, blocks[0].tolist())
+        for b, block in enumerate(blocks):
+            start = b * _BLOCK
+            if ahead is not None:
+                verifier.add_searched(block.tolist(), ahead.result())
+                ahead = None
+                if b + 1 < len(blocks):
+                    ahead = pool.submit(verifier.searched, blocks[b + 1].tolist())
             n_known = n_ref_clusters if mode == "sequential" else len(rep_items)
             known = _distances(hashes[block], rep_words[:n_known])
-            # Prepare, in threads, the items that will surely be compared (the
-            # others, matching a cluster made inside the block, on demand).
-            likely = np.ones(len(block), dtype=bool) if mode == "sequential" else None
-            if likely is None:
-                likely = (
-                    (known <= threshold).any(axis=1) if n_known else np.zeros(len(block), bool)
-                )
-                if sequence is not None:
-                    likely |= sequence[block] >= 0
-            verifier.prepare(block[likely].tolist(), pool=pool)
+            # The known representatives within the bound, for the whole block at once.
+            close_rows, close_cols = np.nonzero(known <= threshold)
+            bounds = np.searchsorted(close_rows, np.arange(len(block) + 1)).tolist()
+            close_d = known[close_rows, close_cols]
             for p, item in enumerate(block.tolist()):
                 n_reps = len(rep_items) if mode == "global" else n_known
+                lo, hi = bounds[p], bounds[p + 1]
                 cands = _hash_candidates(
-                    known[p], hashes[item], rep_words[n_known:n_reps], threshold, max_candidates
+                    close_cols[lo:hi],
+                    close_d[lo:hi],
+                    n_known,
+                    hashes[item],
+                    rep_words[n_known:n_reps],
+                    threshold,
+                    max_candidates,
                 )
                 extra = -1
                 if mode == "sequential":
@@ -316,10 +352,13 @@ def cluster_verified(
                     current = best_c
                 cluster[item] = best_c
                 previous = item
+            if b % 8 == 7:
+                verifier.release_pages()
             if progress is not None:
                 progress(min(start + _BLOCK, len(rest)), len(rest))
     finally:
-        pool.shutdown()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
     rep_array = np.array(rep_items, dtype=np.int64)
     kept_of_cluster = rep_array.copy()
@@ -362,22 +401,25 @@ def _distances(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return out
 
 
-def _hash_candidates(row, words, fresh_words, threshold, k):
+def _hash_candidates(cols, dists, n_known, words, fresh_words, threshold, k):
     """Up to ``k`` nearest representatives within ``threshold``: [(cluster, distance)].
 
-    ``row`` holds the distances to the representatives known when the block
-    started, ``fresh_words`` the representatives created since (their ids follow).
+    ``cols``/``dists``: the representatives known when the block started that
+    are within the bound, and their distances; ``fresh_words`` the
+    representatives created since (their ids follow ``n_known``). Nearest
+    first, ties to the older cluster.
     """
-    d = row
+    if len(cols) > 4 * k:  # the k nearest of many, in numpy
+        keep = np.lexsort((cols, dists))[:k]
+        cols, dists = cols[keep], dists[keep]
+    found = list(zip(dists.tolist(), cols.tolist(), strict=True))
     if len(fresh_words):
-        d = np.concatenate([row, _small_distances(fresh_words, words[None, :]).astype(np.uint16)])
-    close = np.flatnonzero(d <= threshold)
-    if close.size > k:
-        # Nearest first, ties to the older cluster: lexsort on (index, distance).
-        close = close[np.lexsort((close, d[close]))[:k]]
-    else:
-        close = close[np.lexsort((close, d[close]))]
-    return [(int(c), int(d[c])) for c in close]
+        fresh = _small_distances(fresh_words, words[None, :])
+        near = np.flatnonzero(fresh <= threshold)
+        found += [(int(fresh[c]), n_known + int(c)) for c in near.tolist()]
+    if len(found) > 1:
+        found.sort()
+    return [(c, d) for d, c in found[:k]]
 
 
 def explain(result: VerifiedClusterResult, *, n: int = 10) -> dict[str, CheckedPairs]:

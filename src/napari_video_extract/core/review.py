@@ -232,6 +232,9 @@ class Review:
         # Clusterings by (threshold, mode): moving the threshold back and forth
         # (or after precompute()) is a lookup, not a new clustering.
         self._clusterings: dict[tuple[Any, ...], ClusterResult] = {}
+        # Verified pair similarities do not depend on the threshold or mode:
+        # every clustering of this review reuses the pairs earlier ones checked.
+        self._pairs: Any = None
         if result is not None:
             self._clusterings[self._key(settings)] = result
         if result is None:
@@ -301,8 +304,10 @@ class Review:
         quality = self.quality if keep != "first" else None
         thumbnails = self.thumbnails if settings.verify else None
         if thumbnails is not None:
-            from napari_video_extract.core.matching import cluster_verified
+            from napari_video_extract.core.matching import PairSimilarities, cluster_verified
 
+            if self._pairs is None or self._pairs.changes != settings.changes:
+                self._pairs = PairSimilarities(self.n, changes=settings.changes)
             result: ClusterResult = cluster_verified(
                 self.hashes,
                 thumbnails,
@@ -313,6 +318,7 @@ class Review:
                 keep=keep,
                 quality=quality,
                 sequence=self.sequence,
+                pairs=self._pairs,
                 progress=_raise_if_set(cancel, progress),
             )
         else:
@@ -365,6 +371,11 @@ class Review:
         """Cluster the stored hashes again with a new threshold and/or mode.
 
         Overrides (kept/duplicate marks and keeper picks) stay on their items.
+        A verified clustering looks up every pair an earlier clustering of this
+        review verified (at any threshold or mode) and verifies only the new
+        ones, so after one clustering (or :meth:`precompute`) moving the
+        threshold costs the candidate search alone; the result equals a fresh
+        :func:`~napari_video_extract.core.matching.cluster_verified`.
 
         Raises
         ------

@@ -6,9 +6,10 @@ reduced once, in the hashing pass, to a small grey **thumbnail**
 image the hash is computed from: EXIF orientation applied, borders cropped).
 Both are band-passed (:data:`BAND_PASS_SIGMAS`: the overall light-to-dark
 layout and pixel noise removed), then compared by the best **normalised
-cross-correlation** (NCC) of the central part of one (:data:`MARGIN` cropped
-on every side), zoomed by each of :data:`ZOOMS`, against every placement in
-the other, computed for all shifts at once with FFTs. At the best alignment
+cross-correlation** (NCC) of the central part of the kept one (:data:`MARGIN`
+cropped on every side), zoomed by each of :data:`ZOOMS`, against every
+placement in the other, computed for all shifts and zooms at once with one
+inverse FFT. At the best alignment
 the NCC of the vertical and of the horizontal derivatives must agree too (the
 lowest of the three is the score), so lines of text or stripes that match
 along one direction only do not count as the same picture. The result is in
@@ -35,6 +36,9 @@ Module-level API
 
 from __future__ import annotations
 
+import contextlib
+import math
+import mmap
 from collections import OrderedDict
 
 import numpy as np
@@ -104,17 +108,31 @@ def make_thumbnail(image: Image.Image) -> np.ndarray:
     return np.asarray(grey.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
-def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    # scipy's separable filter, not a matrix product: BLAS threads on such
-    # small arrays cost more than the work (tens of times more on a busy machine).
-    # Imported here: hashing workers import this module for make_thumbnail only.
+def _fft():
+    # scipy.fft keeps float32 as float32 (numpy's FFT computes in float64 and
+    # is ~4x slower on these sizes). Imported here: hashing workers import
+    # this module for make_thumbnail only.
+    import scipy.fft
+
+    return scipy.fft
+
+
+def _blur(images: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur (edges: nearest pixel) of each image of a (B, H, W) stack.
+
+    scipy's separable filter on the whole stack in one call. Not a matrix
+    product: BLAS results depend on how many images go in one call (the last
+    bits), and a stills' score must not depend on its neighbours in a batch;
+    BLAS threads on such small arrays also cost more than the work.
+    """
     from scipy.ndimage import gaussian_filter
 
-    return gaussian_filter(image, sigma, mode="nearest", truncate=3.0)
+    return gaussian_filter(images, (0, sigma, sigma), mode="nearest", truncate=3.0)
 
 
-def _band_pass(thumb: np.ndarray) -> np.ndarray:
-    image = np.asarray(thumb, dtype=np.float64)
+def _band_pass(thumbs: np.ndarray) -> np.ndarray:
+    """(B, H, W) uint8 -> float32 band-passed stack."""
+    image = np.asarray(thumbs, dtype=np.float32)
     fine, coarse = BAND_PASS_SIGMAS
     return _blur(image, fine) - _blur(image, coarse)
 
@@ -124,62 +142,102 @@ def _template_shape() -> tuple[int, int]:
     return round(h * (1 - 2 * MARGIN)), round(w * (1 - 2 * MARGIN))
 
 
-class _Search:
-    """The side searched over: FFT and window norms of one thumbnail."""
+def _window_norms(images: np.ndarray, th: int, tw: int) -> np.ndarray:
+    """Root of the summed squared deviation of every (th, tw) window, by integral images.
 
-    __slots__ = ("fft", "flat", "image", "mean", "norm")
+    A flat window correlates with nothing: its norm is infinite (score 0).
+    """
+    x = np.asarray(images, dtype=np.float64)
 
-    def __init__(self, thumb: np.ndarray) -> None:
-        raw = np.asarray(thumb)
-        self.mean = float(raw.mean())
-        self.flat = float(raw.std()) < _FLAT_STD
-        image = _band_pass(raw)
-        self.image = image
-        self.fft = np.fft.rfft2(image).astype(np.complex64)
-        th, tw = _template_shape()
-        # Sum and sum of squares of every (th, tw) window, by integral images.
-        s1 = np.pad(image.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-        s2 = np.pad((image * image).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    def windows(v):  # sliding sums along the width, then along the height
+        c = np.cumsum(v, axis=-1)
+        r = c[..., tw - 1 :].copy()
+        r[..., 1:] -= c[..., :-tw]
+        c = np.cumsum(r, axis=-2)
+        out = c[..., th - 1 :, :].copy()
+        out[..., 1:, :] -= c[..., :-th, :]
+        return out
 
-        def windows(s):
-            return s[th:, tw:] - s[:-th, tw:] - s[th:, :-tw] + s[:-th, :-tw]
+    n = th * tw
+    w1, w2 = windows(x), windows(x * x)
+    var = np.maximum(w2 - w1 * w1 / n, 0.0)
+    return np.where(var > n * 0.25, np.sqrt(var), np.inf).astype(np.float32)
 
-        n = th * tw
-        w1, w2 = windows(s1), windows(s2)
-        var = np.maximum(w2 - w1 * w1 / n, 0.0)
-        # A flat window correlates with nothing: its score stays 0.
-        self.norm = np.where(var > n * 0.25, np.sqrt(var), np.inf)
+
+def _unit(patches: np.ndarray) -> np.ndarray:
+    """Each patch of a stack minus its mean, divided by its norm (0 stays 0)."""
+    out = patches - patches.mean(axis=(-2, -1), keepdims=True)
+    norms = np.sqrt((out * out).sum(axis=(-2, -1), keepdims=True))
+    return (out / np.where(norms > 0, norms, np.inf)).astype(np.float32)
+
+
+class _Searched:
+    """The side searched over: FFT, window norms and smoothed derivatives of one image."""
+
+    __slots__ = ("fft", "flat", "grad_x", "grad_y", "image", "mean", "norm")
+
+
+def _searched(thumbs: np.ndarray) -> list[_Searched]:
+    """The search side of a stack of thumbnails, computed for the whole stack at once."""
+    fft = _fft()
+    raw = np.asarray(thumbs, dtype=np.float32)
+    if raw.ndim == 2:
+        raw = raw[None]
+    means = raw.mean(axis=(1, 2))
+    flat = raw.std(axis=(1, 2)) < _FLAT_STD
+    band = _band_pass(raw)
+    spectra = fft.rfft2(band)
+    norms = _window_norms(band, *_template_shape())
+    smooth = _blur(band, DERIVATIVE_SIGMA)
+    grad_y, grad_x = np.diff(smooth, axis=1), np.diff(smooth, axis=2)
+    out = []
+    for b in range(len(raw)):
+        s = _Searched()
+        s.mean, s.flat, s.image = float(means[b]), bool(flat[b]), band[b]
+        s.fft, s.norm = spectra[b], norms[b]
+        s.grad_y, s.grad_x = grad_y[b], grad_x[b]
+        out.append(s)
+    return out
+
+
+def _zoomed(image: np.ndarray) -> np.ndarray:
+    """The centre of ``image`` (template size) zoomed by each of ZOOMS: (Z, th, tw)."""
+    h, w = image.shape
+    th, tw = _template_shape()
+    pil = Image.fromarray(np.asarray(image, dtype=np.float32), "F")
+    out = np.empty((len(ZOOMS), th, tw), dtype=np.float32)
+    for k, z in enumerate(ZOOMS):
+        bh, bw = th / z, tw / z
+        box = ((w - bw) / 2, (h - bh) / 2, (w + bw) / 2, (h + bh) / 2)
+        out[k] = np.asarray(pil.resize((tw, th), Image.Resampling.BILINEAR, box=box))
+    return out
 
 
 class _Templates:
     """The side that moves: its centre zoomed by every factor of ZOOMS."""
 
-    __slots__ = ("conj_fft", "flat", "mean", "patches")
+    __slots__ = ("conj_fft", "flat", "grad_x", "grad_y", "mean", "patches")
 
-    def __init__(self, thumb: np.ndarray) -> None:
-        h, w = THUMB_SHAPE
-        th, tw = _template_shape()
+    def __init__(self, thumb: np.ndarray, band: np.ndarray | None = None) -> None:
+        fft = _fft()
         raw = np.asarray(thumb)
         self.mean = float(raw.mean())
         self.flat = float(raw.std()) < _FLAT_STD
-        image = Image.fromarray(_band_pass(raw).astype(np.float32), "F")
-        patches = np.empty((len(ZOOMS), th, tw), dtype=np.float64)
-        for k, z in enumerate(ZOOMS):
-            bh, bw = th / z, tw / z
-            box = ((w - bw) / 2, (h - bh) / 2, (w + bw) / 2, (h + bh) / 2)
-            patch = image.resize((tw, th), Image.Resampling.BILINEAR, box=box)
-            patches[k] = np.asarray(patch, dtype=np.float64)
-        patches -= patches.mean(axis=(1, 2), keepdims=True)
-        norms = np.sqrt((patches * patches).sum(axis=(1, 2), keepdims=True))
-        patches /= np.where(norms > 0, norms, np.inf)
-        self.patches = patches.astype(np.float32)
-        padded = np.zeros((len(ZOOMS), h, w), dtype=np.float64)
-        padded[:, :th, :tw] = patches
-        # complex64 halves the memory of the prepared items (~0.5 MB each).
-        self.conj_fft = np.conj(np.fft.rfft2(padded)).astype(np.complex64)
+        if band is None:
+            band = _band_pass(raw[None])[0]
+        h, w = THUMB_SHAPE
+        zoomed = _zoomed(band)
+        self.patches = _unit(zoomed)
+        padded = np.zeros((len(ZOOMS), h, w), dtype=np.float32)
+        th, tw = self.patches.shape[1:]
+        padded[:, :th, :tw] = self.patches
+        self.conj_fft = np.conj(fft.rfft2(padded))
+        smooth = _zoomed(_blur(band[None], DERIVATIVE_SIGMA)[0])
+        self.grad_y = _unit(np.diff(smooth, axis=1))
+        self.grad_x = _unit(np.diff(smooth, axis=2))
 
 
-def _flat_score(search: _Search, moving: _Templates) -> float | None:
+def _flat_score(search: _Searched, moving: _Templates) -> float | None:
     if search.flat or moving.flat:
         if search.flat and moving.flat:
             return 1.0 if abs(search.mean - moving.mean) <= _FLAT_MEAN_DIFF else 0.0
@@ -187,27 +245,26 @@ def _flat_score(search: _Search, moving: _Templates) -> float | None:
     return None
 
 
-def _score(search: _Search, moving: _Templates, changes: str) -> float:
+def _score(search: _Searched, moving: _Templates, changes: str) -> float:
     flat = _flat_score(search, moving)
     if flat is not None:
         return flat
+    fft = _fft()
     h, w = THUMB_SHAPE
     th, tw = _template_shape()
-    corr = np.fft.irfft2(moving.conj_fft * search.fft[None], s=(h, w))
-    ncc = corr[:, : h - th + 1, : w - tw + 1] / search.norm[None]
+    corr = fft.irfft2(moving.conj_fft * search.fft, s=THUMB_SHAPE)
+    ncc = corr[:, : h - th + 1, : w - tw + 1] / search.norm
     best = int(np.argmax(ncc))
     k, rest = divmod(best, ncc.shape[1] * ncc.shape[2])
     dy, dx = divmod(rest, ncc.shape[2])
-    score = float(ncc[k, dy, dx])
-    window = search.image[dy : dy + th, dx : dx + tw]
-    patch = moving.patches[k]
-    score = min(score, _directional_score(window, patch))
+    score = min(float(ncc[k, dy, dx]), _directional_score(search, moving, k, dy, dx))
     if changes == "global":
         return score
-    return min(score, _local_score(window, patch))
+    window = search.image[dy : dy + th, dx : dx + tw]
+    return min(score, _local_score(window, moving.patches[k]))
 
 
-def _directional_score(window: np.ndarray, patch: np.ndarray) -> float:
+def _directional_score(search: _Searched, moving: _Templates, k: int, dy: int, dx: int) -> float:
     """Lower NCC of the vertical and of the horizontal derivatives, aligned.
 
     Lines of text, stripes and rows of bricks correlate well at many shifts
@@ -215,18 +272,23 @@ def _directional_score(window: np.ndarray, patch: np.ndarray) -> float:
     across the lines does too, but the one along them (word gaps, joints)
     does not. A light blur keeps the derivatives forgiving of sub-pixel offsets.
     """
-    a = _blur(window, DERIVATIVE_SIGMA)
-    b = _blur(patch, DERIVATIVE_SIGMA)
-    return min(
-        _ncc(np.diff(a, axis=0), np.diff(b, axis=0)), _ncc(np.diff(a, axis=1), np.diff(b, axis=1))
-    )
+    th, tw = _template_shape()
+    gy = search.grad_y[dy : dy + th - 1, dx : dx + tw]
+    gx = search.grad_x[dy : dy + th, dx : dx + tw - 1]
+    return min(_ncc_unit(gy, moving.grad_y[k]), _ncc_unit(gx, moving.grad_x[k]))
 
 
-def _ncc(a: np.ndarray, b: np.ndarray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum()) / denom if denom > 0 else 0.0
+def _ncc_unit(a: np.ndarray, unit: np.ndarray) -> float:
+    """NCC of ``a`` with ``unit``, a zero-mean, unit-norm array of the same shape.
+
+    ``unit`` sums to 0, so ``a``'s mean drops out of the numerator; the
+    denominator is ``a``'s deviation norm from its sums (no temporary arrays).
+    """
+    total = float(a.sum())
+    squares = float(np.einsum("ij,ij->", a, a)) - total * total / a.size
+    if squares <= 0:
+        return 0.0
+    return float(np.einsum("ij,ij->", a, unit)) / math.sqrt(squares)
 
 
 def _local_score(window: np.ndarray, patch: np.ndarray) -> float:
@@ -256,9 +318,10 @@ def similarity(kept: np.ndarray, other: np.ndarray, *, changes: str = "global") 
     Parameters
     ----------
     kept : ndarray of uint8, shape THUMB_SHAPE
-        Thumbnail searched over (the kept image of a cluster).
+        Thumbnail whose centre is zoomed and shifted over ``other`` (the kept
+        image of a cluster: its zoomed templates are made once per cluster).
     other : ndarray of uint8, shape THUMB_SHAPE
-        Thumbnail whose centre is zoomed and shifted over ``kept``.
+        Thumbnail searched over.
     changes : {"global", "local"}, optional
         ``global``: best NCC over the shifts and zooms; ``local``: the lowest
         block score at that alignment, if lower.
@@ -278,16 +341,19 @@ def similarity(kept: np.ndarray, other: np.ndarray, *, changes: str = "global") 
     for thumb in (kept, other):
         if np.shape(thumb) != THUMB_SHAPE:
             raise ValueError(f"expected a thumbnail of shape {THUMB_SHAPE}, got {np.shape(thumb)}")
-    return _score(_Search(kept), _Templates(other), changes)
+    return _score(_searched(other)[0], _Templates(kept), changes)
 
 
 class Verifier:
     """Similarity of pairs among a stack of thumbnails, caching per-image work.
 
-    ``score(i, j)`` searches image ``j``'s zoomed centre over image ``i``
-    (``i`` is the kept image). The FFTs of the most recently used images are
-    kept (``cache_size`` of each side), so checking many candidates against
-    a few kept images costs one inverse FFT per zoom and pair.
+    ``score(i, j)`` searches image ``i``'s zoomed centre (``i`` is the kept
+    image) over image ``j``. Each image's search side (band-passed FFTs at
+    window norms, smoothed derivatives) is made once, a block of
+    images at a time (:meth:`searched` + :meth:`add_searched`, or
+    :meth:`prepare`); each kept image's zoomed templates once, on first use.
+    A pair then costs one inverse FFT over all zooms and two small dot
+    products for the directional check.
 
     Parameters
     ----------
@@ -296,9 +362,9 @@ class Verifier:
     changes : {"global", "local"}, optional
         See :func:`similarity`.
     cache_size : int, optional
-        Kept images whose prepared FFTs are kept (~0.1 MB each).
-    moving_cache_size : int, optional
-        Other images whose zoomed FFTs are kept (~0.5 MB each).
+        Kept images whose templates are kept (~1 MB each).
+    search_cache_size : int, optional
+        Other images whose search side is kept (~0.15 MB each).
     """
 
     def __init__(
@@ -306,8 +372,8 @@ class Verifier:
         thumbnails: np.ndarray,
         *,
         changes: str = "global",
-        cache_size: int = 256,
-        moving_cache_size: int = 160,
+        cache_size: int = 192,
+        search_cache_size: int = 512,
     ) -> None:
         check_changes(changes)
         if thumbnails.ndim != 3 or thumbnails.shape[1:] != THUMB_SHAPE:
@@ -318,39 +384,70 @@ class Verifier:
         self.thumbnails = thumbnails
         self.changes = changes
         self.cache_size = int(cache_size)
-        self.moving_cache_size = int(moving_cache_size)
+        self.search_cache_size = int(search_cache_size)
         self.n_scored = 0
-        self._search: OrderedDict[int, _Search] = OrderedDict()
-        self._moving: OrderedDict[int, _Templates] = OrderedDict()
+        self._search: OrderedDict[int, _Searched] = OrderedDict()
+        self._templates: OrderedDict[int, _Templates] = OrderedDict()
 
-    def _get(self, cache: OrderedDict, kind, i: int, size: int):
-        value = cache.get(i)
+    def release_pages(self) -> None:
+        """Let the OS drop the pages of memory-mapped thumbnails read so far.
+
+        Rows are read again from the file when needed; without this, a run
+        over a 100,000-still memory map would end with all of it (920 MB)
+        resident. Nothing happens for thumbnails in memory.
+        """
+        mapping = getattr(self.thumbnails, "_mmap", None)
+        if mapping is None:
+            base = getattr(self.thumbnails, "base", None)
+            mapping = base if isinstance(base, mmap.mmap) else None
+        if mapping is not None and hasattr(mapping, "madvise"):
+            with contextlib.suppress(OSError, ValueError):  # only a memory hint
+                mapping.madvise(mmap.MADV_DONTNEED)
+
+    def searched(self, items: list[int]) -> list[_Searched]:
+        """The search side of ``items`` (no cache touched: safe in another thread)."""
+        if not items:
+            return []
+        return _searched(np.asarray(self.thumbnails[np.asarray(items, dtype=np.int64)]))
+
+    def add_searched(self, items: list[int], values: list[_Searched]) -> None:
+        """Keep the search sides made by :meth:`searched`."""
+        for i, value in zip(items, values, strict=True):
+            self._search[int(i)] = value
+            self._search.move_to_end(int(i))
+        while len(self._search) > max(self.search_cache_size, len(items)):
+            self._search.popitem(last=False)
+
+    def prepare(self, items: list[int]) -> None:
+        """Make the search side of the ``items`` not cached yet, all at once."""
+        todo = [int(i) for i in items if int(i) not in self._search]
+        self.add_searched(todo, self.searched(todo))
+
+    def _searched_one(self, i: int) -> _Searched:
+        value = self._search.get(i)
         if value is None:
-            value = kind(self.thumbnails[i])
-            cache[i] = value
-            if len(cache) > size:
-                cache.popitem(last=False)
-        else:
-            cache.move_to_end(i)
+            self.prepare([i])
+            return self._search[i]
+        self._search.move_to_end(i)
         return value
 
-    def prepare(self, items: list[int], *, pool=None) -> None:
-        """Compute the moving side of ``items`` ahead of use (in ``pool``'s threads)."""
-        todo = [i for i in items if i not in self._moving][: self.moving_cache_size]
-        if not todo:
-            return
-        thumbs = [self.thumbnails[i] for i in todo]
-        made = pool.map(_Templates, thumbs) if pool is not None else map(_Templates, thumbs)
-        for i, value in zip(todo, made, strict=True):
-            self._moving[i] = value
-            if len(self._moving) > self.moving_cache_size:
-                self._moving.popitem(last=False)
+    def _template(self, i: int) -> _Templates:
+        value = self._templates.get(i)
+        if value is None:
+            search = self._search.get(i)
+            value = _Templates(self.thumbnails[i], None if search is None else search.image)
+            self._templates[i] = value
+            if len(self._templates) > self.cache_size:
+                self._templates.popitem(last=False)
+        else:
+            self._templates.move_to_end(i)
+        return value
 
     def score(self, kept: int, other: int) -> float:
         """Similarity of item ``other`` to item ``kept`` (see :func:`similarity`)."""
         self.n_scored += 1
         if kept == other:
             return 1.0
-        search = self._get(self._search, _Search, int(kept), self.cache_size)
-        moving = self._get(self._moving, _Templates, int(other), self.moving_cache_size)
+        moving = self._template(int(kept))
+        search = self._searched_one(int(other))
         return _score(search, moving, self.changes)

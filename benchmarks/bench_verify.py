@@ -1,0 +1,222 @@
+"""Cost of the verification stage of ``dedup`` (hash candidates checked on thumbnails).
+
+Three measurements, each in its own subprocess (wall time, CPU time and peak
+resident memory of that process; the load average is printed: other work on
+the machine changes wall times a lot, CPU times less):
+
+* ``stills``: the 720p stills of ``benchmarks/_work/dedup_stills`` (made by
+  ``bench_dedup.py``) hashed once with thumbnails, then
+  :func:`cluster_verified` at the defaults vs :func:`cluster_hashes`: ms per
+  verified pair, pairs per still, verification ms per still;
+* ``recluster``: a review of ``--n-review`` (default 10,000) stills
+  (thumbnails made from the real ones, each shifted and noised, hashes
+  perturbed by a few bits): the first verified clustering, then
+  ``Review.precompute`` of every slider threshold 0-32 (with the review's
+  shared pair memo: only new pairs are verified), then ``Review.recluster``
+  to each threshold (now lookups). The target is under 100 ms per threshold
+  change;
+* ``global``: :func:`cluster_verified` on ``--n-global`` (default 100,000)
+  synthetic stills whose thumbnails are memory-mapped from a file in
+  ``benchmarks/_work/verifyspeed`` (920 MB at 100,000), with peak RSS.
+
+Run: ``.venv/bin/python benchmarks/bench_verify.py [stills recluster global]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "_work"
+STILLS = WORK / "dedup_stills"
+OUT = WORK / "verifyspeed"
+
+
+def _clock():
+    t = os.times()
+    return time.perf_counter(), t.user + t.system
+
+
+def _since(start) -> tuple[float, float]:
+    wall, cpu = _clock()
+    return wall - start[0], cpu - start[1]
+
+
+def _real_stills():
+    """Hashes and thumbnails of the real stills (hashed once, kept in OUT)."""
+    import numpy as np
+
+    cached = OUT / "stills_ht.npz"
+    if not cached.exists():
+        from napari_video_extract.core.hashing import hash_files
+
+        files = sorted(STILLS.glob("*.jpg"))
+        if not files:
+            sys.exit(f"no stills in {STILLS}: run benchmarks/bench_dedup.py first")
+        res = hash_files(files, use_cache=False, write_cache=False, with_thumbnails=True)
+        OUT.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, hashes=res.hash_array(), thumbs=res.thumbnail_array())
+    data = np.load(cached)
+    return data["hashes"], data["thumbs"]
+
+
+def _synthetic(n: int, seed: int, out=None):
+    """``n`` stills made from the real ones: shifted, noised, hashes perturbed."""
+    import numpy as np
+
+    hashes, thumbs = _real_stills()
+    rng = np.random.default_rng(seed)
+    words = np.empty((n, hashes.shape[1]), dtype=np.uint64)
+    images = np.empty((n, *thumbs.shape[1:]), dtype=np.uint8) if out is None else out
+    step = 4096
+    for lo in range(0, n, step):
+        src = rng.integers(0, len(hashes), size=min(step, n - lo))
+        flips = rng.integers(0, 64, size=(len(src), 3))
+        w = hashes[src].copy()
+        for k in range(3):
+            w[:, 0] ^= np.left_shift(np.uint64(1), flips[:, k].astype(np.uint64))
+        words[lo : lo + len(src)] = w
+        block = thumbs[src].astype(np.int16)
+        shift = rng.integers(-3, 4, size=2)
+        block = np.roll(block, tuple(int(s) for s in shift), axis=(1, 2))
+        block += rng.integers(-6, 7, size=block.shape, dtype=np.int16)
+        images[lo : lo + len(src)] = np.clip(block, 0, 255).astype(np.uint8)
+    return words, images
+
+
+def run_stills() -> dict:
+    import numpy as np
+
+    from napari_video_extract.core.dedup import cluster_hashes
+    from napari_video_extract.core.dedup_settings import default_threshold
+    from napari_video_extract.core.matching import cluster_verified
+
+    hashes, thumbs = _real_stills()
+    n = len(hashes)
+    threshold = default_threshold(verify=True)
+    start = _clock()
+    res = cluster_verified(hashes, thumbs, threshold=threshold, sequence=np.full(n, -1))
+    wall, cpu = _since(start)
+    start = _clock()
+    cluster_hashes(hashes, threshold=default_threshold())
+    hwall, hcpu = _since(start)
+    pairs = len(res.checked)
+    return {
+        "stills": n,
+        "clusters": res.n_clusters,
+        "verified pairs": pairs,
+        "pairs per still": round(pairs / n, 2),
+        "verified clustering wall s": round(wall, 2),
+        "verified clustering CPU s": round(cpu, 2),
+        "ms per verified pair (wall)": round(1e3 * wall / max(pairs, 1), 3),
+        "verification ms per still (wall)": round(1e3 * wall / n, 3),
+        "hash-only clustering wall s": round(hwall, 3),
+        "hash-only clustering CPU s": round(hcpu, 3),
+    }
+
+
+def run_recluster(n: int) -> dict:
+    from napari_video_extract.core.review import Review, ReviewSettings
+
+    hashes, thumbs = _synthetic(n, seed=1)
+    start = _clock()
+    review = Review(hashes, ReviewSettings(), thumbnails=thumbs)
+    first_wall, first_cpu = _since(start)
+    first_pairs = review._pairs.n_computed
+    thresholds = list(range(0, 33))
+    # What the dock does after the first clustering: every slider threshold
+    # in the background, sharing the verified pairs.
+    before = review._pairs.n_computed
+    start = _clock()
+    review.precompute(thresholds)
+    pre_wall, pre_cpu = _since(start)
+    times = []
+    for t in thresholds:
+        start = _clock()
+        review.recluster(threshold=t)
+        times.append(_since(start)[0])
+    return {
+        "stills": n,
+        "first clustering wall s": round(first_wall, 2),
+        "first clustering CPU s": round(first_cpu, 2),
+        "pairs verified by it": first_pairs,
+        "precompute thresholds 0-32 wall s": round(pre_wall, 2),
+        "precompute thresholds 0-32 CPU s": round(pre_cpu, 2),
+        "new pairs verified by the precompute": review._pairs.n_computed - before,
+        "recluster after precompute, max ms over 0-32": round(1e3 * max(times), 2),
+        "recluster after precompute, median ms": round(1e3 * sorted(times)[16], 2),
+    }
+
+
+def run_global(n: int) -> dict:
+    import numpy as np
+
+    from napari_video_extract.core.dedup_settings import default_threshold
+    from napari_video_extract.core.matching import cluster_verified
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"thumbs_{n}.u8"
+    words_path = OUT / f"hashes_{n}.npy"
+    shape = (n, 72, 128)
+    if not (path.exists() and words_path.exists()):
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+        words, _ = _synthetic(n, seed=2, out=out)
+        out.flush()
+        del out
+        np.save(words_path, words)
+    words = np.load(words_path)
+    thumbs = np.load(path, mmap_mode="r")
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = _clock()
+    res = cluster_verified(words, thumbs, threshold=default_threshold(verify=True))
+    wall, cpu = _since(start)
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "stills": n,
+        "clusters": res.n_clusters,
+        "verified pairs": len(res.checked),
+        "wall s": round(wall, 1),
+        "CPU s": round(cpu, 1),
+        "peak RSS MB (whole process)": round(rss1 / 1024),
+        "RSS MB before clustering": round(rss0 / 1024),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("parts", nargs="*", default=["stills", "recluster", "global"])
+    parser.add_argument("--n-review", type=int, default=10_000)
+    parser.add_argument("--n-global", type=int, default=100_000)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        funcs = {
+            "stills": run_stills,
+            "recluster": lambda: run_recluster(args.n_review),
+            "global": lambda: run_global(args.n_global),
+        }
+        print(json.dumps(funcs[args.child]()))
+        return 0
+    print(f"load average before: {os.getloadavg()}")
+    for part in args.parts:
+        cmd = [sys.executable, __file__, "--child", part,
+               "--n-review", str(args.n_review), "--n-global", str(args.n_global)]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if out.returncode:
+            print(f"{part}: failed\n{out.stderr}")
+            continue
+        print(f"\n## {part} (load average now {os.getloadavg()})")
+        for key, value in json.loads(out.stdout.strip().splitlines()[-1]).items():
+            print(f"- {key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
