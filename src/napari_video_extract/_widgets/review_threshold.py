@@ -25,15 +25,15 @@ class ThresholdPanel:
     """Part of the duplicate finder dock (see its module docstring)."""
 
     def _precompute(self, review: Review) -> None:
-        """Cluster at the thresholds around the current one in the background."""
+        """Cluster at every threshold of the slider in the background, nearest first."""
         self._precompute_cancel.set()
         cancel = self._precompute_cancel = threading.Event()
         t, top = int(review.settings.threshold), int(self.threshold.max)
-        if review.settings.verify:
-            # A verified clustering takes seconds, not milliseconds: the next steps only.
-            near = sorted(range(max(0, t - 3), min(top, t + 3) + 1), key=lambda v: (abs(v - t), v))
-        else:
-            near = sorted(range(min(top, 3 * max(t, 4)) + 1), key=lambda v: (abs(v - t), v))
+        # Every threshold, nearest first: once this has run, moving the slider
+        # anywhere is a lookup. A verified clustering verifies only the pairs
+        # no earlier clustering of the review did (core.pair_memo), so each
+        # step costs what its new candidates cost.
+        near = sorted(range(top + 1), key=lambda v: (abs(v - t), v))
         # A plain daemon thread, not a Qt worker: a verified warm-up may still
         # run when the viewer closes, and it reports nothing (a failing step
         # fails again, in view, when the slider reaches it).
