@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -129,6 +130,31 @@ def test_gallery_shows_every_member_keeper_marked(reviewed, qtbot):
     assert "00:00.000" in overlay.text and overlay.visible
 
 
+def _stop_warm_up(finder) -> None:
+    finder._precompute_cancel.set()
+    for thread in threading.enumerate():
+        if thread.name == "nve-precompute":
+            thread.join(timeout=60)
+
+
+def test_the_warm_up_clusters_every_threshold_of_the_slider(reviewed, qtbot):
+    _viewer, finder, folder = reviewed
+    review = finder.review
+    thresholds = range(int(finder.threshold.min), int(finder.threshold.max) + 1)
+    every = lambda: all(review.is_clustered(threshold=t) for t in thresholds)  # noqa: E731
+    qtbot.waitUntil(every, timeout=60_000)
+    # Any threshold is now a lookup: applied at once, on the GUI thread, and
+    # equal to a fresh clustering of the same hashes at that bound.
+    for t in (int(finder.threshold.min), 40, int(finder.threshold.max)):
+        finder.threshold.value = t
+        assert int(review.settings.threshold) == t
+        fresh = dedup_folders([folder], threshold=t, dry_run=True)
+        ours = zip(review.paths, review.cluster, review.kept, strict=True)
+        assert [(p.name, int(c), bool(k)) for p, c, k in ours] == [
+            (it.path.name, it.cluster, it.kept) for it in fresh.items if it.cluster >= 0
+        ]
+
+
 def test_keyboard_triage_threshold_and_override_then_write_undo(reviewed, qtbot, tmp_path):
     viewer, finder, folder = reviewed
     review = finder.review
@@ -148,7 +174,12 @@ def test_keyboard_triage_threshold_and_override_then_write_undo(reviewed, qtbot,
     assert finder.current_cluster == first
 
     # A threshold not yet clustered is computed off the GUI thread, then shown;
-    # the overrides stay on their stills.
+    # the overrides stay on their stills. The warm-up may have clustered every
+    # threshold of these few stills already: stop it and forget all but the
+    # current clustering, as if the slider moved before the warm-up got there.
+    _stop_warm_up(finder)
+    current = review._key(review.settings)
+    review._clusterings = {current: review._clusterings[current]}
     n_before, start = review.n_clusters, int(review.settings.threshold)
     assert not review.is_clustered(threshold=0)
     finder.threshold.value = 0
