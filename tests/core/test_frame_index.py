@@ -173,3 +173,13 @@ def test_an_entry_of_another_format_version_is_ignored(cache, opened, cfr_video,
     opened.clear()
     assert probe(cfr_video).frame_count == 100
     assert "pyav" in opened  # probed again from the file
+
+
+def test_the_identity_names_the_device_as_well_as_the_inode(cfr_video):
+    # An inode number is unique on one file system only: a file on another
+    # device with the same inode, size and times must not match.
+    from napari_video_extract.core.frame_index import file_identity
+
+    st = os.stat(cfr_video)
+    identity = file_identity(Path(cfr_video))
+    assert identity[-2:] == [str(st.st_dev), str(st.st_ino)]

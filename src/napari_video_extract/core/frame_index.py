@@ -12,7 +12,7 @@ Dask workers on the same machine) opens no decoder and runs no ffmpeg.
   Windows, under ``napari-video-extract/frame-index``), or in
   ``$NAPARI_VIDEO_EXTRACT_CACHE_DIR``: never beside the user's video.
 * An entry is keyed on the file's absolute path, size, modification and
-  change times and inode, and repeats them inside, so a changed or replaced
+  change times, device and inode, and repeats them inside, so a changed or replaced
   file is probed again, never served a stale entry (a file's change time
   cannot be set back by its owner).
 * Every stored fact was read from a structured field (PyAV's stream, codec
@@ -49,7 +49,7 @@ __all__ = [
 #: Environment variable naming the cache folder (empty: no cache at all).
 CACHE_DIR_ENV = "NAPARI_VIDEO_EXTRACT_CACHE_DIR"
 #: Bumped whenever what the probe stores changes meaning.
-_FORMAT_VERSION = 2
+_FORMAT_VERSION = 3  # 3: the identity holds st_dev (older entries are ignored)
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,7 +130,16 @@ def file_identity(path: Path) -> list[str] | None:
         st = path.stat()
     except OSError:
         return None
-    fields = (_FORMAT_VERSION, path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    # The device too: an inode number is unique on one file system only.
+    fields = (
+        _FORMAT_VERSION,
+        path,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_dev,
+        st.st_ino,
+    )
     return [str(f) for f in fields]
 
 

@@ -205,7 +205,9 @@ class VideoReader:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         if backend == "pyav" and not pyav_available():
             raise ImportError("backend='pyav' needs PyAV: pip install av")
-        # The probe runs first, always: it is what enforces the whitelists.
+        # The whitelists are applied at every open (open_container / the
+        # ffmpeg input options), not by the probe: a probe served from the
+        # frame-index cache opens nothing.
         self._info = info if info is not None else probe(path)
         if backend == "auto":
             backend = "pyav" if pyav_available() and pyav_is_exact(self._info) else "ffmpeg"
