@@ -107,6 +107,27 @@ def test_nonref_frames_are_really_skipped(kinds):
     assert stats.frames_decoded == counts[True]
 
 
+def test_the_reader_falls_back_to_a_full_decode_when_skipping_misses(kinds, monkeypatch):
+    # The skip choice is made from the packet's pts, the frame is named by its
+    # best-effort timestamp; should they disagree, a wanted non-reference
+    # frame is skipped. Make every packet look unwanted (the worst such
+    # disagreement): the skipping tries miss the B-frames, the last try
+    # decodes everything, and the reader still gives the right pixels.
+    path = kinds["b_pyramid"]
+    info = probe(path)
+    reference = synthetic.decode_all(path)
+    monkeypatch.setattr(PyAVStream, "_wanted_packet", lambda self, packet: False)
+    wanted = [*range(1, 12, 2), info.frame_count - 2]
+    with PyAVStream(info, 0, tuple(wanted), seek=False, threads=1) as stream:
+        missed = set(wanted) - {f.index for f in stream}
+    assert missed  # the skipping decode really loses some of them
+    with VideoReader(path, backend="pyav", prefetch=0) as video:
+        for i in wanted:
+            image = video.read(i)
+            assert synthetic.decode_index(image) == i
+            assert np.array_equal(image, reference[i]), i
+
+
 def test_frame_threads_apply_each_skip_to_its_own_packet(kinds):
     # FFmpeg hands skip_frame to the frame thread with each packet; if it did
     # not, a wanted frame would go missing or an unwanted one be decoded.

@@ -29,8 +29,8 @@ from napari_video_extract.core.ffmpeg_source import FrameStream
 from napari_video_extract.core.frame_source import STALL_TIMEOUT_SECONDS, DecodedFrame, FrameSource
 from napari_video_extract.core.probe import VideoInfo
 from napari_video_extract.core.pyav_source import (
-    NONREF_EXACT_CODECS,
     PyAVStream,
+    pyav_attempts,
     pyav_available,
     pyav_is_exact,
 )
@@ -88,11 +88,7 @@ def _attempts(info: VideoInfo, backend: str, start: int) -> list[tuple[bool | st
         if not info.seeks_by_index:
             seeks = [s for s in seeks if s != "fast"]
         return [(seek, False) for seek in seeks]
-    tries: list[tuple[bool | str, bool]] = [(True, True), ("earlier", True)] if start > 0 else []
-    tries.append((False, True))
-    if info.codec in NONREF_EXACT_CODECS:
-        tries.append((False, False))
-    return tries
+    return pyav_attempts(info, start)
 
 
 class _Sources:

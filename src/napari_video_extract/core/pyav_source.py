@@ -41,7 +41,13 @@ from napari_video_extract.core.errors import DecodeError, VideoOpenError
 from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.probe import VideoInfo
 
-__all__ = ["NONREF_EXACT_CODECS", "PyAVStream", "pyav_available", "pyav_is_exact"]
+__all__ = [
+    "NONREF_EXACT_CODECS",
+    "PyAVStream",
+    "pyav_attempts",
+    "pyav_available",
+    "pyav_is_exact",
+]
 
 #: Decoders whose ``skip_frame="NONREF"`` drops only pictures no other picture
 #: references: H.264 (``nal_ref_idc == 0``, never an IDR), MPEG-1/2 video and
@@ -64,6 +70,23 @@ def pyav_is_exact(info: VideoInfo) -> bool:
     coded_height = info.height if info.rotation % 180 == 0 else info.width
     subsampled = any(tag in info.pix_fmt for tag in _VERTICAL_CHROMA_SUBSAMPLING)
     return coded_height % 2 == 0 or not subsampled
+
+
+def pyav_attempts(info: VideoInfo, start: int) -> list[tuple[bool | str, bool]]:
+    """``(seek, skip)`` tries for a :class:`PyAVStream` from keyframe ``start``, cheapest first.
+
+    A seek may land after the keyframe (timestamp-searched containers): the
+    next try seeks to the keyframe before, then decoding starts from the
+    beginning. The last resort, for the codecs that skip, decodes everything:
+    the skip choice is made from the packet's timestamp, the frame is
+    identified by its best-effort timestamp, and should they disagree a
+    wanted frame could be skipped, which a full decode cannot do.
+    """
+    tries: list[tuple[bool | str, bool]] = [(True, True), ("earlier", True)] if start > 0 else []
+    tries.append((False, True))
+    if info.codec in NONREF_EXACT_CODECS:
+        tries.append((False, False))
+    return tries
 
 
 class PyAVStream:

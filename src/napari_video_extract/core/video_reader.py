@@ -70,7 +70,12 @@ from napari_video_extract.core.ffmpeg_source import FrameStream
 from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.prefetch import Prefetcher
 from napari_video_extract.core.probe import VideoInfo, probe
-from napari_video_extract.core.pyav_source import PyAVStream, pyav_available, pyav_is_exact
+from napari_video_extract.core.pyav_source import (
+    PyAVStream,
+    pyav_attempts,
+    pyav_available,
+    pyav_is_exact,
+)
 from napari_video_extract.core.reference_frames import reference_fraction
 
 __all__ = [
@@ -217,6 +222,7 @@ class VideoReader:
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.RLock()
         self._stream: FrameStream | PyAVStream | None = None
+        self._stream_skips = True  # the skip choice the running stream was opened with
         # Streams to stop when the reader is collected or Python exits (at
         # exit, before daemon threads freeze), without referring to self.
         self._open_streams: set[FrameStream | PyAVStream] = set()
@@ -344,6 +350,10 @@ class VideoReader:
             The reader is closed.
         """
         i = self._check_index(index)
+        if self._passing is None and self._stream is not None:
+            # Measured outside the lock (it reads up to 600 packets): reads
+            # of cached frames from other threads are not held up by it.
+            self._passing_fraction()
         with self._prefetcher.foreground(), self._lock:
             if self._closed:
                 raise ValueError("I/O operation on a closed VideoReader")
@@ -384,10 +394,16 @@ class VideoReader:
         keyframe = self._info.keyframe_before(i)
         if keyframe <= self._stream_next:
             return True  # a new decoder would decode the same frames anyway
+        passing = self._passing_fraction()
+        return (i - self._stream_next) <= self._startup + passing * (i - keyframe)
+
+    def _passing_fraction(self) -> float:
+        """Cost of a frame a jump passes, relative to a decoded one (measured once)."""
         if self._passing is None:
-            # PyAV's jump decodes only the references on the way (measured once per file).
+            # PyAV's jump decodes only the references on the way. Not under
+            # the reader's lock; two threads may both measure (same result).
             self._passing = reference_fraction(self._info) if self._backend == "pyav" else 1.0
-        return (i - self._stream_next) <= self._startup + self._passing * (i - keyframe)
+        return self._passing
 
     def _decode(self, i: int) -> np.ndarray:
         if self._worth_streaming_to(i):
@@ -396,21 +412,24 @@ class VideoReader:
                 return frame
             # The decoder died (e.g. killed as hung, or a damaged file): seek again.
         # A seek may land after the keyframe (timestamp-searched containers):
-        # PyAV then retries from the keyframe before; both end from the start.
-        attempts = (True, "earlier", False) if self._backend == "pyav" else (True, False)
-        for seek in attempts:
-            self._start_stream(i, seek=seek)
+        # PyAV then retries from the keyframe before, then from the start, and
+        # last without skipping anything (the same tries as decode_frames).
+        keyframe = self._info.keyframe_before(i)
+        if self._backend == "pyav":
+            attempts = pyav_attempts(self._info, keyframe)
+        else:
+            attempts = [(True, False), (False, False)] if keyframe > 0 else [(False, False)]
+        for seek, skip in attempts:
+            self._start_stream(i, seek=seek, skip=skip)
             frame = self._advance_to(i)
             if frame is not None:
                 return frame
-            if self._info.keyframe_before(i) == 0:
-                break  # another try without seeking would decode the same way
         raise DecodeError(self._info.path, f"frame {i} could not be decoded")
 
-    def _start_stream(self, i: int, *, seek: bool | str) -> None:
+    def _start_stream(self, i: int, *, seek: bool | str, skip: bool = True) -> None:
         start = self._info.keyframe_before(i) if seek else 0
         stream = self._stream
-        if isinstance(stream, PyAVStream) and not stream.closed:
+        if isinstance(stream, PyAVStream) and not stream.closed and self._stream_skips == skip:
             try:
                 stream.restart(start, first=i, seek=seek)  # a seek in the open file
             except DecodeError:
@@ -418,15 +437,18 @@ class VideoReader:
         else:
             self._close_stream()
         if self._stream is None:
-            self._stream = self._new_stream(start, first=i, seek=seek)
+            self._stream = self._new_stream(start, first=i, seek=seek, skip=skip)
+            self._stream_skips = skip
             self._open_streams.add(self._stream)
         self._stream_next = i
         self.stats.streams_started += 1
 
-    def _new_stream(self, start: int, *, first: int, seek: bool | str) -> FrameStream | PyAVStream:
+    def _new_stream(
+        self, start: int, *, first: int, seek: bool | str, skip: bool
+    ) -> FrameStream | PyAVStream:
         if self._backend == "pyav":
             try:
-                return PyAVStream(self._info, start, first=first, seek=seek)
+                return PyAVStream(self._info, start, first=first, seek=seek, skip=skip)
             except DecodeError:
                 raise
             except Exception as exc:  # av.FFmpegError and friends: one clear line
@@ -505,7 +527,7 @@ class VideoReader:
             raise ValueError("I/O operation on a closed VideoReader")
         expected = start
         with self._new_stream(
-            self._info.keyframe_before(start), first=start, seek=start > 0
+            self._info.keyframe_before(start), first=start, seek=start > 0, skip=True
         ) as stream:
             for decoded in stream:
                 if decoded.index != expected:
