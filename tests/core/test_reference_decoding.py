@@ -128,6 +128,40 @@ def test_the_reader_falls_back_to_a_full_decode_when_skipping_misses(kinds, monk
             assert np.array_equal(image, reference[i]), i
 
 
+def test_interlaced_video_skips_nothing_and_equals_a_full_decode(tmp_path):
+    # Field-coded pictures (MPEG-2, H.264 PAFF) in PS/TS: a skipped field next
+    # to a decoded one would be a half-decoded picture, so interlaced video
+    # (here x264's MBAFF in MPEG-TS, flagged interlaced) decodes everything.
+    path = synthetic.make_cfr(
+        tmp_path / "interlaced.ts",
+        frames=48,
+        gop=24,
+        extra=["-x264-params", "interlaced=1:bframes=3:b-pyramid=normal", "-f", "mpegts"],
+    )
+    info = probe(path)
+    reference = synthetic.decode_all(path)
+    wanted = (5, 22, 40)
+    counts = {}
+    for skip in (False, True):
+        with PyAVStream(info, 0, wanted, seek=False, threads=1, skip=skip) as stream:
+            got = {f.index: f.image for f in stream}
+            counts[skip] = stream.frames_decoded
+        assert sorted(got) == list(wanted)
+        for i in wanted:
+            assert np.array_equal(got[i], reference[i]), (skip, i)
+    assert counts[True] == counts[False] == info.frame_count
+    # The same file, progressive, does skip (so the count above can differ).
+    progressive = synthetic.make_cfr(
+        tmp_path / "progressive.ts",
+        frames=48,
+        gop=24,
+        extra=["-x264-params", "bframes=3:b-pyramid=normal", "-f", "mpegts"],
+    )
+    with PyAVStream(probe(progressive), 0, wanted, seek=False, threads=1) as stream:
+        assert [f.index for f in stream] == list(wanted)
+        assert stream.frames_decoded < info.frame_count
+
+
 def test_frame_threads_apply_each_skip_to_its_own_packet(kinds):
     # FFmpeg hands skip_frame to the frame thread with each packet; if it did
     # not, a wanted frame would go missing or an unwanted one be decoded.

@@ -15,10 +15,32 @@ On the way to a wanted frame the decoder skips the frames nothing else is
 predicted from (``skip_frame = "NONREF"``), and decodes each wanted frame
 normally: the choice is made per packet, before the packet goes to the
 decoder, from the packet's presentation timestamp mapped to the probe's
-frame table. That is exact by construction: a skipped frame is never shown
-and never a reference. It is done only for the decoders in
+frame table. It is done only for the decoders in
 :data:`NONREF_EXACT_CODECS`, where FFmpeg's NONREF test is exactly "no other
 picture refers to this one"; every other codec decodes everything.
+
+What is guaranteed: a skipped picture is never a reference, so every frame
+that is decoded is decoded exactly as in a full decode, and a frame is given
+only under the index its own best-effort timestamp maps to (never another
+frame in its place). What is not: that every wanted frame is decoded. The
+choice uses the packet's pts, the frame is named by its best-effort
+timestamp (which may be the dts); should they disagree, a wanted frame is
+skipped and goes missing. The callers' last try (:func:`pyav_attempts`)
+therefore decodes without skipping.
+
+Two cases are kept out, conservatively:
+
+* A packet without a pts (MPEG-PS/TS stamp only some PES packets; the second
+  field of a field-coded picture often has none) keeps the previous
+  packet's choice, so the two fields of one picture are skipped or decoded
+  together.
+* Interlaced video skips nothing: with field pictures (MPEG-2, H.264 PAFF)
+  a skipped field next to a decoded one would make a half-decoded picture.
+  Skipping starts only once a decoded frame has shown the stream
+  progressive (``frame.interlaced_frame`` false), stops for good at the
+  first interlaced frame, and never starts when the stream's header field
+  order is interlaced (``codec_context.field_order``, FFmpeg's
+  ``AVFieldOrder``).
 
 Frame threading keeps that exact: FFmpeg copies ``skip_frame`` from the
 user's context into the worker thread's when each packet is submitted
@@ -55,6 +77,9 @@ __all__ = [
 #: left out: its "sub-layer non-reference" pictures may still be references
 #: of a higher temporal sub-layer. VP8/VP9/AV1 decoders do not skip by it.
 NONREF_EXACT_CODECS = frozenset({"h264", "mpeg1video", "mpeg2video", "mpeg4"})
+
+# FFmpeg's AVFieldOrder values, as PyAV's ``codec_context.field_order`` gives them.
+_FIELD_ORDER_UNKNOWN, _FIELD_ORDER_PROGRESSIVE = 0, 1
 
 #: Pixel formats whose chroma is subsampled vertically (see the module notes).
 _VERTICAL_CHROMA_SUBSAMPLING = ("420", "410", "440", "nv12", "nv21", "nv20", "p010", "p016")
@@ -142,6 +167,9 @@ class PyAVStream:
         self._dts_only = "avi" in info.container.split(",")
         # AVI packets carry decoding-order stamps only: a packet's frame is unknown.
         self._can_skip = bool(skip) and info.codec in NONREF_EXACT_CODECS and not self._dts_only
+        # None until a decoded frame shows whether the stream is interlaced
+        # (then False: skip nothing; see the module notes). Kept across reopens.
+        self._progressive: bool | None = None
         self._threads = None if threads is None else max(1, int(threads))
         self._timeout = stall_timeout
         self._container = None
@@ -173,6 +201,8 @@ class PyAVStream:
             self._stream.thread_count = self._threads
         self._codec = self._stream.codec_context
         self._skipping = False
+        if self._codec.field_order not in (_FIELD_ORDER_UNKNOWN, _FIELD_ORDER_PROGRESSIVE):
+            self._progressive = False  # the header says interlaced: skip nothing
         self._time_base = self._stream.time_base
         self._tb = float(self._time_base)
         self._av_error = av.FFmpegError
@@ -247,9 +277,7 @@ class PyAVStream:
         return dts
 
     def _wanted_packet(self, packet) -> bool:
-        """True unless the packet's frame is neither wanted nor needed to reach one."""
-        if packet.pts is None:
-            return True  # unknown frame (or the final flush): decode it
+        """True unless the frame of the packet (with a pts) is neither wanted nor a way to one."""
         index = int(np.searchsorted(self._bounds, packet.pts * self._tb, "right"))
         if self._targets is not None:
             return index in self._targets
@@ -267,7 +295,14 @@ class PyAVStream:
                 raise DecodeError(self.info.path, f"reading failed: {exc}") from None
             if self._can_skip:
                 # Set before the packet is sent: the decoder reads it per packet.
-                skip = not self._wanted_packet(packet)
+                # No pts (a second field, an unstamped PES, the final flush):
+                # the previous packet's choice. Not progressive (yet): none.
+                if not self._progressive:
+                    skip = False
+                elif packet.pts is None:
+                    skip = self._skipping
+                else:
+                    skip = not self._wanted_packet(packet)
                 if skip != self._skipping:
                     self._codec.skip_frame = "NONREF" if skip else "DEFAULT"
                     self._skipping = skip
@@ -276,6 +311,10 @@ class PyAVStream:
             except self._av_error:
                 continue  # a damaged packet: the frame is missing, never replaced
             self._decoded += len(self._pending)
+            if self._progressive is not False and any(f.interlaced_frame for f in self._pending):
+                self._progressive = False  # interlaced: skip nothing from now on
+            elif self._progressive is None and self._pending:
+                self._progressive = True
         return self._pending.pop(0)
 
     @property
@@ -285,7 +324,10 @@ class PyAVStream:
 
     @property
     def skips_frames(self) -> bool:
-        """True if this source skips non-reference frames that are not wanted."""
+        """True if this source was opened to skip non-reference frames that are not wanted.
+
+        It then skips them on progressive video only (see the module notes).
+        """
         return self._can_skip
 
     def error_text(self) -> str:
