@@ -150,6 +150,7 @@ def test_interlaced_video_skips_nothing_and_equals_a_full_decode(tmp_path):
         for i in wanted:
             assert np.array_equal(got[i], reference[i]), (skip, i)
     assert counts[True] == counts[False] == info.frame_count
+    assert reference_fraction(info) == 1.0  # and the planner counts every frame
     # The same file, progressive, does skip (so the count above can differ).
     progressive = synthetic.make_cfr(
         tmp_path / "progressive.ts",

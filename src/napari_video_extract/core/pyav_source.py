@@ -66,6 +66,7 @@ from napari_video_extract.core.probe import VideoInfo
 __all__ = [
     "NONREF_EXACT_CODECS",
     "PyAVStream",
+    "interlaced_by_header",
     "pyav_attempts",
     "pyav_available",
     "pyav_is_exact",
@@ -95,6 +96,11 @@ def pyav_is_exact(info: VideoInfo) -> bool:
     coded_height = info.height if info.rotation % 180 == 0 else info.width
     subsampled = any(tag in info.pix_fmt for tag in _VERTICAL_CHROMA_SUBSAMPLING)
     return coded_height % 2 == 0 or not subsampled
+
+
+def interlaced_by_header(codec_context) -> bool:
+    """True if a PyAV codec context's field order (from the stream header) is interlaced."""
+    return codec_context.field_order not in (_FIELD_ORDER_UNKNOWN, _FIELD_ORDER_PROGRESSIVE)
 
 
 def pyav_attempts(info: VideoInfo, start: int) -> list[tuple[bool | str, bool]]:
@@ -201,7 +207,7 @@ class PyAVStream:
             self._stream.thread_count = self._threads
         self._codec = self._stream.codec_context
         self._skipping = False
-        if self._codec.field_order not in (_FIELD_ORDER_UNKNOWN, _FIELD_ORDER_PROGRESSIVE):
+        if interlaced_by_header(self._codec):
             self._progressive = False  # the header says interlaced: skip nothing
         self._time_base = self._stream.time_base
         self._tb = float(self._time_base)

@@ -30,7 +30,7 @@ import threading
 from napari_video_extract.core.container import first_video_stream, open_container
 from napari_video_extract.core.errors import VideoOpenError
 from napari_video_extract.core.probe import VideoInfo
-from napari_video_extract.core.pyav_source import NONREF_EXACT_CODECS
+from napari_video_extract.core.pyav_source import NONREF_EXACT_CODECS, interlaced_by_header
 
 __all__ = ["SAMPLE_PACKETS", "is_reference_packet", "reference_fraction"]
 
@@ -117,8 +117,8 @@ def _measure(info: VideoInfo) -> float:
         return 1.0
     try:
         stream = first_video_stream(container)
-        if stream is None:
-            return 1.0
+        if stream is None or interlaced_by_header(stream.codec_context):
+            return 1.0  # interlaced video skips nothing (see pyav_source)
         length_size = _avcc_length_size(stream.codec_context.extradata)
         for packet in container.demux(stream):
             if packet.size == 0:
@@ -147,7 +147,8 @@ def reference_fraction(info: VideoInfo) -> float:
     float
         In ``(0, 1]``; 1.0 for codecs whose decoder cannot skip
         (:data:`~napari_video_extract.core.pyav_source.NONREF_EXACT_CODECS`),
-        AVI files (no per-packet presentation time) and unreadable files.
+        AVI files (no per-packet presentation time), video whose header says
+        interlaced (nothing is skipped) and unreadable files.
     """
     if info.codec not in NONREF_EXACT_CODECS or "avi" in info.container.split(","):
         return 1.0
