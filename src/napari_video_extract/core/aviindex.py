@@ -10,7 +10,9 @@ take a tick and are not frames.
 
 Defensive, like :mod:`.mp4index`: anything unexpected (an OpenDML file with
 a second ``RIFF AVIX`` part, whose chunks ``idx1`` does not list; streams of
-other kinds than audio and video; palette changes; inconsistent sizes)
+other kinds than audio and video; palette changes; inconsistent sizes; an
+index whose chunks overlap, lie outside ``movi`` or do not match the chunk
+headers in the file; more top-level chunks than real files have)
 returns ``None`` and the caller lists the packets instead, which is always
 right. Tests compare both on every AVI at hand.
 """

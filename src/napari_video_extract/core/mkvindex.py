@@ -12,8 +12,11 @@ Timestamps are presentation times (Matroska stores them so), in
 ``TimestampScale`` units: ffmpeg's time base for the stream. Defensive like
 :mod:`.mp4index`: anything unexpected (unknown-size clusters, laced or
 encrypted blocks, compressed or per-track-scaled tracks, track kinds ffmpeg
-would skip, sizes past the end of the file) returns ``None`` and the caller
-lists the packets instead. Tests compare both on every Matroska file at hand.
+would skip, a CodecID ffmpeg times otherwise or that is not the probed
+codec's, sizes past the end of the file, times of 2**62 or more, empty
+clusters, more clusters than the file's size allows, a parse over
+``PARSE_BUDGET_S``) returns ``None`` and the caller lists the packets
+instead. Tests compare both on every Matroska file at hand.
 """
 
 from __future__ import annotations
@@ -284,6 +287,8 @@ def _read(fileno: int, end_of_file: int, stream: int, codec: str | None) -> Fram
     ticks, keys, durations, sizes = (np.frombuffer(a, dtype=a.typecode) for a in out)
     if len(ticks) == 0:
         return None
+    if ticks.max() >= _TIME_LIMIT:
+        raise _Unusual("time out of range")
     real = sizes > 0
     return FrameTable(
         ticks=ticks[real].astype(np.int64),
