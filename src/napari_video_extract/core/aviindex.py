@@ -10,7 +10,9 @@ take a tick and are not frames.
 
 Defensive, like :mod:`.mp4index`: anything unexpected (an OpenDML file with
 a second ``RIFF AVIX`` part, whose chunks ``idx1`` does not list; streams of
-other kinds than audio and video; palette changes; inconsistent sizes)
+other kinds than audio and video; palette changes; inconsistent sizes; an
+index whose chunks overlap, lie outside ``movi`` or do not match the chunk
+headers in the file; more top-level chunks than real files have)
 returns ``None`` and the caller lists the packets instead, which is always
 right. Tests compare both on every AVI at hand.
 """
@@ -32,13 +34,26 @@ __all__ = ["read_avi_frame_table"]
 MAX_INDEX_BYTES = 256 * 1024 * 1024
 #: Largest header list we read.
 MAX_HEADER_BYTES = 16 * 1024 * 1024
+#: Most top-level chunks we walk: real files have a handful (hdrl, a JUNK
+#: or INFO list or two, movi, idx1).
+MAX_TOP_LEVEL_CHUNKS = 256
+#: Index entries whose chunk header is read back to check the index.
+_SPOT_CHECKS = 16
 _AVIIF_KEYFRAME = 0x10
 
 
+class _Unusual(Exception):
+    pass
+
+
 def _chunks(fh, start: int, end: int):
-    """Yield (id, payload_start, size) of the chunks in [start, end)."""
+    """Yield (id, payload_start, size, first 4 payload bytes) of the chunks in [start, end)."""
     pos = start
+    count = 0
     while pos + 8 <= end:
+        count += 1
+        if count > MAX_TOP_LEVEL_CHUNKS:
+            raise _Unusual("too many top-level chunks")
         fh.seek(pos)
         head = fh.read(12)
         if len(head) < 8:
@@ -73,6 +88,15 @@ def _stream_headers(hdrl: bytes) -> list[tuple[bytes, int, int, int]]:
     return streams
 
 
+def _headers_match(fh, at: np.ndarray, ids: np.ndarray, sizes: np.ndarray) -> bool:
+    """Whether a few chunks the index lists have that id and size in the file."""
+    for i in np.unique(np.linspace(0, len(at) - 1, _SPOT_CHECKS).astype(np.int64)):
+        head = os.pread(fh.fileno(), 8, int(at[i]))
+        if len(head) < 8 or head != ids[i].ljust(4, b"\0")[:4] + struct.pack("<I", sizes[i]):
+            return False
+    return True
+
+
 def read_avi_frame_table(path: str | os.PathLike, *, stream: int) -> FrameTable | None:
     """The frame table of video stream ``stream`` from the ``idx1`` index, or None.
 
@@ -94,7 +118,7 @@ def read_avi_frame_table(path: str | os.PathLike, *, stream: int) -> FrameTable 
     try:
         with open(path, "rb") as fh:
             return _read(fh, os.fstat(fh.fileno()).st_size, stream)
-    except (OSError, struct.error, ValueError):
+    except (_Unusual, OSError, struct.error, ValueError, OverflowError):
         return None
 
 
@@ -109,15 +133,18 @@ def _read(fh, file_size: int, stream: int) -> FrameTable | None:
     if riff_end + 8 <= file_size:
         return None  # more RIFF parts (OpenDML): idx1 lists only the first
     hdrl = idx1 = None
-    movi_start = None
+    movi_start = movi_end = None
     for kind, start, size, sub in _chunks(fh, 12, riff_end):
         if kind == b"LIST" and sub == b"hdrl":
-            if size > MAX_HEADER_BYTES:
+            if not 4 <= size <= MAX_HEADER_BYTES:
                 return None
             fh.seek(start + 4)
             hdrl = fh.read(size - 4)
         elif kind == b"LIST" and sub == b"movi":
+            if movi_start is not None:
+                return None
             movi_start = start  # idx1 offsets count from the "movi" fourcc
+            movi_end = start + size
         elif kind == b"idx1":
             if size > MAX_INDEX_BYTES or size % 16 or start + size > file_size:
                 return None
@@ -129,8 +156,10 @@ def _read(fh, file_size: int, stream: int) -> FrameTable | None:
     if not 0 <= stream < len(streams) or any(s[0] not in (b"vids", b"auds") for s in streams):
         return None
     fcc, scale, rate, start_tick = streams[stream]
-    if fcc != b"vids" or scale <= 0 or rate <= 0 or start_tick > 2**31:
+    if fcc != b"vids" or scale <= 0 or rate <= 0:
         return None
+    if start_tick > 3600 * rate // scale:
+        start_tick = 0  # ffmpeg's avidec: "crazy start time", read as 0
     entries = np.frombuffer(
         idx1, dtype=np.dtype([("id", "S4"), ("flags", "<u4"), ("offset", "<u4"), ("size", "<u4")])
     )
@@ -145,9 +174,17 @@ def _read(fh, file_size: int, stream: int) -> FrameTable | None:
     offsets = entries["offset"][mine].astype(np.int64)
     if len(sizes) == 0 or (np.diff(offsets) <= 0).any():
         return None  # not in file order: ffmpeg then orders by time itself
-    # Offsets are relative to the movi list (or, in some writers, absolute).
-    absolute = offsets[0] >= movi_start
-    if (offsets + (0 if absolute else movi_start) + 8 + sizes > file_size).any():
+    # Offsets count from the movi list's fourcc (or, in some writers, from the
+    # file's start): the index's first entry is the list's first chunk.
+    first = int(entries["offset"][0])
+    if first not in (4, movi_start + 4):
+        return None
+    at = offsets + (movi_start if first == 4 else 0)
+    if at[0] < movi_start + 4 or (at + 8 + sizes > min(movi_end, file_size)).any():
+        return None  # a chunk outside the movi list
+    if (at[1:] < at[:-1] + 8 + sizes[:-1]).any():
+        return None  # chunks that overlap
+    if not _headers_match(fh, at, ids[mine], sizes):
         return None
     ticks = start_tick + np.arange(len(sizes), dtype=np.int64)
     real = sizes > 0

@@ -12,14 +12,19 @@ Timestamps are presentation times (Matroska stores them so), in
 ``TimestampScale`` units: ffmpeg's time base for the stream. Defensive like
 :mod:`.mp4index`: anything unexpected (unknown-size clusters, laced or
 encrypted blocks, compressed or per-track-scaled tracks, track kinds ffmpeg
-would skip, sizes past the end of the file) returns ``None`` and the caller
-lists the packets instead. Tests compare both on every Matroska file at hand.
+would skip, a CodecID ffmpeg times otherwise or that is not the probed
+codec's, sizes past the end of the file, times of 2**62 or more, empty
+clusters, more clusters than the file's size allows, a parse over
+``PARSE_BUDGET_S``) returns ``None`` and the caller lists the packets
+instead. Tests compare both on every Matroska file at hand.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import time
+from array import array
 from fractions import Fraction
 from pathlib import Path
 
@@ -52,11 +57,49 @@ _CONTENT_ENCODINGS = 0x6D80
 _CODEC_DELAY = 0x56AA
 #: Track types ffmpeg makes a stream of (video, audio, subtitle), in order.
 _STREAM_TRACK_TYPES = {1, 2, 0x11}
-_MAX_FRAMES = 50_000_000
+#: Most frames we read: about 23 hours at 60 fps (ten bytes each in memory).
+_MAX_FRAMES = 5_000_000
+#: Timestamps, durations and ticks at or past this are unusual: far from any
+#: real film and clear of int64 overflow when added up.
+_TIME_LIMIT = 1 << 62
+#: Seconds the whole parse may take (a two-hour film takes under one): past
+#: it the caller lists the packets, whose run has its own timeout.
+PARSE_BUDGET_S = 10.0
+#: Blocks or elements between two checks of the budget and the frame cap.
+_CHECK_EVERY = 1 << 14
 #: Largest Info or Tracks element we read.
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 #: Largest cluster we map at once (ffmpeg writes clusters of 5 s or 5 MB).
 MAX_CLUSTER_BYTES = 256 * 1024 * 1024
+#: Clusters up to this size are read with one ``pread``, larger ones mapped.
+_PREAD_CLUSTER_BYTES = 1024 * 1024
+#: Top-level elements allowed: a few headers plus one cluster per 4 KiB of
+#: file (real clusters hold seconds of video: tens of kilobytes and more).
+_MIN_TOP_LEVEL = 256
+_BYTES_PER_TOP_LEVEL = 4096
+#: ``CodecID`` of each codec the reader knows ffmpeg maps plainly (block time
+#: is the frame's presentation time). ``V_MS/VFW/FOURCC`` is absent on
+#: purpose: ffmpeg puts its block times into dts, not pts.
+_CODEC_IDS = {
+    b"V_MPEG4/ISO/AVC": "h264",
+    b"V_MPEGH/ISO/HEVC": "hevc",
+    b"V_VP8": "vp8",
+    b"V_VP9": "vp9",
+    b"V_AV1": "av1",
+    b"V_MPEG4/ISO/ASP": "mpeg4",
+    b"V_MPEG4/ISO/SP": "mpeg4",
+    b"V_MPEG4/ISO/AP": "mpeg4",
+    b"V_MPEG1": "mpeg1video",
+    b"V_MPEG2": "mpeg2video",
+    b"V_MJPEG": "mjpeg",
+    b"V_THEORA": "theora",
+    b"V_PRORES": "prores",
+    b"V_FFV1": "ffv1",
+}
+#: First letter of the CodecID that ffmpeg's matroskadec requires for each
+#: track type; a track that fails it is skipped ("Inconsistent track type"),
+#: which would shift the stream indices after it.
+_CODEC_LETTERS = {1: b"V", 2: b"A", 0x11: b"SD"}
 
 
 class _Unusual(Exception):
@@ -96,6 +139,13 @@ def _uint(b, pos: int, size: int) -> int:
     return int.from_bytes(b[pos : pos + size], "big")
 
 
+def _limited(value: int) -> int:
+    """``value`` if it is a sane time or duration (in ``[0, 2**62)``)."""
+    if not 0 <= value < _TIME_LIMIT:
+        raise _Unusual("time out of range")
+    return value
+
+
 def _children(b, start: int, end: int):
     pos = start
     while pos < end:
@@ -115,7 +165,7 @@ def _tracks(b, start: int, end: int) -> list[dict]:
         track = {
             "number": None,
             "type": None,
-            "codec": False,
+            "codec": b"",
             "default_duration": 0,
             "unusual": False,
         }
@@ -125,16 +175,18 @@ def _tracks(b, start: int, end: int) -> list[dict]:
             elif cid == _TRACK_TYPE:
                 track["type"] = _uint(b, cpos, csize)
             elif cid == _CODEC_ID:
-                track["codec"] = csize > 0
+                track["codec"] = bytes(b[cpos : cpos + csize]).rstrip(b"\0")
             elif cid == _DEFAULT_DURATION:
-                track["default_duration"] = _uint(b, cpos, csize)
+                track["default_duration"] = _limited(_uint(b, cpos, csize))
             elif cid in (_TRACK_TIMESTAMP_SCALE, _CONTENT_ENCODINGS, _CODEC_DELAY):
                 track["unusual"] = True  # its own timing or encoding: ffmpeg's business
         tracks.append(track)
     return tracks
 
 
-def read_mkv_frame_table(path: str | os.PathLike, *, stream: int) -> FrameTable | None:
+def read_mkv_frame_table(
+    path: str | os.PathLike, *, stream: int, codec: str | None = None
+) -> FrameTable | None:
     """The frame table of stream ``stream`` from the block headers, or None.
 
     Parameters
@@ -143,6 +195,10 @@ def read_mkv_frame_table(path: str | os.PathLike, *, stream: int) -> FrameTable 
         The Matroska or WebM file.
     stream : int
         ffmpeg's index of the video stream (the ``TrackEntry`` order).
+    codec : str, optional
+        ffmpeg's name of that stream's codec (``"h264"``): the track's
+        ``CodecID`` must be that codec's, else the track is not the stream
+        the probe looked at and None is returned.
 
     Returns
     -------
@@ -156,8 +212,8 @@ def read_mkv_frame_table(path: str | os.PathLike, *, stream: int) -> FrameTable 
             size = os.fstat(fh.fileno()).st_size
             if size < 16:
                 return None
-            return _read(fh.fileno(), size, stream)
-    except (_Unusual, OSError, IndexError, ValueError):
+            return _read(fh.fileno(), size, stream, codec)
+    except (_Unusual, OSError, IndexError, ValueError, OverflowError):
         return None
 
 
@@ -178,9 +234,10 @@ def _payload(fileno: int, pos: int, size: int) -> bytes:
     return data
 
 
-def _read(fileno: int, end_of_file: int, stream: int) -> FrameTable | None:
+def _read(fileno: int, end_of_file: int, stream: int, codec: str | None) -> FrameTable | None:
     # Top-level elements by small reads (a map of the whole file would count
     # every page the kernel maps around each header as resident memory).
+    deadline = time.monotonic() + PARSE_BUDGET_S
     eid, size, pos = _header(fileno, 0)
     if eid != _EBML:
         raise _Unusual("not EBML")
@@ -192,12 +249,19 @@ def _read(fileno: int, end_of_file: int, stream: int) -> FrameTable | None:
     segment_end = end_of_file if size is None else min(pos + size, end_of_file)
     scale = 1_000_000
     tracks = None
-    clusters = []
+    number = default = None
+    out = (array("q"), array("b"), array("q"), array("q"))
+    budget = _MIN_TOP_LEVEL + end_of_file // _BYTES_PER_TOP_LEVEL
     while pos < segment_end:
+        budget -= 1
+        if budget < 0 or time.monotonic() > deadline:
+            raise _Unusual("too many top-level elements or too slow")
         eid, size, pos = _header(fileno, pos)
         if size is None or pos + size > end_of_file:
             raise _Unusual("unknown or oversized element")
         if eid == _INFO:
+            if number is not None:
+                raise _Unusual("segment info after a cluster")
             info = _payload(fileno, pos, size)
             for cid, cpos, csize in _children(info, 0, size):
                 if cid == _TIMESTAMP_SCALE:
@@ -207,67 +271,93 @@ def _read(fileno: int, end_of_file: int, stream: int) -> FrameTable | None:
                 raise _Unusual("two track lists")
             tracks = _tracks(_payload(fileno, pos, size), 0, size)
         elif eid == _CLUSTER:
-            clusters.append((pos, pos + size))
+            if number is None:
+                # Clusters are read as they are found (no list of them):
+                # the headers they depend on must come first, as muxers write.
+                if tracks is None or scale <= 0:
+                    raise _Unusual("a cluster before the tracks")
+                number = _video_track(tracks, stream, codec)
+                if number is None:
+                    return None
+                default = _limited(tracks[stream]["default_duration"] // scale)
+            _cluster(fileno, pos, pos + size, number, default, out, deadline)
         pos += size
-    if tracks is None or scale <= 0:
-        raise _Unusual("no tracks")
-    if any(t["type"] not in _STREAM_TRACK_TYPES or not t["codec"] for t in tracks):
-        raise _Unusual("a track ffmpeg would skip")
-
-    if not 0 <= stream < len(tracks) or tracks[stream]["type"] != 1 or tracks[stream]["unusual"]:
-        return None
-    track = tracks[stream]
-    number = track["number"]
-    if number is None or sum(t["number"] == number for t in tracks) != 1:
-        return None
-    default = track["default_duration"] // scale
-    ticks, keys, durations, sizes = _blocks(fileno, clusters, number, default)
+    if number is None:
+        return None  # no clusters, or no video track this reader can time
+    ticks, keys, durations, sizes = (np.frombuffer(a, dtype=a.typecode) for a in out)
     if len(ticks) == 0:
         return None
+    if ticks.max() >= _TIME_LIMIT:
+        raise _Unusual("time out of range")
     real = sizes > 0
     return FrameTable(
-        ticks=ticks[real],
-        keyframe=keys[real],
-        durations=durations[real],
+        ticks=ticks[real].astype(np.int64),
+        keyframe=keys[real].astype(bool),
+        durations=durations[real].astype(np.int64),
         time_base=Fraction(scale, 1_000_000_000),
     )
 
 
-def _blocks(fileno: int, clusters, number: int, default: int):
-    """(ticks, keyframe, durations, sizes) of the blocks of track ``number``.
+def _video_track(tracks: list[dict], stream: int, codec: str | None) -> int | None:
+    """The track number of ffmpeg's stream ``stream`` if it is a plain video track.
 
-    Each cluster is mapped on its own and unmapped after it is read: the
-    process's resident memory stays about one cluster, not the whole file.
+    Raises ``_Unusual`` if ffmpeg would skip a track (so that its stream
+    indices are not the ``TrackEntry`` order); None if that stream is not a
+    video track this reader can time.
     """
-    ticks: list[int] = []
-    keys: list[bool] = []
-    durations: list[int] = []
-    sizes: list[int] = []
-    for cluster_start, cluster_end in clusters:
-        if cluster_end - cluster_start > MAX_CLUSTER_BYTES:
-            raise _Unusual("cluster too large")
-        base = cluster_start - cluster_start % mmap.ALLOCATIONGRANULARITY
-        with mmap.mmap(fileno, cluster_end - base, access=mmap.ACCESS_READ, offset=base) as b:
-            _cluster_blocks(
-                b, cluster_start - base, cluster_end - base, number, default,
-                (ticks, keys, durations, sizes),
-            )  # fmt: skip
-    return (
-        np.array(ticks, dtype=np.int64),
-        np.array(keys, dtype=bool),
-        np.array(durations, dtype=np.int64),
-        np.array(sizes, dtype=np.int64),
-    )
+    for t in tracks:
+        letters = _CODEC_LETTERS.get(t["type"])
+        if letters is None or not t["codec"] or t["codec"][:1] not in letters:
+            raise _Unusual("a track ffmpeg would skip")
+        if not t["codec"].isascii() or t["number"] is None or t["number"] <= 0:
+            raise _Unusual("a track ffmpeg may handle differently")
+    if len({t["number"] for t in tracks}) != len(tracks):
+        raise _Unusual("two tracks with one number")
+    if not 0 <= stream < len(tracks):
+        return None
+    track = tracks[stream]
+    if track["type"] != 1 or track["unusual"]:
+        return None
+    known = _CODEC_IDS.get(track["codec"])
+    if known is None or (codec is not None and known != codec):
+        return None  # V_MS/VFW/FOURCC, V_QUICKTIME, ... or not the probed stream
+    return track["number"]
 
 
-def _cluster_blocks(b, start: int, end: int, number: int, default: int, out) -> None:
-    """Append the blocks of track ``number`` in one cluster to the ``out`` lists."""
+def _cluster(fileno: int, start: int, end: int, number: int, default: int, out, deadline) -> None:
+    """Append the blocks of track ``number`` in the cluster at [start, end) to ``out``.
+
+    A small cluster is read at once, a large one mapped and unmapped after
+    it is read: the process's resident memory stays about one cluster.
+    """
+    if end - start > MAX_CLUSTER_BYTES:
+        raise _Unusual("cluster too large")
+    if end - start <= _PREAD_CLUSTER_BYTES:
+        data = os.pread(fileno, end - start, start)
+        if len(data) != end - start:
+            raise _Unusual("truncated cluster")
+        _cluster_blocks(data, 0, end - start, number, default, out, deadline)
+        return
+    base = start - start % mmap.ALLOCATIONGRANULARITY
+    with mmap.mmap(fileno, end - base, access=mmap.ACCESS_READ, offset=base) as b:
+        _cluster_blocks(b, start - base, end - base, number, default, out, deadline)
+
+
+def _cluster_blocks(
+    b, start: int, end: int, number: int, default: int, out, deadline: float
+) -> None:
+    """Append the blocks of track ``number`` in one cluster to the ``out`` arrays."""
     ticks, keys, durations, sizes = out
     cluster_time = None
     pos = start
+    blocks = 0
+    steps = 0
     append_tick, append_key = ticks.append, keys.append
     append_duration, append_size = durations.append, sizes.append
     while pos < end:
+        steps += 1
+        if steps % _CHECK_EVERY == 0 and (len(ticks) > _MAX_FRAMES or time.monotonic() > deadline):
+            raise _Unusual("too many frames or too slow")
         if b[pos] == _SIMPLE_BLOCK and cluster_time is not None and b[pos + 1] & 0xF0:
             # The common case, inlined (a quarter of the time of the general
             # path): a SimpleBlock with a 1-4 byte size and a 1-byte track.
@@ -277,12 +367,16 @@ def _cluster_blocks(b, start: int, end: int, number: int, default: int, out) -> 
             block = pos + 1 + n
             track = b[block]
             if size != (1 << (7 * n)) - 1 and track & 0x80 and block + size <= end:
+                blocks += 1
                 if track & 0x7F == number:
                     flags = b[block + 3]
                     if flags & 0x06:
                         raise _Unusual("laced block")
                     relative = int.from_bytes(b[block + 1 : block + 3], "big", signed=True)
-                    append_tick(cluster_time + relative)
+                    tick = cluster_time + relative
+                    if tick < 0:
+                        raise _Unusual("negative time")
+                    append_tick(tick)
                     append_key(flags & 0x80 != 0)
                     append_duration(default)
                     append_size(size - 4)
@@ -293,10 +387,11 @@ def _cluster_blocks(b, start: int, end: int, number: int, default: int, out) -> 
         if size is None or pos + size > end:
             raise _Unusual("block size")
         if eid == _TIMESTAMP:
-            cluster_time = _uint(b, pos, size)
+            cluster_time = _limited(_uint(b, pos, size))
         elif eid in (_SIMPLE_BLOCK, _BLOCK_GROUP):
             if cluster_time is None:
                 raise _Unusual("block before the cluster time")
+            blocks += 1
             if eid == _SIMPLE_BLOCK:
                 block, block_size, duration, key = pos, size, default, None
             else:
@@ -306,7 +401,7 @@ def _cluster_blocks(b, start: int, end: int, number: int, default: int, out) -> 
                     if cid == _BLOCK:
                         block, block_size = cpos, csize
                     elif cid == _BLOCK_DURATION:
-                        duration = _uint(b, cpos, csize)
+                        duration = _limited(_uint(b, cpos, csize))
                     elif cid == _REFERENCE_BLOCK:
                         key = False
                 if block is None:
@@ -317,7 +412,10 @@ def _cluster_blocks(b, start: int, end: int, number: int, default: int, out) -> 
                 if flags & 0x06:
                     raise _Unusual("laced block")
                 relative = int.from_bytes(b[head : head + 2], "big", signed=True)
-                ticks.append(cluster_time + relative)
+                tick = cluster_time + relative
+                if tick < 0:
+                    raise _Unusual("negative time")
+                ticks.append(tick)
                 keys.append(bool(flags & 0x80) if key is None else key)
                 durations.append(duration)
                 sizes.append(block + block_size - (head + 3))
@@ -328,3 +426,5 @@ def _cluster_blocks(b, start: int, end: int, number: int, default: int, out) -> 
         pos += size
     if len(ticks) > _MAX_FRAMES:
         raise _Unusual("too many frames")
+    if blocks == 0:
+        raise _Unusual("a cluster without blocks")

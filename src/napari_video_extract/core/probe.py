@@ -342,7 +342,7 @@ def _frame_table(path: Path, header: dict, timeout: float) -> FrameTable:
         if avi is not None:
             return avi
     if header["container"] == "matroska,webm":
-        mkv = read_mkv_frame_table(path, stream=stream_index)
+        mkv = read_mkv_frame_table(path, stream=stream_index, codec=header["codec"])
         if mkv is not None:
             return mkv
     table = read_mp4_frame_table(path, track=stream_index)
