@@ -218,6 +218,7 @@ def test_format_time():
     assert format_time(61.25) == "01:01.250"
     assert format_time(3723.5) == "1:02:03.500"
     assert format_time(float("nan")) == ""
+    assert format_time(None, unknown="--:--") == "--:--"
 
 
 def test_files_review_keeps_given_order_and_lists_unreadable(tmp_path):

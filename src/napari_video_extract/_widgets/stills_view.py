@@ -19,7 +19,6 @@ axis. :class:`StillsNavigator` follows the viewer's slider and
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,18 +26,7 @@ import numpy as np
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["StillsNavigator", "format_time", "is_stills_layer"]
-
-
-def format_time(seconds: float | None) -> str:
-    """``mm:ss.mmm`` (``h:mm:ss.mmm`` past an hour); ``--:--`` when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "--:--"
-    ms = round(seconds * 1000)
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h}:{m:02d}:{s:02d}.{ms:03d}" if h else f"{m:02d}:{s:02d}.{ms:03d}"
+__all__ = ["StillsNavigator", "is_stills_layer"]
 
 
 def is_stills_layer(layer: Any) -> bool:
@@ -120,11 +108,15 @@ class StillsNavigator:
         if index is None:
             text = f"{layer.name}: no still here"
         else:
+            # Here, not at the top: core.review pulls in the dedup engine,
+            # which the extraction docks that import this module do not need.
+            from napari_video_extract.core.review import format_time
+
             row = features.row(index)
             frame_text = "" if row["frame"] is None else f" · frame {row['frame']}"
             text = (
                 f"{layer.name}: still {index + 1}/{len(features)} · "
-                f"{format_time(row['time'])}{frame_text}"
+                f"{format_time(row['time'], unknown='--:--')}{frame_text}"
             )
         overlay.text = text
         overlay.visible = True

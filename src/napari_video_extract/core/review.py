@@ -136,10 +136,10 @@ def _raise_if_set(
     return check
 
 
-def format_time(seconds: float) -> str:
-    """``mm:ss.mmm`` (``h:mm:ss.mmm`` past an hour); ``""`` for NaN."""
+def format_time(seconds: float | None, *, unknown: str = "") -> str:
+    """``mm:ss.mmm`` (``h:mm:ss.mmm`` past an hour); ``unknown`` for None or NaN."""
     if seconds is None or not math.isfinite(seconds):
-        return ""
+        return unknown
     ms = round(seconds * 1000)
     h, rest = divmod(ms, 3_600_000)
     m, rest = divmod(rest, 60_000)
