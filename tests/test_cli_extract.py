@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 import synthetic
-from napari_video_extract.cli import main
+from cli_inprocess import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +32,6 @@ def clip(tmp_path_factory) -> Path:
 def rotated(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("cli_rot")
     return synthetic.make_rotated(d / "rotated.mp4", d)
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def read_rows(folder: Path) -> list[dict[str, str]]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import synthetic
-from napari_video_extract.cli import main
+from cli_inprocess import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +26,6 @@ def clip(tmp_path_factory) -> Path:
         else:
             frames.append(synthetic.box_blur(synthetic.index_image(i), 4))
     return synthetic.make_from_frames(tmp_path_factory.mktemp("cli_pick") / "clip.mp4", frames)
-
-
-def run_cli(args, capsys) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def rows(folder: Path) -> list[dict[str, str]]:

@@ -8,21 +8,12 @@ from pathlib import Path
 import pytest
 
 import synthetic
-from napari_video_extract.cli import main
+from cli_inprocess import run_cli
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     return synthetic.make_cfr(tmp_path_factory.mktemp("cli_safety") / "clip.mp4")
-
-
-def run_cli(args: list, capsys) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def error_lines(err: str) -> list[str]:

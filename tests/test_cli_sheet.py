@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import synthetic
-from napari_video_extract.cli import main
+from cli_inprocess import run_cli
 from napari_video_extract.core.contact_sheet import is_our_sheet
 
 
@@ -16,15 +16,6 @@ from napari_video_extract.core.contact_sheet import is_our_sheet
 def clip(tmp_path_factory) -> Path:
     """2 s, 25 fps, frame i shows i."""
     return synthetic.make_cfr(tmp_path_factory.mktemp("sheet_videos") / "clip.mp4", frames=50)
-
-
-def run_cli(args, capsys) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_interval_with_contact_sheet(clip, tmp_path, capsys):
