@@ -107,6 +107,27 @@ def test_nonref_frames_are_really_skipped(kinds):
     assert stats.frames_decoded == counts[True]
 
 
+def test_a_reader_jump_decodes_only_references_with_frame_threads(kinds):
+    # The reader's decoder runs frame threads (its default); a jump to the
+    # last frame of a GOP decodes the references on the way, and the frames
+    # on the way and after it stay exact.
+    path = kinds["b_pyramid"]
+    info = probe(path)
+    reference = synthetic.decode_all(path)
+    last_of_gop = int(info.keyframes[2]) - 1
+    on_the_way = last_of_gop - info.keyframe_before(last_of_gop) + 1
+    decoded = {}
+    for backend in ("pyav", "ffmpeg"):
+        with VideoReader(path, backend=backend, cache_bytes=0, prefetch=0) as video:
+            assert np.array_equal(video.read(last_of_gop), reference[last_of_gop])
+            decoded[backend] = video.stats.decoder_frames
+            for i in range(last_of_gop + 1, last_of_gop + 8):  # then step on
+                assert np.array_equal(video.read(i), reference[i]), (backend, i)
+            assert video.stats.streams_started == 1
+    assert decoded["ffmpeg"] >= on_the_way  # ffmpeg's select decodes every frame
+    assert 0 < decoded["pyav"] < on_the_way  # the B-pyramid leaves were skipped
+
+
 def test_the_reader_falls_back_to_a_full_decode_when_skipping_misses(kinds, monkeypatch):
     # The skip choice is made from the packet's pts, the frame is named by its
     # best-effort timestamp; should they disagree, a wanted non-reference

@@ -324,3 +324,23 @@ def test_backend_choice(indexed_video: Path) -> None:
         assert "ffmpeg" in repr(video)
     with pytest.raises(ValueError, match="backend"):
         VideoReader(indexed_video, backend="opencv")
+
+
+def test_a_size_change_mid_stream_matches_a_full_decode(backend: str, tmp_path: Path) -> None:
+    # The PyAV source keeps one RGB converter for all its frames: a picture
+    # of another size (scaled back to the stream's, as ffmpeg does) must not
+    # come out of a converter set up for the previous size, in either order.
+    small = synthetic.make_cfr(tmp_path / "small.ts", frames=30, extra=["-f", "mpegts"])
+    large = synthetic.make_cfr(
+        tmp_path / "large.ts",
+        frames=30,
+        size=(320, 240),
+        extra=["-f", "mpegts", "-output_ts_offset", "10"],
+    )
+    both = tmp_path / "both.ts"
+    both.write_bytes(small.read_bytes() + large.read_bytes())
+    reference = synthetic.decode_all(both)
+    with VideoReader(both, backend=backend, cache_bytes=0) as video:
+        assert len(video) == len(reference) == 60
+        for i in [*range(len(video)), 45, 3, 59, 0, 31, 28]:
+            assert np.array_equal(video.read(i), reference[i]), i

@@ -61,12 +61,12 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from napari_video_extract.core.decode_plan import DECODE_PIXELS_PER_SECOND, startup_frames
 from napari_video_extract.core.errors import DecodeError
-from napari_video_extract.core.ffmpeg_source import FrameStream
 from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.prefetch import Prefetcher
 from napari_video_extract.core.probe import VideoInfo, probe
@@ -77,6 +77,11 @@ from napari_video_extract.core.pyav_source import (
     pyav_is_exact,
 )
 from napari_video_extract.core.reference_frames import reference_fraction
+
+if TYPE_CHECKING:
+    # Imported when the ffmpeg backend is used: opening a video with PyAV
+    # does not pay for it.
+    from napari_video_extract.core.ffmpeg_source import FrameStream
 
 __all__ = [
     "BACKENDS",
@@ -134,7 +139,13 @@ class ReaderStats:
         Decoding runs started (each one is a seek: a new ffmpeg process, or
         a seek in the open PyAV file).
     frames_decoded : int
-        Frames received from decoders.
+        Frames received from decoders (the frames read and the frames the
+        running decoder gave on the way; skipped ones are not received).
+    decoder_frames : int
+        Frames the decoders really decoded, as they count them: the received
+        ones plus the references decoded on the way to them (for PyAV, a
+        frame still in the decoder's threads when a seek flushes it is not
+        counted).
     cache_hits : int
         Reads answered from the cache.
     frames_prefetched : int
@@ -143,6 +154,7 @@ class ReaderStats:
 
     streams_started: int = 0
     frames_decoded: int = 0
+    decoder_frames: int = 0
     cache_hits: int = 0
     frames_prefetched: int = 0
 
@@ -453,6 +465,8 @@ class VideoReader:
                 raise
             except Exception as exc:  # av.FFmpegError and friends: one clear line
                 raise DecodeError(self._info.path, f"PyAV cannot decode it: {exc}") from None
+        from napari_video_extract.core.ffmpeg_source import FrameStream
+
         return FrameStream(self._info, start, first=first, seek=seek)
 
     def _advance_to(self, i: int) -> np.ndarray | None:
@@ -470,11 +484,14 @@ class VideoReader:
         stream = self._stream
         if stream is None:
             return None
+        before = stream.frames_decoded
         try:
             decoded = next(stream)
         except (StopIteration, DecodeError):
             self._close_stream()
             return None
+        finally:
+            self.stats.decoder_frames += max(stream.frames_decoded - before, 0)
         self.stats.frames_decoded += 1
         if decoded.index < self._stream_next or (last is not None and decoded.index > last):
             # A frame was skipped (inexact seek) or repeated: never return
