@@ -10,10 +10,15 @@ measures in one run:
   ``imread``, which decodes the whole file, measured on the 30 s 720p webm
   only). Each open runs in a fresh subprocess, which also gives its peak RSS;
 * **random access**: median time for ``data[i]`` over the same random
-  indices, each reader opened fresh, our cache disabled. napari-video's frames
-  are also compared with ours (mean absolute difference): OpenCV's seek is not
-  always frame-exact;
-* **stepping**: frames per second reading ``data[i]`` for consecutive ``i``;
+  indices, each reader opened fresh, our cache disabled. The readers read
+  each index in turn (who goes first rotates), so on a shared machine they
+  share its load and the ratio is fair; the median CPU time per read (this
+  process, all threads) is printed too, and the frames each decoder really
+  decoded per read against a full decode from the keyframe. napari-video's
+  frames are also compared with ours (mean absolute difference): OpenCV's
+  seek is not always frame-exact;
+* **stepping**: frames per second reading ``data[i]`` for consecutive ``i``,
+  and CPU milliseconds per frame;
 * random access and stepping are measured for each of our decoders
   (``VideoReader(backend="pyav")`` and ``backend="ffmpeg"``); the napari layer
   uses ``backend="auto"`` (PyAV when installed);
@@ -23,14 +28,16 @@ measures in one run:
   (``_work/looped_600s_720p_h264.mp4``) looped to 2 hours and copied (no
   re-encoding) into MP4, MKV and AVI (built once, ``_work/reader/``). Each is
   opened in a fresh process with an empty frame-index cache ("first") and
-  again with the sidecar it left ("sidecar"): seconds (wall and CPU) to the
-  layer data with its shape, then to frame 0, and peak RSS;
+  again with the sidecar it left ("sidecar"): seconds (wall and CPU, the
+  first probe's ffmpeg child apart, the engine's imports apart) to the layer
+  data with its shape, then to frame 0, and peak RSS;
 * **import**: ``python -X importtime`` cost of our reader module on top of
   numpy (what napari pays at start-up to register the plugin).
 
 Run: ``python benchmarks/bench_reader.py`` (needs ``pip install napari-video``
 for the peer columns; they are reported as missing otherwise). On a loaded
-machine the wall-clock figures are noisy; the CPU seconds of the opens less so.
+machine the wall-clock figures are noisy; the CPU seconds less so. The load
+average at the start and the end is printed.
 """
 
 from __future__ import annotations
@@ -160,19 +167,25 @@ def measure_long_open(path: Path, cache: Path) -> dict:
     """Open ``path`` in a fresh process with the frame-index cache in ``cache``."""
     code = textwrap.dedent(
         f"""
-        import json, resource, time
+        import json, os, resource, time
         from napari_video_extract._reader import get_reader
         PATH = {str(path)!r}
         t0, c0 = time.perf_counter(), time.process_time()
+        # What get_reader imports first (timed apart: the engine's imports).
+        import napari_video_extract.core.probe, napari_video_extract.core.video_reader
+        ti = time.perf_counter()
         [(data, kw, _)] = get_reader(PATH)(PATH)
         shape = data.shape
         t1, c1 = time.perf_counter(), time.process_time()
+        # The ffmpeg run of the first probe (frame 0's timestamp), ended and waited for.
+        child = os.times().children_user + os.times().children_system
         frame = data[0]
         t2 = time.perf_counter()
         # VmHWM: ru_maxrss keeps the high-water mark of the pre-exec fork of
         # this benchmark process, whatever the child itself uses.
         rss = kids = int(next(ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')).split()[1])
-        print(json.dumps({{"seconds": t1 - t0, "cpu": c1 - c0, "frame0": t2 - t1,
+        print(json.dumps({{"seconds": t1 - t0, "cpu": c1 - c0, "imports": ti - t0,
+                          "child_cpu": child, "frame0": t2 - t1,
                           "peak_rss_mb": max(rss, kids) / 1024, "frames": shape[0]}}))
         """
     )
@@ -300,24 +313,50 @@ def open_napari_video(path: Path):
     return data
 
 
-def time_random(data, indices: list[int]) -> tuple[float, list[np.ndarray]]:
-    """Median seconds per ``data[i]`` and the frames read."""
-    times, frames = [], []
-    for i in indices:
-        t0 = time.perf_counter()
-        frame = np.asarray(data[i])
-        times.append(time.perf_counter() - t0)
-        frames.append(frame.reshape(frame.shape[-3:]))
-    return statistics.median(times), frames
+def time_random_side_by_side(readers: dict[str, object], indices: list[int]) -> dict[str, dict]:
+    """Every index read by each reader in turn, so that they share the machine's load.
+
+    Who reads first rotates from one index to the next. Returns, per reader,
+    ``median`` (wall seconds per ``data[i]``), ``cpu`` (median CPU seconds
+    per read of this process, all its threads; a decoder in a child process
+    is not in it) and ``frames`` (the frames read).
+    """
+    names = list(readers)
+    out = {name: {"wall": [], "cpu": [], "frames": []} for name in names}
+    for n, i in enumerate(indices):
+        k = n % len(names)
+        for name in names[k:] + names[:k]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            frame = np.asarray(readers[name][i])
+            out[name]["wall"].append(time.perf_counter() - t0)
+            out[name]["cpu"].append(time.process_time() - c0)
+            out[name]["frames"].append(frame.reshape(frame.shape[-3:]))
+    return {
+        name: {
+            "median": statistics.median(r["wall"]),
+            "cpu": statistics.median(r["cpu"]),
+            "frames": r["frames"],
+        }
+        for name, r in out.items()
+    }
 
 
-def time_stepping(data, start: int, count: int) -> float:
-    """Frames per second reading ``data[start]``, ``data[start + 1]``..."""
+def time_stepping(data, start: int, count: int) -> tuple[float, float]:
+    """Frames per second reading ``data[start]``, ``data[start + 1]``..., and
+    the CPU milliseconds of this process (all its threads) per frame."""
     np.asarray(data[start])  # position the reader first (a seek, not timed)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(start + 1, start + 1 + count):
         np.asarray(data[i])
-    return count / (time.perf_counter() - t0)
+    return count / (time.perf_counter() - t0), 1000 * (time.process_time() - c0) / count
+
+
+def load_average() -> str:
+    """The 1-minute load average, for the record (the machine may be shared)."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "unknown"
 
 
 def import_cost_ms(module: str) -> float | None:
@@ -387,10 +426,10 @@ def print_long_opens(long_opens: dict[str, dict]) -> None:
     print("2-hour 720p H.264 (180,000 frames), each open in a fresh process:")
     print()
     print(
-        "| container | open, first (s) | CPU (s) | open, sidecar (s) | CPU (s) "
-        "| frame 0 after the sidecar open (s) | peak RSS (MB) |"
+        "| container | open, first (s) | CPU (s) | ffmpeg child CPU (s) | open, sidecar (s) "
+        "| CPU (s) | imports, sidecar (s) | frame 0 after the sidecar open (s) | peak RSS (MB) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for fmt, r in long_opens.items():
         f, c = r["first"], r["sidecar"]
         if "error" in f or "error" in c:
@@ -398,9 +437,17 @@ def print_long_opens(long_opens: dict[str, dict]) -> None:
             continue
         rss_mb = max(f["peak_rss_mb"], c["peak_rss_mb"])
         print(
-            f"| {fmt} | {f['seconds']:.3f} | {f['cpu']:.3f} | {c['seconds']:.3f} "
-            f"| {c['cpu']:.3f} | {c['frame0']:.3f} | {rss_mb:.0f} |"
+            f"| {fmt} | {f['seconds']:.3f} | {f['cpu']:.3f} | {f['child_cpu']:.3f} "
+            f"| {c['seconds']:.3f} | {c['cpu']:.3f} | {c['imports']:.3f} | {c['frame0']:.3f} "
+            f"| {rss_mb:.0f} |"
         )
+    print()
+    print(
+        "open = the engine's imports + the probe (first: PyAV header, the container's "
+        "index, one ffmpeg run for frame 0's timestamp; sidecar: the record) + the reader; "
+        "CPU = this process's (the ffmpeg child's apart); frame 0 = PyAV's import and "
+        "its first decode."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -447,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    load_at_start = load_average()
     results: dict[str, dict] = {"ours": {}, "napari-video": {}, "napari builtin": {}}
     warm_imports()
     results["ours"]["open"] = measure_open("ours", video)
@@ -463,38 +511,51 @@ def main(argv: list[str] | None = None) -> int:
     from napari_video_extract.core.video_reader import pyav_available
 
     backends = ["pyav", "ffmpeg"] if pyav_available() else ["ffmpeg"]
-    frames_by_backend = {}
+    # Random access: all readers read each index in turn (same load for all).
+    random_readers = {backend: open_ours(video, backend) for backend in backends}
+    if has_peer:
+        random_readers["napari-video"] = open_napari_video(video)
+    timed = time_random_side_by_side(random_readers, indices)
+    o = results["ours"]
     for backend in backends:
-        ours = open_ours(video, backend)
-        results["ours"][f"random_{backend}"], frames_by_backend[backend] = time_random(
-            ours, indices
-        )
-        ours.reader.close()
+        o[f"random_{backend}"] = timed[backend]["median"]
+        o[f"random_cpu_{backend}"] = timed[backend]["cpu"] if backend == "pyav" else None
+        o[f"decoded_per_jump_{backend}"] = random_readers[
+            backend
+        ].reader.stats.decoder_frames / len(indices)
+        random_readers[backend].reader.close()
+    o["full_decode_per_jump"] = statistics.mean(i - info.keyframe_before(i) + 1 for i in indices)
+    for backend in backends:
         ours = open_ours(video, backend, cache=True)
-        results["ours"][f"step_{backend}"] = time_stepping(ours, start, args.steps)
+        o[f"step_{backend}"], o[f"step_cpu_{backend}"] = time_stepping(ours, start, args.steps)
         ours.reader.close()
         ours = open_ours(video, backend, cache=True, prefetch=8)
-        results["ours"][f"step_prefetch_{backend}"] = time_stepping(ours, start, args.steps)
+        step = time_stepping(ours, start, args.steps)
+        o[f"step_prefetch_{backend}"], o[f"step_cpu_prefetch_{backend}"] = step
         ours.reader.close()
-    our_frames = frames_by_backend["ffmpeg"]
-    if "pyav" in frames_by_backend:
-        results["ours"]["backends_differ"] = sum(
+    our_frames = timed["ffmpeg"]["frames"]
+    if "pyav" in backends:
+        o["backends_differ"] = sum(
             not np.array_equal(a, b)
-            for a, b in zip(frames_by_backend["pyav"], our_frames, strict=True)
+            for a, b in zip(timed["pyav"]["frames"], our_frames, strict=True)
         )
     auto = "pyav" if "pyav" in backends else "ffmpeg"
-    results["ours"]["random"] = results["ours"][f"random_{auto}"]
-    results["ours"]["step"] = results["ours"][f"step_prefetch_{auto}"]
+    o["random"] = o[f"random_{auto}"]
+    o["step"] = o[f"step_prefetch_{auto}"]
     if has_peer:
-        peer = open_napari_video(video)
-        results["napari-video"]["random"], peer_frames = time_random(peer, indices)
+        p = results["napari-video"]
+        p["random"], p["random_cpu"] = (
+            timed["napari-video"]["median"],
+            timed["napari-video"]["cpu"],
+        )
         mads = [
             float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
-            for a, b in zip(our_frames, peer_frames, strict=True)
+            for a, b in zip(our_frames, timed["napari-video"]["frames"], strict=True)
         ]
-        results["napari-video"]["wrong_frames"] = sum(m > 3.0 for m in mads)
+        p["wrong_frames"] = sum(m > 3.0 for m in mads)
         peer = open_napari_video(video)
-        results["napari-video"]["step"] = time_stepping(peer, start, args.steps)
+        p["step"], p["step_cpu"] = time_stepping(peer, start, args.steps)
+    del timed, random_readers, our_frames
     reads_rss = measure_reads_rss(video, indices, start, args.steps)
     print("reads measured", flush=True)
     long_opens = {} if args.skip_long else measure_long_opens()
@@ -537,6 +598,19 @@ def main(argv: list[str] | None = None) -> int:
             )
             for backend in backends
         ],
+        *(
+            [
+                (
+                    "random frame access, CPU per read, median (ms), ours = pyav",
+                    1000 * o["random_cpu_pyav"],
+                    1000 * p["random_cpu"] if "random_cpu" in p else None,
+                    None,
+                    "ms",
+                )
+            ]
+            if "pyav" in backends
+            else []
+        ),
         *[
             (
                 f"stepping forward (frames/s), ours = {backend}{label}",
@@ -547,6 +621,17 @@ def main(argv: list[str] | None = None) -> int:
             )
             for backend in backends
             for key, label in (("", ", no prefetch"), ("_prefetch", ", prefetch 8"))
+        ],
+        *[
+            (
+                f"stepping, CPU per frame (ms), ours = pyav{label}",
+                o[f"step_cpu{key}_pyav"],
+                p.get("step_cpu"),
+                None,
+                "ms2",
+            )
+            for key, label in (("", ", no prefetch"), ("_prefetch", ", prefetch 8"))
+            if "pyav" in backends
         ],
         (
             "import of the reader module after numpy (ms)",
@@ -567,11 +652,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---|---:|---:|---:|---:|---:|")
     for label, ov, pv, bv, unit in rows:
-        spec = ".0f" if unit in ("mb", "fps") else (".1f" if unit == "ms" else ".3f")
+        spec = {"mb": ".0f", "fps": ".0f", "ms": ".1f", "ms2": ".2f"}.get(unit, ".3f")
         print(
             f"| {label} | {fmt(ov, spec)} | {fmt(pv, spec)} | {fmt(bv, spec)} "
             f"| {ratio(ov, pv)} | {ratio(ov, bv)} |"
         )
+    print()
+    print(
+        "frames decoded per random read (the decoders' own counts): "
+        + ", ".join(f"{backend} {o[f'decoded_per_jump_{backend}']:.1f}" for backend in backends)
+        + f"; a full decode from the keyframe before: {o['full_decode_per_jump']:.1f}"
+    )
+    print(
+        f"load average (1 min, {os.cpu_count()} cpus): {load_at_start} at the start, "
+        f"{load_average()} at the end"
+    )
     if "backends_differ" in o:
         print()
         print(
