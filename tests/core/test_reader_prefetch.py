@@ -66,6 +66,21 @@ def test_random_jumps_start_no_prefetch(indexed_video: Path) -> None:
         assert not video._prefetcher.running
 
 
+def test_a_jump_ends_the_prefetch(indexed_video: Path, reference: list[np.ndarray]) -> None:
+    # The prefetch only continues the decoder the reads use: after a jump
+    # away from the frames it was decoding, it decodes nothing more.
+    with VideoReader(indexed_video, prefetch=8) as video:
+        video.read(40)
+        video.read(41)  # a step: the prefetch starts on 42...
+        np.testing.assert_array_equal(video.read(200), reference[200])
+        time.sleep(0.1)
+        prefetched = video.stats.frames_prefetched
+        assert prefetched <= 8
+        assert video._stream_next == 201  # nothing decoded past the jump
+        time.sleep(0.05)
+        assert video.stats.frames_prefetched == prefetched
+
+
 def test_prefetch_is_bounded_by_the_cache(indexed_video: Path) -> None:
     with VideoReader(indexed_video, cache_bytes=8 * FRAME_BYTES, prefetch=100) as video:
         for i in range(10, 20):

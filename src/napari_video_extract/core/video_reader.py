@@ -362,9 +362,9 @@ class VideoReader:
             The reader is closed.
         """
         i = self._check_index(index)
-        if self._passing is None and self._stream is not None:
-            # Measured outside the lock (it reads up to 600 packets): reads
-            # of cached frames from other threads are not held up by it.
+        if self._passing is None and self._may_weigh_a_jump(i):
+            # Measured outside the lock (it reads up to 600 packets, ~15 ms):
+            # reads of cached frames from other threads are not held up by it.
             self._passing_fraction()
         with self._prefetcher.foreground(), self._lock:
             if self._closed:
@@ -408,6 +408,20 @@ class VideoReader:
             return True  # a new decoder would decode the same frames anyway
         passing = self._passing_fraction()
         return (i - self._stream_next) <= self._startup + passing * (i - keyframe)
+
+    def _may_weigh_a_jump(self, i: int) -> bool:
+        """True if reading ``i`` may choose between continuing and seeking.
+
+        Only a read past a keyframe ahead of the running decoder does; a step
+        (the first one after opening included) does not pay for measuring
+        the cost of passing frames. Read without the lock: a hint only.
+        """
+        stream_next = self._stream_next
+        return (
+            self._stream is not None
+            and i > stream_next
+            and self._info.keyframe_before(i) > stream_next
+        )
 
     def _passing_fraction(self) -> float:
         """Cost of a frame a jump passes, relative to a decoded one (measured once)."""
