@@ -239,6 +239,7 @@ class VideoReader:
         # exit, before daemon threads freeze), without referring to self.
         self._open_streams: set[FrameStream | PyAVStream] = set()
         self._stream_next = 0  # index of the next frame the stream will give
+        self._stream_counted = 0  # its frames_decoded already in stats.decoder_frames
         # Prefetch at most a quarter of the cache, so it never evicts the
         # frames it decoded for the next reads (nor much of the rest).
         cache_frames = self._cache_limit // max(self._frame_bytes, 1)
@@ -464,6 +465,7 @@ class VideoReader:
             self._close_stream()
         if self._stream is None:
             self._stream = self._new_stream(start, first=i, seek=seek, skip=skip)
+            self._stream_counted = 0
             self._stream_skips = skip
             self._open_streams.add(self._stream)
         self._stream_next = i
@@ -498,14 +500,13 @@ class VideoReader:
         stream = self._stream
         if stream is None:
             return None
-        before = stream.frames_decoded
         try:
             decoded = next(stream)
         except (StopIteration, DecodeError):
             self._close_stream()
             return None
         finally:
-            self.stats.decoder_frames += max(stream.frames_decoded - before, 0)
+            self._count_decoder_frames(stream)
         self.stats.frames_decoded += 1
         if decoded.index < self._stream_next or (last is not None and decoded.index > last):
             # A frame was skipped (inexact seek) or repeated: never return
@@ -515,6 +516,13 @@ class VideoReader:
         self._stream_next = decoded.index + 1
         self._remember(decoded.index, decoded.image)
         return decoded
+
+    def _count_decoder_frames(self, stream: FrameStream | PyAVStream) -> None:
+        # The running total of the stream (ffmpeg's arrives from a pipe, a
+        # little late: what one read missed, the next one counts).
+        done = stream.frames_decoded
+        self.stats.decoder_frames += max(done - self._stream_counted, 0)
+        self._stream_counted = max(done, self._stream_counted)
 
     def _remember(self, i: int, image: np.ndarray) -> None:
         if self._frame_bytes > self._cache_limit:
