@@ -23,13 +23,15 @@ time neighbour (or the last kept image, in sequential mode) would be checked.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from napari_video_extract.core.clustering import _small_distances
 
 __all__ = ["SettledBlock", "distances", "hash_candidates", "settle"]
+
+_NONE = np.iinfo(np.int64).max  # no cluster (above every id)
+_FEW = 12  # rows decided one at a time in Python rather than with numpy
 
 
 def distances(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -66,21 +68,23 @@ def hash_candidates(cols, dists, n_known, words, fresh_words, threshold, k):
     return [(c, d) for d, c in found[:k]]
 
 
-@dataclass
 class SettledBlock:
-    """The decisions of a block's items from their known candidates alone.
+    """The decisions of a block's items from their nearest candidates alone.
+
+    Made by :func:`settle`; a representative created inside the block is
+    added to the candidates of the later items with :meth:`add`.
 
     Attributes
     ----------
     cols, dists, sims : ndarray, shape (B, k)
-        Per item, the nearest known candidates (cluster ids, ``-1`` past the
-        last), their hash distances and their known similarities (NaN: not
-        known).
+        Per item, the nearest candidates (cluster ids, ``-1`` past the last;
+        nearest first, ties to the older cluster), their hash distances and
+        their known similarities (NaN: not known).
     n_checked : ndarray of int64, shape (B,)
         Candidates checked (the first ``n_checked`` columns).
     sure : ndarray of bool, shape (B,)
         Checking stopped at a candidate of at least ``sure``: nothing after
-        the known candidates would be checked.
+        these candidates would be checked.
     cluster : ndarray of int64, shape (B,)
         The cluster joined (``-1``: none, a new cluster).
     similarity : ndarray of float64, shape (B,)
@@ -91,14 +95,115 @@ class SettledBlock:
         loop's to make).
     """
 
-    cols: np.ndarray
-    dists: np.ndarray
-    sims: np.ndarray
-    n_checked: np.ndarray
-    sure: np.ndarray
-    cluster: np.ndarray
-    similarity: np.ndarray
-    open: np.ndarray
+    def __init__(
+        self,
+        cols: np.ndarray,
+        dists: np.ndarray,
+        items: np.ndarray,
+        rep_items: np.ndarray,
+        known: Callable[[tuple[int, int], float], float],
+        *,
+        min_similarity: float,
+        sure: float,
+    ) -> None:
+        self.cols, self.dists = cols, dists
+        self.items, self.rep_items, self.known = items, rep_items, known
+        self.min_similarity, self.sure_similarity = min_similarity, sure
+        n_rows = len(cols)
+        # Similarities are looked up only where checking gets to them.
+        self.sims = np.full(cols.shape, np.nan)
+        self.looked = np.zeros(cols.shape, dtype=bool)
+        self.n_checked = np.zeros(n_rows, dtype=np.int64)
+        self.sure = np.zeros(n_rows, dtype=bool)
+        self.cluster = np.full(n_rows, -1, dtype=np.int64)
+        self.similarity = np.full(n_rows, -np.inf)
+        self.open = np.ones(n_rows, dtype=bool)
+        self._decide(np.arange(n_rows))
+
+    def _decide(self, rows: np.ndarray) -> None:
+        cols, sims, looked = self.cols[rows], self.sims[rows], self.looked[rows]
+        k = cols.shape[1]
+        valid = cols >= 0
+        stopped = np.zeros(len(rows), dtype=bool)
+        nan = float("nan")
+        for j in range(k):
+            need = np.flatnonzero(valid[:, j] & ~stopped & ~looked[:, j])
+            if len(need):
+                kept = self.rep_items[cols[need, j]].tolist()
+                pairs = zip(kept, self.items[rows[need]].tolist(), strict=True)
+                sims[need, j] = [self.known(p, nan) for p in pairs]
+                looked[need, j] = True
+            stopped |= sims[:, j] >= self.sure_similarity  # NaN past the last: False
+        self.sims[rows], self.looked[rows] = sims, looked
+        hit = sims >= self.sure_similarity
+        last = np.where(stopped, hit.argmax(axis=1), k - 1)
+        checked = valid & (np.arange(k)[None, :] <= last[:, None])
+        accepted = checked & (sims >= self.min_similarity)
+        best = np.where(accepted, sims, -np.inf).max(axis=1)
+        cluster = np.where(accepted & (sims == best[:, None]), cols, _NONE).min(axis=1)
+        new = cluster == _NONE
+        cluster[new] = -1
+        self.n_checked[rows] = checked.sum(axis=1)
+        self.sure[rows] = stopped
+        self.cluster[rows] = cluster
+        self.similarity[rows] = best
+        self.open[rows] = new | (checked & np.isnan(sims)).any(axis=1)
+
+    def add(self, rows: np.ndarray, cluster: int, dists: np.ndarray) -> np.ndarray:
+        """Make ``cluster`` (newer than all others) a candidate of ``rows``; decide them again.
+
+        Returns the rows whose candidates changed (where it is among the
+        nearest ``k``).
+        """
+        k = self.cols.shape[1]
+        # Among the nearest k: fewer than k candidates, or nearer than the k-th.
+        enters = (self.cols[rows, k - 1] < 0) | (dists < self.dists[rows, k - 1])
+        rows, dists = rows[enters], dists[enters]
+        if not len(rows):
+            return rows
+        # After every candidate as near or nearer: ties go to the older cluster.
+        at = ((self.cols[rows] >= 0) & (self.dists[rows] <= dists[:, None])).sum(axis=1)
+        j = np.arange(k)[None, :]
+        src = rows[:, None], np.where(j > at[:, None], j - 1, j)  # shift right of it
+        here = j == at[:, None]
+        for table, value in (
+            (self.cols, cluster), (self.dists, dists[:, None]),
+            (self.sims, np.nan), (self.looked, False),
+        ):  # fmt: skip
+            table[rows] = np.where(here, value, table[src])
+        # Behind the candidate that stopped the checking, it changes nothing.
+        redo = rows[~self.sure[rows] | (at < self.n_checked[rows])]
+        if len(redo) > _FEW:
+            self._decide(redo)
+        elif len(redo):
+            self._decide_few(redo.tolist())
+        return rows
+
+    def _decide_few(self, rows: list[int]) -> None:
+        """:meth:`_decide` one row at a time (cheaper for a few rows than numpy's steps)."""
+        nan = float("nan")
+        for r in rows:
+            sims, looked, item = self.sims[r], self.looked[r], int(self.items[r])
+            best_c, best_s, n_checked, stopped, unknown = -1, -np.inf, 0, False, False
+            for j, c in enumerate(self.cols[r].tolist()):
+                if c < 0:
+                    break
+                if looked[j]:
+                    s = float(sims[j])
+                else:
+                    s = self.known((int(self.rep_items[c]), item), nan)
+                    sims[j], looked[j] = s, True
+                n_checked += 1
+                if s != s:  # NaN: not known
+                    unknown = True
+                elif s >= self.min_similarity and (s > best_s or (s == best_s and c < best_c)):
+                    best_c, best_s = c, s
+                if s >= self.sure_similarity:
+                    stopped = True
+                    break
+            self.n_checked[r], self.sure[r] = n_checked, stopped
+            self.cluster[r], self.similarity[r] = best_c, best_s
+            self.open[r] = best_c < 0 or unknown
 
 
 def settle(
@@ -124,7 +229,8 @@ def settle(
     items : ndarray of int64, shape (B,)
         The block's items.
     rep_items : ndarray of int64
-        Kept item of each known cluster.
+        Kept item of each cluster (also of those created later in the block:
+        the array is read when a candidate is checked).
     known : callable((kept, item), default) -> float
         Similarity lookup (``dict.get`` of the pair memo).
     threshold : int
@@ -150,32 +256,8 @@ def settle(
     rows, cols_flat, d_flat, rank = rows[top], cols_flat[top], d_flat[top], rank[top]
     cols = np.full((n_rows, k), -1, dtype=np.int64)
     dists = np.zeros((n_rows, k), dtype=np.int64)
-    sims = np.full((n_rows, k), np.nan)
     cols[rows, rank] = cols_flat
     dists[rows, rank] = d_flat
-    nan = float("nan")
-    pairs = zip(rep_items[cols_flat].tolist(), items[rows].tolist(), strict=True)
-    sims[rows, rank] = np.fromiter((known(p, nan) for p in pairs), np.float64, len(rows))
-
-    valid = cols >= 0
-    hit = valid & (sims >= sure)
-    stopped = hit.any(axis=1)
-    last = np.where(stopped, hit.argmax(axis=1), k - 1)
-    checked = valid & (np.arange(k)[None, :] <= last[:, None])
-    unknown = (checked & np.isnan(sims)).any(axis=1)
-    accepted = checked & (sims >= min_similarity)
-    best = np.where(accepted, sims, -np.inf).max(axis=1)
-    tie = accepted & (sims == best[:, None])
-    cluster = np.where(tie, cols, np.iinfo(np.int64).max).min(axis=1)
-    new = ~accepted.any(axis=1)
-    cluster[new] = -1
     return SettledBlock(
-        cols=cols,
-        dists=dists,
-        sims=sims,
-        n_checked=checked.sum(axis=1),
-        sure=stopped,
-        cluster=cluster,
-        similarity=best,
-        open=unknown | new,
+        cols, dists, items, rep_items, known, min_similarity=min_similarity, sure=sure
     )

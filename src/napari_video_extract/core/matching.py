@@ -70,6 +70,8 @@ MAX_CANDIDATES = 4
 #: A candidate this similar is taken without checking the farther ones.
 SURE_SIMILARITY = 0.9
 _BLOCK = 128  # items whose hash distances to all kept images are computed at once
+# ... when a pair memo is given: most items are settled in numpy (fewer, bigger steps).
+_MEMO_BLOCK = 512
 
 
 @dataclass
@@ -304,7 +306,11 @@ def cluster_verified(
     n, n_words = hashes.shape
     if pairs is not None:
         pairs.check(n, changes)
-    verifier = Verifier(np.asarray(thumbnails), changes=changes, search_cache_size=2 * _BLOCK + 64)
+    # A memory map stays one (np.asarray would hide it): the verifier lets the
+    # OS drop the pages it read (Verifier.release_pages), else a 100,000-still
+    # map ends up resident.
+    thumbs = thumbnails if isinstance(thumbnails, np.ndarray) else np.asarray(thumbnails)
+    verifier = Verifier(thumbs, changes=changes, search_cache_size=2 * _BLOCK + 64)
     rec = _Recorder(verifier, hashes, min_similarity, pairs)
 
     order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
@@ -322,10 +328,11 @@ def cluster_verified(
     joined = np.ones(n, dtype=np.float64)  # similarity to the cluster's kept image
 
     rest = order[n_refs:]
-    blocks = [rest[start : start + _BLOCK] for start in range(0, len(rest), _BLOCK)]
     # With a pair memo, numpy settles the items whose known candidates decide
     # them (block_candidates.settle); the loop below places only the others.
     known = pairs.values.get if pairs is not None else None
+    size = _BLOCK if known is None else _MEMO_BLOCK
+    blocks = [rest[start : start + size] for start in range(0, len(rest), size)]
     sure = max(SURE_SIMILARITY, min_similarity)
     continues = None  # the item is the next still of the previous one's video
     if mode == "global" and sequence is not None and len(rest):
@@ -342,7 +349,7 @@ def cluster_verified(
         if pool is not None and blocks:
             ahead = pool.submit(verifier.searched, blocks[0].tolist())
         for b, block in enumerate(blocks):
-            start = b * _BLOCK
+            start = b * size
             if ahead is not None:
                 verifier.add_searched(block.tolist(), ahead.result())
                 ahead = None
@@ -356,42 +363,53 @@ def cluster_verified(
             close_d = known_d[close_rows, close_cols]
             items = block.tolist()
             settled = None
-            if known is None:
-                todo = list(range(len(items)))
-            else:
+            if known is not None:
                 settled = settle(
-                    close_rows, close_cols, close_d, block, rep_array[:n_known], known,
+                    close_rows, close_cols, close_d, block, rep_array, known,
                     threshold=threshold, k=max_candidates,
                     min_similarity=min_similarity, sure=sure,
                 )  # fmt: skip
-                loose = settled.open.copy()
-                # A candidate after the known ones (the time neighbour's or the
+                # A candidate after the nearest (the time neighbour's or the
                 # last kept image's cluster) is checked unless one was sure.
+                after = np.zeros(len(items), dtype=bool)
                 if mode == "sequential":
-                    loose |= ~settled.sure
+                    after[:] = True
                 elif continues is not None:
-                    loose |= continues[start : start + len(items)] & ~settled.sure
+                    after = continues[start : start + len(items)]
+                loose = settled.open | (after & ~settled.sure)
                 cluster[block] = settled.cluster  # the previous item's, for the loop
-                todo = np.flatnonzero(loose).tolist()
             first_row = len(rec.rows)
             row_positions: list[int] = []
-            t = 0
-            while t < len(todo):
-                p = todo[t]
-                t += 1
+            p = -1
+            while True:
+                if settled is None:
+                    p += 1
+                    if p >= len(items):
+                        break
+                else:
+                    if p + 1 >= len(items):
+                        break
+                    p += 1 + int(loose[p + 1 :].argmax())
+                    if not loose[p]:
+                        break
                 item = items[p]
                 previous = items[p - 1] if p else previous
-                n_reps = len(rep_items) if mode == "global" else n_known
-                lo, hi = bounds[p], bounds[p + 1]
-                cands = hash_candidates(
-                    close_cols[lo:hi],
-                    close_d[lo:hi],
-                    n_known,
-                    hashes[item],
-                    rep_words[n_known:n_reps],
-                    threshold,
-                    max_candidates,
-                )
+                if settled is None:
+                    n_reps = len(rep_items) if mode == "global" else n_known
+                    lo, hi = bounds[p], bounds[p + 1]
+                    cands = hash_candidates(
+                        close_cols[lo:hi],
+                        close_d[lo:hi],
+                        n_known,
+                        hashes[item],
+                        rep_words[n_known:n_reps],
+                        threshold,
+                        max_candidates,
+                    )
+                else:  # the same: every representative made since was added to it
+                    row = settled.cols[p]
+                    m = int((row >= 0).sum())
+                    cands = list(zip(row[:m].tolist(), settled.dists[p, :m].tolist(), strict=True))
                 extra = -1
                 if mode == "sequential":
                     extra = current
@@ -422,10 +440,10 @@ def cluster_verified(
                         # Later items within the bound have a new candidate.
                         gap = _small_distances(hashes[block[p + 1 :]], hashes[item][None, :])
                         near = p + 1 + np.flatnonzero(gap <= threshold)
-                        near = near[~loose[near]]
                         if len(near):
-                            loose[near] = True
-                            todo = todo[:t] + sorted(todo[t:] + near.tolist())
+                            near = settled.add(near, best_c, gap[near - p - 1].astype(np.int64))
+                            loose[near] = settled.open[near] | (after[near] & ~settled.sure[near])
+                            cluster[block[near]] = settled.cluster[near]
                 else:
                     joined[item] = best_s
                 cluster[item] = best_c
@@ -448,7 +466,7 @@ def cluster_verified(
             if b % 8 == 7:
                 verifier.release_pages()
             if progress is not None:
-                progress(min(start + _BLOCK, len(rest)), len(rest))
+                progress(min(start + size, len(rest)), len(rest))
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
