@@ -179,6 +179,28 @@ class SettledBlock:
             self._decide_few(redo.tolist())
         return rows
 
+    def loose_after(self, after: np.ndarray, start: int, anchor: int) -> np.ndarray:
+        """Rows from ``start`` on that the per-item loop must place (global mode, time neighbours).
+
+        A row continuing the previous one's video (``after``) that no
+        candidate made sure of also checks the previous row's cluster, unless
+        that cluster is among its candidates already: then it is settled if
+        the previous row is (``anchor``: the cluster of row ``start - 1``,
+        placed already). Open rows are never settled.
+        """
+        rows = slice(start, None)
+        cols, open_ = self.cols[rows], self.open[rows]
+        depends = after[rows] & ~self.sure[rows]
+        previous = np.concatenate([[anchor], self.cluster[rows][:-1]])
+        found = (cols == previous[:, None]).any(axis=1) & (previous >= 0)
+        free = ~open_ & ~depends  # settled whatever came before
+        chained = ~open_ & depends & found  # settled if the previous row is
+        at = np.arange(len(open_))
+        last_free = np.maximum.accumulate(np.where(free, at, -1))
+        last_break = np.maximum.accumulate(np.where(chained, -1, at))
+        # Settled: free, or a chain back to a free row or to the anchor.
+        return ~(free | (last_free >= last_break))
+
     def _decide_few(self, rows: list[int]) -> None:
         """:meth:`_decide` one row at a time (cheaper for a few rows than numpy's steps)."""
         nan = float("nan")

@@ -377,6 +377,8 @@ def cluster_verified(
                 elif continues is not None:
                     after = continues[start : start + len(items)]
                 loose = settled.open | (after & ~settled.sure)
+                if continues is not None:
+                    loose = settled.loose_after(after, 0, int(cluster[previous]))
                 cluster[block] = settled.cluster  # the previous item's, for the loop
             first_row = len(rec.rows)
             row_positions: list[int] = []
@@ -448,6 +450,8 @@ def cluster_verified(
                     joined[item] = best_s
                 cluster[item] = best_c
                 row_positions += [p] * (len(rec.rows) - n_rows)
+                if continues is not None and settled is not None and p + 1 < len(items):
+                    loose[p + 1 :] = settled.loose_after(after, p + 1, best_c)
             if settled is not None:
                 rows, cols = np.nonzero(
                     ~loose[:, None]
