@@ -13,13 +13,21 @@ the machine changes wall times a lot, CPU times less):
   perturbed by a few bits): the first verified clustering, then
   ``Review.precompute`` of every slider threshold 0-32 (with the review's
   shared pair memo: only new pairs are verified), then ``Review.recluster``
-  to each threshold (now lookups). The target is under 100 ms per threshold
-  change;
+  to each threshold (now lookups), then ``Review.recluster`` to each again
+  with the clusterings forgotten but the pairs kept (a threshold the warm-up
+  has not reached, its pairs known: the numpy placement of
+  :func:`cluster_verified`). The target is under 100 ms per threshold change;
 * ``global``: :func:`cluster_verified` on ``--n-global`` (default 100,000)
-  synthetic stills whose thumbnails are memory-mapped from a file in
-  ``benchmarks/_work/verifyspeed`` (920 MB at 100,000), with peak RSS.
+  stills of one video (shots of near-identical stills, see
+  ``_video_stills``) whose thumbnails are memory-mapped from a file in
+  ``benchmarks/_work/verifyspeed`` (920 MB at 100,000), with peak RSS;
+* ``global-floor`` (after ``global``): the same clustering with every
+  similarity looked up instead of verified (benchmark-only stub): the cost of
+  the per-item loop and of the hash-candidate search alone; then with the
+  pairs in a memo (the numpy placement).
 
-Run: ``.venv/bin/python benchmarks/bench_verify.py [stills recluster global]``.
+Run: ``.venv/bin/python benchmarks/bench_verify.py [stills recluster global global-floor]
+[--review-thresholds 20-28]``.
 """
 
 from __future__ import annotations
@@ -122,7 +130,7 @@ def run_stills() -> dict:
     }
 
 
-def run_recluster(n: int) -> dict:
+def run_recluster(n: int, thresholds: list[int]) -> dict:
     from napari_video_extract.core.review import Review, ReviewSettings
 
     hashes, thumbs = _synthetic(n, seed=1)
@@ -130,7 +138,6 @@ def run_recluster(n: int) -> dict:
     review = Review(hashes, ReviewSettings(), thumbnails=thumbs)
     first_wall, first_cpu = _since(start)
     first_pairs = review._pairs.n_computed
-    thresholds = list(range(0, 33))
     # What the dock does after the first clustering: every slider threshold
     # in the background, sharing the verified pairs.
     before = review._pairs.n_computed
@@ -142,17 +149,82 @@ def run_recluster(n: int) -> dict:
         start = _clock()
         review.recluster(threshold=t)
         times.append(_since(start)[0])
+    # A threshold whose clustering is not kept but whose pairs are all in the
+    # memo (the slider ahead of the warm-up): the numpy placement.
+    memo = []
+    warm = review._pairs.n_computed
+    for t in thresholds:
+        review._clusterings.clear()
+        start = _clock()
+        review.recluster(threshold=t)
+        memo.append(_since(start))
+    walls, cpus = sorted(w for w, _ in memo), sorted(c for _, c in memo)
+    mid = len(thresholds) // 2
     return {
         "stills": n,
-        "first clustering wall s": round(first_wall, 2),
-        "first clustering CPU s": round(first_cpu, 2),
+        "thresholds": f"{min(thresholds)}-{max(thresholds)}",
+        "first clustering (cold memo) wall s": round(first_wall, 2),
+        "first clustering (cold memo) CPU s": round(first_cpu, 2),
         "pairs verified by it": first_pairs,
-        "precompute thresholds 0-32 wall s": round(pre_wall, 2),
-        "precompute thresholds 0-32 CPU s": round(pre_cpu, 2),
+        "precompute wall s": round(pre_wall, 2),
+        "precompute CPU s": round(pre_cpu, 2),
         "new pairs verified by the precompute": review._pairs.n_computed - before,
-        "recluster after precompute, max ms over 0-32": round(1e3 * max(times), 2),
-        "recluster after precompute, median ms": round(1e3 * sorted(times)[16], 2),
+        "recluster after precompute (lookup), max ms": round(1e3 * max(times), 2),
+        "recluster after precompute (lookup), median ms": round(1e3 * sorted(times)[mid], 2),
+        "recluster, clustering not kept, warm memo: max wall ms": round(1e3 * walls[-1], 1),
+        "recluster, warm memo: median wall ms": round(1e3 * walls[mid], 1),
+        "recluster, warm memo: max CPU ms": round(1e3 * cpus[-1], 1),
+        "recluster, warm memo: median CPU ms": round(1e3 * cpus[mid], 1),
+        "pairs verified by those re-clusterings": review._pairs.n_computed - warm,
     }
+
+
+def _video_stills(n: int, seed: int, out):
+    """``n`` stills of one video: runs of near-identical stills (a shot each), ``out`` filled.
+
+    Shots of 1-60 stills (geometric, mean 12) each show one of the real
+    stills, drifting up to 6 px (a slow pan) with fresh noise per still; a
+    still's hash is its shot's with 2 random bits flipped. Shots repeat
+    (1,545 pictures for ~8,000 shots at 100,000 stills), as in an edited video.
+    """
+    import numpy as np
+
+    hashes, thumbs = _real_stills()
+    rng = np.random.default_rng(seed)
+    words = np.empty((n, hashes.shape[1]), dtype=np.uint64)
+    lo = 0
+    while lo < n:
+        length = min(int(min(rng.geometric(1 / 12), 60)), n - lo)
+        src = int(rng.integers(0, len(hashes)))
+        drift = rng.uniform(-0.5, 0.5, size=2)
+        w = np.repeat(hashes[src][None], length, axis=0)
+        for _ in range(2):
+            w[:, 0] ^= np.left_shift(np.uint64(1), rng.integers(0, 64, length).astype(np.uint64))
+        words[lo : lo + length] = w
+        noise = rng.integers(-6, 7, size=(length, *thumbs.shape[1:]), dtype=np.int16)
+        base = thumbs[src].astype(np.int16)
+        for k in range(length):
+            dy, dx = np.clip(np.rint(drift * k), -6, 6).astype(int)
+            shifted = np.roll(base, (int(dy), int(dx)), axis=(0, 1))
+            out[lo + k] = np.clip(shifted + noise[k], 0, 255).astype(np.uint8)
+        lo += length
+    return words
+
+
+def _global_inputs(n: int):
+    """Hashes, memory-mapped thumbnails and sequence ids of ``n`` video stills (made once)."""
+    import numpy as np
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"video_thumbs_{n}.npy"
+    words_path = OUT / f"video_hashes_{n}.npy"
+    if not (path.exists() and words_path.exists()):
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, 72, 128))
+        words = _video_stills(n, seed=2, out=out)
+        out.flush()
+        del out
+        np.save(words_path, words)
+    return np.load(words_path), np.load(path, mmap_mode="r"), np.zeros(n, dtype=np.int64)
 
 
 def run_global(n: int) -> dict:
@@ -161,53 +233,145 @@ def run_global(n: int) -> dict:
     from napari_video_extract.core.dedup_settings import default_threshold
     from napari_video_extract.core.matching import cluster_verified
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"thumbs_{n}.u8"
-    words_path = OUT / f"hashes_{n}.npy"
-    shape = (n, 72, 128)
-    if not (path.exists() and words_path.exists()):
-        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
-        words, _ = _synthetic(n, seed=2, out=out)
-        out.flush()
-        del out
-        np.save(words_path, words)
-    words = np.load(words_path)
-    thumbs = np.load(path, mmap_mode="r")
+    words, thumbs, sequence = _global_inputs(n)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = _clock()
-    res = cluster_verified(words, thumbs, threshold=default_threshold(verify=True))
+    res = cluster_verified(
+        words, thumbs, threshold=default_threshold(verify=True), sequence=sequence
+    )
     wall, cpu = _since(start)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # What the floor and warm measurements replay (and must reproduce).
+    np.savez(
+        OUT / f"video_result_{n}.npz",
+        cluster=res.cluster,
+        item=res.checked.item,
+        kept=res.checked.kept,
+        similarity=res.checked.similarity,
+    )
+    pairs = len(res.checked)
     return {
         "stills": n,
         "clusters": res.n_clusters,
-        "verified pairs": len(res.checked),
+        "verified pairs": pairs,
+        "pairs per still": round(pairs / n, 2),
         "wall s": round(wall, 1),
         "CPU s": round(cpu, 1),
+        "CPU ms per still": round(1e3 * cpu / n, 3),
         "peak RSS MB (whole process)": round(rss1 / 1024),
         "RSS MB before clustering": round(rss0 / 1024),
     }
 
 
+def run_global_floor(n: int) -> dict:
+    """The loop's own cost: ``global`` again with each pair's similarity looked up.
+
+    ``Verifier.score`` is replaced (here only) by a lookup of the similarity
+    the ``global`` run verified, and the batched search sides by nothing, so
+    the decisions, the pairs and the clusters are those of that run; what is
+    left is the per-item loop and the hash-candidate search (timed apart).
+    Then the same clustering with those pairs in a ``PairSimilarities`` memo:
+    the numpy path the napari review takes when the pairs are known.
+    """
+    import numpy as np
+
+    from napari_video_extract.core import matching, verify
+    from napari_video_extract.core.dedup_settings import default_threshold
+    from napari_video_extract.core.matching import PairSimilarities, cluster_verified
+
+    words, thumbs, sequence = _global_inputs(n)
+    saved = np.load(OUT / f"video_result_{n}.npz")
+    values = dict(
+        zip(
+            zip(saved["kept"].tolist(), saved["item"].tolist(), strict=True),
+            saved["similarity"].tolist(),
+            strict=True,
+        )
+    )
+    spent = {"distances": 0.0, "hash_candidates": 0.0}
+    calls = {"distances": 0, "hash_candidates": 0}
+
+    def timed(name, func):
+        def wrapper(*args, **kwargs):
+            t0 = time.process_time()
+            calls[name] += 1
+            try:
+                return func(*args, **kwargs)
+            finally:
+                spent[name] += time.process_time() - t0
+
+        return wrapper
+
+    verify.Verifier.score = lambda self, kept, other: values[(kept, other)]
+    verify.Verifier.searched = lambda self, items: [None] * len(items)
+    verify.Verifier.add_searched = lambda self, items, found: None
+    matching.distances = timed("distances", matching.distances)
+    matching.hash_candidates = timed("hash_candidates", matching.hash_candidates)
+    threshold = default_threshold(verify=True)
+    start = _clock()
+    res = cluster_verified(words, thumbs, threshold=threshold, sequence=sequence)
+    wall, cpu = _since(start)
+    same = bool(np.array_equal(res.cluster, saved["cluster"])) and len(res.checked) == len(values)
+    search_cpu, cands_cpu = spent["distances"], spent["hash_candidates"]
+    memo = PairSimilarities(n)
+    memo.values.update(values)
+    spent.update(distances=0.0, hash_candidates=0.0)
+    add_block = matching._Recorder.add_block
+    settled = [0]
+
+    def counted(self, start, positions, rows, at):
+        settled[0] += len(np.unique(at))  # a settled item has a checked pair
+        return add_block(self, start, positions, rows, at)
+
+    matching._Recorder.add_block = counted
+    start = _clock()
+    warm = cluster_verified(words, thumbs, threshold=threshold, sequence=sequence, pairs=memo)
+    warm_wall, warm_cpu = _since(start)
+    same_warm = bool(np.array_equal(warm.cluster, saved["cluster"])) and memo.n_computed == 0
+    return {
+        "stills": n,
+        "verified pairs replayed": len(values),
+        "same clusters as the global run": same,
+        "loop floor wall s (similarities looked up)": round(wall, 2),
+        "loop floor CPU s": round(cpu, 2),
+        "loop floor CPU us per still": round(1e6 * cpu / n, 1),
+        "of which hash distances to known representatives CPU s": round(search_cpu, 2),
+        "of which per-item candidate lists CPU s": round(cands_cpu, 2),
+        "pair memo path wall s": round(warm_wall, 2),
+        "pair memo path CPU s": round(warm_cpu, 2),
+        "pair memo path: same clusters, nothing verified": same_warm,
+        "pair memo path: items placed one by one (the rest in numpy)": n - settled[0],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("parts", nargs="*", default=["stills", "recluster", "global"])
+    parser.add_argument(
+        "parts", nargs="*", default=["stills", "recluster", "global", "global-floor"]
+    )
     parser.add_argument("--n-review", type=int, default=10_000)
     parser.add_argument("--n-global", type=int, default=100_000)
+    parser.add_argument(
+        "--review-thresholds", default="0-32", help="slider thresholds of recluster (lo-hi)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    lo, _, hi = args.review_thresholds.partition("-")
+    thresholds = list(range(int(lo), int(hi or lo) + 1))
     if args.child:
         funcs = {
             "stills": run_stills,
-            "recluster": lambda: run_recluster(args.n_review),
+            "recluster": lambda: run_recluster(args.n_review, thresholds),
             "global": lambda: run_global(args.n_global),
+            "global-floor": lambda: run_global_floor(args.n_global),
         }
         print(json.dumps(funcs[args.child]()))
         return 0
     print(f"load average before: {os.getloadavg()}")
     for part in args.parts:
         cmd = [sys.executable, __file__, "--child", part,
-               "--n-review", str(args.n_review), "--n-global", str(args.n_global)]  # fmt: skip
+               "--n-review", str(args.n_review), "--n-global", str(args.n_global),
+               "--review-thresholds", args.review_thresholds]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if out.returncode:
             print(f"{part}: failed\n{out.stderr}")

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from napari_video_extract.core.block_candidates import distances, hash_candidates, settle
 from napari_video_extract.core.clustering import (
     ClusterResult,
     _small_distances,
@@ -69,6 +70,8 @@ MAX_CANDIDATES = 4
 #: A candidate this similar is taken without checking the farther ones.
 SURE_SIMILARITY = 0.9
 _BLOCK = 128  # items whose hash distances to all kept images are computed at once
+# ... when a pair memo is given: most items are settled in numpy (fewer, bigger steps).
+_MEMO_BLOCK = 512
 
 
 @dataclass
@@ -162,6 +165,8 @@ class _Recorder:
         self.computes = pairs is None or len(pairs) == 0
         self.memo: dict[tuple[int, int], float] = {}
         self.rows: list[tuple[int, int, int, float]] = []
+        self.chunks: list[np.ndarray] = []  # rows before ``rows``, in order
+        self.settled: list[np.ndarray] = []  # chunk rows not in ``memo`` yet
 
     def distance(self, a: int, b: int) -> int:
         return int(hamming_bits(self.hashes[a], self.hashes[b]))
@@ -182,8 +187,33 @@ class _Recorder:
             self.rows.append((item, kept, d, value))
         return value
 
+    def add_block(self, start: int, positions: list[int], settled: np.ndarray,
+                  settled_positions: np.ndarray) -> None:  # fmt: skip
+        """Interleave the rows scored since ``start`` with rows settled in numpy.
+
+        ``positions``: the block position of each row scored since ``start``;
+        ``settled`` (M, 4) rows of (item, kept, distance, similarity) at
+        ``settled_positions``. Rows end up in block order, as if each had been
+        scored in turn.
+        """
+        if start:
+            self.chunks.append(np.array(self.rows[:start], dtype=np.float64).reshape(-1, 4))
+        scored = np.array(self.rows[start:], dtype=np.float64).reshape(-1, 4)
+        self.rows = []
+        at = np.concatenate([np.asarray(positions, dtype=np.int64), settled_positions])
+        rows = np.concatenate([scored, settled])[np.argsort(at, kind="stable")]
+        self.chunks.append(rows)
+        self.settled.append(settled)
+
+    def sync(self) -> None:
+        """Put the settled rows in ``memo`` (before scoring pairs they may hold)."""
+        for rows in self.settled:
+            kept, item = rows[:, 1].astype(np.int64).tolist(), rows[:, 0].astype(np.int64).tolist()
+            self.memo.update(zip(zip(kept, item, strict=True), rows[:, 3].tolist(), strict=True))
+        self.settled = []
+
     def checked(self) -> CheckedPairs:
-        rows = np.array(self.rows, dtype=np.float64).reshape(-1, 4)
+        rows = np.concatenate([*self.chunks, np.array(self.rows, dtype=np.float64).reshape(-1, 4)])
         sim = rows[:, 3]
         return CheckedPairs(
             item=rows[:, 0].astype(np.int64),
@@ -276,22 +306,39 @@ def cluster_verified(
     n, n_words = hashes.shape
     if pairs is not None:
         pairs.check(n, changes)
-    verifier = Verifier(np.asarray(thumbnails), changes=changes, search_cache_size=2 * _BLOCK + 64)
+    # A memory map stays one (np.asarray would hide it): the verifier lets the
+    # OS drop the pages it read (Verifier.release_pages), else a 100,000-still
+    # map ends up resident.
+    thumbs = thumbnails if isinstance(thumbnails, np.ndarray) else np.asarray(thumbnails)
+    verifier = Verifier(thumbs, changes=changes, search_cache_size=2 * _BLOCK + 64)
     rec = _Recorder(verifier, hashes, min_similarity, pairs)
 
     order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
     n_refs = int(reference_mask.sum())
     cluster = np.full(n, -1, dtype=np.int64)
     rep_items: list[int] = []
+    rep_array = np.full(max(1, n), -1, dtype=np.int64)  # rep_items, for numpy
     rep_words = np.zeros((max(1, n), n_words), dtype=np.uint64)
     for item in order[:n_refs].tolist():
         cluster[item] = len(rep_items)
         rep_words[len(rep_items)] = hashes[item]
+        rep_array[len(rep_items)] = item
         rep_items.append(item)
     n_ref_clusters = len(rep_items)
+    joined = np.ones(n, dtype=np.float64)  # similarity to the cluster's kept image
 
     rest = order[n_refs:]
-    blocks = [rest[start : start + _BLOCK] for start in range(0, len(rest), _BLOCK)]
+    # With a pair memo, numpy settles the items whose known candidates decide
+    # them (block_candidates.settle); the loop below places only the others.
+    known = pairs.values.get if pairs is not None else None
+    size = _BLOCK if known is None else _MEMO_BLOCK
+    blocks = [rest[start : start + size] for start in range(0, len(rest), size)]
+    sure = max(SURE_SIMILARITY, min_similarity)
+    continues = None  # the item is the next still of the previous one's video
+    if mode == "global" and sequence is not None and len(rest):
+        seq = sequence[rest]
+        continues = np.zeros(len(rest), dtype=bool)
+        continues[1:] = (seq[1:] >= 0) & (seq[1:] == seq[:-1])
     previous = -1  # previous non-reference item in order
     current = -1  # sequential mode: cluster of the last kept image
     # One thread makes the next block's search sides (batched FFTs and
@@ -302,30 +349,69 @@ def cluster_verified(
         if pool is not None and blocks:
             ahead = pool.submit(verifier.searched, blocks[0].tolist())
         for b, block in enumerate(blocks):
-            start = b * _BLOCK
+            start = b * size
             if ahead is not None:
                 verifier.add_searched(block.tolist(), ahead.result())
                 ahead = None
                 if b + 1 < len(blocks):
                     ahead = pool.submit(verifier.searched, blocks[b + 1].tolist())
             n_known = n_ref_clusters if mode == "sequential" else len(rep_items)
-            known = _distances(hashes[block], rep_words[:n_known])
+            known_d = distances(hashes[block], rep_words[:n_known])
             # The known representatives within the bound, for the whole block at once.
-            close_rows, close_cols = np.nonzero(known <= threshold)
+            close_rows, close_cols = np.nonzero(known_d <= threshold)
             bounds = np.searchsorted(close_rows, np.arange(len(block) + 1)).tolist()
-            close_d = known[close_rows, close_cols]
-            for p, item in enumerate(block.tolist()):
-                n_reps = len(rep_items) if mode == "global" else n_known
-                lo, hi = bounds[p], bounds[p + 1]
-                cands = _hash_candidates(
-                    close_cols[lo:hi],
-                    close_d[lo:hi],
-                    n_known,
-                    hashes[item],
-                    rep_words[n_known:n_reps],
-                    threshold,
-                    max_candidates,
-                )
+            close_d = known_d[close_rows, close_cols]
+            items = block.tolist()
+            settled = None
+            if known is not None:
+                settled = settle(
+                    close_rows, close_cols, close_d, block, rep_array, known,
+                    threshold=threshold, k=max_candidates,
+                    min_similarity=min_similarity, sure=sure,
+                )  # fmt: skip
+                # A candidate after the nearest (the time neighbour's or the
+                # last kept image's cluster) is checked unless one was sure.
+                after = np.zeros(len(items), dtype=bool)
+                if mode == "sequential":
+                    after[:] = True
+                elif continues is not None:
+                    after = continues[start : start + len(items)]
+                loose = settled.open | (after & ~settled.sure)
+                if continues is not None:
+                    loose = settled.loose_after(after, 0, int(cluster[previous]))
+                cluster[block] = settled.cluster  # the previous item's, for the loop
+            first_row = len(rec.rows)
+            row_positions: list[int] = []
+            p = -1
+            while True:
+                if settled is None:
+                    p += 1
+                    if p >= len(items):
+                        break
+                else:
+                    if p + 1 >= len(items):
+                        break
+                    p += 1 + int(loose[p + 1 :].argmax())
+                    if not loose[p]:
+                        break
+                item = items[p]
+                previous = items[p - 1] if p else previous
+                if settled is None:
+                    n_reps = len(rep_items) if mode == "global" else n_known
+                    lo, hi = bounds[p], bounds[p + 1]
+                    cands = hash_candidates(
+                        close_cols[lo:hi],
+                        close_d[lo:hi],
+                        n_known,
+                        hashes[item],
+                        rep_words[n_known:n_reps],
+                        threshold,
+                        max_candidates,
+                    )
+                else:  # the same: every representative made since was added to it
+                    row = settled.cols[p]
+                    m = int((row >= 0).sum())
+                    cands = list(zip(row[:m].tolist(), settled.dists[p, :m].tolist(), strict=True))
                 extra = -1
                 if mode == "sequential":
                     extra = current
@@ -338,31 +424,61 @@ def cluster_verified(
                     extra = int(cluster[previous])
                 if extra >= 0 and all(c != extra for c, _ in cands):
                     cands.append((extra, int(hamming_bits(hashes[item], rep_words[extra]))))
+                n_rows = len(rec.rows)
                 best_c, best_s = -1, -np.inf
                 for c, d in cands:  # nearest by hash first
                     s = rec.score(rep_items[c], item, d)
                     if s >= min_similarity and (s > best_s or (s == best_s and c < best_c)):
                         best_c, best_s = c, s
-                    if best_s >= max(SURE_SIMILARITY, min_similarity):
+                    if best_s >= sure:
                         break  # clearly the same view: the others need no check
                 if best_c < 0:
                     best_c = len(rep_items)
                     rep_words[best_c] = hashes[item]
+                    rep_array[best_c] = item
                     rep_items.append(item)
                     current = best_c
+                    if settled is not None and mode == "global" and p + 1 < len(items):
+                        # Later items within the bound have a new candidate.
+                        gap = _small_distances(hashes[block[p + 1 :]], hashes[item][None, :])
+                        near = p + 1 + np.flatnonzero(gap <= threshold)
+                        if len(near):
+                            near = settled.add(near, best_c, gap[near - p - 1].astype(np.int64))
+                            loose[near] = settled.open[near] | (after[near] & ~settled.sure[near])
+                            cluster[block[near]] = settled.cluster[near]
+                else:
+                    joined[item] = best_s
                 cluster[item] = best_c
-                previous = item
+                row_positions += [p] * (len(rec.rows) - n_rows)
+                if continues is not None and settled is not None and p + 1 < len(items):
+                    loose[p + 1 :] = settled.loose_after(after, p + 1, best_c)
+            if settled is not None:
+                rows, cols = np.nonzero(
+                    ~loose[:, None]
+                    & (np.arange(settled.cols.shape[1]) < settled.n_checked[:, None])
+                )
+                kept_c = settled.cols[rows, cols]
+                bulk = np.column_stack(
+                    [block[rows], rep_array[kept_c], settled.dists[rows, cols]]
+                ).astype(np.float64)
+                bulk = np.column_stack([bulk, settled.sims[rows, cols]])
+                rec.add_block(first_row, row_positions, bulk, rows)
+                done = block[~loose]
+                joined[done] = settled.similarity[~loose]
+            if len(items):
+                previous = items[-1]
             if b % 8 == 7:
                 verifier.release_pages()
             if progress is not None:
-                progress(min(start + _BLOCK, len(rest)), len(rest))
+                progress(min(start + size, len(rest)), len(rest))
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
 
-    rep_array = np.array(rep_items, dtype=np.int64)
+    rep_array = rep_array[: len(rep_items)].copy()
     kept_of_cluster = rep_array.copy()
     if keep != "first" and n:
+        rec.sync()
 
         def verified_by_all(candidate: int, members: np.ndarray) -> bool:
             return all(rec.score(candidate, int(m)) >= min_similarity for m in members)
@@ -371,9 +487,13 @@ def cluster_verified(
             cluster, rep_array, order, quality, reference_mask, verified_by_all
         )
     kept, kept_index, distance = keeper_arrays(hashes, cluster, kept_of_cluster)
-    similarity = np.ones(n, dtype=np.float64)
-    for i in np.flatnonzero(~kept).tolist():
-        similarity[i] = rec.score(int(kept_index[i]), i)
+    if keep == "first":
+        # Each duplicate's similarity to its representative, scored when it joined.
+        similarity = np.where(kept, 1.0, joined)
+    else:
+        similarity = np.ones(n, dtype=np.float64)
+        for i in np.flatnonzero(~kept).tolist():
+            similarity[i] = rec.score(int(kept_index[i]), i)
     return VerifiedClusterResult(
         cluster,
         kept,
@@ -386,40 +506,6 @@ def cluster_verified(
         changes=changes,
         checked=rec.checked(),
     )
-
-
-def _distances(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Hash distances ``(len(queries), len(targets))`` as uint16."""
-    out = np.zeros((len(queries), len(targets)), dtype=np.uint16)
-    if len(targets) == 0 or len(queries) == 0:
-        return out
-    step = max(1, (1 << 16) // len(queries))
-    for lo in range(0, len(targets), step):
-        out[:, lo : lo + step] = _small_distances(
-            queries[:, None, :], targets[None, lo : lo + step, :]
-        )
-    return out
-
-
-def _hash_candidates(cols, dists, n_known, words, fresh_words, threshold, k):
-    """Up to ``k`` nearest representatives within ``threshold``: [(cluster, distance)].
-
-    ``cols``/``dists``: the representatives known when the block started that
-    are within the bound, and their distances; ``fresh_words`` the
-    representatives created since (their ids follow ``n_known``). Nearest
-    first, ties to the older cluster.
-    """
-    if len(cols) > 4 * k:  # the k nearest of many, in numpy
-        keep = np.lexsort((cols, dists))[:k]
-        cols, dists = cols[keep], dists[keep]
-    found = list(zip(dists.tolist(), cols.tolist(), strict=True))
-    if len(fresh_words):
-        fresh = _small_distances(fresh_words, words[None, :])
-        near = np.flatnonzero(fresh <= threshold)
-        found += [(int(fresh[c]), n_known + int(c)) for c in near.tolist()]
-    if len(found) > 1:
-        found.sort()
-    return [(c, d) for d, c in found[:k]]
 
 
 def explain(result: VerifiedClusterResult, *, n: int = 10) -> dict[str, CheckedPairs]:

@@ -1,0 +1,285 @@
+"""Hash candidates of a block of items, and the decisions known similarities settle.
+
+:func:`~napari_video_extract.core.matching.cluster_verified` places items a
+block at a time. The hash distances of a block to the representatives known
+when it starts are computed at once (:func:`distances`); each item's
+candidates are then the nearest of those within the bound plus the
+representatives created since inside the block (:func:`hash_candidates`, the
+per-item rule).
+
+When the similarities of the nearest known candidates are already known (the
+napari review re-clustering at a new threshold with a filled
+:class:`~napari_video_extract.core.pair_memo.PairSimilarities`), most items'
+decisions follow from them alone, for the whole block in numpy
+(:func:`settle`): the nearest ``k`` known candidates (ties: the older
+cluster), checked nearest first up to the first one of at least ``sure``,
+joined to the most similar one of at least ``min_similarity`` (ties: the
+older cluster). What numpy cannot see, the per-item loop decides: an item
+with a similarity not known yet, one that starts a cluster, one a
+representative created inside the block may be a candidate of, and one whose
+time neighbour (or the last kept image, in sequential mode) would be checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from napari_video_extract.core.clustering import _small_distances
+
+__all__ = ["SettledBlock", "distances", "hash_candidates", "settle"]
+
+_NONE = np.iinfo(np.int64).max  # no cluster (above every id)
+_FEW = 12  # rows decided one at a time in Python rather than with numpy
+
+
+def distances(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Hash distances ``(len(queries), len(targets))`` as uint16."""
+    out = np.zeros((len(queries), len(targets)), dtype=np.uint16)
+    if len(targets) == 0 or len(queries) == 0:
+        return out
+    step = max(1, (1 << 16) // len(queries))
+    for lo in range(0, len(targets), step):
+        out[:, lo : lo + step] = _small_distances(
+            queries[:, None, :], targets[None, lo : lo + step, :]
+        )
+    return out
+
+
+def hash_candidates(cols, dists, n_known, words, fresh_words, threshold, k):
+    """Up to ``k`` nearest representatives within ``threshold``: [(cluster, distance)].
+
+    ``cols``/``dists``: the representatives known when the block started that
+    are within the bound, and their distances; ``fresh_words`` the
+    representatives created since (their ids follow ``n_known``). Nearest
+    first, ties to the older cluster.
+    """
+    if len(cols) > 4 * k:  # the k nearest of many, in numpy
+        keep = np.lexsort((cols, dists))[:k]
+        cols, dists = cols[keep], dists[keep]
+    found = list(zip(dists.tolist(), cols.tolist(), strict=True))
+    if len(fresh_words):
+        fresh = _small_distances(fresh_words, words[None, :])
+        near = np.flatnonzero(fresh <= threshold)
+        found += [(int(fresh[c]), n_known + int(c)) for c in near.tolist()]
+    if len(found) > 1:
+        found.sort()
+    return [(c, d) for d, c in found[:k]]
+
+
+class SettledBlock:
+    """The decisions of a block's items from their nearest candidates alone.
+
+    Made by :func:`settle`; a representative created inside the block is
+    added to the candidates of the later items with :meth:`add`.
+
+    Attributes
+    ----------
+    cols, dists, sims : ndarray, shape (B, k)
+        Per item, the nearest candidates (cluster ids, ``-1`` past the last;
+        nearest first, ties to the older cluster), their hash distances and
+        their known similarities (NaN: not known).
+    n_checked : ndarray of int64, shape (B,)
+        Candidates checked (the first ``n_checked`` columns).
+    sure : ndarray of bool, shape (B,)
+        Checking stopped at a candidate of at least ``sure``: nothing after
+        these candidates would be checked.
+    cluster : ndarray of int64, shape (B,)
+        The cluster joined (``-1``: none, a new cluster).
+    similarity : ndarray of float64, shape (B,)
+        Similarity to that cluster's kept image.
+    open : ndarray of bool, shape (B,)
+        Not settled here: a similarity among the checked ones is not known,
+        or no candidate accepts the item (a new cluster is the per-item
+        loop's to make).
+    """
+
+    def __init__(
+        self,
+        cols: np.ndarray,
+        dists: np.ndarray,
+        items: np.ndarray,
+        rep_items: np.ndarray,
+        known: Callable[[tuple[int, int], float], float],
+        *,
+        min_similarity: float,
+        sure: float,
+    ) -> None:
+        self.cols, self.dists = cols, dists
+        self.items, self.rep_items, self.known = items, rep_items, known
+        self.min_similarity, self.sure_similarity = min_similarity, sure
+        n_rows = len(cols)
+        # Similarities are looked up only where checking gets to them.
+        self.sims = np.full(cols.shape, np.nan)
+        self.looked = np.zeros(cols.shape, dtype=bool)
+        self.n_checked = np.zeros(n_rows, dtype=np.int64)
+        self.sure = np.zeros(n_rows, dtype=bool)
+        self.cluster = np.full(n_rows, -1, dtype=np.int64)
+        self.similarity = np.full(n_rows, -np.inf)
+        self.open = np.ones(n_rows, dtype=bool)
+        self._decide(np.arange(n_rows))
+
+    def _decide(self, rows: np.ndarray) -> None:
+        cols, sims, looked = self.cols[rows], self.sims[rows], self.looked[rows]
+        k = cols.shape[1]
+        valid = cols >= 0
+        stopped = np.zeros(len(rows), dtype=bool)
+        nan = float("nan")
+        for j in range(k):
+            need = np.flatnonzero(valid[:, j] & ~stopped & ~looked[:, j])
+            if len(need):
+                kept = self.rep_items[cols[need, j]].tolist()
+                pairs = zip(kept, self.items[rows[need]].tolist(), strict=True)
+                sims[need, j] = [self.known(p, nan) for p in pairs]
+                looked[need, j] = True
+            stopped |= sims[:, j] >= self.sure_similarity  # NaN past the last: False
+        self.sims[rows], self.looked[rows] = sims, looked
+        hit = sims >= self.sure_similarity
+        last = np.where(stopped, hit.argmax(axis=1), k - 1)
+        checked = valid & (np.arange(k)[None, :] <= last[:, None])
+        accepted = checked & (sims >= self.min_similarity)
+        best = np.where(accepted, sims, -np.inf).max(axis=1)
+        cluster = np.where(accepted & (sims == best[:, None]), cols, _NONE).min(axis=1)
+        new = cluster == _NONE
+        cluster[new] = -1
+        self.n_checked[rows] = checked.sum(axis=1)
+        self.sure[rows] = stopped
+        self.cluster[rows] = cluster
+        self.similarity[rows] = best
+        self.open[rows] = new | (checked & np.isnan(sims)).any(axis=1)
+
+    def add(self, rows: np.ndarray, cluster: int, dists: np.ndarray) -> np.ndarray:
+        """Make ``cluster`` (newer than all others) a candidate of ``rows``; decide them again.
+
+        Returns the rows whose candidates changed (where it is among the
+        nearest ``k``).
+        """
+        k = self.cols.shape[1]
+        # Among the nearest k: fewer than k candidates, or nearer than the k-th.
+        enters = (self.cols[rows, k - 1] < 0) | (dists < self.dists[rows, k - 1])
+        rows, dists = rows[enters], dists[enters]
+        if not len(rows):
+            return rows
+        # After every candidate as near or nearer: ties go to the older cluster.
+        at = ((self.cols[rows] >= 0) & (self.dists[rows] <= dists[:, None])).sum(axis=1)
+        j = np.arange(k)[None, :]
+        src = rows[:, None], np.where(j > at[:, None], j - 1, j)  # shift right of it
+        here = j == at[:, None]
+        for table, value in (
+            (self.cols, cluster), (self.dists, dists[:, None]),
+            (self.sims, np.nan), (self.looked, False),
+        ):  # fmt: skip
+            table[rows] = np.where(here, value, table[src])
+        # Behind the candidate that stopped the checking, it changes nothing.
+        redo = rows[~self.sure[rows] | (at < self.n_checked[rows])]
+        if len(redo) > _FEW:
+            self._decide(redo)
+        elif len(redo):
+            self._decide_few(redo.tolist())
+        return rows
+
+    def loose_after(self, after: np.ndarray, start: int, anchor: int) -> np.ndarray:
+        """Rows from ``start`` on that the per-item loop must place (global mode, time neighbours).
+
+        A row continuing the previous one's video (``after``) that no
+        candidate made sure of also checks the previous row's cluster, unless
+        that cluster is among its candidates already: then it is settled if
+        the previous row is (``anchor``: the cluster of row ``start - 1``,
+        placed already). Open rows are never settled.
+        """
+        rows = slice(start, None)
+        cols, open_ = self.cols[rows], self.open[rows]
+        depends = after[rows] & ~self.sure[rows]
+        previous = np.concatenate([[anchor], self.cluster[rows][:-1]])
+        found = (cols == previous[:, None]).any(axis=1) & (previous >= 0)
+        free = ~open_ & ~depends  # settled whatever came before
+        chained = ~open_ & depends & found  # settled if the previous row is
+        at = np.arange(len(open_))
+        last_free = np.maximum.accumulate(np.where(free, at, -1))
+        last_break = np.maximum.accumulate(np.where(chained, -1, at))
+        # Settled: free, or a chain back to a free row or to the anchor.
+        return ~(free | (last_free >= last_break))
+
+    def _decide_few(self, rows: list[int]) -> None:
+        """:meth:`_decide` one row at a time (cheaper for a few rows than numpy's steps)."""
+        nan = float("nan")
+        for r in rows:
+            sims, looked, item = self.sims[r], self.looked[r], int(self.items[r])
+            best_c, best_s, n_checked, stopped, unknown = -1, -np.inf, 0, False, False
+            for j, c in enumerate(self.cols[r].tolist()):
+                if c < 0:
+                    break
+                if looked[j]:
+                    s = float(sims[j])
+                else:
+                    s = self.known((int(self.rep_items[c]), item), nan)
+                    sims[j], looked[j] = s, True
+                n_checked += 1
+                if s != s:  # NaN: not known
+                    unknown = True
+                elif s >= self.min_similarity and (s > best_s or (s == best_s and c < best_c)):
+                    best_c, best_s = c, s
+                if s >= self.sure_similarity:
+                    stopped = True
+                    break
+            self.n_checked[r], self.sure[r] = n_checked, stopped
+            self.cluster[r], self.similarity[r] = best_c, best_s
+            self.open[r] = best_c < 0 or unknown
+
+
+def settle(
+    close_rows: np.ndarray,
+    close_cols: np.ndarray,
+    close_d: np.ndarray,
+    items: np.ndarray,
+    rep_items: np.ndarray,
+    known: Callable[[tuple[int, int], float], float],
+    *,
+    threshold: int,
+    k: int,
+    min_similarity: float,
+    sure: float,
+) -> SettledBlock:
+    """Decide the block's items from their nearest known candidates, all at once.
+
+    Parameters
+    ----------
+    close_rows, close_cols, close_d : ndarray
+        Every (block row, known cluster, distance) within the bound, rows
+        ascending and clusters ascending within a row (``np.nonzero`` order).
+    items : ndarray of int64, shape (B,)
+        The block's items.
+    rep_items : ndarray of int64
+        Kept item of each cluster (also of those created later in the block:
+        the array is read when a candidate is checked).
+    known : callable((kept, item), default) -> float
+        Similarity lookup (``dict.get`` of the pair memo).
+    threshold : int
+        The candidate bound (distances are at most this).
+    k : int
+        Hash candidates per item.
+    min_similarity, sure : float
+        Smallest similarity of a duplicate; similarity that stops checking.
+
+    Returns
+    -------
+    SettledBlock
+    """
+    n_rows = len(items)
+    k = max(int(k), 1)
+    # Nearest first, ties to the older cluster: a stable sort by (row, distance)
+    # keeps the clusters ascending within each distance.
+    key = close_rows.astype(np.int64) * (int(threshold) + 1) + close_d
+    by = np.argsort(key, kind="stable")
+    rows, cols_flat, d_flat = close_rows[by], close_cols[by], close_d[by]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(n_rows))[rows]
+    top = rank < k
+    rows, cols_flat, d_flat, rank = rows[top], cols_flat[top], d_flat[top], rank[top]
+    cols = np.full((n_rows, k), -1, dtype=np.int64)
+    dists = np.zeros((n_rows, k), dtype=np.int64)
+    cols[rows, rank] = cols_flat
+    dists[rows, rank] = d_flat
+    return SettledBlock(
+        cols, dists, items, rep_items, known, min_similarity=min_similarity, sure=sure
+    )

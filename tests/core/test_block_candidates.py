@@ -1,0 +1,131 @@
+"""The numpy placement of cluster_verified (pair memo given) equals the per-item rule.
+
+The oracle below restates the documented rule one item at a time (nearest
+kept images within the bound, at most ``k``, ties to the older cluster; the
+time neighbour's cluster or the last kept image after them; checked in turn
+until one is sure; the most similar accepted one wins, ties to the older
+cluster). Similarities come from a pair memo that holds every pair, so no
+thumbnail is compared and the decisions exercise ties, the sure stop and
+the bound on purpose.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from napari_video_extract.core import matching
+from napari_video_extract.core.matching import SURE_SIMILARITY, PairSimilarities, cluster_verified
+from napari_video_extract.core.verify import THUMB_SHAPE
+
+LEVELS = np.array([0.0, 0.3, 0.55, 0.6, 0.6, 0.75, 0.9, 0.9, 0.95, 1.0])
+
+
+def _bits(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+def _reference(words, sims, *, threshold, mode, sequence, k, min_similarity):
+    """Clusters, checked rows and similarities, one item at a time."""
+    n = len(words)
+    reps: list[int] = []
+    cluster = [-1] * n
+    joined = [1.0] * n
+    rows = []
+    current = -1
+    sure = max(SURE_SIMILARITY, min_similarity)
+    for item in range(n):
+        n_known = 0 if mode == "sequential" else len(reps)
+        near = sorted(
+            (_bits(words[item], words[reps[c]]), c)
+            for c in range(n_known)
+            if _bits(words[item], words[reps[c]]) <= threshold
+        )[:k]
+        cands = [(c, d) for d, c in near]
+        extra = -1
+        if mode == "sequential":
+            extra = current
+        elif sequence is not None and item and 0 <= sequence[item] == sequence[item - 1]:
+            extra = cluster[item - 1]
+        if extra >= 0 and all(c != extra for c, _ in cands):
+            cands.append((extra, _bits(words[item], words[reps[extra]])))
+        best_c, best_s = -1, -np.inf
+        for c, d in cands:
+            s = sims[(reps[c], item)]
+            rows.append((item, reps[c], d, s))
+            if s >= min_similarity and (s > best_s or (s == best_s and c < best_c)):
+                best_c, best_s = c, s
+            if best_s >= sure:
+                break
+        if best_c < 0:
+            best_c = len(reps)
+            reps.append(item)
+            current = best_c
+        else:
+            joined[item] = best_s
+        cluster[item] = best_c
+    return np.array(cluster), np.array(rows, dtype=np.float64).reshape(-1, 4), np.array(joined)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 90),
+    threshold=st.integers(0, 12),
+    mode=st.sampled_from(["global", "sequential"]),
+    with_sequence=st.booleans(),
+    k=st.integers(1, 5),
+    min_similarity=st.sampled_from([0.55, 0.6, 0.9]),
+    block=st.sampled_from([1, 3, 8, 512]),
+)
+def test_memo_placement_equals_the_per_item_rule(
+    seed, n, threshold, mode, with_sequence, k, min_similarity, block
+):
+    rng = np.random.default_rng(seed)
+    # A few pictures, each hash a few bits off its picture's: many hashes
+    # within the bound of several kept images, at equal distances too.
+    base = rng.integers(0, 2**63, size=4, dtype=np.int64).astype(np.uint64)
+    flips = rng.integers(0, 2, size=(n, 8)).astype(np.uint64) << np.arange(8, dtype=np.uint64)
+    words = base[rng.integers(0, len(base), n)] ^ np.bitwise_or.reduce(flips, axis=1)
+    hashes = words.reshape(n, 1)
+    sequence = None
+    if with_sequence:
+        sequence = np.cumsum(rng.random(n) < 0.2) - (rng.random(n) < 0.1) * 1000
+        sequence = np.maximum(sequence, -1)
+    memo = PairSimilarities(n)
+    for b in range(n):
+        for a, s in zip(range(b), rng.choice(LEVELS, size=b).tolist(), strict=True):
+            memo.values[(a, b)] = s
+    thumbs = np.zeros((n, *THUMB_SHAPE), dtype=np.uint8)  # never compared: every pair known
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(matching, "_MEMO_BLOCK", block)
+        res = cluster_verified(
+            hashes,
+            thumbs,
+            threshold=threshold,
+            min_similarity=min_similarity,
+            mode=mode,
+            sequence=sequence,
+            max_candidates=k,
+            pairs=memo,
+        )
+    assert memo.n_computed == 0
+    cluster, rows, joined = _reference(
+        [int(w) for w in words],
+        memo.values,
+        threshold=threshold,
+        mode=mode,
+        sequence=sequence,
+        k=k,
+        min_similarity=min_similarity,
+    )
+    assert np.array_equal(res.cluster, cluster)
+    got = np.column_stack(
+        [res.checked.item, res.checked.kept, res.checked.distance, res.checked.similarity]
+    ).astype(np.float64)
+    assert np.array_equal(got, rows)  # the same pairs, in the same order
+    assert np.array_equal(res.similarity, joined)
+    assert np.array_equal(res.checked.accepted, rows[:, 3] >= min_similarity)
