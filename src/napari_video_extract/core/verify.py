@@ -37,6 +37,7 @@ Module-level API
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import mmap
 from collections import OrderedDict
@@ -143,38 +144,45 @@ def _template_shape() -> tuple[int, int]:
 
 
 def _window_norms(images: np.ndarray, th: int, tw: int) -> np.ndarray:
-    """Root of the summed squared deviation of every (th, tw) window, by integral images.
+    """Root of the summed squared deviation of every (th, tw) window.
 
-    A flat window correlates with nothing: its norm is infinite (score 0).
+    The window sums are products with 0/1 band matrices in float64, one
+    image per product (a still's result never depends on the others in the
+    stack; these sizes stay under OpenBLAS's threading threshold). A flat
+    window correlates with nothing: its norm is infinite (score 0).
     """
     x = np.asarray(images, dtype=np.float64)
-
-    def windows(v):  # sliding sums along the width, then along the height
-        c = np.cumsum(v, axis=-1)
-        r = c[..., tw - 1 :].copy()
-        r[..., 1:] -= c[..., :-tw]
-        c = np.cumsum(r, axis=-2)
-        out = c[..., th - 1 :, :].copy()
-        out[..., 1:, :] -= c[..., :-th, :]
-        return out
-
+    rows, cols = _box_matrices(x.shape[-2], x.shape[-1], th, tw)
     n = th * tw
-    w1, w2 = windows(x), windows(x * x)
+    w1 = rows @ x @ cols
+    w2 = rows @ (x * x) @ cols
     var = np.maximum(w2 - w1 * w1 / n, 0.0)
     return np.where(var > n * 0.25, np.sqrt(var), np.inf).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=4)
+def _box_matrices(h: int, w: int, th: int, tw: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows @ x @ cols`` sums every (th, tw) window of an (h, w) image."""
+    y, x = np.arange(h), np.arange(w)
+    top, left = np.arange(h - th + 1)[:, None], np.arange(w - tw + 1)[None, :]
+    rows = ((y[None, :] >= top) & (y[None, :] < top + th)).astype(np.float64)
+    cols = ((x[:, None] >= left) & (x[:, None] < left + tw)).astype(np.float64)
+    return rows, cols
+
+
 def _unit(patches: np.ndarray) -> np.ndarray:
     """Each patch of a stack minus its mean, divided by its norm (0 stays 0)."""
-    out = patches - patches.mean(axis=(-2, -1), keepdims=True)
-    norms = np.sqrt((out * out).sum(axis=(-2, -1), keepdims=True))
-    return (out / np.where(norms > 0, norms, np.inf)).astype(np.float32)
+    out = np.asarray(patches, dtype=np.float32)
+    out = out - out.mean(axis=(-2, -1), keepdims=True)
+    norms = np.sqrt(np.einsum("...ij,...ij->...", out, out))[..., None, None]
+    out /= np.where(norms > 0, norms, np.inf)
+    return out
 
 
 class _Searched:
     """The side searched over: FFT, window norms and smoothed derivatives of one image."""
 
-    __slots__ = ("fft", "flat", "grad_x", "grad_y", "image", "mean", "norm")
+    __slots__ = ("fft", "flat", "grad_x", "grad_y", "image", "mean", "norm", "smooth")
 
 
 def _searched(thumbs: np.ndarray) -> list[_Searched]:
@@ -195,7 +203,7 @@ def _searched(thumbs: np.ndarray) -> list[_Searched]:
         s = _Searched()
         s.mean, s.flat, s.image = float(means[b]), bool(flat[b]), band[b]
         s.fft, s.norm = spectra[b], norms[b]
-        s.grad_y, s.grad_x = grad_y[b], grad_x[b]
+        s.smooth, s.grad_y, s.grad_x = smooth[b], grad_y[b], grad_x[b]
         out.append(s)
     return out
 
@@ -218,7 +226,9 @@ class _Templates:
 
     __slots__ = ("conj_fft", "flat", "grad_x", "grad_y", "mean", "patches")
 
-    def __init__(self, thumb: np.ndarray, band: np.ndarray | None = None) -> None:
+    def __init__(
+        self, thumb: np.ndarray, band: np.ndarray | None = None, smooth: np.ndarray | None = None
+    ) -> None:
         fft = _fft()
         raw = np.asarray(thumb)
         self.mean = float(raw.mean())
@@ -232,7 +242,9 @@ class _Templates:
         th, tw = self.patches.shape[1:]
         padded[:, :th, :tw] = self.patches
         self.conj_fft = np.conj(fft.rfft2(padded))
-        smooth = _zoomed(_blur(band[None], DERIVATIVE_SIGMA)[0])
+        if smooth is None:
+            smooth = _blur(band[None], DERIVATIVE_SIGMA)[0]
+        smooth = _zoomed(smooth)
         self.grad_y = _unit(np.diff(smooth, axis=1))
         self.grad_x = _unit(np.diff(smooth, axis=2))
 
@@ -249,19 +261,30 @@ def _score(search: _Searched, moving: _Templates, changes: str) -> float:
     flat = _flat_score(search, moving)
     if flat is not None:
         return flat
-    fft = _fft()
-    h, w = THUMB_SHAPE
-    th, tw = _template_shape()
-    corr = fft.irfft2(moving.conj_fft * search.fft, s=THUMB_SHAPE)
-    ncc = corr[:, : h - th + 1, : w - tw + 1] / search.norm
+    ncc = _correlations(search, moving) / search.norm
     best = int(np.argmax(ncc))
     k, rest = divmod(best, ncc.shape[1] * ncc.shape[2])
     dy, dx = divmod(rest, ncc.shape[2])
     score = min(float(ncc[k, dy, dx]), _directional_score(search, moving, k, dy, dx))
     if changes == "global":
         return score
+    th, tw = _template_shape()
     window = search.image[dy : dy + th, dx : dx + tw]
     return min(score, _local_score(window, moving.patches[k]))
+
+
+def _correlations(search: _Searched, moving: _Templates) -> np.ndarray:
+    """Correlation of each zoomed template with every placement in the search image.
+
+    The inverse of ``irfft2`` in its two passes (pocketfft's own order), the
+    second only over the rows that are placements: the other rows of the
+    circular correlation wrap around and are never used.
+    """
+    fft = _fft()
+    h, w = THUMB_SHAPE
+    th, tw = _template_shape()
+    rows = fft.ifft(moving.conj_fft * search.fft, axis=1, overwrite_x=True)
+    return fft.irfft(rows[:, : h - th + 1], n=w, axis=2)[:, :, : w - tw + 1]
 
 
 def _directional_score(search: _Searched, moving: _Templates, k: int, dy: int, dx: int) -> float:
@@ -304,12 +327,9 @@ def _local_score(window: np.ndarray, patch: np.ndarray) -> float:
     rows, cols = LOCAL_GRID
     ys = np.linspace(0, th, rows + 1).round().astype(int)
     xs = np.linspace(0, tw, cols + 1).round().astype(int)
-    worst = 1.0
-    for r in range(rows):
-        for c in range(cols):
-            block = sq[ys[r] : ys[r + 1], xs[c] : xs[c + 1]]
-            worst = min(worst, 1.0 - float(block.mean()) / 2.0)
-    return worst
+    sums = np.add.reduceat(np.add.reduceat(sq, ys[:-1], axis=0), xs[:-1], axis=1)
+    means = sums / np.outer(np.diff(ys), np.diff(xs))
+    return min(1.0, 1.0 - float(means.max()) / 2.0)
 
 
 def similarity(kept: np.ndarray, other: np.ndarray, *, changes: str = "global") -> float:
@@ -435,7 +455,10 @@ class Verifier:
         value = self._templates.get(i)
         if value is None:
             search = self._search.get(i)
-            value = _Templates(self.thumbnails[i], None if search is None else search.image)
+            if search is None:
+                value = _Templates(self.thumbnails[i])
+            else:  # its band-passed and smoothed images are made already
+                value = _Templates(self.thumbnails[i], search.image, search.smooth)
             self._templates[i] = value
             if len(self._templates) > self.cache_size:
                 self._templates.popitem(last=False)
