@@ -8,8 +8,11 @@ Both are band-passed (:data:`BAND_PASS_SIGMAS`: the overall light-to-dark
 layout and pixel noise removed), then compared by the best **normalised
 cross-correlation** (NCC) of the central part of the kept one (:data:`MARGIN`
 cropped on every side), zoomed by each of :data:`ZOOMS`, against every
-placement in the other, computed for all shifts and zooms at once with one
-inverse FFT. At the best alignment
+placement in the other. The best placement is found from the low
+frequencies of the correlation and a bound on the rest, with the NCC computed
+directly at the few placements the bound leaves, or when it leaves too many by
+one inverse FFT over all shifts and zooms: the same placement either way
+(:mod:`~napari_video_extract.core.placement`). At the best alignment
 the NCC of the vertical and of the horizontal derivatives must agree too (the
 lowest of the three is the score), so lines of text or stripes that match
 along one direction only do not count as the same picture. The result is in
@@ -51,6 +54,7 @@ from napari_video_extract.core.dedup_settings import (
     check_changes,
     default_min_similarity,
 )
+from napari_video_extract.core.placement import best_placement, high_norm, low_block
 
 __all__ = [
     "BAND_PASS_SIGMAS",
@@ -182,7 +186,9 @@ def _unit(patches: np.ndarray) -> np.ndarray:
 class _Searched:
     """The side searched over: FFT, window norms and smoothed derivatives of one image."""
 
-    __slots__ = ("fft", "flat", "grad_x", "grad_y", "image", "mean", "norm", "smooth")
+    __slots__ = (
+        "fft", "flat", "grad_x", "grad_y", "high", "image", "low", "mean", "norm", "smooth",
+    )  # fmt: skip
 
 
 def _searched(thumbs: np.ndarray) -> list[_Searched]:
@@ -195,6 +201,7 @@ def _searched(thumbs: np.ndarray) -> list[_Searched]:
     flat = raw.std(axis=(1, 2)) < _FLAT_STD
     band = _band_pass(raw)
     spectra = fft.rfft2(band)
+    lows, highs = low_block(spectra), high_norm(spectra, THUMB_SHAPE[1])
     norms = _window_norms(band, *_template_shape())
     smooth = _blur(band, DERIVATIVE_SIGMA)
     grad_y, grad_x = np.diff(smooth, axis=1), np.diff(smooth, axis=2)
@@ -202,7 +209,7 @@ def _searched(thumbs: np.ndarray) -> list[_Searched]:
     for b in range(len(raw)):
         s = _Searched()
         s.mean, s.flat, s.image = float(means[b]), bool(flat[b]), band[b]
-        s.fft, s.norm = spectra[b], norms[b]
+        s.fft, s.norm, s.low, s.high = spectra[b], norms[b], lows[b], float(highs[b])
         s.smooth, s.grad_y, s.grad_x = smooth[b], grad_y[b], grad_x[b]
         out.append(s)
     return out
@@ -224,7 +231,7 @@ def _zoomed(image: np.ndarray) -> np.ndarray:
 class _Templates:
     """The side that moves: its centre zoomed by every factor of ZOOMS."""
 
-    __slots__ = ("conj_fft", "flat", "grad_x", "grad_y", "mean", "patches")
+    __slots__ = ("conj_fft", "conj_low", "flat", "grad_x", "grad_y", "high", "mean", "patches")
 
     def __init__(
         self, thumb: np.ndarray, band: np.ndarray | None = None, smooth: np.ndarray | None = None
@@ -242,6 +249,7 @@ class _Templates:
         th, tw = self.patches.shape[1:]
         padded[:, :th, :tw] = self.patches
         self.conj_fft = np.conj(fft.rfft2(padded))
+        self.conj_low, self.high = low_block(self.conj_fft), high_norm(self.conj_fft, w)
         if smooth is None:
             smooth = _blur(band[None], DERIVATIVE_SIGMA)[0]
         smooth = _zoomed(smooth)
@@ -261,11 +269,23 @@ def _score(search: _Searched, moving: _Templates, changes: str) -> float:
     flat = _flat_score(search, moving)
     if flat is not None:
         return flat
-    ncc = _correlations(search, moving) / search.norm
-    best = int(np.argmax(ncc))
-    k, rest = divmod(best, ncc.shape[1] * ncc.shape[2])
-    dy, dx = divmod(rest, ncc.shape[2])
-    score = min(float(ncc[k, dy, dx]), _directional_score(search, moving, k, dy, dx))
+    found = best_placement(
+        search.image,
+        search.norm,
+        search.low,
+        search.high,
+        moving.patches,
+        moving.conj_low,
+        moving.high,
+    )
+    if found is None:  # the bound left too many candidates: the full search
+        ncc = _correlations(search, moving) / search.norm
+        best = int(np.argmax(ncc))
+        k, rest = divmod(best, ncc.shape[1] * ncc.shape[2])
+        dy, dx = divmod(rest, ncc.shape[2])
+        found = k, dy, dx, float(ncc[k, dy, dx])
+    k, dy, dx, best_ncc = found
+    score = min(best_ncc, _directional_score(search, moving, k, dy, dx))
     if changes == "global":
         return score
     th, tw = _template_shape()
@@ -372,8 +392,10 @@ class Verifier:
     window norms, smoothed derivatives) is made once, a block of
     images at a time (:meth:`searched` + :meth:`add_searched`, or
     :meth:`prepare`); each kept image's zoomed templates once, on first use.
-    A pair then costs one inverse FFT over all zooms and two small dot
-    products for the directional check.
+    A pair then costs two small matrix products over the low frequencies
+    of all zooms, the NCC at a few placements (rarely an inverse FFT over all
+    zooms instead, see :mod:`~napari_video_extract.core.placement`) and two
+    small dot products for the directional check.
 
     Parameters
     ----------
