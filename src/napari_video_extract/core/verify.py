@@ -40,7 +40,6 @@ Module-level API
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import mmap
 from collections import OrderedDict
@@ -55,6 +54,9 @@ from napari_video_extract.core.dedup_settings import (
     default_min_similarity,
 )
 from napari_video_extract.core.placement import best_placement, high_norm, low_block
+from napari_video_extract.core.thumb_filters import blur as _blur
+from napari_video_extract.core.thumb_filters import unit as _unit
+from napari_video_extract.core.thumb_filters import window_norms as _window_norms
 
 __all__ = [
     "BAND_PASS_SIGMAS",
@@ -122,19 +124,6 @@ def _fft():
     return scipy.fft
 
 
-def _blur(images: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur (edges: nearest pixel) of each image of a (B, H, W) stack.
-
-    scipy's separable filter on the whole stack in one call. Not a matrix
-    product: BLAS results depend on how many images go in one call (the last
-    bits), and a stills' score must not depend on its neighbours in a batch;
-    BLAS threads on such small arrays also cost more than the work.
-    """
-    from scipy.ndimage import gaussian_filter
-
-    return gaussian_filter(images, (0, sigma, sigma), mode="nearest", truncate=3.0)
-
-
 def _band_pass(thumbs: np.ndarray) -> np.ndarray:
     """(B, H, W) uint8 -> float32 band-passed stack."""
     image = np.asarray(thumbs, dtype=np.float32)
@@ -145,42 +134,6 @@ def _band_pass(thumbs: np.ndarray) -> np.ndarray:
 def _template_shape() -> tuple[int, int]:
     h, w = THUMB_SHAPE
     return round(h * (1 - 2 * MARGIN)), round(w * (1 - 2 * MARGIN))
-
-
-def _window_norms(images: np.ndarray, th: int, tw: int) -> np.ndarray:
-    """Root of the summed squared deviation of every (th, tw) window.
-
-    The window sums are products with 0/1 band matrices in float64, one
-    image per product (a still's result never depends on the others in the
-    stack; these sizes stay under OpenBLAS's threading threshold). A flat
-    window correlates with nothing: its norm is infinite (score 0).
-    """
-    x = np.asarray(images, dtype=np.float64)
-    rows, cols = _box_matrices(x.shape[-2], x.shape[-1], th, tw)
-    n = th * tw
-    w1 = rows @ x @ cols
-    w2 = rows @ (x * x) @ cols
-    var = np.maximum(w2 - w1 * w1 / n, 0.0)
-    return np.where(var > n * 0.25, np.sqrt(var), np.inf).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=4)
-def _box_matrices(h: int, w: int, th: int, tw: int) -> tuple[np.ndarray, np.ndarray]:
-    """``rows @ x @ cols`` sums every (th, tw) window of an (h, w) image."""
-    y, x = np.arange(h), np.arange(w)
-    top, left = np.arange(h - th + 1)[:, None], np.arange(w - tw + 1)[None, :]
-    rows = ((y[None, :] >= top) & (y[None, :] < top + th)).astype(np.float64)
-    cols = ((x[:, None] >= left) & (x[:, None] < left + tw)).astype(np.float64)
-    return rows, cols
-
-
-def _unit(patches: np.ndarray) -> np.ndarray:
-    """Each patch of a stack minus its mean, divided by its norm (0 stays 0)."""
-    out = np.asarray(patches, dtype=np.float32)
-    out = out - out.mean(axis=(-2, -1), keepdims=True)
-    norms = np.sqrt(np.einsum("...ij,...ij->...", out, out))[..., None, None]
-    out /= np.where(norms > 0, norms, np.inf)
-    return out
 
 
 class _Searched:
