@@ -8,8 +8,11 @@ Both are band-passed (:data:`BAND_PASS_SIGMAS`: the overall light-to-dark
 layout and pixel noise removed), then compared by the best **normalised
 cross-correlation** (NCC) of the central part of the kept one (:data:`MARGIN`
 cropped on every side), zoomed by each of :data:`ZOOMS`, against every
-placement in the other, computed for all shifts and zooms at once with one
-inverse FFT. At the best alignment
+placement in the other. The best placement is found from the low
+frequencies of the correlation and a bound on the rest, with the NCC computed
+directly at the few placements the bound leaves, or when it leaves too many by
+one inverse FFT over all shifts and zooms: the same placement either way
+(:mod:`~napari_video_extract.core.placement`). At the best alignment
 the NCC of the vertical and of the horizontal derivatives must agree too (the
 lowest of the three is the score), so lines of text or stripes that match
 along one direction only do not count as the same picture. The result is in
@@ -50,6 +53,10 @@ from napari_video_extract.core.dedup_settings import (
     check_changes,
     default_min_similarity,
 )
+from napari_video_extract.core.placement import best_placement, high_norm, low_block
+from napari_video_extract.core.thumb_filters import blur as _blur
+from napari_video_extract.core.thumb_filters import unit as _unit
+from napari_video_extract.core.thumb_filters import window_norms as _window_norms
 
 __all__ = [
     "BAND_PASS_SIGMAS",
@@ -117,19 +124,6 @@ def _fft():
     return scipy.fft
 
 
-def _blur(images: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur (edges: nearest pixel) of each image of a (B, H, W) stack.
-
-    scipy's separable filter on the whole stack in one call. Not a matrix
-    product: BLAS results depend on how many images go in one call (the last
-    bits), and a stills' score must not depend on its neighbours in a batch;
-    BLAS threads on such small arrays also cost more than the work.
-    """
-    from scipy.ndimage import gaussian_filter
-
-    return gaussian_filter(images, (0, sigma, sigma), mode="nearest", truncate=3.0)
-
-
 def _band_pass(thumbs: np.ndarray) -> np.ndarray:
     """(B, H, W) uint8 -> float32 band-passed stack."""
     image = np.asarray(thumbs, dtype=np.float32)
@@ -142,39 +136,12 @@ def _template_shape() -> tuple[int, int]:
     return round(h * (1 - 2 * MARGIN)), round(w * (1 - 2 * MARGIN))
 
 
-def _window_norms(images: np.ndarray, th: int, tw: int) -> np.ndarray:
-    """Root of the summed squared deviation of every (th, tw) window, by integral images.
-
-    A flat window correlates with nothing: its norm is infinite (score 0).
-    """
-    x = np.asarray(images, dtype=np.float64)
-
-    def windows(v):  # sliding sums along the width, then along the height
-        c = np.cumsum(v, axis=-1)
-        r = c[..., tw - 1 :].copy()
-        r[..., 1:] -= c[..., :-tw]
-        c = np.cumsum(r, axis=-2)
-        out = c[..., th - 1 :, :].copy()
-        out[..., 1:, :] -= c[..., :-th, :]
-        return out
-
-    n = th * tw
-    w1, w2 = windows(x), windows(x * x)
-    var = np.maximum(w2 - w1 * w1 / n, 0.0)
-    return np.where(var > n * 0.25, np.sqrt(var), np.inf).astype(np.float32)
-
-
-def _unit(patches: np.ndarray) -> np.ndarray:
-    """Each patch of a stack minus its mean, divided by its norm (0 stays 0)."""
-    out = patches - patches.mean(axis=(-2, -1), keepdims=True)
-    norms = np.sqrt((out * out).sum(axis=(-2, -1), keepdims=True))
-    return (out / np.where(norms > 0, norms, np.inf)).astype(np.float32)
-
-
 class _Searched:
     """The side searched over: FFT, window norms and smoothed derivatives of one image."""
 
-    __slots__ = ("fft", "flat", "grad_x", "grad_y", "image", "mean", "norm")
+    __slots__ = (
+        "fft", "flat", "grad_x", "grad_y", "high", "image", "low", "mean", "norm", "smooth",
+    )  # fmt: skip
 
 
 def _searched(thumbs: np.ndarray) -> list[_Searched]:
@@ -187,6 +154,7 @@ def _searched(thumbs: np.ndarray) -> list[_Searched]:
     flat = raw.std(axis=(1, 2)) < _FLAT_STD
     band = _band_pass(raw)
     spectra = fft.rfft2(band)
+    lows, highs = low_block(spectra), high_norm(spectra, THUMB_SHAPE[1])
     norms = _window_norms(band, *_template_shape())
     smooth = _blur(band, DERIVATIVE_SIGMA)
     grad_y, grad_x = np.diff(smooth, axis=1), np.diff(smooth, axis=2)
@@ -194,8 +162,8 @@ def _searched(thumbs: np.ndarray) -> list[_Searched]:
     for b in range(len(raw)):
         s = _Searched()
         s.mean, s.flat, s.image = float(means[b]), bool(flat[b]), band[b]
-        s.fft, s.norm = spectra[b], norms[b]
-        s.grad_y, s.grad_x = grad_y[b], grad_x[b]
+        s.fft, s.norm, s.low, s.high = spectra[b], norms[b], lows[b], float(highs[b])
+        s.smooth, s.grad_y, s.grad_x = smooth[b], grad_y[b], grad_x[b]
         out.append(s)
     return out
 
@@ -216,9 +184,11 @@ def _zoomed(image: np.ndarray) -> np.ndarray:
 class _Templates:
     """The side that moves: its centre zoomed by every factor of ZOOMS."""
 
-    __slots__ = ("conj_fft", "flat", "grad_x", "grad_y", "mean", "patches")
+    __slots__ = ("conj_fft", "conj_low", "flat", "grad_x", "grad_y", "high", "mean", "patches")
 
-    def __init__(self, thumb: np.ndarray, band: np.ndarray | None = None) -> None:
+    def __init__(
+        self, thumb: np.ndarray, band: np.ndarray | None = None, smooth: np.ndarray | None = None
+    ) -> None:
         fft = _fft()
         raw = np.asarray(thumb)
         self.mean = float(raw.mean())
@@ -232,7 +202,10 @@ class _Templates:
         th, tw = self.patches.shape[1:]
         padded[:, :th, :tw] = self.patches
         self.conj_fft = np.conj(fft.rfft2(padded))
-        smooth = _zoomed(_blur(band[None], DERIVATIVE_SIGMA)[0])
+        self.conj_low, self.high = low_block(self.conj_fft), high_norm(self.conj_fft, w)
+        if smooth is None:
+            smooth = _blur(band[None], DERIVATIVE_SIGMA)[0]
+        smooth = _zoomed(smooth)
         self.grad_y = _unit(np.diff(smooth, axis=1))
         self.grad_x = _unit(np.diff(smooth, axis=2))
 
@@ -249,19 +222,42 @@ def _score(search: _Searched, moving: _Templates, changes: str) -> float:
     flat = _flat_score(search, moving)
     if flat is not None:
         return flat
+    found = best_placement(
+        search.image,
+        search.norm,
+        search.low,
+        search.high,
+        moving.patches,
+        moving.conj_low,
+        moving.high,
+    )
+    if found is None:  # the bound left too many candidates: the full search
+        ncc = _correlations(search, moving) / search.norm
+        best = int(np.argmax(ncc))
+        k, rest = divmod(best, ncc.shape[1] * ncc.shape[2])
+        dy, dx = divmod(rest, ncc.shape[2])
+        found = k, dy, dx, float(ncc[k, dy, dx])
+    k, dy, dx, best_ncc = found
+    score = min(best_ncc, _directional_score(search, moving, k, dy, dx))
+    if changes == "global":
+        return score
+    th, tw = _template_shape()
+    window = search.image[dy : dy + th, dx : dx + tw]
+    return min(score, _local_score(window, moving.patches[k]))
+
+
+def _correlations(search: _Searched, moving: _Templates) -> np.ndarray:
+    """Correlation of each zoomed template with every placement in the search image.
+
+    The inverse of ``irfft2`` in its two passes (pocketfft's own order), the
+    second only over the rows that are placements: the other rows of the
+    circular correlation wrap around and are never used.
+    """
     fft = _fft()
     h, w = THUMB_SHAPE
     th, tw = _template_shape()
-    corr = fft.irfft2(moving.conj_fft * search.fft, s=THUMB_SHAPE)
-    ncc = corr[:, : h - th + 1, : w - tw + 1] / search.norm
-    best = int(np.argmax(ncc))
-    k, rest = divmod(best, ncc.shape[1] * ncc.shape[2])
-    dy, dx = divmod(rest, ncc.shape[2])
-    score = min(float(ncc[k, dy, dx]), _directional_score(search, moving, k, dy, dx))
-    if changes == "global":
-        return score
-    window = search.image[dy : dy + th, dx : dx + tw]
-    return min(score, _local_score(window, moving.patches[k]))
+    rows = fft.ifft(moving.conj_fft * search.fft, axis=1, overwrite_x=True)
+    return fft.irfft(rows[:, : h - th + 1], n=w, axis=2)[:, :, : w - tw + 1]
 
 
 def _directional_score(search: _Searched, moving: _Templates, k: int, dy: int, dx: int) -> float:
@@ -304,12 +300,9 @@ def _local_score(window: np.ndarray, patch: np.ndarray) -> float:
     rows, cols = LOCAL_GRID
     ys = np.linspace(0, th, rows + 1).round().astype(int)
     xs = np.linspace(0, tw, cols + 1).round().astype(int)
-    worst = 1.0
-    for r in range(rows):
-        for c in range(cols):
-            block = sq[ys[r] : ys[r + 1], xs[c] : xs[c + 1]]
-            worst = min(worst, 1.0 - float(block.mean()) / 2.0)
-    return worst
+    sums = np.add.reduceat(np.add.reduceat(sq, ys[:-1], axis=0), xs[:-1], axis=1)
+    means = sums / np.outer(np.diff(ys), np.diff(xs))
+    return min(1.0, 1.0 - float(means.max()) / 2.0)
 
 
 def similarity(kept: np.ndarray, other: np.ndarray, *, changes: str = "global") -> float:
@@ -352,8 +345,10 @@ class Verifier:
     window norms, smoothed derivatives) is made once, a block of
     images at a time (:meth:`searched` + :meth:`add_searched`, or
     :meth:`prepare`); each kept image's zoomed templates once, on first use.
-    A pair then costs one inverse FFT over all zooms and two small dot
-    products for the directional check.
+    A pair then costs two small matrix products over the low frequencies
+    of all zooms, the NCC at a few placements (rarely an inverse FFT over all
+    zooms instead, see :mod:`~napari_video_extract.core.placement`) and two
+    small dot products for the directional check.
 
     Parameters
     ----------
@@ -435,7 +430,10 @@ class Verifier:
         value = self._templates.get(i)
         if value is None:
             search = self._search.get(i)
-            value = _Templates(self.thumbnails[i], None if search is None else search.image)
+            if search is None:
+                value = _Templates(self.thumbnails[i])
+            else:  # its band-passed and smoothed images are made already
+                value = _Templates(self.thumbnails[i], search.image, search.smooth)
             self._templates[i] = value
             if len(self._templates) > self.cache_size:
                 self._templates.popitem(last=False)
