@@ -12,11 +12,12 @@ cannot be decoded gives a black frame and is listed in
 
 :func:`open_stills` lists a folder (one directory scan, no per-file reads) in
 time order (``frames.csv``) or natural name order, the same order as the
-dedup engine (:func:`~napari_video_extract.core.dedup.ordered_images`), and
+dedup engine (:func:`~napari_video_extract.core.image_folder.ordered_images`), and
 returns the stack with one :class:`StillInfo` per image.
 
-Pillow and the dedup module are imported when a stack is first decoded or a
-folder is opened, so importing this module stays cheap.
+Pillow is imported when a stack first reads an image header or decodes, so
+importing this module stays cheap; listing a folder does not import the
+hashing engine.
 """
 
 from __future__ import annotations
@@ -298,7 +299,7 @@ def open_stills(
     OSError
         The folder cannot be listed.
     """
-    from napari_video_extract.core.dedup import ordered_images
+    from napari_video_extract.core.image_folder import ordered_images
     from napari_video_extract.core.manifest import read_manifest
 
     path = Path(path)
