@@ -41,11 +41,13 @@ Run (needs a display: Xvfb with Mesa here)::
     xvfb-run -a -s "-screen 0 1280x1024x24" env PYTHONPATH=$PWD/src \\
         /work/main/.venv/bin/python benchmarks/bench_napari_review.py
 
-``--open-only`` runs part 0 only (``--stills-folder DIR`` opens DIR instead
-of building the stills; ``--open-runs N``, default 3, fresh processes each);
-``--skip-video`` leaves out part 2 (the longest); ``--repeats N`` (default
-2) alternates CLI and widget runs and keeps the fastest of each. The machine's load
-changes absolute times: the script prints the load average.
+``--open-only`` runs part 0 only, ``--skip-open`` all but part 0
+(``--open-runs N``, default 3, fresh processes each); ``--stills-folder DIR``
+and ``--video FILE`` take these inputs instead of building them;
+``--scratch DIR`` (default ``benchmarks/_work``) receives the fresh copies of
+the stills; ``--skip-video`` leaves out part 2 (the longest); ``--repeats N``
+(default 2) alternates CLI and widget runs and keeps the fastest of each. The
+machine's load changes absolute times: the script prints the load average.
 """
 
 from __future__ import annotations
@@ -137,9 +139,10 @@ def build_stills(video: Path) -> Path:
     return folder
 
 
-def fresh_copy(folder: Path, name: str) -> Path:
-    """A copy of the stills without hash cache, csv or journal."""
-    target = WORK / name
+def fresh_copy(folder: Path, name: str, scratch: Path = WORK) -> Path:
+    """A copy of the stills without hash cache, csv or journal, in ``scratch``."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    target = scratch / name
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir()
     for p in folder.glob("*.jpg"):
@@ -450,8 +453,15 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=2, help="CLI and widget runs, alternated (min is kept)"
     )
     parser.add_argument("--open-only", action="store_true", help="part 0 only")
+    parser.add_argument("--skip-open", action="store_true", help="leave out part 0")
     parser.add_argument("--stills-folder", type=Path, help="open this folder in part 0")
     parser.add_argument("--open-runs", type=int, default=3, help="fresh processes in part 0")
+    parser.add_argument(
+        "--video", type=Path, help="the video of part 2 (default: built into benchmarks/_work)"
+    )
+    parser.add_argument(
+        "--scratch", type=Path, default=WORK, help="where the fresh copies of the stills go"
+    )
     parser.add_argument("--open-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--control", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--second", action="store_true", help=argparse.SUPPRESS)
@@ -466,9 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(open_folder(args.stills_folder, args.open_runs)), flush=True)
         print(f"load average: {os.getloadavg()}", flush=True)
         return 0
-    video = build_video()
-    stills = build_stills(video)
-    print(json.dumps(open_folder(args.stills_folder or stills, args.open_runs)), flush=True)
+    video = args.video or build_video()
+    stills = args.stills_folder or build_stills(video)
+    if not args.skip_open:
+        print(json.dumps(open_folder(stills, args.open_runs)), flush=True)
     if args.open_only:
         return 0
 
@@ -490,11 +501,13 @@ def main(argv: list[str] | None = None) -> int:
     viewer.window.resize(1366, 768)
     clis, widgets = [], []
     for _ in range(max(1, args.repeats)):  # alternated, so load changes hit both
-        clis.append(cli_dedup(fresh_copy(stills, "review_cli")))
+        clis.append(cli_dedup(fresh_copy(stills, "review_cli", args.scratch)))
         if widgets:
             viewer.layers.clear()
             widgets[-1]["finder"].native.close()
-        widgets.append(widget_dedup(viewer, wait, fresh_copy(stills, "review_widget")))
+        widgets.append(
+            widget_dedup(viewer, wait, fresh_copy(stills, "review_widget", args.scratch))
+        )
         print(f"CLI {clis[-1]['wall']:.2f} s, widget {widgets[-1]['wall']:.2f} s", flush=True)
     cli = min(clis, key=lambda r: r["wall"])
     folder = min(widgets, key=lambda r: r["wall"])
