@@ -28,10 +28,11 @@ In one run (inputs built once into ``benchmarks/_work/``, git-ignored):
    machine), twice: as the session's **first** layer, and as a **second**
    one (the viewer showed and removed a small layer before), because
    napari's first layer pays one-time set-up (its unit registry,
-   scipy.ndimage, the image shaders) that no plugin can avoid. A control
-   adds a lazy array of the same shape with napari's own ``add_image`` in
-   both cases: the difference is the reader's own cost with napari's open
-   path.
+   scipy.ndimage, the image shaders) that no plugin can avoid. Two controls,
+   in both cases, show a lazy black array of the same shape: napari's own
+   ``add_image``, and napari's whole open path (``viewer.open`` with its
+   progress bar) through a reader plugin registered in the run that reads
+   nothing; the reader's own cost is its CPU time over the second control's.
 
 Targets (issue 9): napari process < 1 GB resident; widget wall time within
 1.2x the CLI; re-clustering < 100 ms; opening 2,000 stills < 1 s.
@@ -229,7 +230,41 @@ class _GcClock:
         return sum(g == 2 for g, _, _ in spans), round(sum(b - a for _, a, b in spans), 3)
 
 
-def open_child(folder: Path, control: bool, second: bool) -> None:
+#: The no-op reader of the open-path control (a plugin registered in the child).
+_BLANK_PLUGIN = "nve-bench-blank"
+
+
+def blank_reader_hook(path):
+    """npe2 reader hook of the open-path control: layer data with no file read."""
+    shape = tuple(json.loads(os.environ["NVE_BENCH_BLANK_SHAPE"]))
+    kwargs = {"rgb": True, "contrast_limits": [0, 255], "multiscale": False}
+    return lambda _: [(_Blank(shape), kwargs, "image")]
+
+
+def _register_blank_reader(shape: tuple[int, ...]) -> None:
+    from npe2 import PluginManager, PluginManifest
+
+    os.environ["NVE_BENCH_BLANK_SHAPE"] = json.dumps(list(shape))
+    command = f"{_BLANK_PLUGIN}.read"
+    manifest = PluginManifest(
+        name=_BLANK_PLUGIN,
+        contributions={
+            "commands": [
+                {
+                    "id": command,
+                    "title": "blank",
+                    "python_name": f"{Path(__file__).stem}:blank_reader_hook",
+                }
+            ],
+            "readers": [
+                {"command": command, "filename_patterns": ["*"], "accepts_directories": True}
+            ],
+        },
+    )
+    PluginManager.instance().register(manifest)
+
+
+def open_child(folder: Path, control: str, second: bool) -> None:
     """One fresh, shown viewer, one open (or the control's add_image); prints wall and CPU s.
 
     The clock runs from the open call until the canvas has drawn a frame with
@@ -275,9 +310,13 @@ def open_child(folder: Path, control: bool, second: bool) -> None:
         from napari_video_extract.core.stills import open_stills
 
         shape = open_stills(folder).shape  # (listing not counted)
+        _register_blank_reader(shape)
         t0, c0 = time.perf_counter(), time.process_time()
-        layer = viewer.add_image(_Blank(shape), rgb=True, contrast_limits=(0, 255),
-                                 multiscale=False)  # fmt: skip
+        if control == "add_image":
+            layer = viewer.add_image(_Blank(shape), rgb=True, contrast_limits=(0, 255),
+                                     multiscale=False)  # fmt: skip
+        else:  # napari's whole open path, with a reader that reads nothing
+            (layer,) = viewer.open(folder, plugin=_BLANK_PLUGIN)
     else:
         (layer,) = viewer.open(folder, plugin="napari-video-extract")
     returned = time.perf_counter() - t0
@@ -302,29 +341,29 @@ def open_folder(folder: Path, runs: int) -> dict:
     """Part 0: medians over ``runs`` fresh processes, reader and control alternated."""
     import statistics
 
-    kinds = ("first", "control_first", "second", "control_second")
+    controls = ("add_image", "open_path")
+    kinds = [f"{what}_{when}" for when in ("first", "second") for what in ("reader", *controls)]
     found: dict[str, list[dict]] = {kind: [] for kind in kinds}
     for _ in range(runs):
         for kind in kinds:
+            what, when = kind.rsplit("_", 1)
             cmd = [sys.executable, __file__, "--open-child", str(folder)]
-            cmd += ["--control"] if kind.startswith("control") else []
-            cmd += ["--second"] if kind.endswith("second") else []
+            cmd += [] if what == "reader" else ["--control", what]
+            cmd += ["--second"] if when == "second" else []
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
             found[kind].append(json.loads(proc.stdout.strip().splitlines()[-1]))
     med = lambda kind, key: round(statistics.median(r[key] for r in found[kind]), 3)  # noqa: E731
-    out: dict = {"open_stills": found["first"][0]["shape"][0], "runs": runs}
-    for when in ("first", "second"):
-        out[f"open_{when}_layer_wall_s"] = med(when, "wall")
-        out[f"open_{when}_layer_returned_s"] = med(when, "returned")
-        out[f"open_{when}_layer_cpu_s"] = med(when, "cpu")
-        out[f"control_{when}_layer_wall_s"] = med(f"control_{when}", "wall")
-        out[f"control_{when}_layer_cpu_s"] = med(f"control_{when}", "cpu")
+    out: dict = {"open_stills": found["reader_first"][0]["shape"][0], "runs": runs}
+    for kind in kinds:
+        for key in ("wall", "returned", "cpu"):
+            out[f"{kind}_{key}_s"] = med(kind, key)
+    for when in ("first", "second"):  # the reader's own CPU: over napari's open path
         out[f"reader_own_cpu_{when}_s"] = round(
-            med(when, "cpu") - med(f"control_{when}", "cpu"), 3
+            med(f"reader_{when}", "cpu") - med(f"open_path_{when}", "cpu"), 3
         )
     for kind in kinds:  # collections vary from run to run: they explain the spread
-        out[f"gc_{kind}_full"] = [r["gc_full"] for r in found[kind]]
-        out[f"gc_{kind}_s"] = [r["gc_s"] for r in found[kind]]
+        out[f"{kind}_gc_full"] = [r["gc_full"] for r in found[kind]]
+        out[f"{kind}_gc_s"] = [r["gc_s"] for r in found[kind]]
     out["pandas_imported"] = any(r["pandas"] for k in kinds for r in found[k])
     return out
 
@@ -463,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         "--scratch", type=Path, default=WORK, help="where the fresh copies of the stills go"
     )
     parser.add_argument("--open-child", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--control", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--control", choices=("add_image", "open_path"), help=argparse.SUPPRESS)
     parser.add_argument("--second", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.open_child is not None:
