@@ -21,7 +21,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["IMAGE_SUFFIXES", "FolderScan", "natural_key", "ordered_images", "scan_folder"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "FolderScan",
+    "file_name",
+    "natural_key",
+    "ordered_images",
+    "scan_folder",
+]
 
 #: File name suffixes (lower case) treated as images when scanning a folder.
 IMAGE_SUFFIXES = frozenset(
@@ -48,6 +55,13 @@ def natural_key(name: str) -> tuple:
     return (tuple(key), name)
 
 
+def file_name(entry: str) -> str:
+    """``Path(entry).name``, without building a Path for a plain name (``frames.csv`` rows)."""
+    if "/" in entry or entry in ("", "."):
+        return Path(entry).name
+    return entry
+
+
 def _frame_times(folder: Path) -> dict[str, float]:
     """``file -> time`` from the folder's frames.csv, or ``{}`` if absent/invalid."""
     path = folder / _FRAMES_CSV_NAME
@@ -65,7 +79,7 @@ def _frame_times(folder: Path) -> dict[str, float]:
         except (TypeError, ValueError):
             continue
         if math.isfinite(value) and row.get("file"):
-            times[Path(row["file"]).name] = value
+            times[file_name(row["file"])] = value
     return times
 
 
