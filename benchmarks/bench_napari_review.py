@@ -151,6 +151,13 @@ def fresh_copy(folder: Path, name: str, scratch: Path = WORK) -> Path:
     return target
 
 
+def _rss() -> int:
+    """Resident bytes of this process now."""
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
 class PeakRSS:
     """Samples the RSS of this process and of its process tree in a thread."""
 
@@ -406,6 +413,7 @@ def widget_dedup(viewer, qtbot_wait, folder: Path) -> dict:
     viewer.window.add_dock_widget(finder, name="Duplicate finder")
     finder.source.value = "folder of images"
     finder.image_folder.value = folder
+    before = _rss()
     with PeakRSS() as peak:
         t0 = time.perf_counter()
         finder.start()
@@ -417,6 +425,7 @@ def widget_dedup(viewer, qtbot_wait, folder: Path) -> dict:
     return {
         "wall": wall,
         "wall_gallery": wall_gallery,
+        "rss_before": before,
         "peak_own": peak.own,
         "peak_tree": peak.tree,
         "review": review,
@@ -430,6 +439,7 @@ def widget_video(viewer, qtbot_wait, video: Path) -> dict:
     (layer,) = viewer.open(video, plugin="napari-video-extract")
     finder = DuplicateFinderWidget(viewer)
     finder.source.value = layer
+    before = _rss()
     with PeakRSS() as peak:
         t0 = time.perf_counter()
         finder.start()
@@ -437,6 +447,7 @@ def widget_video(viewer, qtbot_wait, video: Path) -> dict:
         wall = time.perf_counter() - t0
     review = finder.review
     return {"wall": wall, "peak_own": peak.own, "peak_tree": peak.tree, "n": review.n,
+            "rss_before": before,
             "clusters": review.n_clusters, "status": finder.status.value}  # fmt: skip
 
 
@@ -567,6 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         "widget_wall_with_gallery_s": round(folder["wall_gallery"], 2),
         "widget_over_cli": round(ratio, 2),
         "napari_peak_rss_mb": round(folder["peak_own"] / MB),
+        "napari_rss_before_mb": [round(r["rss_before"] / MB) for r in widgets],
         "napari_peak_tree_mb": round(folder["peak_tree"] / MB),
         "same_clusters_as_cli": same,
         "clusters": review.n_clusters,
@@ -585,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
             "video_frames": vid["n"],
             "video_wall_s": round(vid["wall"], 1),
             "video_napari_peak_rss_mb": round(vid["peak_own"] / MB),
+            "video_napari_rss_before_mb": round(vid["rss_before"] / MB),
             "video_peak_tree_mb": round(vid["peak_tree"] / MB),
             "video_clusters": vid["clusters"],
             "status": vid["status"],
