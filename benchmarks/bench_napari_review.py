@@ -46,7 +46,8 @@ Run (needs a display: Xvfb with Mesa here)::
 (``--open-runs N``, default 3, fresh processes each); ``--stills-folder DIR``
 and ``--video FILE`` take these inputs instead of building them;
 ``--scratch DIR`` (default ``benchmarks/_work``) receives the fresh copies of
-the stills; ``--skip-video`` leaves out part 2 (the longest); ``--repeats N``
+the stills; ``--skip-video`` leaves out part 2 (the longest), ``--only-video``
+runs it alone (a fresh napari process: its RSS is the finder's own); ``--repeats N``
 (default 2) alternates CLI and widget runs and keeps the fastest of each. The
 machine's load changes absolute times: the script prints the load average.
 """
@@ -496,59 +497,8 @@ def recluster_latency(viewer) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--skip-video", action="store_true", help="leave out the video layer")
-    parser.add_argument(
-        "--repeats", type=int, default=2, help="CLI and widget runs, alternated (min is kept)"
-    )
-    parser.add_argument("--open-only", action="store_true", help="part 0 only")
-    parser.add_argument("--skip-open", action="store_true", help="leave out part 0")
-    parser.add_argument("--stills-folder", type=Path, help="open this folder in part 0")
-    parser.add_argument("--open-runs", type=int, default=3, help="fresh processes in part 0")
-    parser.add_argument(
-        "--video", type=Path, help="the video of part 2 (default: built into benchmarks/_work)"
-    )
-    parser.add_argument(
-        "--scratch", type=Path, default=WORK, help="where the fresh copies of the stills go"
-    )
-    parser.add_argument("--open-child", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--control", choices=("add_image", "open_path"), help=argparse.SUPPRESS)
-    parser.add_argument("--second", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.open_child is not None:
-        open_child(args.open_child, args.control, args.second)
-        return 0
-    # The docks persist their settings: keep the benchmark's away from the user's.
-    os.environ["XDG_CONFIG_HOME"] = str(WORK / "config")
-    print(f"load average: {os.getloadavg()}", flush=True)
-    if args.open_only and args.stills_folder is not None:
-        print(json.dumps(open_folder(args.stills_folder, args.open_runs)), flush=True)
-        print(f"load average: {os.getloadavg()}", flush=True)
-        return 0
-    video = args.video or build_video()
-    stills = args.stills_folder or build_stills(video)
-    if not args.skip_open:
-        print(json.dumps(open_folder(stills, args.open_runs)), flush=True)
-    if args.open_only:
-        return 0
-
-    from qtpy.QtWidgets import QApplication
-
-    import napari
-
-    app = QApplication.instance() or QApplication([])
-
-    def wait(predicate, timeout: float = 600) -> None:
-        end = time.perf_counter() + timeout
-        while not predicate():
-            app.processEvents()
-            time.sleep(0.005)
-            if time.perf_counter() > end:
-                raise TimeoutError("benchmark step took too long")
-
-    viewer = napari.Viewer(show=True)
-    viewer.window.resize(1366, 768)
+def folder_parts(viewer, wait, stills: Path, args: argparse.Namespace) -> None:
+    """Parts 1 and 3: the finder vs the CLI on the stills, and re-clustering latency."""
     clis, widgets = [], []
     for _ in range(max(1, args.repeats)):  # alternated, so load changes hit both
         clis.append(cli_dedup(fresh_copy(stills, "review_cli", args.scratch)))
@@ -591,6 +541,63 @@ def main(argv: list[str] | None = None) -> int:
     latency = recluster_latency(viewer)
     print(json.dumps({"recluster_10000": latency}), flush=True)
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--skip-video", action="store_true", help="leave out the video layer")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="CLI and widget runs, alternated (min is kept)"
+    )
+    parser.add_argument("--open-only", action="store_true", help="part 0 only")
+    parser.add_argument("--skip-open", action="store_true", help="leave out part 0")
+    parser.add_argument("--only-video", action="store_true", help="part 2 only")
+    parser.add_argument("--stills-folder", type=Path, help="open this folder in part 0")
+    parser.add_argument("--open-runs", type=int, default=3, help="fresh processes in part 0")
+    parser.add_argument(
+        "--video", type=Path, help="the video of part 2 (default: built into benchmarks/_work)"
+    )
+    parser.add_argument(
+        "--scratch", type=Path, default=WORK, help="where the fresh copies of the stills go"
+    )
+    parser.add_argument("--open-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--control", choices=("add_image", "open_path"), help=argparse.SUPPRESS)
+    parser.add_argument("--second", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.open_child is not None:
+        open_child(args.open_child, args.control, args.second)
+        return 0
+    # The docks persist their settings: keep the benchmark's away from the user's.
+    os.environ["XDG_CONFIG_HOME"] = str(WORK / "config")
+    print(f"load average: {os.getloadavg()}", flush=True)
+    if args.open_only and args.stills_folder is not None:
+        print(json.dumps(open_folder(args.stills_folder, args.open_runs)), flush=True)
+        print(f"load average: {os.getloadavg()}", flush=True)
+        return 0
+    video = args.video or build_video()
+    stills = args.stills_folder or build_stills(video)
+    if not (args.skip_open or args.only_video):
+        print(json.dumps(open_folder(stills, args.open_runs)), flush=True)
+    if args.open_only:
+        return 0
+
+    from qtpy.QtWidgets import QApplication
+
+    import napari
+
+    app = QApplication.instance() or QApplication([])
+
+    def wait(predicate, timeout: float = 600) -> None:
+        end = time.perf_counter() + timeout
+        while not predicate():
+            app.processEvents()
+            time.sleep(0.005)
+            if time.perf_counter() > end:
+                raise TimeoutError("benchmark step took too long")
+
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1366, 768)
+    if not args.only_video:
+        folder_parts(viewer, wait, stills, args)
     if not args.skip_video:
         vid = widget_video(viewer, wait, video)
         vid_out = {
