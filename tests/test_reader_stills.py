@@ -105,13 +105,17 @@ def test_head_tail_stills_span_the_video(indexed_video_factory, tmp_path: Path) 
     assert kwargs["scale"][0] * (len(data) - 1) == pytest.approx(frames[-1] - frames[0])
 
 
-def test_opening_stills_imports_no_pandas(stills_folder: Path) -> None:
-    # pandas took 0.6 s of the 1 s budget for opening a folder in a fresh viewer.
+def test_opening_stills_imports_no_pandas_and_no_hashing_engine(stills_folder: Path) -> None:
+    # pandas took 0.6 s of the 1 s budget for opening a folder in a fresh viewer,
+    # the hashing engine (imagehash, clustering) ~0.1 s: listing needs neither.
+    heavy = ("pandas", "qtpy", "napari", "imagehash", "scipy")
+    engine = ("hashing", "clustering", "dedup", "matching")
     code = (
         "import sys; from napari_video_extract._reader import get_reader; "
         f"[(d, k, _)] = get_reader({str(stills_folder)!r})({str(stills_folder)!r}); "
         "assert len(k['metadata']['features']) == len(d) == 25; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'qtpy', 'napari')))"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r} "
+        f"or m.split('.')[-1] in {engine!r}))"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)

@@ -109,6 +109,18 @@ def test_unreadable_image_is_black_and_listed(folder) -> None:
     assert all(stack.unreadable.values())
 
 
+def test_a_slice_of_one_still_is_a_view_of_the_cached_image(folder) -> None:
+    # napari slices a stack as data[k:k + 1]: the still is not copied again.
+    path, pixels = folder
+    stack = open_stills(path)
+    one = stack[3:4]
+    assert one.shape == (1, H, W, 3)
+    np.testing.assert_array_equal(one[0], pixels[3])
+    assert np.shares_memory(one, stack[3]) and not one.flags.writeable
+    np.testing.assert_array_equal(stack[3:4, 0, :2, 2], pixels[3][None, 0, :2, 2])
+    assert stack.cached_bytes == H * W * 3
+
+
 def test_cache_is_bounded_in_bytes(folder) -> None:
     path, _ = folder
     frame = H * W * 3

@@ -42,9 +42,7 @@ import hashlib
 import io
 import itertools
 import json
-import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -65,12 +63,13 @@ from napari_video_extract.core.dedup_settings import (
 )
 from napari_video_extract.core.errors import InputError, OutputError, os_error_reason
 from napari_video_extract.core.hashing import (
-    IMAGE_SUFFIXES,
     METHODS,
     default_threshold,
     hash_bits,
     hash_files,
 )
+from napari_video_extract.core.image_folder import natural_key, ordered_images
+from napari_video_extract.core.image_folder import scan_folder as _scan
 from napari_video_extract.core.ownership import NOT_OURS, csv_is_ours
 
 __all__ = [
@@ -91,7 +90,6 @@ __all__ = [
 ]
 
 CSV_NAME = "dedup.csv"
-FRAMES_CSV_NAME = "frames.csv"
 JOURNAL_NAME = ".nve-moves.jsonl"
 DUPLICATES_DIRNAME = "duplicates"
 CSV_COLUMNS = (
@@ -101,99 +99,8 @@ CSV_COLUMNS = (
 
 
 # ------------------------------------------------------------ folders: scanning
-
-
-def natural_key(name: str) -> tuple:
-    """Sort key putting ``img2`` before ``img10`` (case-insensitive, then exact)."""
-    parts = re.split(r"(\d+)", name)
-    key = tuple((0, int(p), "") if p.isdigit() else (1, 0, p.casefold()) for p in parts if p)
-    return (key, name)
-
-
-def _frame_times(folder: Path) -> dict[str, float]:
-    """``file -> time`` from the folder's frames.csv, or ``{}`` if absent/invalid."""
-    path = folder / FRAMES_CSV_NAME
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
-        return {}
-    times: dict[str, float] = {}
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or not {"file", "time"} <= set(reader.fieldnames):
-        return {}
-    for row in reader:
-        try:
-            value = float(row["time"])
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(value) and row.get("file"):
-            times[Path(row["file"]).name] = value
-    return times
-
-
-@dataclass
-class _Scan:
-    images: list[Path] = field(default_factory=list)
-    times: list[float | None] = field(default_factory=list)
-    non_images: int = 0
-    symlinks: int = 0
-
-
-def ordered_images(folder: str | os.PathLike[str]) -> tuple[list[Path], list[float | None]]:
-    """Image files of a folder in capture order, independent of listing order.
-
-    Parameters
-    ----------
-    folder : path
-        The folder (not recursed into).
-
-    Returns
-    -------
-    images : list of Path
-        Images listed in ``frames.csv`` by their ``time``, then the others in
-        natural name order. Hidden files, our csv/cache/journal files,
-        sub-folders, symbolic links and non-image files are left out.
-    times : list of float or None
-        The ``frames.csv`` time of each image, ``None`` when not listed.
-
-    Raises
-    ------
-    OSError
-        The folder cannot be listed.
-    """
-    scan = _scan(Path(folder))
-    return scan.images, scan.times
-
-
-def _scan(folder: Path) -> _Scan:
-    scan = _Scan()
-    times = _frame_times(folder)
-    found: list[Path] = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            name = entry.name
-            if name.startswith(".") or name in (CSV_NAME, FRAMES_CSV_NAME):
-                continue  # hidden files and our own csv/cache/journal
-            if entry.is_symlink():
-                scan.symlinks += 1
-                continue
-            if entry.is_dir():
-                continue  # never recurse, so duplicates/ is not scanned
-            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                found.append(folder / name)
-            else:
-                scan.non_images += 1
-
-    def key(path: Path):
-        t = times.get(path.name)
-        return (
-            (0, t, natural_key(path.name)) if t is not None else (1, 0.0, natural_key(path.name))
-        )
-
-    found.sort(key=key)
-    scan.images = found
-    scan.times = [times.get(p.name) for p in found]
-    return scan
+# The listing and its order live in core.image_folder (stdlib only, so the
+# napari reader lists a folder without importing this module).
 
 
 # ---------------------------------------------------------------- folders: report

@@ -40,6 +40,7 @@ from napari_video_extract.core.dedup_settings import (
     hash_bits,
 )
 from napari_video_extract.core.hash_cache import CACHE_NAME
+from napari_video_extract.core.image_folder import IMAGE_SUFFIXES
 from napari_video_extract.core.normalise import (
     frame_to_image,
     load_image,
@@ -79,12 +80,6 @@ __all__ = [
     "pack_bits",
     "sharpness",
 ]
-
-#: File name suffixes (lower case) treated as images when scanning a folder.
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm",
-     ".pgm", ".pbm", ".pnm", ".tga", ".jp2"}
-)  # fmt: skip
 
 _PIPELINE_VERSION = 2  # bump when the normalisation changes: invalidates caches
 

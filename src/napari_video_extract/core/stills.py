@@ -12,11 +12,12 @@ cannot be decoded gives a black frame and is listed in
 
 :func:`open_stills` lists a folder (one directory scan, no per-file reads) in
 time order (``frames.csv``) or natural name order, the same order as the
-dedup engine (:func:`~napari_video_extract.core.dedup.ordered_images`), and
+dedup engine (:func:`~napari_video_extract.core.image_folder.ordered_images`), and
 returns the stack with one :class:`StillInfo` per image.
 
-Pillow and the dedup module are imported when a stack is first decoded or a
-folder is opened, so importing this module stays cheap.
+Pillow is imported when a stack first reads an image header or decodes, so
+importing this module stays cheap; listing a folder does not import the
+hashing engine.
 """
 
 from __future__ import annotations
@@ -207,6 +208,9 @@ class StillStack(LazyStack):
             image = self.image(index % len(self))
             return image[rest] if rest else image
         indices = leading_indices(first, len(self), "still")
+        if len(indices) == 1:  # napari's slice of one still: a view of the cached image, no copy
+            image = self.image(int(indices[0]))[np.newaxis]
+            return image[(slice(None), *rest)] if rest else image
         out = np.empty((len(indices), *self.shape[1:]), dtype=np.uint8)
         for pos, index in enumerate(indices):
             out[pos] = self.image(int(index))
@@ -298,13 +302,13 @@ def open_stills(
     OSError
         The folder cannot be listed.
     """
-    from napari_video_extract.core.dedup import ordered_images
+    from napari_video_extract.core.image_folder import file_name, ordered_images
     from napari_video_extract.core.manifest import read_manifest
 
     path = Path(path)
     only_listed = path.is_file() and _is_manifest(path)
     folder = path.parent if only_listed else path
-    records = {Path(r.file).name: r for r in read_manifest(folder)}
+    records = {file_name(r.file): r for r in read_manifest(folder)}
     images, _ = ordered_images(folder)
     if only_listed:
         images = [p for p in images if p.name in records]

@@ -1,0 +1,170 @@
+"""Which files of a folder are images, and their capture order.
+
+Order never comes from the file system: images are ordered by the ``time``
+column of the folder's ``frames.csv`` when it lists them, then by natural
+name order (``img2`` before ``img10``). The dedup engine, the napari reader
+and the contact sheet all list folders through :func:`ordered_images`, so
+they agree on the order.
+
+This module imports only the standard library: the napari reader lists a
+folder of stills through it without importing the hashing engine (that
+import was the largest part of opening 2,000 stills).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "FolderScan",
+    "file_name",
+    "natural_key",
+    "ordered_images",
+    "scan_folder",
+]
+
+#: File name suffixes (lower case) treated as images when scanning a folder.
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm",
+     ".pgm", ".pbm", ".pnm", ".tga", ".jp2"}
+)  # fmt: skip
+#: The tool's own csv files in a folder of stills (``dedup.csv``, ``frames.csv``).
+OWN_CSV_NAMES = ("dedup.csv", "frames.csv")
+_FRAMES_CSV_NAME = "frames.csv"
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key putting ``img2`` before ``img10`` (case-insensitive, then exact).
+
+    Runs of digits compare as numbers, the text between them case-folded;
+    names equal that way compare by their exact text.
+    """
+    # re.split with one group alternates text (even places) and digit runs (odd).
+    key = []
+    for place, part in enumerate(_DIGITS.split(name)):
+        if part:
+            key.append((0, int(part), "") if place & 1 else (1, 0, part.casefold()))
+    return (tuple(key), name)
+
+
+def file_name(entry: str) -> str:
+    """``Path(entry).name``, without building a Path for a plain name (``frames.csv`` rows)."""
+    if "/" in entry or entry in ("", "."):
+        return Path(entry).name
+    return entry
+
+
+def _frame_times(folder: Path) -> dict[str, float]:
+    """``file -> time`` from the folder's frames.csv, or ``{}`` if absent/invalid."""
+    path = folder / _FRAMES_CSV_NAME
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    times: dict[str, float] = {}
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or not {"file", "time"} <= set(reader.fieldnames):
+        return {}
+    for row in reader:
+        try:
+            value = float(row["time"])
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value) and row.get("file"):
+            times[file_name(row["file"])] = value
+    return times
+
+
+@dataclass
+class FolderScan:
+    """One listing of a folder: its images in capture order, and what was left out."""
+
+    #: The images, in capture order.
+    images: list[Path] = field(default_factory=list)
+    #: The ``frames.csv`` time of each image, ``None`` when it is not listed.
+    times: list[float | None] = field(default_factory=list)
+    #: Files left out because their suffix is not an image's.
+    non_images: int = 0
+    #: Symbolic links left out.
+    symlinks: int = 0
+
+
+def scan_folder(folder: str | os.PathLike[str]) -> FolderScan:
+    """List the images of ``folder`` in capture order (one directory scan).
+
+    Hidden files, our csv/cache/journal files, sub-folders, symbolic links
+    and non-image files are left out; nothing is opened but ``frames.csv``.
+
+    Parameters
+    ----------
+    folder : path
+        The folder (not recursed into).
+
+    Returns
+    -------
+    FolderScan
+
+    Raises
+    ------
+    OSError
+        The folder cannot be listed.
+    """
+    folder = Path(folder)
+    scan = FolderScan()
+    times = _frame_times(folder)
+    keyed: list[tuple] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or name in OWN_CSV_NAMES:
+                continue  # hidden files and our own csv/cache/journal
+            if entry.is_symlink():
+                scan.symlinks += 1
+                continue
+            if entry.is_dir():
+                continue  # never recurse, so duplicates/ is not scanned
+            if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                t = times.get(name)
+                listed = (0, t) if t is not None else (1, 0.0)
+                keyed.append((*listed, natural_key(name), t))
+            else:
+                scan.non_images += 1
+    keyed.sort(key=lambda item: item[:3])
+    # natural_key ends with the exact name, so it is unique in a folder.
+    scan.images = [folder / item[2][1] for item in keyed]
+    scan.times = [item[3] for item in keyed]
+    return scan
+
+
+def ordered_images(folder: str | os.PathLike[str]) -> tuple[list[Path], list[float | None]]:
+    """Image files of a folder in capture order, independent of listing order.
+
+    Parameters
+    ----------
+    folder : path
+        The folder (not recursed into).
+
+    Returns
+    -------
+    images : list of Path
+        Images listed in ``frames.csv`` by their ``time``, then the others in
+        natural name order. Hidden files, our csv/cache/journal files,
+        sub-folders, symbolic links and non-image files are left out.
+    times : list of float or None
+        The ``frames.csv`` time of each image, ``None`` when not listed.
+
+    Raises
+    ------
+    OSError
+        The folder cannot be listed.
+    """
+    scan = scan_folder(folder)
+    return scan.images, scan.times

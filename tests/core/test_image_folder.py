@@ -1,0 +1,53 @@
+"""core.image_folder: which files are images, in capture order, by one light scan."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from napari_video_extract.core.image_folder import natural_key, ordered_images, scan_folder
+
+
+def test_natural_order_case_folded_then_exact() -> None:
+    names = ["img10.png", "IMG2.png", "img2.png", "img1.png", "a9b10.png", "a9b9.png", "10.png"]
+    assert sorted(names, key=natural_key) == [
+        "10.png", "a9b9.png", "a9b10.png", "img1.png", "IMG2.png", "img2.png", "img10.png",
+    ]  # fmt: skip
+    # A digit-like character that is not a decimal digit is text, not a crash.
+    assert sorted(["x1\u00b2", "x1"], key=natural_key) == ["x1", "x1\u00b2"]
+
+
+def test_scan_orders_by_frames_csv_then_name_and_counts_what_it_leaves_out(
+    tmp_path: Path,
+) -> None:
+    for name in ("b10.jpg", "b2.JPG", "a.png", "late.png", "notes.txt", ".hidden.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub.jpg").symlink_to(tmp_path / "a.png")
+    (tmp_path / "dedup.csv").write_text("file\n")
+    (tmp_path / "frames.csv").write_text(
+        "file,video,time,frame\nlate.png,v.mp4,0.5,12\na.png,v.mp4,2.0,50\n"
+    )
+    scan = scan_folder(tmp_path)
+    assert [p.name for p in scan.images] == ["late.png", "a.png", "b2.JPG", "b10.jpg"]
+    assert scan.times == [0.5, 2.0, None, None]
+    assert all(p.parent == tmp_path for p in scan.images)
+    assert (scan.non_images, scan.symlinks) == (1, 1)
+    assert ordered_images(tmp_path) == (scan.images, scan.times)
+
+
+def test_listing_imports_only_the_standard_library(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    code = (
+        "import sys; before = set(sys.modules); "
+        "from napari_video_extract.core.image_folder import ordered_images; "
+        f"assert len(ordered_images({str(tmp_path)!r})[0]) == 1; "
+        "print(sorted(m for m in set(sys.modules) - before "
+        "if m.split('.')[0] in ('numpy', 'PIL', 'imagehash') or 'hashing' in m))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
