@@ -23,7 +23,12 @@ from napari_video_extract.core.decode import (
     decode_frames,
     plan_segments,
 )
-from napari_video_extract.core.decode_plan import PIECES_PER_WORKER, DecodeCost, decode_cost, longest_first
+from napari_video_extract.core.decode_plan import (
+    PIECES_PER_WORKER,
+    DecodeCost,
+    decode_cost,
+    longest_first,
+)
 from napari_video_extract.core.errors import InputError, OutputError
 from napari_video_extract.core.extract import (
     HeadTail,
@@ -503,7 +508,6 @@ def test_parallel_plan_splits_at_keyframes_and_keeps_every_target():
     assert all(a.end < b.start for a, b in itertools.pairwise(two))
 
 
-
 def test_parallel_plan_leaves_no_run_that_one_decoder_does_alone():
     """A run that goes on through many keyframes (each still just before the next
     keyframe, so going on costs a frame, a new run more) is cut at keyframes into
@@ -537,6 +541,7 @@ def test_one_decoder_gives_frames_in_index_order(cfr_video):
     info = probe(cfr_video)
     wanted = [3, 30, 31, 64, 97]
     assert [f.index for f in decode_frames(info, wanted, workers=1)] == wanted
+
 
 @pytest.mark.media
 def test_real_clip_head_tail_skips_the_middle(media_dir, tmp_path, decoder_stats):
