@@ -23,6 +23,12 @@ from napari_video_extract.core.decode import (
     decode_frames,
     plan_segments,
 )
+from napari_video_extract.core.decode_plan import (
+    PIECES_PER_WORKER,
+    DecodeCost,
+    decode_cost,
+    longest_first,
+)
 from napari_video_extract.core.errors import InputError, OutputError
 from napari_video_extract.core.extract import (
     HeadTail,
@@ -459,9 +465,9 @@ def test_tail_is_reached_by_seeking(vga_video, tmp_path, decoder_stats, workers)
     for r in result.records:
         assert synthetic.decode_index(np.asarray(Image.open(tmp_path / r.file))) == r.frame
     (stats,) = decoder_stats
-    # ffmpeg's own count of the frames it decoded: the head, and the tail
+    # The decoder's own count of the frames it decoded: the head, and the tail
     # reached by seeking (one GOP before each tail run at most), never the middle.
-    planned = plan_segments(info, frames, workers=workers)
+    planned = plan_segments(info, frames, workers=workers, cost=decode_cost(info, stats.backend))
     assert stats.runs == len(planned)
     assert stats.frames_decoded <= sum(s.end - s.start + 1 for s in planned) + 2 * len(planned)
     assert stats.frames_decoded < 0.25 * info.frame_count
@@ -500,6 +506,41 @@ def test_parallel_plan_splits_at_keyframes_and_keeps_every_target():
     assert all(s.start in keys for s in two)
     assert [i for s in two for i in s.targets] == wanted
     assert all(a.end < b.start for a, b in itertools.pairwise(two))
+
+
+def test_parallel_plan_leaves_no_run_that_one_decoder_does_alone():
+    """A run that goes on through many keyframes (each still just before the next
+    keyframe, so going on costs a frame, a new run more) is cut at keyframes into
+    pieces small enough that two decoders finish together."""
+    info = _long_info()
+    cost = DecodeCost(startup=3.0, passing=0.65)
+    wanted = [int(k) - 2 for k in info.keyframes[1:]]
+    (whole,) = plan_segments(info, wanted, workers=1, cost=cost)
+    assert whole.start == 0 and whole.targets == tuple(wanted)
+    pieces = plan_segments(info, wanted, workers=2, cost=cost)
+    assert [i for s in pieces for i in s.targets] == wanted
+    keys = set(info.keyframes.tolist())
+    assert all(s.start in keys for s in pieces)
+    total = sum(s.work(cost) for s in pieces)
+    assert max(s.work(cost) for s in pieces) <= 1.5 * total / (PIECES_PER_WORKER * 2)
+    # Cutting costs a start per piece and saves the frame passed to reach its keyframe.
+    assert total <= whole.work(cost) + len(pieces) * cost.startup
+
+
+def test_longest_runs_are_given_out_first():
+    info = _long_info()
+    cost = DecodeCost(startup=3.0, passing=0.65)
+    segments = plan_segments(info, [10, 300, 510, 620, 749, 2000], workers=2, cost=cost)
+    order = longest_first(segments, cost)
+    assert sorted(order, key=lambda s: s.start) == segments
+    work = [s.work(cost) for s in order]
+    assert work == sorted(work, reverse=True) and work[0] > work[-1]
+
+
+def test_one_decoder_gives_frames_in_index_order(cfr_video):
+    info = probe(cfr_video)
+    wanted = [3, 30, 31, 64, 97]
+    assert [f.index for f in decode_frames(info, wanted, workers=1)] == wanted
 
 
 @pytest.mark.media

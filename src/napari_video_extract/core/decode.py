@@ -21,6 +21,7 @@ from napari_video_extract.core.decode_plan import (
     PROCESS_START_SECONDS,
     Segment,
     decode_cost,
+    longest_first,
     plan_segments,
     startup_frames,
 )
@@ -354,12 +355,15 @@ def decode_frames(
     backend = choose_backend(info, backend)
     if stats is not None:
         stats.backend = backend
-    segments = plan_segments(info, indices, workers=workers, cost=decode_cost(info, backend))
+    cost = decode_cost(info, backend)
+    segments = plan_segments(info, indices, workers=workers, cost=cost)
     if not segments:
         return
     out: queue.Queue = queue.Queue(maxsize=4 * workers)
     todo: queue.Queue[Segment] = queue.Queue()
-    for seg in segments:
+    parallel = min(workers, len(segments))
+    # One decoder goes in index order; several take the longest runs first.
+    for seg in longest_first(segments, cost) if parallel > 1 else segments:
         todo.put(seg)
     stop = threading.Event()
     active = _ActiveStreams(stop)
@@ -404,7 +408,6 @@ def decode_frames(
             sources.close()
             put(_DONE)
 
-    parallel = min(workers, len(segments))
     # Several decoders at once share the cores: one thread each avoids the
     # overhead of frame threading (measured ~8 % faster on 2 cores); a lone
     # decoder keeps the default of one thread per core.

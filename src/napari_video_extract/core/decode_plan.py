@@ -4,15 +4,18 @@ Random access costs "start a decoder + decode from the previous keyframe".
 Sequential decoding costs "decode every frame in between". For each wanted
 frame the planner picks the cheaper of continuing the current decoding run or
 starting a new run at the frame's keyframe (a classic keyframe-aware plan);
-runs are then split at keyframes so that all cores work, and run in parallel
-(:func:`~napari_video_extract.core.decode.decode_frames`).
+runs are then split at keyframes into pieces small enough that all cores stay
+busy to the end, and run in parallel, longest first
+(:func:`~napari_video_extract.core.decode.decode_frames`, :func:`longest_first`).
 
 The cost counts only the frames that will really be decoded
 (:class:`DecodeCost`): a wanted frame costs one frame, a frame on the way to
 it costs the fraction of frames that are references when the decoder skips
 the others (PyAV, :mod:`.reference_frames`), one frame when it cannot (the
-ffmpeg executable). Starting a run costs a process start for the executable,
-an open and a seek for PyAV.
+ffmpeg executable). Starting a run costs a process start for the executable;
+for PyAV, whose worker keeps its file open between runs, a seek and the
+reference frames the decoder has already decoded past the previous run's
+last target when it gives that target out (its reorder delay).
 """
 
 from __future__ import annotations
@@ -29,14 +32,21 @@ __all__ = [
     "DecodeCost",
     "Segment",
     "decode_cost",
+    "longest_first",
     "plan_segments",
     "startup_frames",
 ]
 
 #: Seconds to start an ffmpeg process and open the file (measured ~0.05 s).
 PROCESS_START_SECONDS = 0.06
-#: Seconds to open the file in PyAV and seek in it (measured ~5-10 ms).
-PYAV_START_SECONDS = 0.015
+#: Seconds a new PyAV run costs over going on decoding (measured on 720p
+#: H.264: a seek in the open file takes ~0.05 ms; what is lost are the one or
+#: two reference frames decoded ahead of the previous run's last target,
+#: ~2-3 frames' worth). Opening the file (~5-10 ms) happens once per worker.
+PYAV_START_SECONDS = 0.0025
+#: A run is split at keyframes until it is at most 1/(this x workers) of the
+#: work, so the last runs are short and no core idles long at the end.
+PIECES_PER_WORKER = 8
 #: Decoding throughput in pixels per second on one core-pair (720p H.264 ~1400 fps).
 DECODE_PIXELS_PER_SECOND = 1.2e9
 
@@ -119,8 +129,9 @@ def plan_segments(
     indices : iterable of int
         Wanted frame indices (any order, duplicates ignored).
     workers : int
-        Runs that can go in parallel; long runs are split at keyframes so that
-        there are at least ``2 * workers`` runs of similar cost when possible.
+        Runs that can go in parallel; long runs are split at keyframes into
+        pieces of at most ``1 / (PIECES_PER_WORKER * workers)`` of the work
+        when possible (worth it while a piece is several run starts long).
     cost : DecodeCost, optional
         The decoder's cost model (default: the ffmpeg executable's,
         :func:`decode_cost`).
@@ -158,8 +169,9 @@ def _split_for_parallelism(
 ) -> list[Segment]:
     """Split long runs at keyframes so ``workers`` decoders share the work."""
     total = sum(s.work(cost) for s in segments)
-    # Splitting costs one decoder start; only worth it for real work.
-    target = max(total / (2 * workers), 8 * cost.startup)
+    # Splitting costs one decoder start (and saves the frames the run would
+    # have passed to reach the keyframe); only worth it for real work.
+    target = max(total / (PIECES_PER_WORKER * workers), 8 * cost.startup)
     out: list[Segment] = []
     for seg in segments:
         if seg.work(cost) <= 1.5 * target:
@@ -177,3 +189,14 @@ def _split_for_parallelism(
             current.append(i)
         out.append(Segment(current_start, tuple(current)))
     return out
+
+
+def longest_first(segments: list[Segment], cost: DecodeCost | float) -> list[Segment]:
+    """``segments`` in the order parallel decoders should take them: longest first.
+
+    Each free decoder takes the next run; giving out the long runs first
+    leaves the short ones for the end, so the decoders finish together
+    (longest-processing-time scheduling) instead of one decoding a long run
+    alone while the others have nothing left.
+    """
+    return sorted(segments, key=lambda s: (-s.work(cost), s.start))
