@@ -137,10 +137,10 @@ def _template_shape() -> tuple[int, int]:
 
 
 class _Searched:
-    """The side searched over: FFT, window norms and smoothed derivatives of one image."""
+    """The side searched over: FFT, window norms and smoothed image of one thumbnail."""
 
     __slots__ = (
-        "fft", "flat", "grad_x", "grad_y", "high", "image", "low", "mean", "norm", "smooth",
+        "fft", "flat", "high", "image", "low", "mean", "norm", "smooth",
     )  # fmt: skip
 
 
@@ -157,13 +157,12 @@ def _searched(thumbs: np.ndarray) -> list[_Searched]:
     lows, highs = low_block(spectra), high_norm(spectra, THUMB_SHAPE[1])
     norms = _window_norms(band, *_template_shape())
     smooth = _blur(band, DERIVATIVE_SIGMA)
-    grad_y, grad_x = np.diff(smooth, axis=1), np.diff(smooth, axis=2)
     out = []
     for b in range(len(raw)):
         s = _Searched()
         s.mean, s.flat, s.image = float(means[b]), bool(flat[b]), band[b]
         s.fft, s.norm, s.low, s.high = spectra[b], norms[b], lows[b], float(highs[b])
-        s.smooth, s.grad_y, s.grad_x = smooth[b], grad_y[b], grad_x[b]
+        s.smooth = smooth[b]
         out.append(s)
     return out
 
@@ -184,30 +183,34 @@ def _zoomed(image: np.ndarray) -> np.ndarray:
 class _Templates:
     """The side that moves: its centre zoomed by every factor of ZOOMS."""
 
-    __slots__ = ("conj_fft", "conj_low", "flat", "grad_x", "grad_y", "high", "mean", "patches")
+    __slots__ = ("conj_low", "flat", "grad_x", "grad_y", "high", "mean", "patches")
 
     def __init__(
         self, thumb: np.ndarray, band: np.ndarray | None = None, smooth: np.ndarray | None = None
     ) -> None:
-        fft = _fft()
         raw = np.asarray(thumb)
         self.mean = float(raw.mean())
         self.flat = float(raw.std()) < _FLAT_STD
         if band is None:
             band = _band_pass(raw[None])[0]
-        h, w = THUMB_SHAPE
-        zoomed = _zoomed(band)
-        self.patches = _unit(zoomed)
-        padded = np.zeros((len(ZOOMS), h, w), dtype=np.float32)
-        th, tw = self.patches.shape[1:]
-        padded[:, :th, :tw] = self.patches
-        self.conj_fft = np.conj(fft.rfft2(padded))
-        self.conj_low, self.high = low_block(self.conj_fft), high_norm(self.conj_fft, w)
+        self.patches = _unit(_zoomed(band))
+        # Only the low block is kept (the full spectra are 2x its memory and
+        # only the rare full search needs them: it makes them again).
+        spectra = self.conj_spectra()
+        self.conj_low, self.high = low_block(spectra), high_norm(spectra, THUMB_SHAPE[1])
         if smooth is None:
             smooth = _blur(band[None], DERIVATIVE_SIGMA)[0]
         smooth = _zoomed(smooth)
         self.grad_y = _unit(np.diff(smooth, axis=1))
         self.grad_x = _unit(np.diff(smooth, axis=2))
+
+    def conj_spectra(self) -> np.ndarray:
+        """Conjugated ``rfft2`` of each patch zero-padded to THUMB_SHAPE."""
+        h, w = THUMB_SHAPE
+        th, tw = self.patches.shape[1:]
+        padded = np.zeros((len(ZOOMS), h, w), dtype=np.float32)
+        padded[:, :th, :tw] = self.patches
+        return np.conj(_fft().rfft2(padded))
 
 
 def _flat_score(search: _Searched, moving: _Templates) -> float | None:
@@ -256,7 +259,7 @@ def _correlations(search: _Searched, moving: _Templates) -> np.ndarray:
     fft = _fft()
     h, w = THUMB_SHAPE
     th, tw = _template_shape()
-    rows = fft.ifft(moving.conj_fft * search.fft, axis=1, overwrite_x=True)
+    rows = fft.ifft(moving.conj_spectra() * search.fft, axis=1, overwrite_x=True)
     return fft.irfft(rows[:, : h - th + 1], n=w, axis=2)[:, :, : w - tw + 1]
 
 
@@ -269,8 +272,8 @@ def _directional_score(search: _Searched, moving: _Templates, k: int, dy: int, d
     does not. A light blur keeps the derivatives forgiving of sub-pixel offsets.
     """
     th, tw = _template_shape()
-    gy = search.grad_y[dy : dy + th - 1, dx : dx + tw]
-    gx = search.grad_x[dy : dy + th, dx : dx + tw - 1]
+    window = search.smooth[dy : dy + th, dx : dx + tw]
+    gy, gx = np.diff(window, axis=0), np.diff(window, axis=1)
     return min(_ncc_unit(gy, moving.grad_y[k]), _ncc_unit(gx, moving.grad_x[k]))
 
 
@@ -341,8 +344,8 @@ class Verifier:
     """Similarity of pairs among a stack of thumbnails, caching per-image work.
 
     ``score(i, j)`` searches image ``i``'s zoomed centre (``i`` is the kept
-    image) over image ``j``. Each image's search side (band-passed FFTs at
-    window norms, smoothed derivatives) is made once, a block of
+    image) over image ``j``. Each image's search side (band-passed image, its FFT,
+    window norms, smoothed image) is made once, a block of
     images at a time (:meth:`searched` + :meth:`add_searched`, or
     :meth:`prepare`); each kept image's zoomed templates once, on first use.
     A pair then costs two small matrix products over the low frequencies
@@ -357,9 +360,9 @@ class Verifier:
     changes : {"global", "local"}, optional
         See :func:`similarity`.
     cache_size : int, optional
-        Kept images whose templates are kept (~1 MB each).
+        Kept images whose templates are kept (~0.8 MB each).
     search_cache_size : int, optional
-        Other images whose search side is kept (~0.15 MB each).
+        Other images whose search side is kept (~0.13 MB each).
     """
 
     def __init__(
