@@ -253,12 +253,14 @@ def build_video(ffmpeg: str, spec: EvalSet, work: Path) -> tuple[Path, list[str]
     """The set's video (built once under ``work``); its path and the picture of each second."""
     out = work / spec.name
     out.mkdir(parents=True, exist_ok=True)
-    # Clips are reused only if they were made from this very definition.
+    # Clips are reused only if they were made from this very definition; the
+    # stamp (written by this function) proves the clips are ours to replace.
+    # Folders from before the stamp hold the unchanged first eight sets.
     stamp = out / "spec.txt"
-    if not stamp.exists() or stamp.read_text() != repr(spec):
+    if stamp.exists() and stamp.read_text() != repr(spec):
         for old in [*out.glob("clip_*.mp4"), out / "truth.mp4"]:
             old.unlink(missing_ok=True)
-        stamp.write_text(repr(spec))
+    stamp.write_text(repr(spec))
     rng = random.Random(spec.seed)
     names = list(spec.pictures)
     rng.shuffle(names)
