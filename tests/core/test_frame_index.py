@@ -143,7 +143,8 @@ def opened(monkeypatch) -> list[str]:
 def test_a_cached_probe_opens_no_decoder(request, cache, opened, kind):
     video = request.getfixturevalue(kind)
     first = probe(video)
-    assert "pyav" in opened and "ffmpeg" in opened
+    # ffmpeg times frame 0 only where its timestamps may differ from PyAV's (MPEG-TS).
+    assert "pyav" in opened and ("ffmpeg" in opened) == (kind == "ts_video")
     opened.clear()
     second = probe(video)
     assert opened == []  # neither PyAV nor ffmpeg touched the file

@@ -167,3 +167,68 @@ def test_city_start_time(media_dir):
     assert info.container_start == pytest.approx(0.54, abs=1e-3)
     assert info.first_pts == pytest.approx(0.54, abs=1e-3)
     assert info.duration == pytest.approx(7.6, abs=0.05)
+
+
+@pytest.fixture(scope="module")
+def first_pts_videos(tmp_path_factory, cfr_video, vfr_video, rotated_video, audio_video):
+    """Videos in the containers whose frame 0 time the probe reads in process."""
+    d = tmp_path_factory.mktemp("first_pts")
+    packed_b = d / "packed_b.avi"  # MPEG-4 part 2 with B-frames: frame 0 is 1 tick late
+    lavfi = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", "2"]
+    synthetic.run([*lavfi, "-c:v", "mpeg4", "-bf", "2", "-g", "12", str(packed_b)])
+    return [
+        cfr_video,
+        vfr_video[0],
+        rotated_video,
+        audio_video,
+        synthetic.make_cfr(d / "late.mp4", frames=30, extra=["-output_ts_offset", "2.5"]),
+        synthetic.make_cfr(d / "edit_list.mp4", frames=30, extra=["-output_ts_offset", "-1"]),
+        synthetic.make_cfr(d / "late.mkv", frames=30, extra=["-output_ts_offset", "1.5"]),
+        synthetic.make_cfr(d / "early.mkv", frames=30, extra=["-output_ts_offset", "-1"]),
+        packed_b,
+    ]
+
+
+def _frame_0_times_in_process(paths, monkeypatch) -> dict[str, float]:
+    """Probe ``paths`` with no ffmpeg process allowed; check frame 0's time is the
+    executable's (asked first); the names and times of those not at 0."""
+    from napari_video_extract.core import probe as probe_module
+
+    expected = {p: probe_module._first_frame_pts(p, 30.0) for p in paths}
+
+    def no_ffmpeg(*args, **kwargs):
+        raise AssertionError(f"ffmpeg ran: {args}")
+
+    monkeypatch.setattr(probe_module, "run_ffmpeg", no_ffmpeg)
+    for path, first_pts in expected.items():
+        info = probe(path, cache=False)
+        assert info.container in probe_module.FIRST_PTS_FROM_PYAV
+        assert info.first_pts == first_pts, path.name
+    return {p.name: t for p, t in expected.items() if t != 0}
+
+
+def test_frame_0_time_in_process_is_the_executables(first_pts_videos, monkeypatch):
+    """MP4/MOV, Matroska/WebM and AVI: frame 0's time comes from PyAV's first frame,
+    equal to what the ffmpeg executable reports, and no ffmpeg process runs."""
+    late = _frame_0_times_in_process(first_pts_videos, monkeypatch)
+    assert late.keys() == {"late.mp4", "late.mkv", "packed_b.avi"}, "fixtures must start late"
+
+
+@pytest.mark.media
+def test_frame_0_time_in_process_on_real_clips(media_dir, monkeypatch):
+    paths = [media_dir / "bbb_720p_h264_5s.mp4", media_dir / "bbb_720p_vp8_30s.webm"]
+    late = _frame_0_times_in_process([*paths, *sorted(media_dir.glob("*.avi"))], monkeypatch)
+    assert late.keys() == {"bbb_720p_vp8_30s.webm", "megamind_xvid_cuts.avi"}
+
+
+def test_frame_0_time_elsewhere_comes_from_the_executable(ts_video, monkeypatch):
+    from napari_video_extract.core import probe as probe_module
+
+    runs = []
+    real_first_pts = probe_module._first_frame_pts
+    monkeypatch.setattr(
+        probe_module, "_first_frame_pts", lambda *a: runs.append(a) or real_first_pts(*a)
+    )
+    info = probe(ts_video, cache=False)
+    assert info.container == "mpegts" and len(runs) == 1
+    assert info.first_pts == pytest.approx(1.48, abs=1e-6)

@@ -275,3 +275,30 @@ def test_both_backends_are_frame_sources(kinds):
             frame = next(stream)
             assert frame.index == 5 and synthetic.decode_index(frame.image) == 5
             assert stream.frames_decoded >= 1
+
+
+@pytest.mark.media
+def test_a_keyframe_flag_the_decoder_denies_is_not_seeked_to(media_dir, tmp_path):
+    """Random bytes over the middle of an AVI leave its index flagging frame 166 as
+    a keyframe that decodes as a P-frame: a seek there gives garbage without an
+    error. The seek is refused and the frame is reached by decoding through."""
+    from napari_video_extract.core.errors import DecodeError
+    from napari_video_extract.core.pyav_source import PyAVStream
+
+    data = bytearray((media_dir / "megamind_xvid_cuts.avi").read_bytes())
+    mid, span = len(data) // 2, len(data) // 8
+    rng = random.Random(7)
+    data[mid : mid + span] = bytes(rng.randrange(256) for _ in range(span))
+    video = tmp_path / "broken_middle.avi"
+    video.write_bytes(bytes(data))
+    info = probe(video, cache=False)
+    assert 166 in info.keyframes.tolist()
+    with (
+        pytest.raises(DecodeError, match="does not decode as one"),
+        PyAVStream(info, 166, (168,)) as stream,
+    ):
+        next(stream)
+    with PyAVStream(info, 0, None, seek=False, skip=False) as stream:
+        plain = next(f.image for f in stream if f.index == 168)
+    (got,) = decode_frames(info, [168], workers=1, backend="pyav")
+    np.testing.assert_array_equal(got.image, plain)

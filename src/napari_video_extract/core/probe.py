@@ -10,8 +10,14 @@ printed too and can imitate any fact:
   start time, demuxer name), and the display matrix of the first decoded
   frame (rotation), opened under the same whitelists as the ffmpeg CLI
   (:mod:`.container`);
-* the timestamp of frame 0 as the ffmpeg executable decodes it, from its
-  per-frame statistics on a pipe of their own;
+* the timestamp of frame 0 as the ffmpeg executable decodes it: in the
+  containers whose timestamps are 64 bits wide (MP4/MOV, Matroska/WebM,
+  AVI: :data:`FIRST_PTS_FROM_PYAV`), the first frame PyAV decodes gives it
+  (its pts, else its dts: libavcodec's best-effort rule for a first frame,
+  and with ``-copyts`` the executable adds no offset there); elsewhere
+  (MPEG-PS/TS, FLV..., where the executable corrects 32/33-bit timestamps
+  for wrapping on its own) from the executable's per-frame statistics on a
+  pipe of their own;
 * the frame table from the MP4/MOV sample index, the AVI ``idx1`` index or
   the Matroska/WebM block headers when they can be read (:mod:`.mp4index`,
   :mod:`.aviindex`, :mod:`.mkvindex`: milliseconds to a second for two
@@ -62,7 +68,7 @@ from napari_video_extract.core.frame_index import (
 from napari_video_extract.core.mkvindex import read_mkv_frame_table
 from napari_video_extract.core.mp4index import read_mp4_frame_table
 
-__all__ = ["VideoInfo", "probe"]
+__all__ = ["FIRST_PTS_FROM_PYAV", "VideoInfo", "probe"]
 
 _PKT_FLAG_KEY = 0x1
 _PKT_FLAG_DISCARD = 0x4
@@ -71,6 +77,11 @@ _NOPTS = -9223372036854775808
 #: Seconds allowed per probe before we call the file broken (a hostile file
 #: must never hang a batch). Scales a little with file size.
 PROBE_TIMEOUT_BASE = 30.0
+#: Demuxers (PyAV's ``container.format.name``) that store 64-bit timestamps:
+#: there the ffmpeg executable's frame 0 time (``-copyts``) is the first
+#: decoded frame's own, so the probe reads it in process instead of running
+#: the executable (checked against it in ``tests/core/test_probe.py``).
+FIRST_PTS_FROM_PYAV = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
 #: Largest frame we decode (100 megapixels, e.g. 12000 x 8000): one RGB frame
 #: is then 300 MB, and a hostile header cannot ask for more.
 MAX_PIXELS = 100_000_000
@@ -207,7 +218,9 @@ def _read_header(path: Path, timeout: float) -> dict:
     """Container and first real video stream, from PyAV's fields (never the log).
 
     Decodes the stream up to its first frame: the display matrix (rotation)
-    reaches us as that frame's side data, and a frame proves the stream decodes.
+    reaches us as that frame's side data, its timestamp is frame 0's (in the
+    containers of :data:`FIRST_PTS_FROM_PYAV`), and a frame proves the stream
+    decodes.
     """
     import av
 
@@ -237,6 +250,9 @@ def _read_header(path: Path, timeout: float) -> dict:
         if frame is None:
             raise NotAVideoError(path, "no decodable video frame")
         header["rotation"] = round(float(frame.rotation)) % 360
+        # libavcodec's best-effort timestamp of a first frame: its pts, else its dts.
+        ticks = frame.pts if frame.pts is not None else frame.dts
+        header["first_pts"] = None if ticks is None else float(ticks * stream.time_base)
         if not header["pix_fmt"] and frame.format is not None:
             header["pix_fmt"] = frame.format.name
         return header
@@ -361,7 +377,9 @@ def _read_record(path: Path, timeout: float, *, cache: bool) -> ProbeRecord:
             return record
     before = file_identity(path)
     header = _read_header(path, timeout)
-    first_pts = _first_frame_pts(path, timeout)
+    first_pts = header["first_pts"]
+    if first_pts is None or header["container"] not in FIRST_PTS_FROM_PYAV:
+        first_pts = _first_frame_pts(path, timeout)
     table = _frame_table(path, header, timeout)
     record = ProbeRecord(
         table=table,
@@ -383,10 +401,11 @@ def _read_record(path: Path, timeout: float, *, cache: bool) -> ProbeRecord:
 def _first_frame_pts(path: Path, timeout: float) -> float:
     """Timestamp of frame 0 as the ffmpeg executable decodes it (``-copyts``).
 
-    The extraction engine runs that executable and identifies frames on its
-    timeline, so frame 0 is timed by it too: through ffmpeg's per-frame stats
-    on a pipe of their own (:func:`~napari_video_extract.core.ffmpeg.frame_stats_args`),
-    never its log.
+    The ffmpeg frame source identifies frames on that executable's timeline,
+    so frame 0 is timed by it too where its value may differ from the first
+    frame's own (see :data:`FIRST_PTS_FROM_PYAV`): through ffmpeg's per-frame
+    stats on a pipe of their own
+    (:func:`~napari_video_extract.core.ffmpeg.frame_stats_args`), never its log.
     """
     read_fd, write_fd = os.pipe()
     try:

@@ -243,6 +243,8 @@ class PyAVStream:
         except Exception as exc:  # av.FFmpegError, or a container closed under us
             raise DecodeError(self.info.path, f"seek failed: {exc}") from None
         self._at_start = False
+        # After a seek, the keyframe must decode as one (see _check_keyframe).
+        self._seek_start = start if seek and start > 0 else None
         self._packets = self._container.demux(self._stream)
         self._pending: list = []
         # libavcodec's guess_correct_pts state (reset by the flush of a seek).
@@ -360,6 +362,8 @@ class PyAVStream:
             if ticks is None:
                 continue  # cannot be identified: never guess
             index = int(np.searchsorted(self._bounds, float(ticks * self._time_base), "right"))
+            if self._seek_start is not None:
+                self._check_keyframe(index, frame)
             if index < self.first or (self._targets is not None and index not in self._targets):
                 continue  # not wanted: not converted
             return DecodedFrame(
@@ -380,6 +384,22 @@ class PyAVStream:
 
             self._reformatter = VideoReformatter()
         return self._reformatter
+
+    def _check_keyframe(self, index: int, frame) -> None:
+        """Refuse a seek whose keyframe the decoder does not decode as one.
+
+        A damaged or forged index can flag a frame as a keyframe that is not:
+        decoded after a seek, it and the frames after it come out without an
+        error but without their references (garbage, not the frames a full
+        decode gives). The decoder's own flag, from the bitstream, says; such
+        a run fails, and the caller's next try starts earlier.
+        """
+        if index == self._seek_start and not frame.key_frame:
+            raise DecodeError(
+                self.info.path, f"frame {index}, flagged as a keyframe, does not decode as one"
+            )
+        if index >= self._seek_start:
+            self._seek_start = None
 
     def _to_rgb(self, frame) -> np.ndarray:
         info = self.info
