@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_video_extract.core.aviindex import read_avi_frame_table
 from napari_video_extract.core.container import first_video_stream, open_container
 from napari_video_extract.core.errors import NotAVideoError, VideoOpenError
 from napari_video_extract.core.ffmpeg import (
@@ -59,8 +58,12 @@ from napari_video_extract.core.frame_index import (
     load_probe_record,
     store_probe_record,
 )
-from napari_video_extract.core.mkvindex import read_mkv_frame_table
-from napari_video_extract.core.mp4index import read_mp4_frame_table
+
+if TYPE_CHECKING:
+    import subprocess
+
+# The container index readers and subprocess are imported where a file is
+# really read: a probe served from the frame-index sidecar does not pay for them.
 
 __all__ = ["VideoInfo", "probe"]
 
@@ -327,6 +330,8 @@ def _run_with_limit(
     path: Path, args: list[str], timeout: float, what: str, *, pass_fds: tuple[int, ...] = ()
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ffmpeg; a run over ``timeout`` seconds is this file's error, never a hang."""
+    import subprocess
+
     try:
         return run_ffmpeg(args, timeout=timeout, pass_fds=pass_fds)
     except subprocess.TimeoutExpired:
@@ -336,6 +341,10 @@ def _run_with_limit(
 def _frame_table(path: Path, header: dict, timeout: float) -> FrameTable:
     """The frame table: from the MP4/MOV or AVI index or the Matroska block
     headers if they can be read, else from packets."""
+    from napari_video_extract.core.aviindex import read_avi_frame_table
+    from napari_video_extract.core.mkvindex import read_mkv_frame_table
+    from napari_video_extract.core.mp4index import read_mp4_frame_table
+
     stream_index = header["stream_index"]
     if header["container"] == "avi":
         avi = read_avi_frame_table(path, stream=stream_index)
