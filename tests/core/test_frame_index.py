@@ -229,3 +229,14 @@ def test_the_identity_names_the_device_as_well_as_the_inode(cfr_video):
     st = os.stat(cfr_video)
     identity = file_identity(Path(cfr_video))
     assert identity[-2:] == [str(st.st_dev), str(st.st_ino)]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_in_place_of_the_entry_never_blocks_a_probe(cache, cfr_video):
+    from napari_video_extract.core import frame_index
+
+    path = Path(os.path.abspath(cfr_video))
+    entry = frame_index._entry(frame_index.file_identity(path))
+    cache.mkdir(parents=True)
+    os.mkfifo(entry)  # opening it for reading would wait for a writer
+    assert probe(cfr_video).frame_count == 100

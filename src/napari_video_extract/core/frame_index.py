@@ -183,7 +183,7 @@ def load_probe_record(path: Path) -> ProbeRecord | None:
     """The cached record of ``path`` (absolute), or None if absent, stale or damaged."""
     identity = file_identity(path)
     entry = _entry(identity) if identity else None
-    if entry is None:
+    if entry is None or not entry.is_file():  # absent, or a folder or FIFO in its place
         return None
     try:
         return _parse_entry(entry, identity)
@@ -192,6 +192,7 @@ def load_probe_record(path: Path) -> ProbeRecord | None:
 
 
 def _parse_entry(entry: Path, identity: list[str]) -> ProbeRecord | None:
+    """The record in ``entry`` if it is whole, ours, of this format and for ``identity``."""
     with open(entry, "rb") as fh:
         head = fh.read(_HEAD.size)
         if len(head) != _HEAD.size:
