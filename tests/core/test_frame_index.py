@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import synthetic
+from napari_video_extract.core import mp4index
 from napari_video_extract.core import probe as probe_module
-from napari_video_extract.core.frame_index import CACHE_DIR_ENV, cache_dir
+from napari_video_extract.core.frame_index import CACHE_DIR_ENV, ENTRY_SUFFIX, cache_dir
 from napari_video_extract.core.probe import probe
 
 
@@ -26,7 +27,8 @@ def cache(tmp_path, monkeypatch) -> Path:
 def scans(monkeypatch) -> list[Path]:
     """Every frame table really read from a file (MP4 index or packet listing)."""
     seen: list[Path] = []
-    real_mp4, real_scan = probe_module.read_mp4_frame_table, probe_module._scan_packets
+    # The probe imports the index readers when it reads a file: patched at their source.
+    real_mp4, real_scan = mp4index.read_mp4_frame_table, probe_module._scan_packets
 
     def mp4(path, **kwargs):
         table = real_mp4(path, **kwargs)
@@ -38,7 +40,7 @@ def scans(monkeypatch) -> list[Path]:
         seen.append(path)
         return real_scan(path, timeout)
 
-    monkeypatch.setattr(probe_module, "read_mp4_frame_table", mp4)
+    monkeypatch.setattr(mp4index, "read_mp4_frame_table", mp4)
     monkeypatch.setattr(probe_module, "_scan_packets", scan)
     return seen
 
@@ -61,7 +63,7 @@ def test_second_probe_reads_the_cache(tmp_path, cache, scans, suffix):
     assert len(scans) == 1  # not scanned again
     _same_table(first, second)
     assert second.frame_count == 60
-    assert len(list(cache.glob("*.npz"))) == 1
+    assert len(list(cache.glob("*" + ENTRY_SUFFIX))) == 1
     # Nothing beside the video.
     assert sorted(p.name for p in folder.iterdir()) == [f"clip{suffix}"]
 
@@ -82,12 +84,12 @@ def test_a_copy_elsewhere_has_its_own_entry(tmp_path, cache, scans, cfr_video):
     probe(cfr_video)
     probe(copy)
     assert len(scans) == 2
-    assert len(list(cache.glob("*.npz"))) == 2
+    assert len(list(cache.glob("*" + ENTRY_SUFFIX))) == 2
 
 
 def test_a_damaged_entry_is_ignored_and_replaced(tmp_path, cache, scans, cfr_video):
     good = probe(cfr_video)
-    (entry,) = cache.glob("*.npz")
+    (entry,) = cache.glob("*" + ENTRY_SUFFIX)
     entry.write_bytes(b"not a numpy archive")
     _same_table(good, probe(cfr_video))
     assert len(scans) == 2
@@ -153,17 +155,61 @@ def test_a_cached_probe_opens_no_decoder(request, cache, opened, kind):
 
 
 def test_the_sidecar_holds_the_probes_facts(cache, rotated_video):
+    from napari_video_extract.core.frame_index import load_probe_record
+
     info = probe(rotated_video)
-    (entry,) = cache.glob("*.npz")
-    with np.load(entry, allow_pickle=False) as data:
-        stream_index, width, height, rotation = data["ints"].tolist()
-        fps, start, first_pts = data["floats"].tolist()
-        assert data["names"].tolist() == [info.codec, info.pix_fmt, info.container]
-        assert len(data["ticks"]) == info.frame_count == 50
-    assert (stream_index, width, height) == (0, 120, 160)  # as coded, before rotation
-    assert rotation == info.rotation in (90, 270)
-    assert fps == pytest.approx(info.nominal_fps)
-    assert (start, first_pts) == (info.container_start, info.first_pts)
+    (entry,) = cache.glob("*" + ENTRY_SUFFIX)
+    assert entry.read_bytes()[:8] == b"NVE-FIDX"
+    record = load_probe_record(Path(rotated_video).resolve())
+    assert (record.codec, record.pix_fmt, record.container) == (
+        info.codec,
+        info.pix_fmt,
+        info.container,
+    )
+    assert len(record.table.ticks) == info.frame_count == 50
+    assert record.table.keyframe.dtype == bool and record.table.keyframe[0]
+    assert (record.stream_index, record.coded_size) == (0, (120, 160))  # as coded
+    assert record.rotation == info.rotation in (90, 270)
+    assert record.fps == pytest.approx(info.nominal_fps)
+    assert (record.container_start, record.first_pts) == (info.container_start, info.first_pts)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated", "one byte more", "a flipped bit", "a flipped bit in the header", "empty"],
+)
+def test_a_truncated_or_corrupt_entry_is_never_trusted(cache, opened, cfr_video, damage):
+    good = probe(cfr_video)
+    (entry,) = cache.glob("*" + ENTRY_SUFFIX)
+    data = bytearray(entry.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "one byte more":
+        data += b"\0"
+    elif damage == "a flipped bit":
+        data[len(data) // 2] ^= 0x10  # inside the frame table: only the CRC sees it
+    elif damage == "a flipped bit in the header":
+        data[20] ^= 0x01  # the frame count
+    else:
+        data = bytearray()
+    entry.write_bytes(bytes(data))
+    opened.clear()
+    _same_table(good, probe(cfr_video))
+    assert "pyav" in opened  # probed from the file again, not from the entry
+    assert entry.read_bytes()[:8] == b"NVE-FIDX" and len(entry.read_bytes()) > len(data) // 2
+    opened.clear()
+    _same_table(good, probe(cfr_video))
+    assert opened == []  # the rewritten entry is trusted again
+
+
+def test_an_old_npz_entry_is_left_alone_and_the_file_probed_again(cache, opened, cfr_video):
+    cache.mkdir(parents=True)
+    old = cache / "0123abcd.npz"
+    old.write_bytes(b"an entry of format 3")
+    probe(cfr_video)
+    assert "pyav" in opened
+    assert old.read_bytes() == b"an entry of format 3"
+    assert len(list(cache.glob("*" + ENTRY_SUFFIX))) == 1
 
 
 def test_an_entry_of_another_format_version_is_ignored(cache, opened, cfr_video, monkeypatch):
@@ -184,3 +230,14 @@ def test_the_identity_names_the_device_as_well_as_the_inode(cfr_video):
     st = os.stat(cfr_video)
     identity = file_identity(Path(cfr_video))
     assert identity[-2:] == [str(st.st_dev), str(st.st_ino)]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_in_place_of_the_entry_never_blocks_a_probe(cache, cfr_video):
+    from napari_video_extract.core import frame_index
+
+    path = Path(os.path.abspath(cfr_video))
+    entry = frame_index._entry(frame_index.file_identity(path))
+    cache.mkdir(parents=True)
+    os.mkfifo(entry)  # opening it for reading would wait for a writer
+    assert probe(cfr_video).frame_count == 100

@@ -198,6 +198,57 @@ def test_the_frame_cap_holds_inside_a_cluster(mkvs, tmp_path, monkeypatch):
     assert read_mkv_frame_table(path, stream=0) is None
 
 
+def _edit_blocks(clusters, edit):
+    """``clusters`` with every SimpleBlock payload replaced by ``edit(payload)``."""
+    return [[(c, edit(p) if c == _SIMPLE_BLOCK else p) for c, p in cl] for cl in clusters]
+
+
+def test_a_track_number_written_in_two_bytes_is_still_read(mkvs, tmp_path):
+    """0x40 0x01 is track 1 too (a longer size than needed): the general path reads it."""
+    ebml, head, clusters = _mkv_parts(mkvs["plain"])
+    clusters = _edit_blocks(clusters, lambda p: b"\x40\x01" + p[1:])
+    path = _write_mkv(tmp_path / "long_track.mkv", ebml, head, clusters)
+    table = read_mkv_frame_table(path, stream=0, codec="h264")
+    assert table is not None and len(table.ticks) == 50
+    ticks, keyframe, durations, _ = probe_module._scan_packets(path, 60)
+    np.testing.assert_array_equal(table.ticks, ticks)
+    np.testing.assert_array_equal(table.keyframe, keyframe)
+    np.testing.assert_array_equal(table.durations, durations)
+
+
+def test_block_groups_give_their_own_duration_and_key_flag(mkvs, tmp_path):
+    """Every other frame in a BlockGroup (Block, BlockDuration, ReferenceBlock on
+    the non-keyframes): the table is the packet listing's."""
+    ebml, head, clusters = _mkv_parts(mkvs["plain"])
+    edited = []
+    for cl in clusters:
+        out = []
+        for i, (c, p) in enumerate(cl):
+            if c == _SIMPLE_BLOCK and i % 2:
+                group = _el(0xA1, p[:3] + b"\x00" + p[4:]) + _el(0x9B, b"\x03")
+                if not p[3] & 0x80:
+                    group += _el(0xFB, b"\xd8")  # ReferenceBlock -40
+                out.append((0xA0, group))
+            else:
+                out.append((c, p))
+        edited.append(out)
+    path = _write_mkv(tmp_path / "groups.mkv", ebml, head, edited)
+    table = read_mkv_frame_table(path, stream=0, codec="h264")
+    assert table is not None and len(table.ticks) == 50
+    assert set(table.durations.tolist()) == {3, 40}  # BlockDuration / the default
+    ticks, keyframe, durations, _ = probe_module._scan_packets(path, 60)
+    np.testing.assert_array_equal(table.ticks, ticks)
+    np.testing.assert_array_equal(table.keyframe, keyframe)
+    np.testing.assert_array_equal(table.durations, durations)
+
+
+def test_a_block_too_short_for_its_header(mkvs, tmp_path):
+    ebml, head, clusters = _mkv_parts(mkvs["plain"])
+    at = next(i for i, (c, _) in enumerate(clusters[1]) if c == _SIMPLE_BLOCK)
+    clusters[1][at] = (_SIMPLE_BLOCK, clusters[1][at][1][:3])  # track and time, no flags
+    _hostile_mkv(_write_mkv(tmp_path / "short.mkv", ebml, head, clusters))
+
+
 def test_an_exhausted_parse_budget_falls_back(mkvs, monkeypatch):
     monkeypatch.setattr(mkvindex, "PARSE_BUDGET_S", -1.0)
     assert read_mkv_frame_table(mkvs["plain"], stream=0) is None

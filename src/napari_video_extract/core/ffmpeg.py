@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 from fractions import Fraction
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = [
     "ALLOWED_DEMUXERS",
@@ -125,6 +127,8 @@ def run_ffmpeg(
     pass_fds : tuple of int
         File descriptors the process inherits (e.g. for :func:`frame_stats_args`).
     """
+    import subprocess  # here: importing this module (the reader's probe) must not pay for it
+
     return subprocess.run(
         [*base_args(), *args],
         stdin=subprocess.DEVNULL,

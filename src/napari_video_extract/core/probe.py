@@ -41,14 +41,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_video_extract.core.aviindex import read_avi_frame_table
 from napari_video_extract.core.container import first_video_stream, open_container
 from napari_video_extract.core.errors import NotAVideoError, VideoOpenError
 from napari_video_extract.core.ffmpeg import (
@@ -65,8 +64,12 @@ from napari_video_extract.core.frame_index import (
     load_probe_record,
     store_probe_record,
 )
-from napari_video_extract.core.mkvindex import read_mkv_frame_table
-from napari_video_extract.core.mp4index import read_mp4_frame_table
+
+if TYPE_CHECKING:
+    import subprocess
+
+# The container index readers and subprocess are imported where a file is
+# really read: a probe served from the frame-index sidecar does not pay for them.
 
 __all__ = ["FIRST_PTS_FROM_PYAV", "VideoInfo", "probe"]
 
@@ -274,17 +277,20 @@ def _first_frame(container, stream, av_error):
     return None
 
 
-def _median(values: np.ndarray) -> float:
+def _median(values: np.ndarray, *, in_place: bool = False) -> float:
     """``np.median`` of a non-empty 1-D array, without importing ``numpy.ma``.
 
     ``np.median`` imports ``numpy.ma`` on first use (25 ms here), a quarter of
-    what a probe from the sidecar may take.
+    what a probe from the sidecar may take. ``in_place`` partitions
+    ``values`` itself (its order changes) instead of a copy.
     """
     n = len(values)
     k = n // 2
+    part = values if in_place else values.copy()
     if n % 2:
-        return float(np.partition(values, k)[k])
-    part = np.partition(values, [k - 1, k])
+        part.partition(k)
+        return float(part[k])
+    part.partition([k - 1, k])
     return float((part[k - 1] + part[k]) / 2)
 
 
@@ -343,6 +349,8 @@ def _run_with_limit(
     path: Path, args: list[str], timeout: float, what: str, *, pass_fds: tuple[int, ...] = ()
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ffmpeg; a run over ``timeout`` seconds is this file's error, never a hang."""
+    import subprocess
+
     try:
         return run_ffmpeg(args, timeout=timeout, pass_fds=pass_fds)
     except subprocess.TimeoutExpired:
@@ -352,6 +360,10 @@ def _run_with_limit(
 def _frame_table(path: Path, header: dict, timeout: float) -> FrameTable:
     """The frame table: from the MP4/MOV or AVI index or the Matroska block
     headers if they can be read, else from packets."""
+    from napari_video_extract.core.aviindex import read_avi_frame_table
+    from napari_video_extract.core.mkvindex import read_mkv_frame_table
+    from napari_video_extract.core.mp4index import read_mp4_frame_table
+
     stream_index = header["stream_index"]
     if header["container"] == "avi":
         avi = read_avi_frame_table(path, stream=stream_index)
@@ -496,20 +508,25 @@ def probe(
     if len(ticks) == 0:
         raise NotAVideoError(path, "no video frames in the stream")
 
-    order = np.argsort(ticks, kind="stable")
-    ticks, keys, durations = ticks[order], keys[order], durations[order]
-    # Two packets with one timestamp would be one frame on screen; keep the first.
-    keep = np.concatenate([[True], np.diff(ticks) > 0])
-    ticks, keys, durations = ticks[keep], keys[keep], durations[keep]
+    # Already in display order without repeats (no B-frames): nothing to sort
+    # or drop (each pass over a two-hour table costs milliseconds).
+    if not (np.diff(ticks) > 0).all():
+        order = np.argsort(ticks, kind="stable")
+        ticks, keys, durations = ticks[order], keys[order], durations[order]
+        # Two packets with one timestamp would be one frame on screen; keep the first.
+        keep = np.concatenate([[True], np.diff(ticks) > 0])
+        ticks, keys, durations = ticks[keep], keys[keep], durations[keep]
     tb = float(time_base)
-    rel = (ticks - ticks[0]).astype(np.float64) * tb
+    rel = (ticks - ticks[0]).astype(np.float64)
+    rel *= tb
     keyframes = np.flatnonzero(keys)
     if len(keyframes) == 0 or keyframes[0] != 0:
         # The first frame is decodable by construction (we just decoded it).
         keyframes = np.concatenate([[0], keyframes]).astype(np.int64)
 
     gaps = np.diff(rel)
-    median_gap = _median(gaps) if len(gaps) else 0.0
+    spread = float(gaps.max() - gaps.min()) if len(gaps) > 1 else 0.0
+    median_gap = _median(gaps, in_place=True) if len(gaps) else 0.0  # reorders gaps
     last_duration = float(durations[-1]) * tb if durations[-1] > 0 else median_gap
     nominal = record.fps
     if last_duration <= 0:
@@ -518,7 +535,7 @@ def probe(
     # Timestamps are rounded to the time base (WebM: 1 ms), so a constant
     # 24 fps stream shows 41 and 42 ms gaps; only more than that is variable.
     tolerance = max(0.01 * median_gap, 1.5 * tb)
-    vfr = bool(len(gaps) > 1 and (gaps.max() - gaps.min()) > tolerance)
+    vfr = spread > tolerance
 
     coded = record.coded_size
     rotation = record.rotation
