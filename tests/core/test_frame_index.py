@@ -241,3 +241,102 @@ def test_a_fifo_in_place_of_the_entry_never_blocks_a_probe(cache, cfr_video):
     cache.mkdir(parents=True)
     os.mkfifo(entry)  # opening it for reading would wait for a writer
     assert probe(cfr_video).frame_count == 100
+
+
+def _entry_of(video) -> Path:
+    from napari_video_extract.core import frame_index
+
+    return frame_index._entry(frame_index.file_identity(Path(os.path.abspath(video))))
+
+
+def _in_time(call, *, seconds: float = 30.0):
+    """``call()``'s result, failing (not hanging) if it blocks."""
+    import threading
+
+    result = []
+    thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return thread, result
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_swapped_in_after_a_name_check_never_blocks_a_probe(cache, cfr_video, monkeypatch):
+    # The entry's name is never checked and then opened: as if a FIFO replaced
+    # a regular entry right after such a check, every name check says "file".
+    entry = _entry_of(cfr_video)
+    cache.mkdir(parents=True)
+    os.mkfifo(entry)
+    monkeypatch.setattr(Path, "is_file", lambda self: True)
+    thread, result = _in_time(lambda: probe(cfr_video))
+    if thread.is_alive():  # blocked opening the FIFO: a writer releases it
+        os.close(os.open(entry, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(30)
+        pytest.fail("the probe blocked on a FIFO in place of its cache entry")
+    assert result[0].frame_count == 100
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links here")
+def test_a_symbolic_link_in_place_of_the_entry_is_not_followed(cache, opened, cfr_video):
+    probe(cfr_video)
+    entry = _entry_of(cfr_video)
+    elsewhere = cache / "elsewhere"
+    entry.rename(elsewhere)  # a good entry, but reached through a link
+    entry.symlink_to(elsewhere)
+    opened.clear()
+    assert probe(cfr_video).frame_count == 100
+    assert "pyav" in opened  # probed from the file, the link not followed
+
+
+def _rewrite_entry(entry: Path, **changes) -> None:
+    """Rewrite ``entry`` with header fields changed and a valid checksum."""
+    import struct
+    import zlib
+
+    from napari_video_extract.core import frame_index
+
+    data = bytearray(entry.read_bytes())
+    fields = list(frame_index._HEAD.unpack_from(data))
+    names = ["magic", "version", "text", "n", "num", "den", "stream", "width", "height"]
+    names += ["rotation", "fps", "start", "first_pts"]
+    for name, value in changes.items():
+        fields[names.index(name)] = value
+    frame_index._HEAD.pack_into(data, 0, *fields)
+    struct.pack_into("<I", data, len(data) - 4, zlib.crc32(data[:-4]))
+    entry.write_bytes(bytes(data))
+
+
+def test_a_whole_entry_of_format_version_4_is_ignored(cache, opened, cfr_video):
+    # Version 4 entries of H.264-in-AVI files may hold a wrong first_pts.
+    good = probe(cfr_video)
+    entry = _entry_of(cfr_video)
+    _rewrite_entry(entry, version=4)
+    opened.clear()
+    _same_table(good, probe(cfr_video))
+    assert "pyav" in opened  # probed again, and the entry rewritten in this format
+    opened.clear()
+    probe(cfr_video)
+    assert opened == []
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"width": 20_000, "height": 20_000},  # 400 megapixels, past MAX_PIXELS
+        {"width": 1 << 40, "height": 1},
+        {"rotation": -90},  # the probe's rotations are in [0, 360)
+        {"rotation": 360},
+        {"stream": -1},
+    ],
+)
+def test_a_cached_record_past_the_probes_limits_is_refused(cache, opened, cfr_video, changes):
+    good = probe(cfr_video)
+    entry = _entry_of(cfr_video)
+    _rewrite_entry(entry, **changes)  # checksum valid: only the limits can refuse it
+    opened.clear()
+    again = probe(cfr_video)
+    assert "pyav" in opened  # probed from the file again
+    assert again.as_dict() == good.as_dict()
+    opened.clear()
+    assert probe(cfr_video).as_dict() == good.as_dict()
+    assert opened == []  # the rewritten entry holds the real facts

@@ -24,7 +24,8 @@ Dask workers on the same machine) opens no decoder and runs no ffmpeg.
   ``read`` and a few ``numpy.frombuffer`` views (an ``.npz`` archive cost
   ``zipfile`` and ~15 ms more); nothing in it is executed or unpickled.
   A damaged, truncated or foreign entry (wrong magic, version, length or
-  checksum, inconsistent fields) is ignored and rewritten by the next probe;
+  checksum, inconsistent fields, a size past the probe's limits; a FIFO,
+  folder or symbolic link in its place) is ignored and rewritten by the next probe;
   the cache never makes a probe fail. Entries are written atomically
   (temporary file in the same folder, then rename).
 * Only what reading needs is imported at module level: writing imports
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import struct
 import sys
 import zlib
@@ -58,7 +60,10 @@ __all__ = [
 #: Environment variable naming the cache folder (empty: no cache at all).
 CACHE_DIR_ENV = "NAPARI_VIDEO_EXTRACT_CACHE_DIR"
 #: Bumped whenever what the probe stores changes meaning.
-_FORMAT_VERSION = 4  # 4: raw binary entries (older .npz entries are ignored)
+#: 4: raw binary entries (older .npz entries are ignored); 5: H.264-in-AVI
+#: entries of version 4 may hold a wrong ``first_pts`` (an older version in
+#: the header is refused, and the identity, so the entry's name, differs).
+_FORMAT_VERSION = 5
 #: File name ending of an entry.
 ENTRY_SUFFIX = ".fidx"
 _MAGIC = b"NVE-FIDX"
@@ -183,17 +188,34 @@ def load_probe_record(path: Path) -> ProbeRecord | None:
     """The cached record of ``path`` (absolute), or None if absent, stale or damaged."""
     identity = file_identity(path)
     entry = _entry(identity) if identity else None
-    if entry is None or not entry.is_file():  # absent, or a folder or FIFO in its place
+    if entry is None:
         return None
     try:
         return _parse_entry(entry, identity)
-    except Exception:  # any damage: the cache is only a shortcut
+    except Exception:  # absent or any damage: the cache is only a shortcut
         return None
+
+
+#: How an entry is opened: never blocking (a FIFO put in its place opens at
+#: once, and is then refused by ``fstat``), never through a symbolic link
+#: (entries are written by rename, never as links), in binary mode on Windows.
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 
 
 def _parse_entry(entry: Path, identity: list[str]) -> ProbeRecord | None:
     """The record in ``entry`` if it is whole, ours, of this format and for ``identity``."""
-    with open(entry, "rb") as fh:
+    # One open, then checks on that descriptor: a check of the name before
+    # the open would let a FIFO swapped in between block the probe.
+    fd = os.open(entry, _OPEN_FLAGS)
+    with open(fd, "rb", closefd=True) as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None  # a folder, FIFO or device in its place
         head = fh.read(_HEAD.size)
         if len(head) != _HEAD.size:
             return None
@@ -206,7 +228,7 @@ def _parse_entry(entry: Path, identity: list[str]) -> ProbeRecord | None:
             return None
         arrays = _aligned(_HEAD.size + text_len)
         total = arrays + 17 * n + _CRC.size
-        if os.fstat(fh.fileno()).st_size != total:
+        if st.st_size != total:
             return None  # truncated or padded
         buf = bytearray(total)
         buf[: _HEAD.size] = head
@@ -228,7 +250,14 @@ def _parse_entry(entry: Path, identity: list[str]) -> ProbeRecord | None:
     )
     flags = np.frombuffer(buf, dtype=np.uint8, count=n, offset=arrays + 16 * n)
     fps, container_start, first_pts = floats
+    # The limits the probe applies to what it reads from the file hold for
+    # what it reads from the cache too (probe.py imported this module, so
+    # the import below costs nothing).
+    from napari_video_extract.core.probe import MAX_PIXELS
+
     if n == 0 or num <= 0 or den <= 0 or min(width, height) <= 0:
+        return None
+    if width * height > MAX_PIXELS or not 0 <= rotation < 360 or stream_index < 0:
         return None
     if not (np.isfinite(container_start) and np.isfinite(first_pts) and np.isfinite(fps)):
         return None
