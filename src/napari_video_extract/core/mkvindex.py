@@ -59,7 +59,8 @@ _CONTENT_ENCODINGS = 0x6D80
 _CODEC_DELAY = 0x56AA
 #: Track types ffmpeg makes a stream of (video, audio, subtitle), in order.
 _STREAM_TRACK_TYPES = {1, 2, 0x11}
-#: Most frames we read: about 23 hours at 60 fps (ten bytes each in memory).
+#: Most frames we read: about 23 hours at 60 fps (11 bytes each in memory,
+#: 17 more for a BlockGroup's).
 _MAX_FRAMES = 5_000_000
 #: Timestamps, durations and ticks at or past this are unusual: far from any
 #: real film and clear of int64 overflow when added up.
@@ -290,6 +291,8 @@ def _read(fileno: int, end_of_file: int, stream: int, codec: str | None) -> Fram
     if not out:
         return None
     ticks, keys, durations, sizes = out.table()
+    if time.monotonic() > deadline:
+        raise _Unusual("too slow")  # the budget covers the whole parse
     if len(ticks) == 0:
         return None
     if ticks.max() >= _TIME_LIMIT:
@@ -342,7 +345,12 @@ class _Found:
         self.heads = bytearray()
         self.sizes = array("q")
         self.times: list[tuple[int, int]] = []  # (first block, cluster time)
-        self.groups: dict[int, tuple[int, bool]] = {}  # block: (duration, key)
+        # BlockGroups' fields in three columns (17 bytes a group, where a
+        # dict of tuples took ~170: a file of BlockGroups only may hold
+        # _MAX_FRAMES of them), written into the table by numpy at once.
+        self.group_blocks = array("q")
+        self.group_durations = array("q")
+        self.group_keys = array("b")
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -362,8 +370,10 @@ class _Found:
             raise _Unusual("negative time")
         keys = (flags & 0x80) != 0
         durations = np.full(len(self), self.default, dtype=np.int64)
-        for block, (duration, key) in self.groups.items():
-            durations[block], keys[block] = duration, key
+        if self.group_blocks:
+            groups = np.frombuffer(self.group_blocks, dtype=np.int64)
+            durations[groups] = np.frombuffer(self.group_durations, dtype=np.int64)
+            keys[groups] = np.frombuffer(self.group_keys, dtype=np.int8) != 0
         return ticks, keys, durations, np.frombuffer(self.sizes, dtype=np.int64)
 
 
@@ -467,7 +477,9 @@ def _cluster_blocks(b, start: int, end: int, out: _Found, deadline: float) -> No
                 if head + 3 > block + block_size:
                     raise _Unusual("block too short")
                 if group is not None:
-                    out.groups[len(sizes)] = group
+                    out.group_blocks.append(len(sizes))
+                    out.group_durations.append(group[0])
+                    out.group_keys.append(group[1])
                 heads += b[head : head + 3]
                 add_size(block + block_size - (head + 3))
                 if len(sizes) > _MAX_FRAMES:
