@@ -1,5 +1,7 @@
 """Perceptual hashes of images, video frames and image files.
 
+Per-image hashing lives in :mod:`~napari_video_extract.core.image_hash`, in-memory
+frames in :mod:`~napari_video_extract.core.frame_hashing` (both re-exported here).
 A hash is a short bit string that changes little when an image changes little.
 We compute it with :mod:`imagehash` (``phash``, ``dhash``, ``ahash``, ``whash``,
 ``colorhash``) after normalising the image the same way whatever its source
@@ -20,7 +22,6 @@ those whose own bars differ are decoded a second time.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -28,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import imagehash
 import numpy as np
 from PIL import Image
 
@@ -39,18 +39,17 @@ from napari_video_extract.core.dedup_settings import (
     DEFAULT_THRESHOLDS_64,
     METHODS,
     check_method,
-    colorhash_binbits,
     default_threshold,
     hash_bits,
 )
-from napari_video_extract.core.hash_cache import CACHE_NAME
-from napari_video_extract.core.normalise import (
-    frame_to_image,
-    load_image,
-    load_image_and_box,
-    open_for_hash_and_box,
-    thumbnail_side,
+from napari_video_extract.core.frame_hashing import (
+    hash_frames,
+    hash_frames_and_boxes,
+    hash_frames_and_thumbnails,
 )
+from napari_video_extract.core.hash_cache import CACHE_NAME
+from napari_video_extract.core.image_hash import _hash_normalised, hash_image
+from napari_video_extract.core.normalise import load_image, open_for_hash_and_box, thumbnail_side
 from napari_video_extract.core.packed_hash import (
     PackedHash,
     hamming_bits,
@@ -60,7 +59,7 @@ from napari_video_extract.core.packed_hash import (
 )
 from napari_video_extract.core.sharpness import file_sharpness, sharpness
 from napari_video_extract.core.thumbcache import ThumbCache
-from napari_video_extract.core.verify import THUMB_SHAPE, make_thumbnail
+from napari_video_extract.core.verify import THUMB_SHAPE
 
 __all__ = [
     "CACHE_NAME",
@@ -95,278 +94,6 @@ IMAGE_SUFFIXES = frozenset(
 # Bump when the normalisation changes: invalidates caches. 3: the crop box
 # is stored with each hash (a hash may be made with its video's shared box).
 _PIPELINE_VERSION = 3
-
-
-@functools.lru_cache(maxsize=8)
-def _dct_rows(n: int, k: int) -> np.ndarray:
-    # First k rows of the unnormalised DCT-II of size n (scipy.fftpack.dct).
-    freq, pos = np.arange(k)[:, None], np.arange(n)[None, :]
-    return 2.0 * np.cos(np.pi * freq * (2 * pos + 1) / (2 * n))
-
-
-def _phash_bits(image: Image.Image, hash_size: int) -> np.ndarray:
-    """``imagehash.phash`` bits, with the DCT as a cached matrix product.
-
-    Same steps and the same bits as imagehash (checked on 1,500 stills at
-    hash sizes 8 and 16); its scipy DCT costs ~0.5 s of import in every
-    worker process and computes all 32x32 coefficients to keep 8x8.
-    """
-    side = hash_size * 4
-    small = image.convert("L").resize((side, side), Image.Resampling.LANCZOS)
-    rows = _dct_rows(side, hash_size)
-    low = rows @ np.asarray(small, dtype=np.float64) @ rows.T
-    return (low > np.median(low)).reshape(-1)
-
-
-def _imagehash_bits(image: Image.Image, method: str, hash_size: int) -> np.ndarray:
-    if method == "phash":
-        return _phash_bits(image, hash_size)
-    elif method == "dhash":
-        result = imagehash.dhash(image, hash_size=hash_size)
-    elif method == "ahash":
-        result = imagehash.average_hash(image, hash_size=hash_size)
-    elif method == "whash":
-        # A fixed wavelet scale: the hash must not depend on the image size.
-        result = imagehash.whash(image, hash_size=hash_size, image_scale=4 * hash_size)
-    else:
-        result = imagehash.colorhash(image, binbits=colorhash_binbits(hash_size))
-    return np.asarray(result.hash, dtype=bool).reshape(-1)
-
-
-def hash_image(
-    source: str | os.PathLike[str] | Image.Image,
-    *,
-    method: str = "phash",
-    hash_size: int = 8,
-    crop_borders: bool = True,
-) -> PackedHash:
-    """Hash one image file or PIL image.
-
-    Parameters
-    ----------
-    source : path or PIL.Image.Image
-        The image.
-    method : {"phash", "dhash", "ahash", "whash", "colorhash"}, optional
-        Hash function.
-    hash_size : int, optional
-        8 gives 64-bit hashes (see :func:`hash_bits`).
-    crop_borders : bool, optional
-        Crop uniform borders before hashing.
-
-    Returns
-    -------
-    PackedHash
-
-    Raises
-    ------
-    ValueError
-        Unknown method or invalid hash size.
-    OSError
-        The image cannot be decoded.
-    """
-    check_method(method, hash_size)
-    return _hash_and_thumbnail(source, method, hash_size, crop_borders, thumbnail=False)[0]
-
-
-def _hash_and_thumbnail(
-    source,
-    method: str,
-    hash_size: int,
-    crop_borders: bool,
-    *,
-    thumbnail: bool,
-    crop_box: BorderBox | None = None,
-) -> tuple[PackedHash, np.ndarray | None, BorderBox | None]:
-    """The hash, (when asked) the verification thumbnail and the own bars, from one decode."""
-    image, box = load_image_and_box(
-        source,
-        thumbnail_side=thumbnail_side(hash_size),
-        color=method == "colorhash",
-        crop_borders=crop_borders,
-        crop_box=crop_box,
-    )
-    return (*_hash_normalised(image, method, hash_size, thumbnail=thumbnail), box)
-
-
-def _hash_normalised(
-    image: Image.Image, method: str, hash_size: int, *, thumbnail: bool
-) -> tuple[PackedHash, np.ndarray | None]:
-    """The hash and thumbnail of an image already normalised by :func:`load_image`."""
-    packed = PackedHash.from_bits(_imagehash_bits(image, method, hash_size))
-    return packed, (make_thumbnail(image) if thumbnail else None)
-
-
-def hash_frames(
-    frames: np.ndarray,
-    *,
-    method: str = "phash",
-    hash_size: int = 8,
-    crop_borders: bool = True,
-    crop_groups: Sequence[int] | np.ndarray | None = None,
-) -> np.ndarray:
-    """Hash a stack of frames in memory (the API of the napari widget).
-
-    Parameters
-    ----------
-    frames : ndarray, shape (N, H, W) or (N, H, W, C)
-        ``uint8`` (or ``uint16``) frames; C is 1, 3 (RGB) or 4 (RGBA).
-    method : {"phash", "dhash", "ahash", "whash", "colorhash"}, optional
-        Hash function.
-    hash_size : int, optional
-        8 gives 64-bit hashes.
-    crop_borders : bool, optional
-        Crop uniform borders before hashing.
-    crop_groups : sequence of int, optional
-        The video of each frame: the frames of one video (id >= 0) are
-        cropped with one box, the bars all of them have
-        (:func:`~napari_video_extract.core.crop_consensus.consensus_boxes`);
-        -1, or no ``crop_groups``: each frame its own crop.
-
-    Returns
-    -------
-    ndarray of uint64, shape (N, W)
-        Packed hashes, ``W = ceil(hash_bits(method, hash_size) / 64)``.
-
-    Raises
-    ------
-    ValueError
-        Wrong shape, unknown method or invalid hash size.
-    TypeError
-        Frames that are neither ``uint8`` nor ``uint16``.
-    """
-    return _hash_frames(
-        frames, method, hash_size, crop_borders, thumbnails=False, crop_groups=crop_groups
-    )[0]
-
-
-def hash_frames_and_thumbnails(
-    frames: np.ndarray,
-    *,
-    method: str = "phash",
-    hash_size: int = 8,
-    crop_borders: bool = True,
-    crop_groups: Sequence[int] | np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes and verification thumbnails of frames in memory, from one pass.
-
-    The thumbnails are what
-    :func:`~napari_video_extract.core.clustering.cluster_verified` compares.
-
-    Parameters
-    ----------
-    frames : ndarray, shape (N, H, W) or (N, H, W, C)
-        As for :func:`hash_frames`.
-    method : {"phash", "dhash", "ahash", "whash", "colorhash"}, optional
-        Hash function.
-    hash_size : int, optional
-        8 gives 64-bit hashes.
-    crop_borders : bool, optional
-        Crop uniform borders before hashing (the thumbnail is of the same
-        cropped image).
-    crop_groups : sequence of int, optional
-        As for :func:`hash_frames`.
-
-    Returns
-    -------
-    hashes : ndarray of uint64, shape (N, W)
-        As :func:`hash_frames`.
-    thumbnails : ndarray of uint8, shape (N, *THUMB_SHAPE)
-        Grey thumbnails (:func:`~napari_video_extract.core.verify.make_thumbnail`).
-
-    Raises
-    ------
-    ValueError, TypeError
-        As :func:`hash_frames`.
-    """
-    return _hash_frames(
-        frames, method, hash_size, crop_borders, thumbnails=True, crop_groups=crop_groups
-    )[:2]
-
-
-def hash_frames_and_boxes(
-    frames: np.ndarray,
-    *,
-    method: str = "phash",
-    hash_size: int = 8,
-    crop_borders: bool = True,
-    thumbnails: bool = False,
-    crop_boxes: Sequence[BorderBox | None] | None = None,
-) -> tuple[np.ndarray, np.ndarray | None, list[BorderBox | None]]:
-    """:func:`hash_frames` of a part of a stack, with each frame's own bars.
-
-    For a stack read a part at a time (a lazy video): hash every part, take
-    :func:`~napari_video_extract.core.crop_consensus.consensus_boxes` of the
-    bars, and hash again, with ``crop_boxes``, the frames whose box changed.
-
-    Parameters
-    ----------
-    frames : ndarray, shape (N, H, W) or (N, H, W, C)
-        As for :func:`hash_frames`.
-    method, hash_size, crop_borders
-        As for :func:`hash_frames`.
-    thumbnails : bool, optional
-        Also return the verification thumbnails.
-    crop_boxes : sequence of BorderBox or None, optional
-        The box to crop each frame with (``None``: its own bars).
-
-    Returns
-    -------
-    hashes : ndarray of uint64, shape (N, W)
-    thumbnails : ndarray of uint8, shape (N, *THUMB_SHAPE), or None
-    boxes : list of BorderBox or None
-        Each frame's own bars (``None`` without ``crop_borders`` or where
-        ``crop_boxes`` gave the box).
-
-    Raises
-    ------
-    ValueError, TypeError
-        As :func:`hash_frames`.
-    """
-    return _hash_frames(
-        frames, method, hash_size, crop_borders, thumbnails=thumbnails, crop_boxes=crop_boxes
-    )
-
-
-def _hash_frames(
-    frames, method, hash_size, crop_borders, *, thumbnails, crop_groups=None, crop_boxes=None
-):
-    check_method(method, hash_size)
-    frames = np.asarray(frames)
-    if frames.ndim not in (3, 4) or (frames.ndim == 4 and frames.shape[3] not in (1, 3, 4)):
-        raise ValueError(f"expected frames of shape (N, H, W) or (N, H, W, C), got {frames.shape}")
-    if frames.dtype not in (np.uint8, np.uint16):
-        raise TypeError(f"expected uint8 or uint16 frames, got {frames.dtype}")
-    n_bits = hash_bits(method, hash_size)
-    out = np.zeros((frames.shape[0], max(1, math.ceil(n_bits / 64))), dtype=np.uint64)
-    thumbs = np.zeros((frames.shape[0], *THUMB_SHAPE), dtype=np.uint8) if thumbnails else None
-    if crop_boxes is not None and len(crop_boxes) != len(frames):
-        raise ValueError(f"{len(crop_boxes)} crop boxes for {len(frames)} frames")
-    if crop_groups is not None and len(crop_groups) != len(frames):
-        raise ValueError(f"{len(crop_groups)} crop groups for {len(frames)} frames")
-    boxes: list[BorderBox | None] = []
-
-    def one(i: int, box: BorderBox | None) -> BorderBox | None:
-        packed, thumb, own = _hash_and_thumbnail(
-            frame_to_image(frames[i]),
-            method,
-            hash_size,
-            crop_borders,
-            thumbnail=thumbnails,
-            crop_box=box,
-        )
-        out[i] = packed.words
-        if thumbs is not None:
-            thumbs[i] = thumb
-        return own
-
-    for i in range(len(frames)):
-        boxes.append(one(i, None if crop_boxes is None else crop_boxes[i]))
-    if crop_groups is not None and crop_borders:
-        shared = consensus_boxes(boxes, [int(g) for g in crop_groups])
-        for i, (own, box) in enumerate(zip(boxes, shared, strict=True)):
-            if own is not None and box is not None and own.margins != box.margins:
-                one(i, box)
-    return out, thumbs, boxes
 
 
 # ------------------------------------------------------------------ files, cache
