@@ -439,13 +439,18 @@ def frames_review(
             progress(min(n, lo + chunk), n)
     shared = consensus_boxes(own, sequence.tolist())
     again = [i for i in range(n) if own[i] is not None and own[i][:6] != shared[i][:6]]
-    for k in range(0, len(again), chunk):
+    k = 0
+    while k < len(again):
         _check_cancel(cancel)
-        part = again[k : k + chunk]
-        # One read of the span (a lazy video decodes forward anyway).
-        block = read(part[0], part[-1] + 1)
-        for i in part:
-            hash_block(i, block[i - part[0] : i - part[0] + 1], [shared[i]])
+        # One read of the frames within a chunk's span (a lazy video decodes
+        # forward anyway); never more than a chunk in memory.
+        lo, stop = again[k], k
+        while stop < len(again) and again[stop] < lo + chunk:
+            stop += 1
+        block = read(lo, again[stop - 1] + 1)
+        for i in again[k:stop]:
+            hash_block(i, block[i - lo : i - lo + 1], [shared[i]])
+        k = stop
     return Review(
         words,
         settings,
