@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from napari_video_extract.core.borders import BorderBox
 from napari_video_extract.core.crop_consensus import consensus_boxes
 from napari_video_extract.core.dedup import dedup_folders
 from napari_video_extract.core.extract import Interval, extract_video
+from napari_video_extract.core.hash_cache import CACHE_NAME
 from napari_video_extract.core.hashing import hash_files, hash_frames_and_thumbnails
 from napari_video_extract.core.review import Review
 
@@ -90,6 +92,7 @@ def test_shared_box_hashes_are_cached_with_their_box(tmp_path):
     video = [0] * len(paths)
     first = hash_files(paths, crop_groups=video, with_thumbnails=True)
     assert first.recropped > 0  # the flat background was cut differently from still to still
+    assert (first.cache_hits, first.hashed, first.failed) == (0, len(paths), 0)
     assert len({record.crop_box for record in first.files}) == 1
     expected, _ = hash_frames_and_thumbnails(
         np.stack([np.asarray(Image.open(p)) for p in paths]), crop_groups=video
@@ -113,3 +116,20 @@ def test_frames_of_a_video_layer_share_one_box():
     expected, thumbs = hash_frames_and_thumbnails(frames, crop_groups=[0] * len(frames))
     assert np.array_equal(review.hashes, expected)
     assert np.array_equal(np.asarray(review.thumbnails), thumbs)
+
+
+def test_a_damaged_box_in_the_cache_is_hashed_afresh(tmp_path):
+    paths = []
+    for k, frame in enumerate(shot()[:3]):
+        paths.append(tmp_path / f"still{k}.png")
+        Image.fromarray(frame).save(paths[-1])
+    first = hash_files(paths, crop_groups=[0, 0, 0])
+    cache = tmp_path / CACHE_NAME
+    data = json.loads(cache.read_text())
+    for entry in data["entries"].values():
+        for boxes in entry["boxes"].values():
+            boxes[1][2] = 10_000  # a left bar wider than the image
+    cache.write_text(json.dumps(data))
+    again = hash_files(paths, crop_groups=[0, 0, 0])
+    assert (again.cache_hits, again.hashed) == (0, 3)
+    assert np.array_equal(again.hash_array(), first.hash_array())

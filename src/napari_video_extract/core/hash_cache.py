@@ -55,8 +55,11 @@ def cached_boxes(entry: Any, key: str) -> tuple[BorderBox | None, BorderBox | No
         used_box = BorderBox(*(int(v) for v in used[:6]))
     except (KeyError, TypeError, ValueError, IndexError):
         return None, None
-    if own_box[:2] != used_box[:2] or min(own_box[:6] + used_box[:6]) < 0:
-        return None, None
+    for box in (own_box, used_box):  # a damaged cache: hash afresh
+        if min(box[:6]) < 0 or box.left + box.right >= box.width:
+            return None, None
+        if box.top + box.bottom >= box.height or box[:2] != own_box[:2]:
+            return None, None
     return own_box, used_box
 
 

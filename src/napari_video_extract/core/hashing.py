@@ -409,14 +409,14 @@ def hash_files(
         done = run(jobs, again, done, total + len(again))
         for i, old in zip(again, before, strict=True):
             new = records[i]
+            if new.hash is None:  # changed or gone between the two decodes: the first stands
+                result.failed -= 1
+                records[i] = old
+                continue
             if old.from_cache:  # opened after all
                 result.cache_hits -= 1
             else:
                 result.hashed -= 1  # counted once
-            if new.hash is None:  # changed or gone between the two decodes
-                result.failed -= 1
-                records[i] = old
-                continue
             new.sharpness = old.sharpness
             if new.border_box is None:  # else a file of another size now: its own crop
                 result.recropped += 1

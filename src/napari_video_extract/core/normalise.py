@@ -134,8 +134,8 @@ def load_image_and_box(
     image : PIL.Image.Image
         The normalised, cropped image.
     box : BorderBox or None
-        The image's own bars (:func:`find_border_box`; ``None`` without
-        ``crop_borders``).
+        The image's own bars (:func:`find_border_box`); ``None`` without
+        ``crop_borders`` or when ``crop_box`` was used (they are not looked for).
     """
     if isinstance(source, Image.Image):
         image = source
