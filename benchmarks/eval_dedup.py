@@ -237,7 +237,14 @@ def main() -> int:
         uncropped = run_dedup(stills, files, crop_borders=False)
         print(_row("ours, defaults but `--no-crop-borders`",
                    score(labels, [it.cluster for it in uncropped], [it.kept for it in uncropped])))  # fmt: skip
-        hashed = hash_files(files, with_thumbnails=True, use_cache=False, write_cache=False)
+        # The stills of one video share one crop box, as dedup_folders does for them.
+        hashed = hash_files(
+            files,
+            with_thumbnails=True,
+            use_cache=False,
+            write_cache=False,
+            crop_groups=[0] * len(files),
+        )
         words, thumbs = hashed.hash_array(), hashed.thumbnail_array()
         for t in (12, 16, 24, 32):
             for ms in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):

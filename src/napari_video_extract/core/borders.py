@@ -2,16 +2,61 @@
 
 Black bars dominate a hash of 64 bits, so the hash (and the verification
 thumbnail) are computed from the picture inside them.
+:func:`find_border_box` says where the picture is (a :class:`BorderBox`),
+:func:`crop_to_box` crops to a box: stills of one video share one box
+(:mod:`~napari_video_extract.core.crop_consensus`), since bars belong to a
+video, not to a frame.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from PIL import Image
 
-__all__ = ["crop_uniform_borders"]
+__all__ = ["BorderBox", "crop_to_box", "crop_uniform_borders", "find_border_box"]
 
 _MIN_CROPPED_SIDE = 8
+
+
+class BorderBox(NamedTuple):
+    """The uniform bars around an image of ``width`` x ``height`` pixels.
+
+    ``left``, ``top``, ``right``, ``bottom`` are the bars' thicknesses in
+    pixels; ``blank`` marks an image that is uniform all over (nothing is
+    cropped from it, and it says nothing about where a video's bars are).
+    """
+
+    width: int
+    height: int
+    left: int = 0
+    top: int = 0
+    right: int = 0
+    bottom: int = 0
+    blank: bool = False
+
+    @property
+    def margins(self) -> tuple[int, int, int, int]:
+        """``(left, top, right, bottom)``."""
+        return self.left, self.top, self.right, self.bottom
+
+
+def crop_to_box(image: Image.Image, box: BorderBox) -> Image.Image:
+    """``image`` without the bars of ``box`` (``image`` itself when there are none).
+
+    Raises
+    ------
+    ValueError
+        ``box`` is for an image of another size.
+    """
+    if (image.width, image.height) != (box.width, box.height):
+        raise ValueError(
+            f"border box for {box.width}x{box.height}, image is {image.width}x{image.height}"
+        )
+    if not any(box.margins):
+        return image
+    return image.crop((box.left, box.top, box.width - box.right, box.height - box.bottom))
 
 
 def crop_uniform_borders(
@@ -46,11 +91,33 @@ def crop_uniform_borders(
         The cropped image, or ``image`` itself when nothing is cropped or when
         cropping would leave fewer than 8 pixels a side (a blank image).
     """
+    return crop_to_box(image, find_border_box(image, tolerance=tolerance, max_passes=max_passes))
+
+
+def find_border_box(
+    image: Image.Image, *, tolerance: float = 8.0, max_passes: int = 3
+) -> BorderBox:
+    """The bars :func:`crop_uniform_borders` crops from ``image``.
+
+    Parameters
+    ----------
+    image : PIL.Image.Image
+        An ``L`` or ``RGB`` image.
+    tolerance, max_passes
+        As for :func:`crop_uniform_borders`.
+
+    Returns
+    -------
+    BorderBox
+        ``blank`` when the first pass finds bars that would leave fewer than
+        8 pixels a side (nothing is cropped then).
+    """
     # Grey levels of the whole image once; each pass looks at the part left
     # by the previous ones (cropping commutes with the conversion to grey).
     gray = np.asarray(image.convert("L") if image.mode != "L" else image, dtype=np.int16)
     box_left, box_top = 0, 0
-    for _ in range(max_passes):
+    blank = False
+    for n_pass in range(max_passes):
         h, w = gray.shape
         if h < 2 * _MIN_CROPPED_SIDE or w < 2 * _MIN_CROPPED_SIDE:
             break
@@ -72,13 +139,20 @@ def crop_uniform_borders(
         if top + bottom == 0 and left + right == 0:
             break
         if h - top - bottom < _MIN_CROPPED_SIDE or w - left - right < _MIN_CROPPED_SIDE:
+            blank = n_pass == 0
             break
         gray = gray[top : h - bottom, left : w - right]
         box_left, box_top = box_left + left, box_top + top
-    if gray.shape == (image.height, image.width):
-        return image
     h, w = gray.shape
-    return image.crop((box_left, box_top, box_left + w, box_top + h))
+    return BorderBox(
+        image.width,
+        image.height,
+        box_left,
+        box_top,
+        image.width - box_left - w,
+        image.height - box_top - h,
+        blank=blank,
+    )
 
 
 def _is_border(lines: np.ndarray, tolerance: float) -> np.ndarray:

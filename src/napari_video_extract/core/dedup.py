@@ -644,6 +644,10 @@ def dedup_folders(
         for path, t in zip(scan.images, scan.times, strict=True):
             items.append(DedupItem(path=path, folder=folder, reference=is_ref, time=t))
 
+    # Stills with a frames.csv time come from the folder's one video: they
+    # share one crop box, and each neighbours the previous one in time.
+    folder_ids = {folder: k for k, folder in enumerate(refs + inputs)}
+    videos = [folder_ids[it.folder] if it.time is not None else -1 for it in items]
     hashed = hash_files(
         [item.path for item in items],
         method=method,
@@ -655,6 +659,7 @@ def dedup_folders(
         progress=progress,
         map_jobs=map_jobs,
         with_thumbnails=verify,
+        crop_groups=videos,
     )
     report.cache_hits, report.hashed = hashed.cache_hits, hashed.hashed
     readable: list[int] = []
@@ -683,11 +688,6 @@ def dedup_folders(
     if verify:
         from napari_video_extract.core.matching import cluster_verified
 
-        # Stills with a frames.csv time are neighbours of the previous one in their folder.
-        folder_ids = {folder: k for k, folder in enumerate(refs + inputs)}
-        sequence = [
-            folder_ids[items[i].folder] if items[i].time is not None else -1 for i in readable
-        ]
         result = cluster_verified(
             words,
             hashed.thumbnail_array(),
@@ -698,7 +698,7 @@ def dedup_folders(
             keep=keep,
             quality=quality,
             reference_mask=ref_mask,
-            sequence=np.array(sequence, dtype=np.int64),
+            sequence=np.array([videos[i] for i in readable], dtype=np.int64),
         )
         report.verification = result
         report.verified_paths = [items[i].path for i in readable]

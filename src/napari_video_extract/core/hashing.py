@@ -1,5 +1,7 @@
 """Perceptual hashes of images, video frames and image files.
 
+Per-image hashing lives in :mod:`~napari_video_extract.core.image_hash`, in-memory
+frames in :mod:`~napari_video_extract.core.frame_hashing` (both re-exported here).
 A hash is a short bit string that changes little when an image changes little.
 We compute it with :mod:`imagehash` (``phash``, ``dhash``, ``ahash``, ``whash``,
 ``colorhash``) after normalising the image the same way whatever its source
@@ -13,40 +15,42 @@ borders cropped). Hashes are packed into ``uint64`` words
 (:mod:`~napari_video_extract.core.hash_pool`), reusing each folder's hash
 cache (:mod:`~napari_video_extract.core.hash_cache`) and, with thumbnails,
 its thumbnail cache (:mod:`~napari_video_extract.core.thumbcache`).
+Given the video of each image (``crop_groups``), the images of one video are
+cropped with one shared box (:mod:`~napari_video_extract.core.crop_consensus`):
+those whose own bars differ are decoded a second time.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import imagehash
 import numpy as np
 from PIL import Image
 
 from napari_video_extract.core import hash_cache, hash_pool
-from napari_video_extract.core.borders import crop_uniform_borders
+from napari_video_extract.core.borders import BorderBox, crop_uniform_borders
+from napari_video_extract.core.crop_consensus import consensus_boxes
 from napari_video_extract.core.dedup_settings import (
     DEFAULT_THRESHOLDS_64,
     METHODS,
     check_method,
-    colorhash_binbits,
     default_threshold,
     hash_bits,
 )
+from napari_video_extract.core.frame_hashing import (
+    hash_frames,
+    hash_frames_and_boxes,
+    hash_frames_and_thumbnails,
+)
 from napari_video_extract.core.hash_cache import CACHE_NAME
 from napari_video_extract.core.image_folder import IMAGE_SUFFIXES
-from napari_video_extract.core.normalise import (
-    frame_to_image,
-    load_image,
-    open_for_hash,
-    thumbnail_side,
-)
+from napari_video_extract.core.image_hash import _hash_normalised, hash_image
+from napari_video_extract.core.normalise import load_image, open_for_hash_and_box, thumbnail_side
 from napari_video_extract.core.packed_hash import (
     PackedHash,
     hamming_bits,
@@ -56,7 +60,7 @@ from napari_video_extract.core.packed_hash import (
 )
 from napari_video_extract.core.sharpness import file_sharpness, sharpness
 from napari_video_extract.core.thumbcache import ThumbCache
-from napari_video_extract.core.verify import THUMB_SHAPE, make_thumbnail
+from napari_video_extract.core.verify import THUMB_SHAPE
 
 __all__ = [
     "CACHE_NAME",
@@ -72,6 +76,7 @@ __all__ = [
     "hash_bits",
     "hash_files",
     "hash_frames",
+    "hash_frames_and_boxes",
     "hash_frames_and_thumbnails",
     "hash_image",
     "hashes_from_hex",
@@ -81,193 +86,10 @@ __all__ = [
     "sharpness",
 ]
 
-_PIPELINE_VERSION = 2  # bump when the normalisation changes: invalidates caches
 
-
-@functools.lru_cache(maxsize=8)
-def _dct_rows(n: int, k: int) -> np.ndarray:
-    # First k rows of the unnormalised DCT-II of size n (scipy.fftpack.dct).
-    freq, pos = np.arange(k)[:, None], np.arange(n)[None, :]
-    return 2.0 * np.cos(np.pi * freq * (2 * pos + 1) / (2 * n))
-
-
-def _phash_bits(image: Image.Image, hash_size: int) -> np.ndarray:
-    """``imagehash.phash`` bits, with the DCT as a cached matrix product.
-
-    Same steps and the same bits as imagehash (checked on 1,500 stills at
-    hash sizes 8 and 16); its scipy DCT costs ~0.5 s of import in every
-    worker process and computes all 32x32 coefficients to keep 8x8.
-    """
-    side = hash_size * 4
-    small = image.convert("L").resize((side, side), Image.Resampling.LANCZOS)
-    rows = _dct_rows(side, hash_size)
-    low = rows @ np.asarray(small, dtype=np.float64) @ rows.T
-    return (low > np.median(low)).reshape(-1)
-
-
-def _imagehash_bits(image: Image.Image, method: str, hash_size: int) -> np.ndarray:
-    if method == "phash":
-        return _phash_bits(image, hash_size)
-    elif method == "dhash":
-        result = imagehash.dhash(image, hash_size=hash_size)
-    elif method == "ahash":
-        result = imagehash.average_hash(image, hash_size=hash_size)
-    elif method == "whash":
-        # A fixed wavelet scale: the hash must not depend on the image size.
-        result = imagehash.whash(image, hash_size=hash_size, image_scale=4 * hash_size)
-    else:
-        result = imagehash.colorhash(image, binbits=colorhash_binbits(hash_size))
-    return np.asarray(result.hash, dtype=bool).reshape(-1)
-
-
-def hash_image(
-    source: str | os.PathLike[str] | Image.Image,
-    *,
-    method: str = "phash",
-    hash_size: int = 8,
-    crop_borders: bool = True,
-) -> PackedHash:
-    """Hash one image file or PIL image.
-
-    Parameters
-    ----------
-    source : path or PIL.Image.Image
-        The image.
-    method : {"phash", "dhash", "ahash", "whash", "colorhash"}, optional
-        Hash function.
-    hash_size : int, optional
-        8 gives 64-bit hashes (see :func:`hash_bits`).
-    crop_borders : bool, optional
-        Crop uniform borders before hashing.
-
-    Returns
-    -------
-    PackedHash
-
-    Raises
-    ------
-    ValueError
-        Unknown method or invalid hash size.
-    OSError
-        The image cannot be decoded.
-    """
-    check_method(method, hash_size)
-    return _hash_and_thumbnail(source, method, hash_size, crop_borders, thumbnail=False)[0]
-
-
-def _hash_and_thumbnail(
-    source, method: str, hash_size: int, crop_borders: bool, *, thumbnail: bool
-) -> tuple[PackedHash, np.ndarray | None]:
-    """The hash and (when asked) the verification thumbnail from one decode."""
-    image = load_image(
-        source,
-        thumbnail_side=thumbnail_side(hash_size),
-        color=method == "colorhash",
-        crop_borders=crop_borders,
-    )
-    return _hash_normalised(image, method, hash_size, thumbnail=thumbnail)
-
-
-def _hash_normalised(
-    image: Image.Image, method: str, hash_size: int, *, thumbnail: bool
-) -> tuple[PackedHash, np.ndarray | None]:
-    """The hash and thumbnail of an image already normalised by :func:`load_image`."""
-    packed = PackedHash.from_bits(_imagehash_bits(image, method, hash_size))
-    return packed, (make_thumbnail(image) if thumbnail else None)
-
-
-def hash_frames(
-    frames: np.ndarray,
-    *,
-    method: str = "phash",
-    hash_size: int = 8,
-    crop_borders: bool = True,
-) -> np.ndarray:
-    """Hash a stack of frames in memory (the API of the napari widget).
-
-    Parameters
-    ----------
-    frames : ndarray, shape (N, H, W) or (N, H, W, C)
-        ``uint8`` (or ``uint16``) frames; C is 1, 3 (RGB) or 4 (RGBA).
-    method : {"phash", "dhash", "ahash", "whash", "colorhash"}, optional
-        Hash function.
-    hash_size : int, optional
-        8 gives 64-bit hashes.
-    crop_borders : bool, optional
-        Crop uniform borders before hashing.
-
-    Returns
-    -------
-    ndarray of uint64, shape (N, W)
-        Packed hashes, ``W = ceil(hash_bits(method, hash_size) / 64)``.
-
-    Raises
-    ------
-    ValueError
-        Wrong shape, unknown method or invalid hash size.
-    TypeError
-        Frames that are neither ``uint8`` nor ``uint16``.
-    """
-    return _hash_frames(frames, method, hash_size, crop_borders, thumbnails=False)[0]
-
-
-def hash_frames_and_thumbnails(
-    frames: np.ndarray,
-    *,
-    method: str = "phash",
-    hash_size: int = 8,
-    crop_borders: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes and verification thumbnails of frames in memory, from one pass.
-
-    The thumbnails are what
-    :func:`~napari_video_extract.core.clustering.cluster_verified` compares.
-
-    Parameters
-    ----------
-    frames : ndarray, shape (N, H, W) or (N, H, W, C)
-        As for :func:`hash_frames`.
-    method : {"phash", "dhash", "ahash", "whash", "colorhash"}, optional
-        Hash function.
-    hash_size : int, optional
-        8 gives 64-bit hashes.
-    crop_borders : bool, optional
-        Crop uniform borders before hashing (the thumbnail is of the same
-        cropped image).
-
-    Returns
-    -------
-    hashes : ndarray of uint64, shape (N, W)
-        As :func:`hash_frames`.
-    thumbnails : ndarray of uint8, shape (N, *THUMB_SHAPE)
-        Grey thumbnails (:func:`~napari_video_extract.core.verify.make_thumbnail`).
-
-    Raises
-    ------
-    ValueError, TypeError
-        As :func:`hash_frames`.
-    """
-    return _hash_frames(frames, method, hash_size, crop_borders, thumbnails=True)
-
-
-def _hash_frames(frames, method, hash_size, crop_borders, *, thumbnails):
-    check_method(method, hash_size)
-    frames = np.asarray(frames)
-    if frames.ndim not in (3, 4) or (frames.ndim == 4 and frames.shape[3] not in (1, 3, 4)):
-        raise ValueError(f"expected frames of shape (N, H, W) or (N, H, W, C), got {frames.shape}")
-    if frames.dtype not in (np.uint8, np.uint16):
-        raise TypeError(f"expected uint8 or uint16 frames, got {frames.dtype}")
-    n_bits = hash_bits(method, hash_size)
-    out = np.zeros((frames.shape[0], max(1, math.ceil(n_bits / 64))), dtype=np.uint64)
-    thumbs = np.zeros((frames.shape[0], *THUMB_SHAPE), dtype=np.uint8) if thumbnails else None
-    for i, frame in enumerate(frames):
-        packed, thumb = _hash_and_thumbnail(
-            frame_to_image(frame), method, hash_size, crop_borders, thumbnail=thumbnails
-        )
-        out[i] = packed.words
-        if thumbs is not None:
-            thumbs[i] = thumb
-    return out, thumbs
+# Bump when the normalisation changes: invalidates caches. 3: the crop box
+# is stored with each hash (a hash may be made with its video's shared box).
+_PIPELINE_VERSION = 3
 
 
 # ------------------------------------------------------------------ files, cache
@@ -296,6 +118,11 @@ class FileHash:
     thumbnail : ndarray of uint8 or None
         Verification thumbnail (:data:`~napari_video_extract.core.verify.THUMB_SHAPE`),
         when requested.
+    border_box : BorderBox or None
+        The image's own uniform bars (``None`` without ``crop_borders``).
+    crop_box : BorderBox or None
+        The box the hash and thumbnail were made with: ``border_box``, or the
+        one shared by the stills of its video.
     """
 
     path: Path
@@ -307,6 +134,8 @@ class FileHash:
     error: str | None = None
     from_cache: bool = False
     thumbnail: np.ndarray | None = field(default=None, repr=False)
+    border_box: BorderBox | None = None
+    crop_box: BorderBox | None = None
 
 
 @dataclass
@@ -325,6 +154,8 @@ class HashFilesResult:
         Files opened and hashed in this call.
     failed : int
         Files that could not be hashed.
+    recropped : int
+        Files hashed (again) with their video's shared crop box.
     cache_errors : list of str
         Caches that could not be read or written (the run goes on without).
     """
@@ -334,6 +165,7 @@ class HashFilesResult:
     cache_hits: int = 0
     hashed: int = 0
     failed: int = 0
+    recropped: int = 0
     cache_errors: list[str] = field(default_factory=list)
 
     def hash_array(self) -> np.ndarray:
@@ -365,31 +197,36 @@ def _settings_key(method: str, hash_size: int, crop_borders: bool) -> str:
 
 
 def _hash_one(job: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Worker: (hex, width, height, sharpness, error, thumbnail bytes) for one file.
+    """Worker: (hex, width, height, sharpness, error, thumbnail bytes, own bars) for one file.
 
     ``job`` is ``(path, method, hash_size, crop_borders, want_sharpness[,
-    want_thumbnail])``; the thumbnail is made from the same decode as the hash.
+    want_thumbnail[, crop_box]])``; the thumbnail is made from the same
+    decode as the hash; ``crop_box`` (a tuple) replaces the file's own bars,
+    which are then not returned (``None``).
     """
     path, method, hash_size, crop_borders, want_sharpness = job[:5]
     want_thumbnail = bool(job[5]) if len(job) > 5 else False
+    crop_box = BorderBox(*job[6]) if len(job) > 6 and job[6] is not None else None
     try:
-        image, width, height = open_for_hash(
+        image, width, height, own = open_for_hash_and_box(
             path,
             thumbnail_side=thumbnail_side(hash_size),
             color=method == "colorhash",
             crop_borders=crop_borders,
+            crop_box=crop_box,
         )
         packed, thumb = _hash_normalised(image, method, hash_size, thumbnail=want_thumbnail)
         sharp = file_sharpness(path) if want_sharpness else None
         thumb_bytes = thumb.tobytes() if thumb is not None else None
-        return packed.to_hex(), width, height, sharp, None, thumb_bytes
+        own_tuple = tuple(own) if own is not None else None
+        return packed.to_hex(), width, height, sharp, None, thumb_bytes, own_tuple
     except Image.DecompressionBombError as exc:
-        return None, 0, 0, None, f"image too large: {exc}", None
+        return None, 0, 0, None, f"image too large: {exc}", None, None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         reason = str(exc) or type(exc).__name__
         if "cannot identify image file" in reason:
             reason = "not a readable image"
-        return None, 0, 0, None, " ".join(reason.split()), None
+        return None, 0, 0, None, " ".join(reason.split()), None, None
 
 
 def hash_files(
@@ -406,6 +243,7 @@ def hash_files(
     progress: Callable[[int, int], None] | None = None,
     map_jobs: Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]] | None = None,
     with_thumbnails: bool = False,
+    crop_groups: Sequence[int] | None = None,
 ) -> HashFilesResult:
     """Hash image files, reusing each folder's hash cache.
 
@@ -449,6 +287,13 @@ def hash_files(
         Also make each file's verification thumbnail (``FileHash.thumbnail``)
         in the same decode as its hash, cached in the folder's
         :data:`~napari_video_extract.core.thumbcache.THUMB_CACHE_NAME`.
+    crop_groups : sequence of int, optional
+        The video of each path (e.g. one id per ``frames.csv`` folder):
+        the images of one video (id >= 0) are cropped with one box, the
+        bars all of them have
+        (:func:`~napari_video_extract.core.crop_consensus.consensus_boxes`);
+        those whose own bars differ are decoded again (``recropped``). -1,
+        or no ``crop_groups``: each image its own crop.
 
     Returns
     -------
@@ -462,6 +307,8 @@ def hash_files(
     """
     check_method(method, hash_size)
     paths = [Path(p) for p in paths]
+    if crop_groups is not None and len(crop_groups) != len(paths):
+        raise ValueError(f"{len(crop_groups)} crop groups for {len(paths)} paths")
     n_bits = hash_bits(method, hash_size)
     key = _settings_key(method, hash_size, crop_borders)
     result = HashFilesResult(n_bits=n_bits)
@@ -484,16 +331,19 @@ def hash_files(
             continue
         stats.append(st)
         entry = caches[folder].get(path.name)
+        boxes = hash_cache.cached_boxes(entry, key) if crop_borders else (None, None)
         thumb = None
         if with_thumbnails:
             if folder not in thumb_caches:
                 thumb_caches[folder] = ThumbCache.read(folder) if use_cache else ThumbCache(folder)
-            thumb = thumb_caches[folder].get(path.name, st.st_size, st.st_mtime_ns, key)
+            thumb_key = hash_cache.thumb_key(key, boxes[1])
+            thumb = thumb_caches[folder].get(path.name, st.st_size, st.st_mtime_ns, thumb_key)
         if (
             isinstance(entry, dict)
             and entry.get("size") == st.st_size
             and entry.get("mtime_ns") == st.st_mtime_ns
             and key in entry.get("hashes", {})
+            and (not crop_borders or boxes[1] is not None)
             and (not with_sharpness or entry.get("sharpness") is not None)
             and (not with_thumbnails or thumb is not None)
         ):
@@ -506,6 +356,8 @@ def hash_files(
                 sharpness=entry.get("sharpness"),
                 from_cache=True,
                 thumbnail=thumb,
+                border_box=boxes[0],
+                crop_box=boxes[1],
             )
             result.cache_hits += 1
         else:
@@ -516,25 +368,55 @@ def hash_files(
     if progress is not None:
         progress(done, total)
 
+    def run(jobs: list[tuple[Any, ...]], indices: list[int], done: int, total: int) -> int:
+        n_cpu = os.cpu_count() or 1
+        use_pool = parallel if parallel is not None else len(jobs) >= 64 and n_cpu > 1
+        args = (indices, paths, stats, records, result, progress, done, total)
+        if map_jobs is not None:
+            return _collect(map_jobs(_hash_one, jobs) if jobs else iter(()), *args)
+        if use_pool and jobs:
+            with hash_pool.executor(min(n_cpu, 8)) as executor:
+                chunk = hash_pool.chunk_size(len(jobs), n_cpu)
+                return _collect(executor.map(_hash_one, jobs, chunksize=chunk), *args)
+        return _collect((_hash_one(job) for job in jobs), *args)
+
     jobs = [
         (str(paths[i]), method, hash_size, crop_borders, with_sharpness, with_thumbnails)
         for i in todo
     ]
-    n_cpu = os.cpu_count() or 1
-    if parallel is None:
-        parallel = len(jobs) >= 64 and n_cpu > 1
-    if map_jobs is not None:
-        outputs = map_jobs(_hash_one, jobs) if jobs else iter(())
-        done = _collect(outputs, todo, paths, stats, records, result, progress, done, total)
-    elif parallel and jobs:
-        executor = hash_pool.executor(min(n_cpu, 8))
-        with executor:
-            chunk = hash_pool.chunk_size(len(jobs), n_cpu)
-            outputs = executor.map(_hash_one, jobs, chunksize=chunk)
-            done = _collect(outputs, todo, paths, stats, records, result, progress, done, total)
-    else:
-        outputs = (_hash_one(job) for job in jobs)
-        done = _collect(outputs, todo, paths, stats, records, result, progress, done, total)
+    done = run(jobs, todo, done, total)
+    if crop_borders:
+        groups = [-1] * len(paths) if crop_groups is None else [int(g) for g in crop_groups]
+        shared = consensus_boxes([r.border_box if r else None for r in records], groups)
+        again = [
+            i
+            for i, (record, box) in enumerate(zip(records, shared, strict=True))
+            if record is not None
+            and record.hash is not None
+            and box is not None
+            and (record.crop_box is None or box[:6] != record.crop_box[:6])
+        ]
+        # Sharpness is of the whole picture: kept from the first decode.
+        jobs = [
+            (str(paths[i]), method, hash_size, True, False, with_thumbnails, tuple(shared[i]))
+            for i in again
+        ]
+        before = [records[i] for i in again]
+        done = run(jobs, again, done, total + len(again))
+        for i, old in zip(again, before, strict=True):
+            new = records[i]
+            if new.hash is None:  # changed or gone between the two decodes: the first stands
+                result.failed -= 1
+                records[i] = old
+                continue
+            if old.from_cache:  # opened after all
+                result.cache_hits -= 1
+            else:
+                result.hashed -= 1  # counted once
+            new.sharpness = old.sharpness
+            if new.border_box is None:  # else a file of another size now: its own crop
+                result.recropped += 1
+                new.border_box, new.crop_box = old.border_box, shared[i]
 
     result.files = [r for r in records if r is not None]
     if write_cache:
@@ -551,6 +433,7 @@ def _collect(outputs, todo, paths, stats, records, result, progress, done, total
     for i, output in zip(todo, outputs, strict=True):
         hex_, width, height, sharp, error = output[:5]
         thumb_bytes = output[5] if len(output) > 5 else None
+        own = BorderBox(*output[6]) if len(output) > 6 and output[6] is not None else None
         st = stats[i]
         size = st.st_size if st is not None else 0
         if error is not None:
@@ -562,7 +445,15 @@ def _collect(outputs, todo, paths, stats, records, result, progress, done, total
             if thumb_bytes is not None:
                 thumb = np.frombuffer(thumb_bytes, dtype=np.uint8).reshape(THUMB_SHAPE)
             records[i] = FileHash(
-                paths[i], packed, width, height, size, sharpness=sharp, thumbnail=thumb
+                paths[i],
+                packed,
+                width,
+                height,
+                size,
+                sharpness=sharp,
+                thumbnail=thumb,
+                border_box=own,
+                crop_box=own,
             )
             result.hashed += 1
         done += 1

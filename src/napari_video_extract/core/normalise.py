@@ -10,7 +10,9 @@
   from the DCT coefficients: what makes hashing fast), so a file and an
   in-memory frame with the same pixels give the same hash;
 * uniform letterbox / pillarbox borders cropped
-  (:func:`~napari_video_extract.core.borders.crop_uniform_borders`).
+  (:func:`~napari_video_extract.core.borders.crop_uniform_borders`), or
+  cropped to a given :class:`~napari_video_extract.core.borders.BorderBox`
+  (the one shared by the stills of a video).
 """
 
 from __future__ import annotations
@@ -21,9 +23,17 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
-from napari_video_extract.core.borders import crop_uniform_borders
+from napari_video_extract.core.borders import BorderBox, crop_to_box, find_border_box
 
-__all__ = ["frame_to_image", "load_image", "open_for_hash", "thumbnail_side", "to_8bit"]
+__all__ = [
+    "frame_to_image",
+    "load_image",
+    "load_image_and_box",
+    "open_for_hash",
+    "open_for_hash_and_box",
+    "thumbnail_side",
+    "to_8bit",
+]
 
 _BACKGROUND = (255, 255, 255)
 
@@ -96,6 +106,37 @@ def load_image(
     OSError
         The file cannot be opened or decoded (corrupt, truncated, not an image).
     """
+    return load_image_and_box(
+        source, thumbnail_side=thumbnail_side, color=color, crop_borders=crop_borders
+    )[0]
+
+
+def load_image_and_box(
+    source: str | os.PathLike[str] | Image.Image,
+    *,
+    thumbnail_side: int | None = 64,
+    color: bool = False,
+    crop_borders: bool = True,
+    crop_box: BorderBox | None = None,
+) -> tuple[Image.Image, BorderBox | None]:
+    """:func:`load_image`, cropped to ``crop_box`` when given, and the image's own bars.
+
+    Parameters
+    ----------
+    source, thumbnail_side, color, crop_borders
+        As for :func:`load_image`.
+    crop_box : BorderBox, optional
+        Crop to this box instead of the image's own (with ``crop_borders``),
+        unless it is for another size of normalised image.
+
+    Returns
+    -------
+    image : PIL.Image.Image
+        The normalised, cropped image.
+    box : BorderBox or None
+        The image's own bars (:func:`find_border_box`); ``None`` without
+        ``crop_borders`` or when ``crop_box`` was used (they are not looked for).
+    """
     if isinstance(source, Image.Image):
         image = source
     else:
@@ -104,7 +145,13 @@ def load_image(
     # A broken EXIF block keeps the stored orientation.
     with contextlib.suppress(ValueError, TypeError, KeyError, SyntaxError, OSError):
         image = ImageOps.exif_transpose(image)
-    return _finish(image, thumbnail_side=thumbnail_side, color=color, crop_borders=crop_borders)
+    return _finish(
+        image,
+        thumbnail_side=thumbnail_side,
+        color=color,
+        crop_borders=crop_borders,
+        crop_box=crop_box,
+    )
 
 
 def _decode(image: Image.Image, thumbnail_side: int | None, color: bool) -> None:
@@ -115,14 +162,23 @@ def _decode(image: Image.Image, thumbnail_side: int | None, color: bool) -> None
 
 
 def _finish(
-    image: Image.Image, *, thumbnail_side: int | None, color: bool, crop_borders: bool
-) -> Image.Image:
+    image: Image.Image,
+    *,
+    thumbnail_side: int | None,
+    color: bool,
+    crop_borders: bool,
+    crop_box: BorderBox | None,
+) -> tuple[Image.Image, BorderBox | None]:
     image = to_8bit(image, color=color)
     if thumbnail_side:
         image = _reduce_to(image, thumbnail_side)
-    if crop_borders:
-        image = crop_uniform_borders(image)
-    return image
+    if not crop_borders:
+        return image, None
+    if crop_box is not None and crop_box[:2] == image.size:
+        # The own bars are not looked for: the caller knows them already.
+        return crop_to_box(image, crop_box), None
+    own = find_border_box(image)
+    return crop_to_box(image, own), own
 
 
 def open_for_hash(
@@ -159,6 +215,25 @@ def open_for_hash(
         The file cannot be opened or decoded, or its EXIF block cannot be
         read; ``PIL.Image.DecompressionBombError`` for a huge picture.
     """
+    image, width, height, _ = open_for_hash_and_box(
+        path, thumbnail_side=thumbnail_side, color=color, crop_borders=crop_borders
+    )
+    return image, width, height
+
+
+def open_for_hash_and_box(
+    path: str | os.PathLike[str],
+    *,
+    thumbnail_side: int | None,
+    color: bool = False,
+    crop_borders: bool = True,
+    crop_box: BorderBox | None = None,
+) -> tuple[Image.Image, int, int, BorderBox | None]:
+    """:func:`open_for_hash`, with ``crop_box`` and the own bars of :func:`load_image_and_box`.
+
+    ``box`` (the fourth value) is ``None`` without ``crop_borders`` or when
+    ``crop_box`` was used.
+    """
     image = Image.open(path)
     try:
         width, height = image.size
@@ -170,10 +245,14 @@ def open_for_hash(
             # Other formats may read their EXIF only once decoded (PNG), which
             # the call above may have done: open afresh, as load_image does.
             image.close()
-            loaded = load_image(
-                path, thumbnail_side=thumbnail_side, color=color, crop_borders=crop_borders
+            loaded, box = load_image_and_box(
+                path,
+                thumbnail_side=thumbnail_side,
+                color=color,
+                crop_borders=crop_borders,
+                crop_box=crop_box,
             )
-            return loaded, width, height
+            return loaded, width, height, box
         _decode(image, thumbnail_side, color)  # closes the file
     except BaseException:
         image.close()
@@ -181,8 +260,14 @@ def open_for_hash(
     if orientation != 1:  # else exif_transpose would return a plain copy
         with contextlib.suppress(ValueError, TypeError, KeyError, SyntaxError, OSError):
             image = ImageOps.exif_transpose(image)
-    image = _finish(image, thumbnail_side=thumbnail_side, color=color, crop_borders=crop_borders)
-    return image, width, height
+    image, box = _finish(
+        image,
+        thumbnail_side=thumbnail_side,
+        color=color,
+        crop_borders=crop_borders,
+        crop_box=crop_box,
+    )
+    return image, width, height, box
 
 
 def frame_to_image(frame: np.ndarray) -> Image.Image:

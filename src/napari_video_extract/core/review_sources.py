@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from napari_video_extract.core.crop_consensus import consensus_boxes
 from napari_video_extract.core.dedup import CSV_NAME, ClusterResult, dedup_folders
 from napari_video_extract.core.errors import InputError
 from napari_video_extract.core.hashing import (
     hamming_bits,
     hash_files,
-    hash_frames,
-    hash_frames_and_thumbnails,
+    hash_frames_and_boxes,
     hashes_from_hex,
     sharpness,
 )
@@ -88,8 +88,12 @@ def _hash_for_review(
     settings: ReviewSettings,
     progress: Callable[[int, int], None] | None,
     cancel: threading.Event | None,
+    crop_groups: Sequence[int] | None,
 ) -> Any:
-    """``hash_files`` with the review's settings, cancellable: what the CLI would hash."""
+    """``hash_files`` with the review's settings, cancellable: what the CLI would hash.
+
+    ``crop_groups`` as dedup gives them: the video of each timed still.
+    """
     return hash_files(
         paths,
         method=settings.method,
@@ -99,6 +103,7 @@ def _hash_for_review(
         progress=progress,
         map_jobs=cancellable_map(cancel),
         with_thumbnails=settings.verify,
+        crop_groups=crop_groups,
     )
 
 
@@ -143,12 +148,13 @@ def folder_review(
     from napari_video_extract.core.dedup import ordered_images
 
     try:
-        paths, _ = ordered_images(folder)
+        paths, times = ordered_images(folder)
     except OSError as exc:
         raise InputError(folder, f"cannot list folder: {exc.strerror or exc}") from None
     # The expensive step, cancellable; it also fills the hash cache so the
     # dry-run below reads every hash from it.
-    hashed = _hash_for_review(paths, settings, progress, cancel)
+    videos = [-1 if t is None else 0 for t in times]
+    hashed = _hash_for_review(paths, settings, progress, cancel, videos)
     _check_cancel(cancel)
     # The dry run gives dedup's items (order, times, unreadable files) with a
     # hash-only clustering (milliseconds); the verified clustering, the
@@ -233,7 +239,10 @@ def files_review(
     """
     settings = settings or ReviewSettings()
     paths = [Path(p) for p in paths]
-    hashed = _hash_for_review(paths, settings, progress, cancel)
+    groups = None
+    if time is not None:
+        groups = _sequence(video, len(paths), np.isfinite(np.asarray(time, dtype=float)))
+    hashed = _hash_for_review(paths, settings, progress, cancel, groups)
     _check_cancel(cancel)
     good = [k for k, rec in enumerate(hashed.files) if rec.hash is not None]
     if not good:
@@ -321,13 +330,17 @@ def dedup_csv_review(
             times.append(float(r.get("time") or "nan"))
         except ValueError:
             times.append(math.nan)
+    # The folder's one video: the crop box shared by its stills, as in dedup.
+    sequence = np.where(np.isfinite(times), 0, -1).astype(np.int64)
     return Review(
         words,
         settings,
         # Made when a re-clustering first needs them: the csv's own clusters
         # need none.
-        thumbnails=(lambda: _file_thumbnails(paths, settings)) if settings.verify else None,
-        sequence=np.where(np.isfinite(times), 0, -1).astype(np.int64),
+        thumbnails=(lambda: _file_thumbnails(paths, settings, sequence))
+        if settings.verify
+        else None,
+        sequence=sequence,
         paths=paths,
         original_paths=[folder / r["file"] for r in good],
         folder=folder,
@@ -388,37 +401,62 @@ def frames_review(
         with tempfile.TemporaryFile() as fh:
             thumbs = np.memmap(fh, dtype=np.uint8, mode="w+", shape=(n, *THUMB_SHAPE))
     quality: list[Any] = []
-    for lo in range(0, n, chunk):
-        _check_cancel(cancel)
-        block = np.asarray(frames[lo : lo + chunk])
+    videos = [video] * n if isinstance(video, str) else video
+    # Frames of one video share one crop box (as the stills of a frames.csv
+    # folder in dedup): hashed with their own, then again where it differs.
+    sequence = _sequence(videos, n, np.ones(n, dtype=bool))
+    own: list[Any] = []
+
+    def read(lo: int, hi: int) -> np.ndarray:
+        block = np.asarray(frames[lo:hi])
         if to_uint8 is not None:
             block = to_uint8(block)
-        if block.ndim == 4 and block.shape[-1] == 1:
-            block = block[..., 0]
-        kwargs = dict(
+        return block[..., 0] if block.ndim == 4 and block.shape[-1] == 1 else block
+
+    def hash_block(lo: int, block: np.ndarray, boxes: list[Any] | None) -> list[Any]:
+        hashes, thumbnails, found = hash_frames_and_boxes(
+            block,
             method=settings.method,
             hash_size=settings.hash_size,
             crop_borders=settings.crop_borders,
+            thumbnails=thumbs is not None,
+            crop_boxes=boxes,
         )
+        words[lo : lo + len(block)] = hashes
         if thumbs is not None:
-            words[lo : lo + len(block)], thumbs[lo : lo + len(block)] = hash_frames_and_thumbnails(
-                block, **kwargs
-            )
-        else:
-            words[lo : lo + len(block)] = hash_frames(block, **kwargs)
+            thumbs[lo : lo + len(block)] = thumbnails
+        return found
+
+    for lo in range(0, n, chunk):
+        _check_cancel(cancel)
+        block = read(lo, lo + chunk)
+        own += hash_block(lo, block, None)
         if settings.keep == "sharpest":
             quality.extend(sharpness(f) for f in block)
         elif settings.keep == "largest":
             quality.extend([block.shape[1] * block.shape[2]] * len(block))
         if progress is not None:
             progress(min(n, lo + chunk), n)
-    videos = [video] * n if isinstance(video, str) else video
+    shared = consensus_boxes(own, sequence.tolist())
+    again = [i for i in range(n) if own[i] is not None and own[i][:6] != shared[i][:6]]
+    k = 0
+    while k < len(again):
+        _check_cancel(cancel)
+        # One read of the frames within a chunk's span (a lazy video decodes
+        # forward anyway); never more than a chunk in memory.
+        lo, stop = again[k], k
+        while stop < len(again) and again[stop] < lo + chunk:
+            stop += 1
+        block = read(lo, again[stop - 1] + 1)
+        for i in again[k:stop]:
+            hash_block(i, block[i - lo : i - lo + 1], [shared[i]])
+        k = stop
     return Review(
         words,
         settings,
         thumbnails=thumbs,
         # Frames of one video are neighbours (as timed stills in dedup).
-        sequence=_sequence(videos, n, np.ones(n, dtype=bool)),
+        sequence=sequence,
         frame=np.arange(n) if frame is None else frame,
         time=time,
         video=videos,
@@ -450,7 +488,9 @@ def _sequence(videos: Sequence[str] | None, n: int, timed: np.ndarray) -> np.nda
     return seq
 
 
-def _file_thumbnails(paths: Sequence[Path], settings: ReviewSettings) -> np.ndarray | None:
+def _file_thumbnails(
+    paths: Sequence[Path], settings: ReviewSettings, crop_groups: np.ndarray
+) -> np.ndarray | None:
     """Thumbnails of files, from hash_files' cache where it has them.
 
     None when a file cannot be read any more: the review then clusters by
@@ -463,6 +503,7 @@ def _file_thumbnails(paths: Sequence[Path], settings: ReviewSettings) -> np.ndar
         crop_borders=settings.crop_borders,
         with_thumbnails=True,
         write_cache=False,  # a duplicates folder may not be ours to write in
+        crop_groups=crop_groups,
     )
     if any(rec.hash is None for rec in hashed.files):
         return None
