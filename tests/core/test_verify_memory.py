@@ -1,4 +1,4 @@
-"""The verification's working memory: bounded caches, batch-independent results, released after a run."""
+"""The verification's working memory: bounded caches, batch-free results, freed after a run."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def thumbnails(n: int, *, seed: int = 0) -> np.ndarray:
     out = np.empty((n, *THUMB_SHAPE), dtype=np.uint8)
     scenes = [rng.integers(0, 256, size=(9, 16), dtype=np.uint8) for _ in range(max(1, n // 4))]
     for i in range(n):
-        base = Image.fromarray(scenes[i % len(scenes)]).resize((400, 225), Image.Resampling.BICUBIC)
+        base = Image.fromarray(scenes[i % len(scenes)])
+        base = base.resize((400, 225), Image.Resampling.BICUBIC)
         shift = int(rng.integers(0, 12))
         view = np.asarray(base.crop((shift, shift, 384 + shift, 216 + shift)), dtype=float)
         view = np.clip(view + rng.normal(0, 4, view.shape), 0, 255).astype(np.uint8)
