@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gc
+import platform
 
 import numpy as np
 from PIL import Image
 
 from napari_video_extract.core import verify
+from napari_video_extract.core.hashing import hash_frames_and_thumbnails
+from napari_video_extract.core.memory_release import give_back, release_pages
 from napari_video_extract.core.review import Review, ReviewSettings
+from napari_video_extract.core.review_sources import frames_review
 from napari_video_extract.core.verify import THUMB_SHAPE, Verifier, make_thumbnail
 
 
@@ -97,3 +101,26 @@ def test_a_finished_review_keeps_no_verification_cache(tmp_path):
     assert all(isinstance(v, float) for v in memo.values.values())
     review.recluster(threshold=24)  # re-clustering makes what it needs again
     assert live_verifiers() == before
+
+
+def test_released_pages_of_a_memory_map_keep_their_data(tmp_path):
+    data = thumbnails(8, seed=9)
+    mapped = np.memmap(tmp_path / "t.bin", dtype=np.uint8, mode="w+", shape=data.shape)
+    mapped[:] = data  # dirty pages of a shared map: dropped from the process, kept in the file
+    assert release_pages(mapped)
+    assert np.array_equal(mapped, data)
+    assert not release_pages(np.array(data))  # in memory: nothing to release
+
+
+def test_give_back_trims_the_heap_on_glibc():
+    assert give_back() == (platform.libc_ver()[0] == "glibc")
+
+
+def test_frames_review_thumbnails_survive_releases_while_hashing():
+    frames = np.repeat(thumbnails(24, seed=11)[..., None], 3, axis=-1)
+    frames = np.stack([np.asarray(Image.fromarray(f).resize((256, 144))) for f in frames])
+    # chunk=2: the map's pages are released after every 8 chunks (16 frames).
+    review = frames_review(frames, ReviewSettings(threshold=16), chunk=2)
+    words, thumbs = hash_frames_and_thumbnails(frames)
+    assert np.array_equal(review.thumbnails, thumbs)
+    assert np.array_equal(review.hashes, words)

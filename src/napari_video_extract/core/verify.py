@@ -39,9 +39,7 @@ Module-level API
 
 from __future__ import annotations
 
-import contextlib
 import math
-import mmap
 from collections import OrderedDict
 
 import numpy as np
@@ -53,6 +51,7 @@ from napari_video_extract.core.dedup_settings import (
     check_changes,
     default_min_similarity,
 )
+from napari_video_extract.core.memory_release import release_pages
 from napari_video_extract.core.placement import best_placement, high_norm, low_block
 from napari_video_extract.core.thumb_filters import blur as _blur
 from napari_video_extract.core.thumb_filters import unit as _unit
@@ -445,13 +444,7 @@ class Verifier:
         over a 100,000-still memory map would end with all of it (920 MB)
         resident. Nothing happens for thumbnails in memory.
         """
-        mapping = getattr(self.thumbnails, "_mmap", None)
-        if mapping is None:
-            base = getattr(self.thumbnails, "base", None)
-            mapping = base if isinstance(base, mmap.mmap) else None
-        if mapping is not None and hasattr(mapping, "madvise"):
-            with contextlib.suppress(OSError, ValueError):  # only a memory hint
-                mapping.madvise(mmap.MADV_DONTNEED)
+        release_pages(self.thumbnails)
 
     def searched(self, items: list[int]) -> list[_Searched]:
         """The search side of ``items`` (no cache touched: safe in another thread)."""
