@@ -124,3 +124,22 @@ def test_frames_review_thumbnails_survive_releases_while_hashing():
     words, thumbs = hash_frames_and_thumbnails(frames)
     assert np.array_equal(review.thumbnails, thumbs)
     assert np.array_equal(review.hashes, words)
+
+
+def test_give_back_collects_no_garbage_off_the_main_thread():
+    import threading
+
+    collections = []
+    # Full collections only: an automatic young-generation one may happen anywhere.
+    gc.callbacks.append(
+        lambda phase, info: collections.append(phase) if info["generation"] == 2 else None
+    )
+    try:
+        worker = threading.Thread(target=give_back)
+        worker.start()
+        worker.join()
+        assert collections == []  # a full collection could finalise Qt objects there
+        give_back()
+        assert "start" in collections
+    finally:
+        gc.callbacks.pop()

@@ -11,7 +11,7 @@ Module-level API
 :func:`release_pages`
     Let the OS drop the resident pages of a memory-mapped array.
 :func:`give_back`
-    Collect garbage, then hand freed heap memory back to the OS (glibc only).
+    Collect garbage (main thread), then hand freed heap memory back to the OS (glibc only).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import functools
 import gc
 import mmap
 import sys
+import threading
 from typing import Any
 
 __all__ = ["give_back", "release_pages"]
@@ -75,10 +76,12 @@ def _malloc_trim() -> Any:
 
 
 def give_back() -> bool:
-    """Collect garbage and return the freed heap to the OS.
+    """Collect garbage (main thread only) and return the freed heap to the OS.
 
     Meant for the end of a run (a few to a few hundred milliseconds in a
-    large process, mostly the garbage collection), not for inner loops.
+    large process, mostly the garbage collection), not for inner loops. In
+    another thread only the heap is trimmed: a full collection there could
+    finalise GUI objects (Qt's must be deleted in the GUI thread).
 
     Returns
     -------
@@ -86,7 +89,8 @@ def give_back() -> bool:
         Whether ``malloc_trim`` ran (glibc only; elsewhere only the garbage
         collection happens).
     """
-    gc.collect()
+    if threading.current_thread() is threading.main_thread():
+        gc.collect()
     trim = _malloc_trim()
     if trim is None:
         return False
