@@ -75,6 +75,7 @@ from napari_video_extract.core.dedup_settings import (
     hash_bits,
 )
 from napari_video_extract.core.errors import InputError
+from napari_video_extract.core.memory_release import give_back
 from napari_video_extract.core.review import (
     Cancelled,
     Review,
@@ -436,7 +437,11 @@ class DuplicateFinderWidget(  # one mixin per concept, each in its module
 
     def _on_found(self, review: Review) -> None:
         source = self._pending
+        # Nothing of the old review stays: its layers, thumbnails (their
+        # loader refers to it) and clusterings go before the new one shows.
+        self.review, self._thumbs = None, None
         self._clear_review_layers()
+        give_back()
         self.review = review
         self.source_layer = source.get("layer")
         if review.paths is not None:

@@ -351,6 +351,8 @@ class ClusterBrowser:
                 self._viewer.layers.remove(layer)
         self.gallery_layer = self.kept_layer = None
         self.gallery = None
+        # A finished re-clustering worker's callbacks refer to its review.
+        self._cluster_worker = None
         self.selected = None
         self.only_kept.value = False
 

@@ -19,6 +19,7 @@ import numpy as np
 from napari_video_extract._widgets.review_gallery import ThumbnailCache
 from napari_video_extract._widgets.worker import progress_steps
 from napari_video_extract.core.errors import InputError
+from napari_video_extract.core.memory_release import give_back
 from napari_video_extract.core.review import Review, ReviewSettings
 
 __all__ = ["gui_message", "sparkline", "to_uint8"]
@@ -110,6 +111,9 @@ def _find_job(source: dict[str, Any], settings: ReviewSettings, cancel: threadin
             lambda progress: _frames_review(source, settings, **both(progress))
         )
     review.nearest_distances()
+    # The hashing and verification temporaries are freed: hand them back
+    # now, in the worker, rather than leave the process at its peak.
+    give_back()
     return review
 
 

@@ -14,11 +14,20 @@ import threading
 from napari_video_extract._widgets.review_jobs import (
     sparkline,
 )
+from napari_video_extract.core.memory_release import give_back
 from napari_video_extract.core.review import (
     Review,
 )
 
 __all__ = ["ThresholdPanel"]
+
+
+def _precompute_and_give_back(review: Review, thresholds: list[int], *, cancel) -> None:
+    """The warm-up, then the memory its verifications used back to the OS."""
+    try:
+        review.precompute(thresholds, cancel=cancel)
+    finally:
+        give_back()
 
 
 class ThresholdPanel:
@@ -38,8 +47,8 @@ class ThresholdPanel:
         # run when the viewer closes, and it reports nothing (a failing step
         # fails again, in view, when the slider reaches it).
         threading.Thread(
-            target=review.precompute,
-            args=(near,),
+            target=_precompute_and_give_back,
+            args=(review, near),
             kwargs={"cancel": cancel},
             daemon=True,
             name="nve-precompute",

@@ -310,7 +310,8 @@ def cluster_verified(
     # OS drop the pages it read (Verifier.release_pages), else a 100,000-still
     # map ends up resident.
     thumbs = thumbnails if isinstance(thumbnails, np.ndarray) else np.asarray(thumbnails)
-    verifier = Verifier(thumbs, changes=changes, search_cache_size=2 * _BLOCK + 64)
+    # Its caches are bounded in bytes (Verifier's defaults: ~40 MB each).
+    verifier = Verifier(thumbs, changes=changes)
     rec = _Recorder(verifier, hashes, min_similarity, pairs)
 
     order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
@@ -494,6 +495,9 @@ def cluster_verified(
         similarity = np.ones(n, dtype=np.float64)
         for i in np.flatnonzero(~kept).tolist():
             similarity[i] = rec.score(int(kept_index[i]), i)
+    # Nothing in the result refers to the verifier; emptied now all the same,
+    # so a caller keeping a reference (a traceback, a debugger) keeps no cache.
+    verifier.clear()
     return VerifiedClusterResult(
         cluster,
         kept,

@@ -40,6 +40,7 @@ from napari_video_extract.core.hashing import (
     sharpness,
 )
 from napari_video_extract.core.manifest import read_manifest
+from napari_video_extract.core.memory_release import release_pages
 from napari_video_extract.core.review import Cancelled, Review, ReviewSettings
 from napari_video_extract.core.verify import THUMB_SHAPE
 
@@ -435,6 +436,11 @@ def frames_review(
             quality.extend(sharpness(f) for f in block)
         elif settings.keep == "largest":
             quality.extend([block.shape[1] * block.shape[2]] * len(block))
+        if thumbs is not None and (lo // chunk) % 8 == 7:
+            # The rows written so far stay in the file; resident, they would
+            # add 9 KB a frame to the process until the clustering's own
+            # release_pages.
+            release_pages(thumbs)
         if progress is not None:
             progress(min(n, lo + chunk), n)
     shared = consensus_boxes(own, sequence.tolist())

@@ -39,9 +39,7 @@ Module-level API
 
 from __future__ import annotations
 
-import contextlib
 import math
-import mmap
 from collections import OrderedDict
 
 import numpy as np
@@ -53,6 +51,7 @@ from napari_video_extract.core.dedup_settings import (
     check_changes,
     default_min_similarity,
 )
+from napari_video_extract.core.memory_release import release_pages
 from napari_video_extract.core.placement import best_placement, high_norm, low_block
 from napari_video_extract.core.thumb_filters import blur as _blur
 from napari_video_extract.core.thumb_filters import unit as _unit
@@ -144,12 +143,33 @@ class _Searched:
     )  # fmt: skip
 
 
+#: Thumbnails whose search side is made in one batch of FFTs and filters:
+#: the temporaries of a batch (float32 and float64 copies, spectra, blurs)
+#: are ~0.6 MB per thumbnail, so a batch stays a few MB whatever the block.
+_SEARCH_BATCH = 16
+
+
 def _searched(thumbs: np.ndarray) -> list[_Searched]:
-    """The search side of a stack of thumbnails, computed for the whole stack at once."""
+    """The search side of a stack of thumbnails, ``_SEARCH_BATCH`` at a time.
+
+    Each still's arrays are its own copies, not views of the batch: a cache
+    keeping one still must not keep its whole batch alive. A still's result
+    does not depend on its batch (the filters work one image at a time, see
+    :mod:`~napari_video_extract.core.thumb_filters`; pocketfft transforms
+    each image on its own; ``tests/core/test_verify.py`` checks it).
+    """
+    raw_all = np.asarray(thumbs)
+    if raw_all.ndim == 2:
+        raw_all = raw_all[None]
+    out = []
+    for lo in range(0, len(raw_all), _SEARCH_BATCH):
+        out += _searched_batch(raw_all[lo : lo + _SEARCH_BATCH])
+    return out
+
+
+def _searched_batch(thumbs: np.ndarray) -> list[_Searched]:
     fft = _fft()
     raw = np.asarray(thumbs, dtype=np.float32)
-    if raw.ndim == 2:
-        raw = raw[None]
     means = raw.mean(axis=(1, 2))
     flat = raw.std(axis=(1, 2)) < _FLAT_STD
     band = _band_pass(raw)
@@ -160,11 +180,20 @@ def _searched(thumbs: np.ndarray) -> list[_Searched]:
     out = []
     for b in range(len(raw)):
         s = _Searched()
-        s.mean, s.flat, s.image = float(means[b]), bool(flat[b]), band[b]
-        s.fft, s.norm, s.low, s.high = spectra[b], norms[b], lows[b], float(highs[b])
-        s.smooth = smooth[b]
+        s.mean, s.flat, s.image = float(means[b]), bool(flat[b]), band[b].copy()
+        s.fft, s.norm, s.low = spectra[b].copy(), norms[b].copy(), lows[b].copy()
+        s.high, s.smooth = float(highs[b]), smooth[b].copy()
         out.append(s)
     return out
+
+
+def _nbytes(value: _Searched | _Templates) -> int:
+    """Bytes held by the arrays of a cache entry."""
+    return sum(
+        getattr(value, name).nbytes
+        for name in value.__slots__
+        if isinstance(getattr(value, name, None), np.ndarray)
+    )
 
 
 def _zoomed(image: np.ndarray) -> np.ndarray:
@@ -359,10 +388,18 @@ class Verifier:
         One thumbnail per item (a memory map is fine: rows are read on use).
     changes : {"global", "local"}, optional
         See :func:`similarity`.
-    cache_size : int, optional
-        Kept images whose templates are kept (~0.8 MB each).
-    search_cache_size : int, optional
-        Other images whose search side is kept (~0.13 MB each).
+    cache_bytes : int, optional
+        Memory for the kept images' templates (~0.65 MB each), least
+        recently used dropped first.
+    search_cache_bytes : int, optional
+        Memory for the search sides kept (~0.12 MB each; always at least the
+        last block added).
+
+    Notes
+    -----
+    The caches only save work: an entry dropped is made again, equal to the
+    bit, so the cache sizes never change a score. :meth:`clear` empties them
+    (a finished clustering calls it: a later one makes what it needs again).
     """
 
     def __init__(
@@ -370,8 +407,8 @@ class Verifier:
         thumbnails: np.ndarray,
         *,
         changes: str = "global",
-        cache_size: int = 192,
-        search_cache_size: int = 512,
+        cache_bytes: int = 40 << 20,
+        search_cache_bytes: int = 40 << 20,
     ) -> None:
         check_changes(changes)
         if thumbnails.ndim != 3 or thumbnails.shape[1:] != THUMB_SHAPE:
@@ -381,11 +418,24 @@ class Verifier:
             )
         self.thumbnails = thumbnails
         self.changes = changes
-        self.cache_size = int(cache_size)
-        self.search_cache_size = int(search_cache_size)
+        self.cache_bytes = int(cache_bytes)
+        self.search_cache_bytes = int(search_cache_bytes)
         self.n_scored = 0
         self._search: OrderedDict[int, _Searched] = OrderedDict()
         self._templates: OrderedDict[int, _Templates] = OrderedDict()
+        self._search_bytes = 0
+        self._template_bytes = 0
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes held by both caches now."""
+        return self._search_bytes + self._template_bytes
+
+    def clear(self) -> None:
+        """Drop every cached search side and template (they are made again on use)."""
+        self._search.clear()
+        self._templates.clear()
+        self._search_bytes = self._template_bytes = 0
 
     def release_pages(self) -> None:
         """Let the OS drop the pages of memory-mapped thumbnails read so far.
@@ -394,13 +444,7 @@ class Verifier:
         over a 100,000-still memory map would end with all of it (920 MB)
         resident. Nothing happens for thumbnails in memory.
         """
-        mapping = getattr(self.thumbnails, "_mmap", None)
-        if mapping is None:
-            base = getattr(self.thumbnails, "base", None)
-            mapping = base if isinstance(base, mmap.mmap) else None
-        if mapping is not None and hasattr(mapping, "madvise"):
-            with contextlib.suppress(OSError, ValueError):  # only a memory hint
-                mapping.madvise(mmap.MADV_DONTNEED)
+        release_pages(self.thumbnails)
 
     def searched(self, items: list[int]) -> list[_Searched]:
         """The search side of ``items`` (no cache touched: safe in another thread)."""
@@ -411,10 +455,13 @@ class Verifier:
     def add_searched(self, items: list[int], values: list[_Searched]) -> None:
         """Keep the search sides made by :meth:`searched`."""
         for i, value in zip(items, values, strict=True):
+            old = self._search.pop(int(i), None)
+            if old is not None:
+                self._search_bytes -= _nbytes(old)
             self._search[int(i)] = value
-            self._search.move_to_end(int(i))
-        while len(self._search) > max(self.search_cache_size, len(items)):
-            self._search.popitem(last=False)
+            self._search_bytes += _nbytes(value)
+        while self._search_bytes > self.search_cache_bytes and len(self._search) > len(items):
+            self._search_bytes -= _nbytes(self._search.popitem(last=False)[1])
 
     def prepare(self, items: list[int]) -> None:
         """Make the search side of the ``items`` not cached yet, all at once."""
@@ -438,8 +485,9 @@ class Verifier:
             else:  # its band-passed and smoothed images are made already
                 value = _Templates(self.thumbnails[i], search.image, search.smooth)
             self._templates[i] = value
-            if len(self._templates) > self.cache_size:
-                self._templates.popitem(last=False)
+            self._template_bytes += _nbytes(value)
+            while self._template_bytes > self.cache_bytes and len(self._templates) > 1:
+                self._template_bytes -= _nbytes(self._templates.popitem(last=False)[1])
         else:
             self._templates.move_to_end(i)
         return value
