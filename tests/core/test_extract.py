@@ -496,6 +496,38 @@ def test_sparse_interval_seeks_and_dense_interval_decodes_sequentially():
     assert len(dense) == 1
 
 
+@pytest.mark.parametrize(("suffix", "runs"), [(".ts", 1), (".mp4", 4)])
+def test_pyav_runs_start_dearer_where_seeks_are_inexact(tmp_path, suffix, runs):
+    """MPEG-TS seeks by timestamp and often lands after the keyframe (a retry
+    from earlier): 4 stills 60 frames apart are one run there (at the cheap
+    start cost: 4 planned runs, 7 started, 132 frames decoded instead of 126);
+    MP4 seeks to the indexed keyframe: 4 runs, none retried."""
+    video = synthetic.make_cfr(tmp_path / f"v{suffix}", frames=200, size=(640, 480))
+    info = probe(video, cache=False)
+    wanted = [0, 60, 120, 199]
+    assert len(plan_segments(info, wanted, workers=1, cost=decode_cost(info, "pyav"))) == runs
+    stats = DecodeStats()
+    got = list(decode_frames(info, wanted, workers=1, backend="pyav", stats=stats))
+    shown = sorted((f.index, synthetic.decode_index(f.image)) for f in got)
+    assert shown == [(i, i) for i in wanted]
+    assert stats.runs == runs
+
+
+@pytest.mark.media
+def test_pyav_runs_on_a_real_mpeg_ps_clip_are_not_retried_seeks(media_dir):
+    """city_cc0_mpeg2.mpg, 4 stills: 2 runs and 122 frames (8 runs and 257 frames
+    when a run was costed as if its seek were exact)."""
+    info = probe(media_dir / "city_cc0_mpeg2.mpg")
+    n = info.frame_count
+    wanted = sorted({n // 3, n // 2, (4 * n) // 5, n - 1})
+    stats, missing = DecodeStats(), []
+    got = list(
+        decode_frames(info, wanted, workers=1, backend="pyav", stats=stats, missing=missing)
+    )
+    assert sorted(f.index for f in got) == wanted and missing == []
+    assert stats.runs <= 2
+
+
 def test_parallel_plan_splits_at_keyframes_and_keeps_every_target():
     info = _long_info()
     wanted = list(range(0, info.frame_count, 50))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import synthetic
+from napari_video_extract.core.decode import decode_frames
 from napari_video_extract.core.errors import NotAVideoError, VideoOpenError
 from napari_video_extract.core.probe import probe
 
@@ -173,9 +176,6 @@ def test_city_start_time(media_dir):
 def first_pts_videos(tmp_path_factory, cfr_video, vfr_video, rotated_video, audio_video):
     """Videos in the containers whose frame 0 time the probe reads in process."""
     d = tmp_path_factory.mktemp("first_pts")
-    packed_b = d / "packed_b.avi"  # MPEG-4 part 2 with B-frames: frame 0 is 1 tick late
-    lavfi = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", "2"]
-    synthetic.run([*lavfi, "-c:v", "mpeg4", "-bf", "2", "-g", "12", str(packed_b)])
     return [
         cfr_video,
         vfr_video[0],
@@ -185,6 +185,23 @@ def first_pts_videos(tmp_path_factory, cfr_video, vfr_video, rotated_video, audi
         synthetic.make_cfr(d / "edit_list.mp4", frames=30, extra=["-output_ts_offset", "-1"]),
         synthetic.make_cfr(d / "late.mkv", frames=30, extra=["-output_ts_offset", "1.5"]),
         synthetic.make_cfr(d / "early.mkv", frames=30, extra=["-output_ts_offset", "-1"]),
+    ]
+
+
+@pytest.fixture(scope="module")
+def avi_videos(tmp_path_factory) -> list[Path]:
+    """AVI files where PyAV's first frame time is not the executable's frame 0 (H.264),
+    and one where it is (MPEG-4 part 2 with packed B-frames, 1 tick late)."""
+    d = tmp_path_factory.mktemp("first_pts_avi")
+    packed_b = d / "packed_b.avi"
+    lavfi = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", "2"]
+    synthetic.run([*lavfi, "-c:v", "mpeg4", "-bf", "2", "-g", "12", str(packed_b)])
+    make = synthetic.make_cfr
+    no_b, late = ["-bf", "0"], ["-output_ts_offset", "1"]
+    return [
+        make(d / "h264_b.avi", frames=50),
+        make(d / "h264.avi", frames=50, extra=no_b),
+        make(d / "h264_late.avi", frames=50, extra=[*no_b, *late]),
         packed_b,
     ]
 
@@ -208,17 +225,48 @@ def _frame_0_times_in_process(paths, monkeypatch) -> dict[str, float]:
 
 
 def test_frame_0_time_in_process_is_the_executables(first_pts_videos, monkeypatch):
-    """MP4/MOV, Matroska/WebM and AVI: frame 0's time comes from PyAV's first frame,
+    """MP4/MOV and Matroska/WebM: frame 0's time comes from PyAV's first frame,
     equal to what the ffmpeg executable reports, and no ffmpeg process runs."""
     late = _frame_0_times_in_process(first_pts_videos, monkeypatch)
-    assert late.keys() == {"late.mp4", "late.mkv", "packed_b.avi"}, "fixtures must start late"
+    assert late.keys() == {"late.mp4", "late.mkv"}, "fixtures must start late"
 
 
 @pytest.mark.media
 def test_frame_0_time_in_process_on_real_clips(media_dir, monkeypatch):
     paths = [media_dir / "bbb_720p_h264_5s.mp4", media_dir / "bbb_720p_vp8_30s.webm"]
-    late = _frame_0_times_in_process([*paths, *sorted(media_dir.glob("*.avi"))], monkeypatch)
-    assert late.keys() == {"bbb_720p_vp8_30s.webm", "megamind_xvid_cuts.avi"}
+    late = _frame_0_times_in_process(paths, monkeypatch)
+    assert late.keys() == {"bbb_720p_vp8_30s.webm"}
+
+
+def test_avi_frame_0_time_is_the_executables(avi_videos):
+    """AVI: frame 0's time is the executable's, also where PyAV's first frame says
+    otherwise (H.264: 0.04 s where the executable's frame 0 is at 0 or 0.08 s)."""
+    from napari_video_extract.core import probe as probe_module
+
+    assert "avi" not in probe_module.FIRST_PTS_FROM_PYAV
+    differs = set()
+    for path in avi_videos:
+        expected = probe_module._first_frame_pts(path, 30.0)
+        assert probe(path, cache=False).first_pts == expected, path.name
+        if probe_module._read_header(path, 30.0)["first_pts"] != expected:
+            differs.add(path.name)
+    assert differs == {p.name for p in avi_videos if p.name.startswith("h264")}
+
+
+@pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
+def test_h264_avi_stills_are_the_frames_of_a_full_decode(avi_videos, backend):
+    """With frame 0 one tick off, every still after frame 0 was its neighbour."""
+    for path in avi_videos[:3]:
+        info = probe(path, cache=False)
+        plain = synthetic.decode_all(path)
+        assert len(plain) == info.frame_count == 50
+        wanted = [0, 1, 2, 5, 24, 49]
+        missing: list[int] = []
+        got = list(decode_frames(info, wanted, workers=1, backend=backend, missing=missing))
+        assert missing == [] and [f.index for f in got] == wanted, path.name
+        for frame in got:
+            assert synthetic.decode_index(frame.image) == frame.index, path.name
+            np.testing.assert_array_equal(frame.image, plain[frame.index], err_msg=path.name)
 
 
 def test_frame_0_time_elsewhere_comes_from_the_executable(ts_video, monkeypatch):

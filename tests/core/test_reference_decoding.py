@@ -302,3 +302,43 @@ def test_a_keyframe_flag_the_decoder_denies_is_not_seeked_to(media_dir, tmp_path
         plain = next(f.image for f in stream if f.index == 168)
     (got,) = decode_frames(info, [168], workers=1, backend="pyav")
     np.testing.assert_array_equal(got.image, plain)
+
+
+@pytest.fixture(scope="module")
+def open_gop_no_sei(tmp_path_factory) -> Path:
+    """H.264 open GOPs (an I-frame every 25) with the recovery-point SEI stripped:
+    the container flags each I-frame as a keyframe, the decoder's key-frame flag
+    is set on frame 0 (IDR) only."""
+    d = tmp_path_factory.mktemp("open_gop_no_sei")
+    params = ["-x264-params", "open-gop=1:keyint=25:min-keyint=25:scenecut=0"]
+    with_sei = synthetic.make_cfr(d / "with_sei.mp4", frames=250, gop=25, extra=params)
+    path = d / "no_sei.mp4"
+    strip = ["-c", "copy", "-bsf:v", "filter_units=remove_types=6", str(path)]
+    synthetic.run(["-i", str(with_sei), *strip])
+    return path
+
+
+def test_open_gop_i_frames_without_recovery_sei_are_seeked_to(open_gop_no_sei):
+    """An I-frame the decoder does not flag as a key frame still decodes as one: the
+    seek to it is taken (no retry from earlier), and the frames are exact."""
+    path = open_gop_no_sei
+    info = probe(path, cache=False)
+    assert info.keyframes.tolist() == list(range(0, 250, 25))
+    plain = synthetic.decode_all(path)
+    targets = [100, 175, 225]
+    stats, missing = DecodeStats(), []
+    got = list(
+        decode_frames(info, targets, workers=1, backend="pyav", missing=missing, stats=stats)
+    )
+    for frame in got:
+        np.testing.assert_array_equal(frame.image, plain[frame.index])
+    assert missing == [] and [f.index for f in got] == targets
+    # Refused I-frames made each try start one GOP earlier (159 frames here).
+    assert stats.frames_decoded <= targets[-1] - targets[0] + 1
+    reads = [200, 100, 225, 50, 150]
+    with VideoReader(path, backend="pyav", cache_bytes=0) as video:
+        for i in reads:
+            np.testing.assert_array_equal(video.read(i), plain[i])
+        # Refused: 9 runs and 480 frames decoded for these 5 reads.
+        assert video.stats.streams_started <= len(reads)
+        assert video.stats.decoder_frames < info.frame_count

@@ -10,14 +10,14 @@ printed too and can imitate any fact:
   start time, demuxer name), and the display matrix of the first decoded
   frame (rotation), opened under the same whitelists as the ffmpeg CLI
   (:mod:`.container`);
-* the timestamp of frame 0 as the ffmpeg executable decodes it: in the
-  containers whose timestamps are 64 bits wide (MP4/MOV, Matroska/WebM,
-  AVI: :data:`FIRST_PTS_FROM_PYAV`), the first frame PyAV decodes gives it
-  (its pts, else its dts: libavcodec's best-effort rule for a first frame,
-  and with ``-copyts`` the executable adds no offset there); elsewhere
-  (MPEG-PS/TS, FLV..., where the executable corrects 32/33-bit timestamps
-  for wrapping on its own) from the executable's per-frame statistics on a
-  pipe of their own;
+* the timestamp of frame 0 as the ffmpeg executable decodes it: in
+  MP4/MOV and Matroska/WebM (:data:`FIRST_PTS_FROM_PYAV`), the pts of the
+  first frame PyAV decodes (with ``-copyts`` the executable adds no offset
+  there); elsewhere, and when that frame has no pts of its own, from the
+  executable's per-frame statistics on a pipe of their own (MPEG-PS/TS,
+  FLV...: the executable corrects 32/33-bit timestamps for wrapping on its
+  own; AVI: PyAV gives its packets a pts one tick after their dts, and for
+  H.264 its first frame's time is not the executable's);
 * the frame table from the MP4/MOV sample index, the AVI ``idx1`` index or
   the Matroska/WebM block headers when they can be read (:mod:`.mp4index`,
   :mod:`.aviindex`, :mod:`.mkvindex`: milliseconds to a second for two
@@ -80,11 +80,14 @@ _NOPTS = -9223372036854775808
 #: Seconds allowed per probe before we call the file broken (a hostile file
 #: must never hang a batch). Scales a little with file size.
 PROBE_TIMEOUT_BASE = 30.0
-#: Demuxers (PyAV's ``container.format.name``) that store 64-bit timestamps:
-#: there the ffmpeg executable's frame 0 time (``-copyts``) is the first
-#: decoded frame's own, so the probe reads it in process instead of running
-#: the executable (checked against it in ``tests/core/test_probe.py``).
-FIRST_PTS_FROM_PYAV = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
+#: Demuxers (PyAV's ``container.format.name``) that store 64-bit timestamps
+#: per frame: there the ffmpeg executable's frame 0 time (``-copyts``) is the
+#: first decoded frame's pts, so the probe reads it in process instead of
+#: running the executable (checked against it in ``tests/core/test_probe.py``).
+#: Not AVI: PyAV gives its packets pts = dts + 1 tick, and for H.264 its
+#: first frame says 0.04 s where the executable's frame 0 is at 0 (or 0.08
+#: with B-frames): every frame after frame 0 would be misidentified.
+FIRST_PTS_FROM_PYAV = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
 #: Largest frame we decode (100 megapixels, e.g. 12000 x 8000): one RGB frame
 #: is then 300 MB, and a hostile header cannot ask for more.
 MAX_PIXELS = 100_000_000
@@ -253,9 +256,10 @@ def _read_header(path: Path, timeout: float) -> dict:
         if frame is None:
             raise NotAVideoError(path, "no decodable video frame")
         header["rotation"] = round(float(frame.rotation)) % 360
-        # libavcodec's best-effort timestamp of a first frame: its pts, else its dts.
-        ticks = frame.pts if frame.pts is not None else frame.dts
-        header["first_pts"] = None if ticks is None else float(ticks * stream.time_base)
+        # Only a pts of its own is the executable's frame 0 time (see
+        # FIRST_PTS_FROM_PYAV); without one the executable is asked.
+        pts = frame.pts
+        header["first_pts"] = None if pts is None else float(pts * stream.time_base)
         if not header["pix_fmt"] and frame.format is not None:
             header["pix_fmt"] = frame.format.name
         return header

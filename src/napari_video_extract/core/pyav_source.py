@@ -81,6 +81,9 @@ NONREF_EXACT_CODECS = frozenset({"h264", "mpeg1video", "mpeg2video", "mpeg4"})
 
 # FFmpeg's AVFieldOrder values, as PyAV's ``codec_context.field_order`` gives them.
 _FIELD_ORDER_UNKNOWN, _FIELD_ORDER_PROGRESSIVE = 0, 1
+# FFmpeg's AV_PICTURE_TYPE_I, as ``frame.pict_type`` gives it (an int enum,
+# ``av.video.frame.PictureType.I``, since PyAV 14).
+_PICT_I = 1
 
 #: Pixel formats whose chroma is subsampled vertically (see the module notes).
 _VERTICAL_CHROMA_SUBSAMPLING = ("420", "410", "440", "nv12", "nv21", "nv20", "p010", "p016")
@@ -391,10 +394,13 @@ class PyAVStream:
         A damaged or forged index can flag a frame as a keyframe that is not:
         decoded after a seek, it and the frames after it come out without an
         error but without their references (garbage, not the frames a full
-        decode gives). The decoder's own flag, from the bitstream, says; such
+        decode gives). The bitstream says: the decoder's key-frame flag, or an
+        intra-coded picture. H.264's decoder flags only IDR and recovery-point
+        frames, so the I-frames of an open GOP (no recovery-point SEI) are
+        known by their picture type; a forged keyframe decodes as P or B. Such
         a run fails, and the caller's next try starts earlier.
         """
-        if index == self._seek_start and not frame.key_frame:
+        if index == self._seek_start and not (frame.key_frame or frame.pict_type == _PICT_I):
             raise DecodeError(
                 self.info.path, f"frame {index}, flagged as a keyframe, does not decode as one"
             )
