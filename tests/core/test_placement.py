@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw
 
 from napari_video_extract.core import verify
 from napari_video_extract.core.hashing import hash_frames_and_thumbnails
-from napari_video_extract.core.placement import MAX_CANDIDATES, best_placement
+from napari_video_extract.core.placement import MAX_CANDIDATES
 
 
 def _picture(seed: int, *, zoom: float = 1.0, dx: float = 0.0) -> np.ndarray:
@@ -22,18 +22,6 @@ def _picture(seed: int, *, zoom: float = 1.0, dx: float = 0.0) -> np.ndarray:
     bw, bh = 640 / zoom, 360 / zoom
     box = ((640 - bw) / 2 + dx, (360 - bh) / 2, (640 + bw) / 2 + dx, (360 + bh) / 2)
     return np.asarray(image.resize((640, 360), Image.Resampling.BILINEAR, box=box))
-
-
-def _args(search, moving):
-    return (
-        search.image,
-        search.norm,
-        search.low,
-        search.high,
-        moving.patches,
-        moving.conj_low,
-        moving.high,
-    )
 
 
 def test_bounded_search_finds_the_full_search_placement():
@@ -52,15 +40,15 @@ def test_bounded_search_finds_the_full_search_placement():
         for other in range(4):
             search = searched[other]
             full = verify._correlations(search, moving) / search.norm
-            found = best_placement(*_args(search, moving))
+            found = verify._placement(search, moving)
             assert found is not None
             k, dy, dx, ncc = found
             assert (k, dy, dx) == np.unravel_index(int(np.argmax(full)), full.shape)
             assert abs(ncc - float(full.max())) < 1e-5
     # The same picture aligns (high NCC); a different one does not.
     moving = verify._Templates(thumbs[0], searched[0].image, searched[0].smooth)
-    assert best_placement(*_args(searched[1], moving))[3] > 0.8
-    assert best_placement(*_args(searched[3], moving))[3] < 0.5
+    assert verify._placement(searched[1], moving)[3] > 0.8
+    assert verify._placement(searched[3], moving)[3] < 0.5
 
 
 def test_bounded_search_gives_up_when_every_placement_may_be_best():
@@ -68,5 +56,5 @@ def test_bounded_search_gives_up_when_every_placement_may_be_best():
     search = verify._searched(thumbs)[0]
     moving = verify._Templates(thumbs[0], search.image, search.smooth)
     search.norm = np.full_like(search.norm, np.inf)  # every window flat: all NCCs 0
-    assert best_placement(*_args(search, moving)) is None
+    assert verify._placement(search, moving) is None
     assert search.norm.size * len(verify.ZOOMS) > MAX_CANDIDATES

@@ -250,11 +250,9 @@ def _flat_score(search: _Searched, moving: _Templates) -> float | None:
     return None
 
 
-def _score(search: _Searched, moving: _Templates, changes: str) -> float:
-    flat = _flat_score(search, moving)
-    if flat is not None:
-        return flat
-    found = best_placement(
+def _placement(search: _Searched, moving: _Templates):
+    """:func:`~napari_video_extract.core.placement.best_placement` of one pair."""
+    return best_placement(
         search.image,
         search.norm,
         search.low,
@@ -263,6 +261,13 @@ def _score(search: _Searched, moving: _Templates, changes: str) -> float:
         moving.conj_low,
         moving.high,
     )
+
+
+def _score(search: _Searched, moving: _Templates, changes: str) -> float:
+    flat = _flat_score(search, moving)
+    if flat is not None:
+        return flat
+    found = _placement(search, moving)
     if found is None:  # the bound left too many candidates: the full search
         ncc = _correlations(search, moving) / search.norm
         best = int(np.argmax(ncc))
