@@ -566,8 +566,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.open_child is not None:
         open_child(args.open_child, args.control, args.second)
         return 0
-    # The docks persist their settings: keep the benchmark's away from the user's.
-    os.environ["XDG_CONFIG_HOME"] = str(WORK / "config")
+    # The docks persist their settings: keep the benchmark's away from the user's,
+    # and start every run from the defaults (a threshold saved by an earlier run
+    # would make the widget and the CLI cluster at different settings).
+    config = WORK / "config"
+    shutil.rmtree(config, ignore_errors=True)
+    config.mkdir(parents=True)
+    os.environ["XDG_CONFIG_HOME"] = str(config)
     print(f"load average: {os.getloadavg()}", flush=True)
     if args.open_only and args.stills_folder is not None:
         print(json.dumps(open_folder(args.stills_folder, args.open_runs)), flush=True)
