@@ -94,6 +94,17 @@ def test_top_level_help_lists_the_commands(capsys):
         assert command in out
 
 
+def test_in_process_run_leaves_the_environment_alone(clip, tmp_path, capsys, monkeypatch):
+    # Only the console script sets OPENBLAS_NUM_THREADS (for its own process):
+    # a script or notebook calling main() keeps its environment.
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    before = dict(os.environ)
+    code, _, _ = run_cli(["interval", str(clip), "--every", "1", "--out", str(tmp_path)], capsys)
+    assert code == 0
+    assert sorted(tmp_path.rglob("*.jpg"))
+    assert dict(os.environ) == before
+
+
 @pytest.mark.parametrize("command", sorted(OPTIONS))
 def test_help_lists_every_option(command, capsys):
     code, out, _ = run_cli([command, "--help"], capsys)

@@ -2,6 +2,6 @@
 
 import sys
 
-from napari_video_extract.cli import main
+from napari_video_extract.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

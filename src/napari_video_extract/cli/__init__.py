@@ -100,14 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
-    # Set before numpy is imported. OpenBLAS would start a thread per core at
-    # numpy's import (~30 ms of CPU, a tenth of a short extraction's
-    # start-up). Extraction does no matrix products; dedup's verification
-    # does (thumbnail filters, placement), on thumbnail-sized matrices: one
-    # BLAS thread was not slower there (1,545 stills, --dry-run, 5 runs each
-    # on a loaded 2-core machine: median wall 7.8 s vs 8.5 s, CPU 9.3 s vs
-    # 10.0 s). A user's own setting wins.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -125,5 +117,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK  # pragma: no cover
 
 
+def console_main() -> int:
+    """Entry point of the ``napari-video-extract`` command (a process of its own).
+
+    Only here, not in :func:`main`, does the CLI change the process's
+    environment: ``main`` is also called in-process (tests, scripts), where
+    it must leave the caller's environment as it found it.
+    """
+    # Set before numpy is imported. OpenBLAS would start a thread per core at
+    # numpy's import (~30 ms of CPU, a tenth of a short extraction's
+    # start-up). Extraction does no matrix products; dedup's verification
+    # does (thumbnail filters, placement), on thumbnail-sized matrices: one
+    # BLAS thread was not slower there (1,545 stills, --dry-run, 5 runs each
+    # on a loaded 2-core machine: median wall 7.8 s vs 8.5 s, CPU 9.3 s vs
+    # 10.0 s). A user's own setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return main()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())
