@@ -9,8 +9,10 @@ Two layers:
   widget uses it with
   :func:`~napari_video_extract.core.hashing.hash_frames_and_thumbnails`);
 * :func:`dedup_folders` scans folders, hashes (with a cache), clusters, moves
-  duplicates aside and writes ``dedup.csv``; :func:`undo_folder` puts every
-  moved file back.
+  duplicates aside (:mod:`~napari_video_extract.core.moves`) and writes
+  ``dedup.csv`` (:mod:`~napari_video_extract.core.dedup_report`);
+  :func:`~napari_video_extract.core.undo.undo_folder` puts every moved file
+  back.
 
 Order never comes from the file system: within a folder, images are ordered
 by the ``time`` column of ``frames.csv`` (columns ``file,video,time,frame``)
@@ -35,26 +37,24 @@ Safety rules of :func:`dedup_folders`:
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import errno
-import hashlib
-import io
-import itertools
-import json
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_video_extract.core.clustering import ClusterResult, cluster_hashes
+from napari_video_extract.core.dedup_report import (
+    CSV_COLUMNS,
+    CSV_NAME,
+    DedupItem,
+    DedupReport,
+    csv_rows,
+    write_csv_atomic,
+)
 from napari_video_extract.core.dedup_settings import (
     KEEP_POLICIES,
     MODES,
@@ -70,7 +70,17 @@ from napari_video_extract.core.hashing import (
 )
 from napari_video_extract.core.image_folder import natural_key, ordered_images
 from napari_video_extract.core.image_folder import scan_folder as _scan
+from napari_video_extract.core.moves import (
+    JOURNAL_NAME,
+    Journal,
+    check_writable,
+    ensure_dir,
+    finish_interrupted_moves,
+    free_name,
+    transfer,
+)
 from napari_video_extract.core.ownership import NOT_OURS, csv_is_ours
+from napari_video_extract.core.undo import UndoReport, undo_folder
 
 __all__ = [
     "CSV_NAME",
@@ -89,391 +99,7 @@ __all__ = [
     "undo_folder",
 ]
 
-CSV_NAME = "dedup.csv"
-JOURNAL_NAME = ".nve-moves.jsonl"
 DUPLICATES_DIRNAME = "duplicates"
-CSV_COLUMNS = (
-    "file", "hash", "cluster", "kept", "distance", "moved_to", "copied_to",
-    "kept_file", "time", "status", "similarity",
-)  # fmt: skip
-
-
-# ------------------------------------------------------------ folders: scanning
-# The listing and its order live in core.image_folder (stdlib only, so the
-# napari reader lists a folder without importing this module).
-
-
-# ---------------------------------------------------------------- folders: report
-
-
-@dataclass
-class DedupItem:
-    """One image of a dedup run.
-
-    Attributes
-    ----------
-    path : Path
-        Where the image was before the run.
-    folder : Path
-        The input (or reference) folder it belongs to.
-    hash : str
-        Hex hash, ``""`` when unreadable.
-    cluster : int
-        Cluster id, -1 when unreadable.
-    kept : bool
-        Kept (stays in place, or is copied to ``kept_dir``).
-    distance : int
-        Bits from the kept image of its cluster.
-    similarity : float or None
-        Verified similarity to the kept image (``None`` without verification).
-    kept_path : Path or None
-        The kept image of its cluster.
-    reference : bool
-        From a reference folder: never moved.
-    time : float or None
-        Capture time from ``frames.csv``.
-    moved_to : Path or None
-        Where the duplicate was (or, in a dry run, would be) moved.
-    copied_to : Path or None
-        Where the kept image was (would be) copied.
-    error : str or None
-        Why it is unreadable or could not be moved.
-    """
-
-    path: Path
-    folder: Path
-    hash: str = ""
-    cluster: int = -1
-    kept: bool = False
-    distance: int = 0
-    similarity: float | None = None
-    kept_path: Path | None = None
-    reference: bool = False
-    time: float | None = None
-    moved_to: Path | None = None
-    copied_to: Path | None = None
-    error: str | None = None
-
-    @property
-    def status(self) -> str:
-        """``kept``, ``duplicate``, ``reference``, ``unreadable`` or ``error``."""
-        if self.cluster < 0:
-            return "unreadable"
-        if self.error:
-            return "error"
-        if self.reference:
-            return "reference"
-        return "kept" if self.kept else "duplicate"
-
-
-@dataclass
-class DedupReport:
-    """Outcome of :func:`dedup_folders`.
-
-    Attributes
-    ----------
-    items : list of DedupItem
-        Every image, references first, in processing order.
-    n_images : int
-        Readable images of the input folders (references not counted).
-    n_clusters : int
-        Clusters holding at least one input image.
-    n_kept, n_moved, n_copied, n_duplicates : int
-        Kept input images; duplicates moved (planned, in a dry run); kept
-        images copied; duplicates found.
-    unreadable : list of (Path, str)
-        Corrupt/truncated images, left in place.
-    errors : list of str
-        Moves or copies that failed (one line each).
-    skipped_non_images, skipped_symlinks : int
-        Files not considered.
-    cache_hits, hashed : int
-        Hashes read from the cache / computed in this run.
-    threshold : int
-        Threshold used, in bits (the candidate bound when verifying).
-    min_similarity : float or None
-        Smallest verified similarity of a duplicate; ``None``: hash only.
-    changes : str
-        Verification mode, ``"global"`` or ``"local"``.
-    verification : VerifiedClusterResult or None
-        Clusters and every verified pair, indexed like ``verified_paths``.
-    verified_paths : list of Path
-        The readable images, in the index order of ``verification``.
-    n_bits : int
-        Bits per hash.
-    dry_run : bool
-        Nothing was changed.
-    csv_paths : list of Path
-        ``dedup.csv`` files written.
-    elapsed : float
-        Wall time in seconds.
-    notes : list of str
-        Files deliberately left alone (one line each); not failures.
-    """
-
-    items: list[DedupItem] = field(default_factory=list)
-    n_images: int = 0
-    n_clusters: int = 0
-    n_kept: int = 0
-    n_moved: int = 0
-    n_copied: int = 0
-    n_duplicates: int = 0
-    unreadable: list[tuple[Path, str]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    skipped_non_images: int = 0
-    skipped_symlinks: int = 0
-    cache_hits: int = 0
-    hashed: int = 0
-    threshold: int = 0
-    min_similarity: float | None = None
-    changes: str = "global"
-    verification: Any = None
-    verified_paths: list[Path] = field(default_factory=list)
-    n_bits: int = 64
-    dry_run: bool = False
-    csv_paths: list[Path] = field(default_factory=list)
-    elapsed: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """No unreadable image and no failed move."""
-        return not self.unreadable and not self.errors
-
-    def summary(self) -> str:
-        """One line: images, clusters, kept, moved, unreadable, threshold, time."""
-        verb = "would move" if self.dry_run else "moved"
-        return (
-            f"{self.n_images} images, {self.n_clusters} clusters, {self.n_kept} kept, "
-            f"{self.n_moved} {verb}, {len(self.unreadable)} unreadable "
-            f"(threshold {self.threshold} of {self.n_bits} bits, "
-            + ("" if self.min_similarity is None else self._verify_text())
-            + f"{self.cache_hits} from cache, {self.elapsed:.1f} s)"
-        )
-
-    def _verify_text(self) -> str:
-        local = ", local changes" if self.changes == "local" else ""
-        return f"verified at similarity >= {self.min_similarity:.2f}{local}, "
-
-    def problems(self) -> list[str]:
-        """One line per unreadable image and per failed move."""
-        return [
-            f"{path}: unreadable image, left in place: {reason}"
-            for path, reason in self.unreadable
-        ] + list(self.errors)
-
-
-# ----------------------------------------------------------- folders: file moves
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _candidate_names(name: str) -> Iterable[str]:
-    yield name
-    stem, suffix = os.path.splitext(name)
-    for k in itertools.count(1):
-        yield f"{stem}-{k}{suffix}"
-
-
-def _free_name(directory: Path, name: str, reserved: set[Path]) -> Path:
-    for candidate in _candidate_names(name):
-        target = directory / candidate
-        if target not in reserved and not os.path.lexists(target):
-            return target
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-class _Journal:
-    """Append-only, fsynced log of the moves and copies made from one folder."""
-
-    def __init__(self, folder: Path, run_id: str) -> None:
-        self.path = folder / JOURNAL_NAME
-        self.folder = folder
-        self.run_id = run_id
-        self._handle = None
-        self._next_id = 0
-
-    def append(self, record: dict) -> int:
-        if self._handle is None:
-            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-        self._next_id += 1
-        record = {"run": self.run_id, "id": self._next_id, **record}
-        self._handle.write(json.dumps(record) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        return self._next_id
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Create ``dst`` with the content of ``src``; never overwrite (FileExistsError)."""
-    try:
-        os.link(src, dst, follow_symlinks=False)
-        return
-    except FileExistsError:
-        raise
-    except OSError:
-        pass  # other file system, or no hard links: copy
-    with open(src, "rb") as fin, open(dst, "xb") as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
-        fout.flush()
-        os.fsync(fout.fileno())
-    shutil.copystat(src, dst)
-
-
-def _transfer(src: Path, dst: Path, journal: _Journal, *, op: str, reserved: set[Path]) -> Path:
-    """Move (``op="move"``) or copy ``src`` to ``dst`` or a free variant of it."""
-    st = src.stat()
-    digest = _sha256(src)
-    while True:
-        record = {
-            "op": op,
-            "src": src.name,
-            "dst": str(dst),
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "sha256": digest,
-            # Which file this is, not only what it holds: a copy the user puts
-            # back by hand has the same bytes but another identity.
-            "dev": st.st_dev,
-            "ino": st.st_ino,
-        }
-        entry_id = journal.append(record)  # before touching anything
-        try:
-            _link_or_copy(src, dst)
-        except FileExistsError:
-            journal.append({"op": "cancel", "ref": entry_id})
-            dst = _free_name(dst.parent, src.name, reserved)
-            reserved.add(dst)
-            continue
-        if op == "move":
-            os.unlink(src)
-        return dst
-
-
-def _is_the_moved_file(src: Path, dst: Path, entry: dict) -> bool:
-    """Whether ``src`` is the very file the journalled move took (not a copy of it).
-
-    A move killed between link and unlink leaves one file under two names
-    (same inode), or, across file systems, the untouched source whose
-    identity and modification time the journal recorded.
-    """
-    try:
-        if os.path.samefile(src, dst):
-            return True
-        st = src.stat()
-    except OSError:
-        return False
-    return (
-        "ino" in entry
-        and (st.st_dev, st.st_ino) == (entry.get("dev"), entry.get("ino"))
-        and st.st_mtime_ns == entry.get("mtime_ns")
-    )
-
-
-def _finish_interrupted_moves(folder: Path) -> list[str]:
-    """Complete moves a killed run left half done (linked, source not yet unlinked).
-
-    Without this, a re-run sees the source again and moves a second copy of it
-    to the duplicates folder under a free name. The source is removed only if
-    it is proven to be the file that was moved (:func:`_is_the_moved_file`)
-    and the destination still holds its journalled bytes; a file of the same
-    content put back by hand is left alone.
-
-    Returns
-    -------
-    list of str
-        One line per source left alone although it matches a finished move.
-    """
-    entries = _read_journal(folder / JOURNAL_NAME)
-    cancelled = {(e.get("run"), e.get("ref")) for e in entries if e["op"] == "cancel"}
-    left_alone: list[str] = []
-    for entry in entries:
-        if entry["op"] != "move" or (entry.get("run"), entry.get("id")) in cancelled:
-            continue
-        src, dst = folder / entry["src"], Path(entry["dst"])
-        if not (os.path.lexists(src) and _matches(src, entry) and _matches(dst, entry)):
-            continue
-        if _is_the_moved_file(src, dst, entry):
-            with contextlib.suppress(OSError):
-                os.unlink(src)
-        else:
-            left_alone.append(
-                f"{src}: left in place: same bytes as {dst}, which an earlier run moved "
-                "there, but not that file (put back by hand?)"
-            )
-    return left_alone
-
-
-def _check_writable(folder: Path) -> None:
-    """Raise OutputError unless a file can really be created in ``folder``."""
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(folder, "folder is not writable (nothing was moved)")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".nve-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise OutputError(folder, f"folder is not writable: {reason} (nothing was moved)") from exc
-
-
-def _ensure_dir(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise OutputError(
-            directory, f"cannot create folder: {reason} (nothing was moved)"
-        ) from exc
-    if not directory.is_dir():
-        raise OutputError(directory, "exists and is not a folder (nothing was moved)")
-    _check_writable(directory)
-
-
-def _write_csv_atomic(path: Path, rows: list[dict]) -> None:
-    """Write ``dedup.csv`` atomically; a file of that name not ours is kept.
-
-    Raises
-    ------
-    FileExistsError
-        ``path`` exists and was not written by this tool (it is left as it is).
-    """
-    if not csv_is_ours(path, CSV_COLUMNS):
-        raise FileExistsError(errno.EEXIST, NOT_OURS, str(path))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    fd, tmp = tempfile.mkstemp(prefix=CSV_NAME + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(buffer.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _display_path(path: Path | None, folder: Path) -> str:
-    if path is None:
-        return ""
-    try:
-        return path.relative_to(folder).as_posix()
-    except ValueError:
-        return str(path)
 
 
 # ---------------------------------------------------------------- dedup_folders
@@ -619,7 +245,7 @@ def dedup_folders(
                 raise OutputError(folder / CSV_NAME, f"{NOT_OURS} (rename it; nothing was moved)")
         for folder in inputs:
             try:
-                left_alone += _finish_interrupted_moves(folder)
+                left_alone += finish_interrupted_moves(folder)
             except OSError as exc:
                 raise OutputError(
                     folder, f"cannot finish an interrupted move: {os_error_reason(exc)}"
@@ -741,10 +367,10 @@ def _plan_and_apply(report, items, inputs, dup_dir, keep_dir, *, dry_run):
     reserved: set[Path] = set()
     for it in to_move:
         target_dir = dup_dir if dup_dir is not None else it.folder / DUPLICATES_DIRNAME
-        it.moved_to = _free_name(target_dir, it.path.name, reserved)
+        it.moved_to = free_name(target_dir, it.path.name, reserved)
         reserved.add(it.moved_to)
     for it in to_copy:
-        it.copied_to = _free_name(keep_dir, it.path.name, reserved)
+        it.copied_to = free_name(keep_dir, it.path.name, reserved)
         reserved.add(it.copied_to)
     if dry_run:
         report.n_moved, report.n_copied = len(to_move), len(to_copy)
@@ -752,21 +378,21 @@ def _plan_and_apply(report, items, inputs, dup_dir, keep_dir, *, dry_run):
 
     # Check every folder we will write before the first move.
     for folder in inputs:
-        _check_writable(folder)
+        check_writable(folder)
     directories = {it.moved_to.parent for it in to_move}
     if to_copy:
         directories.add(keep_dir)
     for directory in sorted(directories):
-        _ensure_dir(directory)
+        ensure_dir(directory)
 
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    journals = {folder: _Journal(folder, run_id) for folder in inputs}
+    journals = {folder: Journal(folder, run_id) for folder in inputs}
     try:
         for op, group in (("copy", to_copy), ("move", to_move)):
             for it in group:
                 planned = it.copied_to if op == "copy" else it.moved_to
                 try:
-                    done = _transfer(
+                    done = transfer(
                         it.path, planned, journals[it.folder], op=op, reserved=reserved
                     )
                 except OSError as exc:
@@ -788,211 +414,10 @@ def _plan_and_apply(report, items, inputs, dup_dir, keep_dir, *, dry_run):
             journal.close()
 
     for folder in inputs:
-        rows = []
-        for it in items:
-            if it.folder != folder:
-                continue
-            rows.append(
-                {
-                    "file": it.path.name,
-                    "hash": it.hash,
-                    "cluster": it.cluster,
-                    "kept": "" if it.cluster < 0 else int(it.kept),
-                    "distance": "" if it.cluster < 0 else it.distance,
-                    "moved_to": _display_path(it.moved_to, folder),
-                    "copied_to": _display_path(it.copied_to, folder),
-                    "kept_file": _display_path(it.kept_path, folder),
-                    "time": "" if it.time is None else repr(it.time),
-                    "status": it.status if not it.error else f"{it.status}: {it.error}",
-                    "similarity": "" if it.similarity is None else f"{it.similarity:.4f}",
-                }
-            )
+        rows = csv_rows(items, folder)
         csv_path = folder / CSV_NAME
         try:
-            _write_csv_atomic(csv_path, rows)
+            write_csv_atomic(csv_path, rows)
             report.csv_paths.append(csv_path)
         except OSError as exc:
             report.errors.append(f"{csv_path}: cannot write: {exc.strerror or exc}")
-
-
-# ------------------------------------------------------------------------- undo
-
-
-@dataclass
-class UndoReport:
-    """Outcome of :func:`undo_folder`.
-
-    Attributes
-    ----------
-    folder : Path
-        The folder.
-    restored : list of (Path, Path)
-        ``(original place, where it was)`` of files moved back.
-    already_in_place : int
-        Journal entries whose file never left (e.g. a run killed between the
-        journal write and the move) or was already put back.
-    removed_copies : int
-        Unchanged copies made with ``kept_dir`` that were removed.
-    failed : list of (Path, str)
-        Files that could not be restored (or copies left alone), with why.
-    """
-
-    folder: Path
-    restored: list[tuple[Path, Path]] = field(default_factory=list)
-    already_in_place: int = 0
-    removed_copies: int = 0
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Everything was restored."""
-        return not self.failed
-
-
-def _matches(path: Path, entry: dict) -> bool:
-    try:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size != entry.get("size"):
-            return False
-        return _sha256(path) == entry.get("sha256")
-    except OSError:
-        return False
-
-
-def _read_journal(path: Path) -> list[dict]:
-    """The journal's entries; raises InputError if it exists but cannot be read."""
-    entries = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = os_error_reason(exc) if isinstance(exc, OSError) else "not text"
-        raise InputError(path, f"cannot read the move journal: {reason}") from exc
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a crash: its move had not started
-        if isinstance(entry, dict) and "op" in entry:
-            entries.append(entry)
-    return entries
-
-
-def undo_folder(folder: str | os.PathLike[str]) -> UndoReport:
-    """Put back every file a dedup run moved out of ``folder``.
-
-    Reads the folder's move journal (all runs, newest first). A file is moved
-    back only if it is still byte-identical (size and SHA-256) to what was
-    moved and its original name is free; anything else is reported in
-    ``failed`` and kept in the journal so a later undo can retry. Copies made
-    to a ``kept_dir`` are removed if unchanged. The folders the files were
-    moved or copied to are removed when that leaves them empty.
-
-    Parameters
-    ----------
-    folder : path
-        An input folder of an earlier :func:`dedup_folders` run.
-
-    Returns
-    -------
-    UndoReport
-
-    Raises
-    ------
-    InputError
-        The folder does not exist.
-    OutputError
-        The folder is not writable.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(folder, "no such folder")
-    report = UndoReport(folder)
-    journal_path = folder / JOURNAL_NAME
-    entries = _read_journal(journal_path)
-    if not entries:
-        return report
-    _check_writable(folder)
-    cancelled = {(e.get("run"), e.get("ref")) for e in entries if e["op"] == "cancel"}
-    remaining: list[dict] = []
-    touched_dirs: set[Path] = set()
-    for entry in reversed(entries):
-        if entry["op"] not in ("move", "copy") or (entry.get("run"), entry.get("id")) in cancelled:
-            continue
-        src, dst = folder / entry["src"], Path(entry["dst"])
-        touched_dirs.add(dst.parent)
-        try:
-            if entry["op"] == "copy":
-                problem = _undo_copy(dst, entry, report)
-            else:
-                problem = _undo_move(src, dst, entry, report)
-        except OSError as exc:  # one file's problem must not stop the others
-            problem = os_error_reason(exc)
-        if problem:
-            report.failed.append((dst if entry["op"] == "copy" else src, problem))
-            remaining.append(entry)
-
-    try:
-        _rewrite_journal(journal_path, list(reversed(remaining)))
-    except OSError as exc:
-        # The files are back where they were; only the record is stale, and a
-        # later undo finds them in place (already_in_place).
-        report.failed.append((journal_path, f"cannot update the journal: {os_error_reason(exc)}"))
-    for directory in sorted(touched_dirs, reverse=True):
-        with contextlib.suppress(OSError):
-            directory.rmdir()  # only succeeds when empty
-    return report
-
-
-def _rewrite_journal(journal_path: Path, entries: list[dict]) -> None:
-    """Keep only ``entries`` in the journal (atomic); remove it when empty."""
-    if not entries:
-        journal_path.unlink()
-        return
-    payload = "".join(json.dumps(e) + "\n" for e in entries)
-    fd, tmp = tempfile.mkstemp(prefix=JOURNAL_NAME + ".", suffix=".tmp", dir=journal_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, journal_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _undo_copy(dst: Path, entry: dict, report: UndoReport) -> str | None:
-    if not os.path.lexists(dst):
-        return None
-    if _matches(dst, entry):
-        dst.unlink()
-        report.removed_copies += 1
-        return None
-    return "copy changed since it was made; left alone"
-
-
-def _undo_move(src: Path, dst: Path, entry: dict, report: UndoReport) -> str | None:
-    src_exists, dst_exists = os.path.lexists(src), os.path.lexists(dst)
-    if src_exists and _matches(src, entry):
-        # The move never finished (or was undone already). A leftover
-        # identical copy/link at the destination is ours: drop it.
-        if dst_exists and _matches(dst, entry):
-            dst.unlink()
-        report.already_in_place += 1
-        return None
-    if not dst_exists:
-        return (
-            f"not found at {dst}" if not src_exists else "original name is taken by another file"
-        )
-    if not _matches(dst, entry):
-        return f"{dst} changed after it was moved; not restored"
-    if src_exists:
-        return f"original name is taken by another file; the moved file is still at {dst}"
-    try:
-        _link_or_copy(dst, src)
-        os.unlink(dst)
-    except OSError as exc:
-        return f"cannot move back from {dst}: {exc.strerror or exc}"
-    report.restored.append((src, dst))
-    return None

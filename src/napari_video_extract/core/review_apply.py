@@ -4,7 +4,7 @@ Two ways, both undoable by :func:`undo_review` and by ``napari-video-extract
 undo FOLDER``:
 
 * :func:`write_review` -- kept items to one folder, duplicates to another.
-  Every file is placed by :func:`~napari_video_extract.core.dedup._transfer`
+  Every file is placed by :func:`~napari_video_extract.core.moves.transfer`
   (``op="copy"``, journalled and fsynced in the destination folder's
   ``.nve-moves.jsonl`` before the file appears, never overwriting). Image
   files are copied byte for byte; frames of a video are encoded with
@@ -35,24 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_video_extract.core.dedup import (
-    CSV_NAME,
-    DUPLICATES_DIRNAME,
-    JOURNAL_NAME,
-    UndoReport,
-    _check_writable,
-    _display_path,
-    _ensure_dir,
-    _finish_interrupted_moves,
-    _free_name,
-    _Journal,
-    _link_or_copy,
-    _matches,
-    _read_journal,
-    _transfer,
-    _write_csv_atomic,
-    undo_folder,
-)
+from napari_video_extract.core.dedup import DUPLICATES_DIRNAME
+from napari_video_extract.core.dedup_report import CSV_NAME, display_path, write_csv_atomic
 from napari_video_extract.core.errors import InputError, OutputError
 from napari_video_extract.core.extract import (
     DEFAULT_NAME_TEMPLATE,
@@ -60,7 +44,20 @@ from napari_video_extract.core.extract import (
     encode_image,
     render_name,
 )
+from napari_video_extract.core.moves import (
+    JOURNAL_NAME,
+    Journal,
+    check_writable,
+    ensure_dir,
+    finish_interrupted_moves,
+    free_name,
+    link_or_copy,
+    matches_entry,
+    read_journal,
+    transfer,
+)
 from napari_video_extract.core.review import Cancelled, Review
+from napari_video_extract.core.undo import UndoReport, undo_folder
 
 __all__ = [
     "ApplyReport",
@@ -115,7 +112,7 @@ def _run_id() -> str:
 
 def _ours(folder: Path) -> dict[str, tuple[Path, dict]]:
     """Files a review wrote to ``folder`` and that are still unchanged: name -> (path, entry)."""
-    entries = _read_journal(folder / JOURNAL_NAME)
+    entries = read_journal(folder / JOURNAL_NAME)
     cancelled = {(e.get("run"), e.get("ref")) for e in entries if e["op"] == "cancel"}
     found: dict[str, tuple[Path, dict]] = {}
     for entry in entries:
@@ -127,7 +124,7 @@ def _ours(folder: Path) -> dict[str, tuple[Path, dict]]:
         ):
             continue
         dst = Path(entry["dst"])
-        if dst.parent == folder and _matches(dst, entry):
+        if dst.parent == folder and matches_entry(dst, entry):
             found[src[1 : -len(_TMP_SUFFIX)]] = (dst, entry)
     return found
 
@@ -210,14 +207,14 @@ def write_review(
     for folder in (kept_dir, dup_dir):
         if review.folder is not None and folder.resolve() == review.folder.resolve():
             raise ValueError(f"{folder}: cannot write into the reviewed folder")
-        _ensure_dir(folder)
+        ensure_dir(folder)
     for folder in (kept_dir, dup_dir):
-        _finish_interrupted_moves(folder)
+        finish_interrupted_moves(folder)
     report = ApplyReport()
     ours = {kept_dir: _ours(kept_dir), dup_dir: _ours(dup_dir)}
     names = item_names(review, fmt=fmt)
     run = _run_id()
-    journals = {kept_dir: _Journal(kept_dir, run), dup_dir: _Journal(dup_dir, run)}
+    journals = {kept_dir: Journal(kept_dir, run), dup_dir: Journal(dup_dir, run)}
     reserved: set[Path] = set()
     try:
         for i in range(review.n):
@@ -243,7 +240,7 @@ def write_review(
                     report.folders.append(target)
                 if name in ours[other]:
                     path, entry = ours[other].pop(name)
-                    if _matches(path, entry):  # still our unchanged copy
+                    if matches_entry(path, entry):  # still our unchanged copy
                         path.unlink()
                         report.moved += 1
             if progress is not None:
@@ -261,7 +258,7 @@ def _place(review, i, name, target, journal, reserved, fmt, quality, read_frame)
         tmp.unlink()  # ours by its name: left by a killed write
     try:
         if review.paths is not None:
-            _link_or_copy(review.paths[i], tmp)
+            link_or_copy(review.paths[i], tmp)
         else:
             data = encode_image(np.asarray(read_frame(i)), fmt, quality)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -269,9 +266,9 @@ def _place(review, i, name, target, journal, reserved, fmt, quality, read_frame)
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-        dst = _free_name(target, name, reserved)
+        dst = free_name(target, name, reserved)
         reserved.add(dst)
-        return _transfer(tmp, dst, journal, op="copy", reserved=reserved)
+        return transfer(tmp, dst, journal, op="copy", reserved=reserved)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -314,12 +311,12 @@ def apply_in_place(
     folder = review.folder
     if folder is None or review.paths is None:
         raise ValueError("apply in place needs a review of a folder")
-    _finish_interrupted_moves(folder)
-    _check_writable(folder)
+    finish_interrupted_moves(folder)
+    check_writable(folder)
     dup_dir = Path(duplicates_dir) if duplicates_dir is not None else folder / DUPLICATES_DIRNAME
     original = list(review.original_paths)
     moved_now = [p for p, o in zip(review.paths, original, strict=True) if p != o]
-    if moved_now or _read_journal(folder / JOURNAL_NAME):
+    if moved_now or read_journal(folder / JOURNAL_NAME):
         undone = undo_folder(folder)
         if not undone.ok:
             path, why = undone.failed[0]
@@ -328,9 +325,9 @@ def apply_in_place(
     report = ApplyReport(folders=[folder])
     dups = [i for i in range(review.n) if not review.kept[i]]
     if dups:
-        _ensure_dir(dup_dir)
+        ensure_dir(dup_dir)
     reserved: set[Path] = set()
-    journal = _Journal(folder, _run_id())
+    journal = Journal(folder, _run_id())
     moved_to: dict[int, Path] = {}
     try:
         for k, i in enumerate(dups):
@@ -338,10 +335,10 @@ def apply_in_place(
                 report.cancelled = True
                 break
             src = review.paths[i]
-            planned = _free_name(dup_dir, src.name, reserved)
+            planned = free_name(dup_dir, src.name, reserved)
             reserved.add(planned)
             try:
-                moved_to[i] = _transfer(src, planned, journal, op="move", reserved=reserved)
+                moved_to[i] = transfer(src, planned, journal, op="move", reserved=reserved)
             except OSError as exc:
                 report.errors.append(f"{src}: cannot move to {planned}: {exc.strerror or exc}")
                 continue
@@ -363,14 +360,14 @@ def apply_in_place(
                 "cluster": int(review.cluster[i]),
                 "kept": int(review.kept[i]),
                 "distance": int(review.distance[i]),
-                "moved_to": _display_path(moved_to.get(i), folder),
+                "moved_to": display_path(moved_to.get(i), folder),
                 "copied_to": "",
                 "kept_file": original[keeper].name,
                 "time": "" if np.isnan(review.time[i]) else repr(float(review.time[i])),
                 "status": status,
             }
         )
-    _write_csv_atomic(folder / CSV_NAME, rows)
+    write_csv_atomic(folder / CSV_NAME, rows)
     review.paths = [moved_to.get(i, p) for i, p in enumerate(original)]
     return report
 
@@ -378,7 +375,7 @@ def apply_in_place(
 def undo_review(folders: list[Path]) -> list[UndoReport]:
     """Undo what a review wrote or moved in ``folders`` (newest folder first).
 
-    Uses :func:`~napari_video_extract.core.dedup.undo_folder`: a file is
+    Uses :func:`~napari_video_extract.core.undo.undo_folder`: a file is
     removed or moved back only if it is unchanged since we placed it.
     """
     reports = []
