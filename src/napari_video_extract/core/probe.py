@@ -511,6 +511,14 @@ def probe(
     )
     if len(ticks) == 0:
         raise NotAVideoError(path, "no video frames in the stream")
+    if record.container == "avi":
+        from napari_video_extract.core.aviindex import avi_frame_ticks
+
+        # AVI's ticks are the packets' slots: the frames' times are the slots
+        # of the packets that give them out (the decoder's delay later).
+        frame_ticks = avi_frame_ticks(ticks, round(record.first_pts / float(time_base)))
+        if frame_ticks is not None:
+            ticks = frame_ticks
 
     # Already in display order without repeats (no B-frames): nothing to sort
     # or drop (each pass over a two-hour table costs milliseconds).
