@@ -29,8 +29,10 @@ from napari_video_extract.core.video_reader import VideoReader
 
 FRAMES = 30
 FPS = 25
-#: Frames 10-13 left out with their timestamps kept: AVI writes empty chunks there.
-_DROPPED = range(10, 14)
+#: Frames left out with their timestamps kept (AVI writes empty chunks there):
+#: mid-stream, and just before the last three frames, where a decoder with a
+#: delay of two gives the last two out after the last packet.
+_DROPPED = {"drops": range(10, 14), "tail_drops": range(24, 27)}
 
 _X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-g", "12", "-sc_threshold", "0"]
 _CODECS = {
@@ -42,9 +44,16 @@ _CODECS = {
 }
 
 
-def _make(path: Path, codec: str, *, offset: float = 0, drops: bool = False) -> Path:
-    """``FRAMES`` index frames (frame i shows i, 25 fps) in AVI."""
-    kept = [i for i in range(FRAMES) if not (drops and i in _DROPPED)]
+def _kept(name: str) -> list[int]:
+    """The frames of the fixture ``name`` (its frame i shows the i-th of them)."""
+    drops = "tail_drops" if name.endswith("tail_drops") else "drops" if "drops" in name else ""
+    dropped = _DROPPED.get(drops, ())
+    return [i for i in range(FRAMES) if i not in dropped]
+
+
+def _make(path: Path, codec: str, *, offset: float = 0, drops: str = "") -> Path:
+    """``FRAMES`` index frames (frame i shows i, 25 fps) in AVI, ``drops`` left out."""
+    kept = [i for i in range(FRAMES) if i not in _DROPPED.get(drops, ())]
     raw = b"".join(synthetic.index_image(i).tobytes() for i in kept)
     size = f"{synthetic.WIDTH}x{synthetic.HEIGHT}"
     if drops:
@@ -85,8 +94,9 @@ def avis(tmp_path_factory) -> dict[str, Path]:
             name = f"{codec}_offset{offset}"
             made[name] = _make(folder / f"{name}.avi", codec, offset=offset)
     made["h264_b_offset0.5"] = _make(folder / "h264_b_offset0.5.avi", "h264_b", offset=0.5)
-    made["h264_b_drops"] = _make(folder / "h264_b_drops.avi", "h264_b", drops=True)
-    made["mpeg4_b_drops"] = _make(folder / "mpeg4_b_drops.avi", "mpeg4_b", drops=True)
+    for codec, drops in [("h264_b", "drops"), ("mpeg4_b", "drops"), ("h264_b", "tail_drops")]:
+        name = f"{codec}_{drops}"
+        made[name] = _make(folder / f"{name}.avi", codec, drops=drops)
     made["h264_b_dwstart"] = _with_dw_start(
         folder / "h264_b_dwstart.avi", made["h264_b_offset1"], 40
     )
@@ -107,12 +117,8 @@ def _decoded_times(path: Path) -> np.ndarray:
 
 def _plain_decode(path: Path, name: str) -> list[np.ndarray]:
     plain = synthetic.decode_all(path)
-    shown = list(range(len(plain))) if not name.endswith("drops") else None
-    indices = [synthetic.decode_index(image) for image in plain]
-    if shown is not None:
-        assert indices == shown, name  # the reference itself is right
-    else:
-        assert indices == [i for i in range(FRAMES) if i not in _DROPPED], name
+    # The reference itself is right: each frame shows the one we made.
+    assert [synthetic.decode_index(image) for image in plain] == _kept(name), name
     return plain
 
 
@@ -143,6 +149,7 @@ def test_the_fixtures_have_uneven_slots_and_decoder_delays(avis):
         "mjpeg_offset1",
         "h264_b_drops",
         "mpeg4_b_drops",
+        "h264_b_tail_drops",
         "h264_b_dwstart",
     ],
 )
@@ -180,3 +187,7 @@ def test_avi_frame_ticks_follow_the_decoder_delay():
     # Frame 0 at a time no packet has: not this model (the probe keeps its offset).
     assert avi_frame_ticks(slots, 23) is None
     assert avi_frame_ticks(slots, 40) is None
+    # The frames after the last packet: one tick apart, or the last gap when over two.
+    np.testing.assert_array_equal(avi_frame_ticks(slots[:-1], 25), [25, 26, 27, 28, 29])
+    late = np.array([0, 1, 2, 3, 7], dtype=np.int64)
+    np.testing.assert_array_equal(avi_frame_ticks(late, 2), [2, 3, 7, 11, 15])

@@ -210,7 +210,8 @@ def avi_frame_ticks(slots: np.ndarray, first_tick: int) -> np.ndarray | None:
     back ``delay`` frames to reorder them (H.264 or MPEG-4 part 2 with
     B-frames) stamps frame ``i`` with slot ``i + delay``, and the last
     ``delay`` frames, given out at the end of the stream without a packet,
-    one tick apart after the last slot. Where the slots are evenly spaced
+    one tick apart after the last slot (or as far apart as the last two
+    slots, when those are more than two ticks apart). Where the slots are evenly spaced
     that is the slots shifted by a constant; where they are not (empty
     "drop" chunks, or the first packet written at slot 0 and the next ones
     at the time they were due, as ffmpeg's muxer does with a start offset)
@@ -238,7 +239,10 @@ def avi_frame_ticks(slots: np.ndarray, first_tick: int) -> np.ndarray | None:
         return None
     if delay == 0:
         return slots
-    # What the executable's decoder gives frames without a timestamp: the
-    # previous frame's time plus the packets' duration of one tick.
-    flushed = int(slots[-1]) + np.arange(1, delay + 1, dtype=np.int64)
+    # The executable times a frame without a timestamp by the previous one
+    # plus its duration: the packets' one tick, or the gap before it when
+    # that is over two ticks (fftools' video_duration_estimate).
+    gap = int(slots[-1] - slots[-2]) if len(slots) - delay >= 2 else 1
+    step = gap if gap > 2 else 1
+    flushed = int(slots[-1]) + step * np.arange(1, delay + 1, dtype=np.int64)
     return np.concatenate([slots[delay:], flushed])
