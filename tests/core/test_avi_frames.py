@@ -12,6 +12,7 @@ their pixels, and a plain full decode by the ffmpeg executable.
 
 from __future__ import annotations
 
+import itertools
 import re
 import struct
 import subprocess
@@ -163,6 +164,11 @@ def test_stills_and_reader_frames_are_those_of_a_full_decode(avis, name):
     if name.startswith(("h264_b_offset", "mpeg4_b_offset", "h264_b_dwstart")):
         # With a decoder delay the gap after slot 0 is before frame 0 is given out.
         np.testing.assert_allclose(info.frame_times, np.arange(FRAMES) / FPS, atol=1e-9)
+    _assert_exact(info, plain, name)
+
+
+def _assert_exact(info, plain: list[np.ndarray], name: str) -> None:
+    """Stills and reader frames (jumps and steps) of both sources are ``plain``'s."""
     n = info.frame_count
     wanted = sorted({0, 1, 2, 3, 5, 11, 12, 13, n // 2, n - 3, n - 2, n - 1})
     for backend in ("pyav", "ffmpeg"):
@@ -171,12 +177,33 @@ def test_stills_and_reader_frames_are_those_of_a_full_decode(avis, name):
         assert missing == [] and [f.index for f in got] == wanted, (name, backend)
         for frame in got:
             np.testing.assert_array_equal(frame.image, plain[frame.index], err_msg=name)
-        with VideoReader(path, info=info, backend=backend, cache_bytes=0, prefetch=0) as video:
+        with VideoReader(
+            info.path, info=info, backend=backend, cache_bytes=0, prefetch=0
+        ) as video:
             for i in [n - 1, 0, n // 2, 2, 13, 12, n - 2, 1]:  # jumps both ways
                 np.testing.assert_array_equal(video.read(i), plain[i], err_msg=f"{name} {i}")
             for i, image in enumerate(video.iter(start=1), start=1):  # stepping
                 np.testing.assert_array_equal(image, plain[i], err_msg=f"{name} {i}")
             assert i == n - 1
+
+
+@pytest.mark.media
+@pytest.mark.parametrize("offset", [0, 1])
+def test_real_packed_b_frames_with_a_start_offset(media_dir, tmp_path, offset):
+    """Xvid's packed B-frames (a P- and a B-frame in one packet, then a
+    placeholder), as a real clip stores them: its first 40 packets copied
+    into an AVI of their own, starting at 0 or 1 s."""
+    path = tmp_path / f"packed_offset{offset}.avi"
+    copy = ["-map", "0:v", "-c", "copy", "-frames:v", "40", "-output_ts_offset", str(offset)]
+    synthetic.run(["-i", str(media_dir / "megamind_xvid_cuts.avi"), *copy, str(path)])
+    info = probe(path, cache=False)
+    plain = synthetic.decode_all(path)
+    assert info.frame_count == len(plain) == 40
+    np.testing.assert_allclose(info.frame_pts, _decoded_times(path), atol=1e-6)
+    np.testing.assert_allclose(np.diff(info.frame_times), 1001 / 24000, atol=1e-6)
+    # Neighbours differ, so a frame taken for its neighbour is seen.
+    assert all(not np.array_equal(a, b) for a, b in itertools.pairwise(plain))
+    _assert_exact(info, plain, path.name)
 
 
 def test_avi_frame_ticks_follow_the_decoder_delay():
