@@ -24,6 +24,7 @@ import pytest
 import synthetic
 from napari_video_extract.core.aviindex import avi_frame_ticks, read_avi_frame_table
 from napari_video_extract.core.decode import decode_frames
+from napari_video_extract.core.extract import Interval, extract_video
 from napari_video_extract.core.ffmpeg import ffmpeg_exe
 from napari_video_extract.core.probe import probe
 from napari_video_extract.core.video_reader import VideoReader
@@ -204,6 +205,22 @@ def test_real_packed_b_frames_with_a_start_offset(media_dir, tmp_path, offset):
     # Neighbours differ, so a frame taken for its neighbour is seen.
     assert all(not np.array_equal(a, b) for a, b in itertools.pairwise(plain))
     _assert_exact(info, plain, path.name)
+
+
+def test_extracted_stills_are_the_frames_their_times_name(avis, tmp_path):
+    """Every 0.2 s of H.264 with B-frames starting at 1 s: frames 0, 5, 10..."""
+    from PIL import Image
+
+    path = avis["h264_b_offset1"]
+    plain = synthetic.decode_all(path)
+    result = extract_video(path, tmp_path, Interval(every=0.2), fmt="png")
+    assert result.ok and result.missing == []
+    assert sorted(r.frame for r in result.records) == list(range(0, FRAMES, 5))
+    for rec in result.records:
+        image = np.asarray(Image.open(tmp_path / rec.file).convert("RGB"))
+        assert synthetic.decode_index(image) == rec.frame, rec.file
+        assert rec.time == pytest.approx(rec.frame / FPS, abs=1e-9)
+        np.testing.assert_array_equal(image, plain[rec.frame], err_msg=rec.file)
 
 
 def test_avi_frame_ticks_follow_the_decoder_delay():

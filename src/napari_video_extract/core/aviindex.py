@@ -232,8 +232,10 @@ def avi_frame_ticks(slots: np.ndarray, first_tick: int) -> np.ndarray | None:
     numpy.ndarray or None
         The frames' ticks in display order (as many as ``slots``); None if no
         packet has slot ``first_tick`` (the executable's frame 0 is not one
-        of these packets' frames).
+        of these packets' frames) or the slots do not increase.
     """
+    if len(slots) > 1 and not (np.diff(slots) > 0).all():
+        return None  # not a packet clock (a listing of a damaged file)
     delay = int(np.searchsorted(slots, first_tick))
     if delay >= len(slots) or int(slots[delay]) != first_tick:
         return None
