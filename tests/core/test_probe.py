@@ -192,7 +192,8 @@ def first_pts_videos(tmp_path_factory, cfr_video, vfr_video, rotated_video, audi
 @pytest.fixture(scope="module")
 def avi_videos(tmp_path_factory) -> list[Path]:
     """AVI files where PyAV's first frame time is not the executable's frame 0 (H.264),
-    and one where it is (MPEG-4 part 2 with packed B-frames, 1 tick late)."""
+    and one where it is (MPEG-4 part 2 with B-frames, 1 tick late; ffmpeg's
+    encoder does not pack them: ``test_avi_frames.py`` has real packed ones)."""
     d = tmp_path_factory.mktemp("first_pts_avi")
     packed_b = d / "packed_b.avi"
     lavfi = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", "2"]
