@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import synthetic
-from napari_video_extract.core import probe as probe_module
+from napari_video_extract.core import ffmpeg_probe
 from napari_video_extract.core.aviindex import read_avi_frame_table
 from napari_video_extract.core.probe import probe
 
@@ -18,7 +18,7 @@ _LAVFI = ["-f", "lavfi", "-i"]
 def _same_as_packet_listing(path: Path, stream: int = 0) -> int:
     table = read_avi_frame_table(path, stream=stream)
     assert table is not None
-    ticks, keyframe, _durations, time_base = probe_module._scan_packets(path, 60)
+    ticks, keyframe, _durations, time_base = ffmpeg_probe.list_packets(path, 60)
     # Same instants (the time bases may be written differently).
     np.testing.assert_array_equal(
         table.ticks * table.time_base.numerator * time_base.denominator,
@@ -75,7 +75,7 @@ def test_the_probe_uses_the_index(avis, monkeypatch):
     def no_scan(path, timeout):
         raise AssertionError("packets listed")
 
-    monkeypatch.setattr(probe_module, "_scan_packets", no_scan)
+    monkeypatch.setattr(ffmpeg_probe, "list_packets", no_scan)
     assert probe(avis["bframes"], cache=False).frame_count == 100
 
 

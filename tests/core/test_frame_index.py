@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import synthetic
-from napari_video_extract.core import mp4index
+from napari_video_extract.core import ffmpeg_probe, mp4index
 from napari_video_extract.core import probe as probe_module
 from napari_video_extract.core.frame_index import CACHE_DIR_ENV, ENTRY_SUFFIX, cache_dir
 from napari_video_extract.core.probe import probe
@@ -28,7 +28,7 @@ def scans(monkeypatch) -> list[Path]:
     """Every frame table really read from a file (MP4 index or packet listing)."""
     seen: list[Path] = []
     # The probe imports the index readers when it reads a file: patched at their source.
-    real_mp4, real_scan = mp4index.read_mp4_frame_table, probe_module._scan_packets
+    real_mp4, real_scan = mp4index.read_mp4_frame_table, ffmpeg_probe.list_packets
 
     def mp4(path, **kwargs):
         table = real_mp4(path, **kwargs)
@@ -41,7 +41,7 @@ def scans(monkeypatch) -> list[Path]:
         return real_scan(path, timeout)
 
     monkeypatch.setattr(mp4index, "read_mp4_frame_table", mp4)
-    monkeypatch.setattr(probe_module, "_scan_packets", scan)
+    monkeypatch.setattr(ffmpeg_probe, "list_packets", scan)
     return seen
 
 
@@ -126,7 +126,7 @@ def test_default_folder_is_the_users_cache(monkeypatch, tmp_path):
 def opened(monkeypatch) -> list[str]:
     """Every time the probe opened the file with PyAV or ran ffmpeg on it."""
     seen: list[str] = []
-    real_open, real_run = probe_module.open_container, probe_module.run_ffmpeg
+    real_open, real_run = probe_module.open_container, ffmpeg_probe.run_ffmpeg
 
     def open_container(path, **kwargs):
         seen.append("pyav")
@@ -137,7 +137,7 @@ def opened(monkeypatch) -> list[str]:
         return real_run(args, **kwargs)
 
     monkeypatch.setattr(probe_module, "open_container", open_container)
-    monkeypatch.setattr(probe_module, "run_ffmpeg", run_ffmpeg)
+    monkeypatch.setattr(ffmpeg_probe, "run_ffmpeg", run_ffmpeg)
     return seen
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import synthetic
-from napari_video_extract.core import probe as probe_module
+from napari_video_extract.core import ffmpeg_probe
 from napari_video_extract.core.mkvindex import read_mkv_frame_table
 from napari_video_extract.core.probe import probe
 
@@ -19,7 +19,7 @@ _SRC = "testsrc=size=160x120:rate=25"
 def _same_as_packet_listing(path: Path, stream: int = 0) -> int:
     table = read_mkv_frame_table(path, stream=stream)
     assert table is not None
-    ticks, keyframe, durations, time_base = probe_module._scan_packets(path, 60)
+    ticks, keyframe, durations, time_base = ffmpeg_probe.list_packets(path, 60)
     assert table.time_base == time_base
     np.testing.assert_array_equal(table.ticks, ticks)
     np.testing.assert_array_equal(table.keyframe, keyframe)
@@ -60,7 +60,7 @@ def test_the_probe_uses_the_block_headers(mkvs, monkeypatch):
     def no_scan(path, timeout):
         raise AssertionError("packets listed")
 
-    monkeypatch.setattr(probe_module, "_scan_packets", no_scan)
+    monkeypatch.setattr(ffmpeg_probe, "list_packets", no_scan)
     assert probe(mkvs["bframes.mkv"], cache=False).frame_count == 100
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import synthetic
+from napari_video_extract.core import ffmpeg_probe
 from napari_video_extract.core.decode import decode_frames
 from napari_video_extract.core.errors import NotAVideoError, VideoOpenError
 from napari_video_extract.core.probe import probe
@@ -191,7 +192,8 @@ def first_pts_videos(tmp_path_factory, cfr_video, vfr_video, rotated_video, audi
 @pytest.fixture(scope="module")
 def avi_videos(tmp_path_factory) -> list[Path]:
     """AVI files where PyAV's first frame time is not the executable's frame 0 (H.264),
-    and one where it is (MPEG-4 part 2 with packed B-frames, 1 tick late)."""
+    and one where it is (MPEG-4 part 2 with B-frames, 1 tick late; ffmpeg's
+    encoder does not pack them: ``test_avi_frames.py`` has real packed ones)."""
     d = tmp_path_factory.mktemp("first_pts_avi")
     packed_b = d / "packed_b.avi"
     lavfi = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", "2"]
@@ -211,12 +213,12 @@ def _frame_0_times_in_process(paths, monkeypatch) -> dict[str, float]:
     executable's (asked first); the names and times of those not at 0."""
     from napari_video_extract.core import probe as probe_module
 
-    expected = {p: probe_module._first_frame_pts(p, 30.0) for p in paths}
+    expected = {p: ffmpeg_probe.first_frame_pts(p, 30.0) for p in paths}
 
     def no_ffmpeg(*args, **kwargs):
         raise AssertionError(f"ffmpeg ran: {args}")
 
-    monkeypatch.setattr(probe_module, "run_ffmpeg", no_ffmpeg)
+    monkeypatch.setattr(ffmpeg_probe, "run_ffmpeg", no_ffmpeg)
     for path, first_pts in expected.items():
         info = probe(path, cache=False)
         assert info.container in probe_module.FIRST_PTS_FROM_PYAV
@@ -246,7 +248,7 @@ def test_avi_frame_0_time_is_the_executables(avi_videos):
     assert "avi" not in probe_module.FIRST_PTS_FROM_PYAV
     differs = set()
     for path in avi_videos:
-        expected = probe_module._first_frame_pts(path, 30.0)
+        expected = ffmpeg_probe.first_frame_pts(path, 30.0)
         assert probe(path, cache=False).first_pts == expected, path.name
         if probe_module._read_header(path, 30.0)["first_pts"] != expected:
             differs.add(path.name)
@@ -270,12 +272,10 @@ def test_h264_avi_stills_are_the_frames_of_a_full_decode(avi_videos, backend):
 
 
 def test_frame_0_time_elsewhere_comes_from_the_executable(ts_video, monkeypatch):
-    from napari_video_extract.core import probe as probe_module
-
     runs = []
-    real_first_pts = probe_module._first_frame_pts
+    real_first_pts = ffmpeg_probe.first_frame_pts
     monkeypatch.setattr(
-        probe_module, "_first_frame_pts", lambda *a: runs.append(a) or real_first_pts(*a)
+        ffmpeg_probe, "first_frame_pts", lambda *a: runs.append(a) or real_first_pts(*a)
     )
     info = probe(ts_video, cache=False)
     assert info.container == "mpegts" and len(runs) == 1

@@ -20,9 +20,9 @@ import pytest
 
 import synthetic
 from napari_video_extract.core import mkvindex
-from napari_video_extract.core import probe as probe_module
 from napari_video_extract.core.aviindex import read_avi_frame_table
 from napari_video_extract.core.errors import VideoOpenError
+from napari_video_extract.core.ffmpeg_probe import list_packets
 from napari_video_extract.core.mkvindex import read_mkv_frame_table
 from napari_video_extract.core.probe import probe
 
@@ -102,7 +102,7 @@ def _probe_falls_back(path: Path) -> None:
     except VideoOpenError as exc:
         assert exc.path == path and str(path) in str(exc)
         return
-    ticks = probe_module._scan_packets(path, 60)[0]
+    ticks = list_packets(path, 60)[0]
     assert info.frame_count == len(np.unique(ticks))
 
 
@@ -137,7 +137,7 @@ def test_the_rebuilt_file_is_read(mkvs, tmp_path):
     rebuilt = _write_mkv(tmp_path / "rebuilt.mkv", *_mkv_parts(mkvs["plain"]))
     table = read_mkv_frame_table(rebuilt, stream=0, codec="h264")
     assert table is not None and len(table.ticks) == 50
-    np.testing.assert_array_equal(table.ticks, probe_module._scan_packets(rebuilt, 60)[0])
+    np.testing.assert_array_equal(table.ticks, list_packets(rebuilt, 60)[0])
 
 
 @pytest.mark.parametrize("value", [2**64 - 2, 2**62])
@@ -210,7 +210,7 @@ def test_a_track_number_written_in_two_bytes_is_still_read(mkvs, tmp_path):
     path = _write_mkv(tmp_path / "long_track.mkv", ebml, head, clusters)
     table = read_mkv_frame_table(path, stream=0, codec="h264")
     assert table is not None and len(table.ticks) == 50
-    ticks, keyframe, durations, _ = probe_module._scan_packets(path, 60)
+    ticks, keyframe, durations, _ = list_packets(path, 60)
     np.testing.assert_array_equal(table.ticks, ticks)
     np.testing.assert_array_equal(table.keyframe, keyframe)
     np.testing.assert_array_equal(table.durations, durations)
@@ -236,7 +236,7 @@ def test_block_groups_give_their_own_duration_and_key_flag(mkvs, tmp_path):
     table = read_mkv_frame_table(path, stream=0, codec="h264")
     assert table is not None and len(table.ticks) == 50
     assert set(table.durations.tolist()) == {3, 40}  # BlockDuration / the default
-    ticks, keyframe, durations, _ = probe_module._scan_packets(path, 60)
+    ticks, keyframe, durations, _ = list_packets(path, 60)
     np.testing.assert_array_equal(table.ticks, ticks)
     np.testing.assert_array_equal(table.keyframe, keyframe)
     np.testing.assert_array_equal(table.durations, durations)
@@ -278,7 +278,7 @@ def test_an_exhausted_parse_budget_falls_back(mkvs, monkeypatch):
     monkeypatch.setattr(mkvindex, "PARSE_BUDGET_S", -1.0)
     assert read_mkv_frame_table(mkvs["plain"], stream=0) is None
     info = probe(mkvs["plain"], cache=False)
-    assert info.frame_count == len(probe_module._scan_packets(mkvs["plain"], 60)[0]) == 50
+    assert info.frame_count == len(list_packets(mkvs["plain"], 60)[0]) == 50
 
 
 def test_a_track_ffmpeg_skips(mkvs, tmp_path):
@@ -374,7 +374,7 @@ def test_dw_start_as_ffmpeg_reads_it(avi, tmp_path, start, first_tick):
     path = tmp_path / "start.avi"
     path.write_bytes(bytes(data))
     table = read_avi_frame_table(path, stream=0)
-    ticks = probe_module._scan_packets(path, 60)[0]
+    ticks = list_packets(path, 60)[0]
     assert table.ticks[0] == first_tick
     np.testing.assert_array_equal(table.ticks, ticks)
 

@@ -8,6 +8,10 @@ that index read as arrays: milliseconds for a two-hour film, where listing
 every packet with ffmpeg reads the whole file. Empty chunks ("drop frames")
 take a tick and are not frames.
 
+Those ticks are the packets' slots in decoding order, not the frames'
+presentation times, which AVI does not store: :func:`avi_frame_ticks` turns
+them into the times the decoders give the frames.
+
 Defensive, like :mod:`.mp4index`: anything unexpected (an OpenDML file with
 a second ``RIFF AVIX`` part, whose chunks ``idx1`` does not list; streams of
 other kinds than audio and video; palette changes; inconsistent sizes; an
@@ -28,7 +32,7 @@ import numpy as np
 
 from napari_video_extract.core.frame_index import FrameTable
 
-__all__ = ["read_avi_frame_table"]
+__all__ = ["avi_frame_ticks", "read_avi_frame_table"]
 
 #: Largest idx1 we read (16 bytes an entry: 16 M chunks).
 MAX_INDEX_BYTES = 256 * 1024 * 1024
@@ -194,3 +198,53 @@ def _read(fh, file_size: int, stream: int) -> FrameTable | None:
         durations=np.ones(int(real.sum()), dtype=np.int64),
         time_base=Fraction(scale, rate),
     )
+
+
+def avi_frame_ticks(slots: np.ndarray, first_tick: int) -> np.ndarray | None:
+    """The tick each frame of an AVI video stream is decoded at, from its packets' slots.
+
+    AVI gives each packet a slot (one tick, in decoding order) and no
+    presentation time. Decoding it, the ffmpeg executable and libavcodec stamp
+    each frame with the slot of the packet whose decoding gave it out (the
+    packet's dts, the frame's best-effort timestamp), so a decoder that holds
+    back ``delay`` frames to reorder them (H.264 or MPEG-4 part 2 with
+    B-frames) stamps frame ``i`` with slot ``i + delay``, and the last
+    ``delay`` frames, given out at the end of the stream without a packet,
+    one tick apart after the last slot (or as far apart as the last two
+    slots, when those are more than two ticks apart). Where the slots are evenly spaced
+    that is the slots shifted by a constant; where they are not (empty
+    "drop" chunks, or the first packet written at slot 0 and the next ones
+    at the time they were due, as ffmpeg's muxer does with a start offset)
+    it is not.
+
+    Parameters
+    ----------
+    slots : numpy.ndarray
+        Slots (ticks, increasing) of the stream's non-empty packets in file
+        order, as :func:`read_avi_frame_table` or a packet listing gives them.
+    first_tick : int
+        The tick the ffmpeg executable decodes frame 0 at: the slot of the
+        packet that gives frame 0 out, whose position in ``slots`` is the
+        decoder's delay.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The frames' ticks in display order (as many as ``slots``); None if no
+        packet has slot ``first_tick`` (the executable's frame 0 is not one
+        of these packets' frames) or the slots do not increase.
+    """
+    if len(slots) > 1 and not (np.diff(slots) > 0).all():
+        return None  # not a packet clock (a listing of a damaged file)
+    delay = int(np.searchsorted(slots, first_tick))
+    if delay >= len(slots) or int(slots[delay]) != first_tick:
+        return None
+    if delay == 0:
+        return slots
+    # The executable times a frame without a timestamp by the previous one
+    # plus its duration: the packets' one tick, or the gap before it when
+    # that is over two ticks (fftools' video_duration_estimate).
+    gap = int(slots[-1] - slots[-2]) if len(slots) - delay >= 2 else 1
+    step = gap if gap > 2 else 1
+    flushed = int(slots[-1]) + step * np.arange(1, delay + 1, dtype=np.int64)
+    return np.concatenate([slots[delay:], flushed])

@@ -14,18 +14,20 @@ printed too and can imitate any fact:
   MP4/MOV and Matroska/WebM (:data:`FIRST_PTS_FROM_PYAV`), the pts of the
   first frame PyAV decodes (with ``-copyts`` the executable adds no offset
   there); elsewhere, and when that frame has no pts of its own, from the
-  executable's per-frame statistics on a pipe of their own (MPEG-PS/TS,
+  executable's per-frame statistics on a pipe of their own
+  (:mod:`.ffmpeg_probe`; MPEG-PS/TS,
   FLV...: the executable corrects 32/33-bit timestamps for wrapping on its
   own; AVI: PyAV gives its packets a pts one tick after their dts, and for
   H.264 its first frame's time is not the executable's);
 * the frame table from the MP4/MOV sample index, the AVI ``idx1`` index or
   the Matroska/WebM block headers when they can be read (:mod:`.mp4index`,
   :mod:`.aviindex`, :mod:`.mkvindex`: milliseconds to a second for two
-  hours of video), else from a run that
-  lists every packet of the first video stream (``-c copy -f framecrc`` on
-  stdout: nothing is decoded, and no metadata is printed there). Empty and
-  discarded packets are not frames, and sorting by presentation time gives
-  display order.
+  hours of video), else from a run of the executable that
+  lists every packet of the first video stream (:mod:`.ffmpeg_probe`).
+  Empty and discarded packets are not frames, and sorting by presentation
+  time gives display order; AVI stores no presentation times, and its
+  frames are timed as the decoders time them
+  (:func:`~napari_video_extract.core.aviindex.avi_frame_ticks`).
 
 All of these are kept per file in the user's cache folder
 (:mod:`.frame_index`): a file probed before is recognised by its path and
@@ -40,23 +42,15 @@ frame, as users expect ("time 0" is the first picture).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_video_extract.core import ffmpeg_probe
 from napari_video_extract.core.container import first_video_stream, open_container
 from napari_video_extract.core.errors import NotAVideoError, VideoOpenError
-from napari_video_extract.core.ffmpeg import (
-    frame_stats_args,
-    input_args,
-    last_error_line,
-    parse_frame_stats,
-    run_ffmpeg,
-)
 from napari_video_extract.core.frame_index import (
     FrameTable,
     ProbeRecord,
@@ -65,17 +59,10 @@ from napari_video_extract.core.frame_index import (
     store_probe_record,
 )
 
-if TYPE_CHECKING:
-    import subprocess
-
-# The container index readers and subprocess are imported where a file is
-# really read: a probe served from the frame-index sidecar does not pay for them.
+# The container index readers are imported where a file is really read: a
+# probe served from the frame-index sidecar does not pay for them.
 
 __all__ = ["FIRST_PTS_FROM_PYAV", "VideoInfo", "probe"]
-
-_PKT_FLAG_KEY = 0x1
-_PKT_FLAG_DISCARD = 0x4
-_NOPTS = -9223372036854775808
 
 #: Seconds allowed per probe before we call the file broken (a hostile file
 #: must never hang a batch). Scales a little with file size.
@@ -208,9 +195,6 @@ class VideoInfo:
         }
 
 
-_TB_RE = re.compile(rb"^#tb 0: (\d+)/(\d+)", re.MULTILINE)
-
-
 def _rate(value) -> float | None:
     """A stream rate (Fraction or None) as a positive float, or None."""
     try:
@@ -298,69 +282,6 @@ def _median(values: np.ndarray, *, in_place: bool = False) -> float:
     return float((part[k - 1] + part[k]) / 2)
 
 
-def _parse_packets(framecrc: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, Fraction]:
-    """Presentation ticks, keyframe flags and durations of real frame packets.
-
-    ``framecrc`` lines are ``stream, dts, pts, duration, size, crc[, F=0xFLAGS]``;
-    ``F=`` is printed only when the flags differ from "keyframe".
-    """
-    tb_match = _TB_RE.search(framecrc)
-    time_base = (
-        Fraction(int(tb_match.group(1)), int(tb_match.group(2))) if tb_match else Fraction(1, 1)
-    )
-    rows = [line.split(b",") for line in framecrc.split(b"\n") if line[:2] == b"0,"]
-    rows = [r for r in rows if len(r) >= 6]
-    if not rows:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty.astype(bool), empty, time_base
-    values = np.array([r[1:5] for r in rows], dtype=np.int64)  # dts, pts, duration, size
-    # Column 7 may be side data ("S=1, ...") instead of flags: only "F=" is flags.
-    flags = np.array(
-        [
-            int(r[6].strip()[4:], 16)
-            if len(r) > 6 and r[6].strip()[:2] == b"F="
-            else _PKT_FLAG_KEY
-            for r in rows
-        ],
-        dtype=np.int64,
-    )
-    dts, pts, durations, sizes = values.T
-    ticks = np.where(pts != _NOPTS, pts, dts)
-    # "Drop" packets of AVI files (size 0) and edit-list discards are not frames.
-    real = (sizes > 0) & ((flags & _PKT_FLAG_DISCARD) == 0) & (ticks != _NOPTS)
-    return ticks[real], (flags[real] & _PKT_FLAG_KEY) > 0, durations[real], time_base
-
-
-def _scan_packets(
-    path: Path, timeout: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, Fraction]:
-    """List every packet of the first real video stream with ffmpeg (no decoding)."""
-    args = [
-        "-copyts",
-        *input_args(path),
-        "-map",
-        "0:V:0",
-        "-c",
-        "copy",
-        "-f",
-        "framecrc",
-        "pipe:1",
-    ]
-    return _parse_packets(_run_with_limit(path, args, timeout, "listing packets").stdout)
-
-
-def _run_with_limit(
-    path: Path, args: list[str], timeout: float, what: str, *, pass_fds: tuple[int, ...] = ()
-) -> subprocess.CompletedProcess[bytes]:
-    """Run ffmpeg; a run over ``timeout`` seconds is this file's error, never a hang."""
-    import subprocess
-
-    try:
-        return run_ffmpeg(args, timeout=timeout, pass_fds=pass_fds)
-    except subprocess.TimeoutExpired:
-        raise VideoOpenError(path, f"{what} took longer than {timeout:.0f} s") from None
-
-
 def _frame_table(path: Path, header: dict, timeout: float) -> FrameTable:
     """The frame table: from the MP4/MOV or AVI index or the Matroska block
     headers if they can be read, else from packets."""
@@ -382,7 +303,7 @@ def _frame_table(path: Path, header: dict, timeout: float) -> FrameTable:
         return FrameTable(
             table.ticks, table.keyframe, table.durations, Fraction(1, table.timescale)
         )
-    return FrameTable(*_scan_packets(path, timeout))
+    return FrameTable(*ffmpeg_probe.list_packets(path, timeout))
 
 
 def _read_record(path: Path, timeout: float, *, cache: bool) -> ProbeRecord:
@@ -395,7 +316,7 @@ def _read_record(path: Path, timeout: float, *, cache: bool) -> ProbeRecord:
     header = _read_header(path, timeout)
     first_pts = header["first_pts"]
     if first_pts is None or header["container"] not in FIRST_PTS_FROM_PYAV:
-        first_pts = _first_frame_pts(path, timeout)
+        first_pts = ffmpeg_probe.first_frame_pts(path, timeout)
     table = _frame_table(path, header, timeout)
     record = ProbeRecord(
         table=table,
@@ -412,47 +333,6 @@ def _read_record(path: Path, timeout: float, *, cache: bool) -> ProbeRecord:
     if cache and len(table.ticks):
         store_probe_record(path, record, before=before)
     return record
-
-
-def _first_frame_pts(path: Path, timeout: float) -> float:
-    """Timestamp of frame 0 as the ffmpeg executable decodes it (``-copyts``).
-
-    The ffmpeg frame source identifies frames on that executable's timeline,
-    so frame 0 is timed by it too where its value may differ from the first
-    frame's own (see :data:`FIRST_PTS_FROM_PYAV`): through ffmpeg's per-frame
-    stats on a pipe of their own
-    (:func:`~napari_video_extract.core.ffmpeg.frame_stats_args`), never its log.
-    """
-    read_fd, write_fd = os.pipe()
-    try:
-        args = [
-            "-copyts",
-            *input_args(path),
-            "-map",
-            "0:V:0",
-            "-frames:v",
-            "1",
-            *frame_stats_args(write_fd),
-            "-f",
-            "null",
-            "-",
-        ]
-        try:
-            # One frame, one short line: it fits in the pipe while ffmpeg runs.
-            proc = _run_with_limit(path, args, timeout, "probing", pass_fds=(write_fd,))
-        finally:
-            os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as fh:
-            read_fd = -1
-            lines = fh.read(1 << 16).splitlines()
-    finally:
-        if read_fd >= 0:
-            os.close(read_fd)
-    stats = parse_frame_stats(lines[0]) if lines else None
-    if stats is None or stats.pts is None:
-        reason = last_error_line(proc.stderr, path) if proc.returncode else "no timestamp"
-        raise NotAVideoError(path, f"no decodable video frame ({reason})")
-    return stats.pts
 
 
 def probe(
@@ -511,6 +391,14 @@ def probe(
     )
     if len(ticks) == 0:
         raise NotAVideoError(path, "no video frames in the stream")
+    if record.container == "avi":
+        from napari_video_extract.core.aviindex import avi_frame_ticks
+
+        # AVI's ticks are the packets' slots: the frames' times are the slots
+        # of the packets that give them out (the decoder's delay later).
+        frame_ticks = avi_frame_ticks(ticks, round(record.first_pts / float(time_base)))
+        if frame_ticks is not None:
+            ticks = frame_ticks
 
     # Already in display order without repeats (no B-frames): nothing to sort
     # or drop (each pass over a two-hour table costs milliseconds).

@@ -123,6 +123,21 @@ def pyav_attempts(info: VideoInfo, start: int) -> list[tuple[bool | str, bool]]:
     return tries
 
 
+def _duration_estimate(duration: int, gap: int) -> int:
+    """The ffmpeg executable's estimate of a frame's duration (its next frame's step).
+
+    ``video_duration_estimate`` in ``fftools/ffmpeg_dec.c``, for a container
+    with timestamps: the frame's duration, unless it is the one tick lavf
+    makes up and the gap from the previous frame (``gap``, -1 if none) is
+    more than two; then that gap.
+    """
+    if duration > 0 and not (duration == 1 and gap > 2):
+        return duration
+    if gap > 0:
+        return gap
+    return duration or 1
+
+
 class PyAVStream:
     """An open PyAV container decoding forward from a keyframe (in process).
 
@@ -265,13 +280,14 @@ class PyAVStream:
         if self._dts_only:
             # AVI stores one timestamp per packet, in decoding order; with
             # packed B-frames the decoder's reordered pts repeat and ffmpeg's
-            # frames follow the packet clock (one packet, one frame). The
-            # frame flushed at the end has no packet: it is the next tick.
+            # frames follow the packet clock (one packet, one frame). A frame
+            # flushed at the end has no packet: it follows the previous one
+            # by that frame's duration estimate, as in ffmpeg.
             if dts is None and self._last_dts is not None:
-                dts = self._last_dts + (frame.duration or self._dts_step)
+                dts = self._last_dts + self._dts_step
             if dts is not None:
-                if self._last_dts is not None and dts > self._last_dts:
-                    self._dts_step = dts - self._last_dts
+                gap = dts - self._last_dts if self._last_dts is not None else -1
+                self._dts_step = _duration_estimate(frame.duration or 0, gap)
                 self._last_dts = dts
                 return dts
         if dts is not None:
