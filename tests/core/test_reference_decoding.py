@@ -22,7 +22,7 @@ import synthetic
 from napari_video_extract.core.decode import DecodeStats, choose_backend, decode_frames
 from napari_video_extract.core.ffmpeg import ffmpeg_exe
 from napari_video_extract.core.probe import probe
-from napari_video_extract.core.pyav_source import PyAVStream, pyav_available
+from napari_video_extract.core.pyav_source import PyAVStream, pyav_available, reader_frame_threads
 from napari_video_extract.core.reference_frames import is_reference_packet, reference_fraction
 from napari_video_extract.core.video_reader import VideoReader
 
@@ -121,6 +121,10 @@ def test_a_reader_jump_decodes_only_references_with_frame_threads(kinds):
         with VideoReader(path, backend=backend, cache_bytes=0, prefetch=0) as video:
             assert np.array_equal(video.read(last_of_gop), reference[last_of_gop])
             decoded[backend] = video.stats.decoder_frames
+            if backend == "pyav":  # frame threading only, cores + 2 threads
+                codec = video._cursor.stream._codec
+                assert "FRAME" in str(codec.thread_type) and "SLICE" not in str(codec.thread_type)
+                assert codec.thread_count == reader_frame_threads() >= 3
             for i in range(last_of_gop + 1, last_of_gop + 8):  # then step on
                 assert np.array_equal(video.read(i), reference[i]), (backend, i)
             assert video.stats.streams_started == 1

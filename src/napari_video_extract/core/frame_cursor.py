@@ -28,7 +28,7 @@ from napari_video_extract.core.decode_plan import DECODE_PIXELS_PER_SECOND, star
 from napari_video_extract.core.errors import DecodeError
 from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.probe import VideoInfo
-from napari_video_extract.core.pyav_source import PyAVStream, pyav_attempts
+from napari_video_extract.core.pyav_source import PyAVStream, pyav_attempts, reader_frame_threads
 from napari_video_extract.core.reference_frames import reference_fraction
 
 if TYPE_CHECKING:
@@ -182,7 +182,14 @@ class FrameCursor:
         """A new decoder from keyframe ``start``, giving the frames from ``first``."""
         if self._backend == "pyav":
             try:
-                return PyAVStream(self._info, start, first=first, seek=seek, skip=skip)
+                return PyAVStream(
+                    self._info,
+                    start,
+                    first=first,
+                    seek=seek,
+                    skip=skip,
+                    frame_threads=reader_frame_threads(),
+                )
             except DecodeError:
                 raise
             except Exception as exc:  # av.FFmpegError and friends: one clear line

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -70,6 +71,7 @@ __all__ = [
     "pyav_attempts",
     "pyav_available",
     "pyav_is_exact",
+    "reader_frame_threads",
 ]
 
 #: Decoders whose ``skip_frame="NONREF"`` drops only pictures no other picture
@@ -99,6 +101,28 @@ def pyav_is_exact(info: VideoInfo) -> bool:
     coded_height = info.height if info.rotation % 180 == 0 else info.width
     subsampled = any(tag in info.pix_fmt for tag in _VERTICAL_CHROMA_SUBSAMPLING)
     return coded_height % 2 == 0 or not subsampled
+
+
+def reader_frame_threads() -> int:
+    """Frame threads for a reader's decoder: two more than the cores (at most 16).
+
+    More frames in flight keep the cores busy through a jump's chain of
+    references and while a decoded frame is converted to RGB. Measured on
+    2 cores (720p H.264, the machine to ourselves: ``chrt -f``), against
+    FFmpeg's automatic choice (``thread_type="AUTO"``: frame and slice
+    flags, cores + 1 threads): a jump 12-20 % faster in wall time and
+    5-10 % cheaper in CPU, stepping forward at least as fast. Frame
+    threading only: with the slice flag as well the same 4 threads were
+    slower.
+    """
+    return min((os.cpu_count() or 1) + 2, 16)
+
+
+def _has_frame_threads(stream) -> bool:
+    """True if the stream's decoder can run frame threads (MPEG-2 has slices only)."""
+    from av.codec.codec import Capabilities
+
+    return bool(stream.codec_context.codec.capabilities & Capabilities.frame_threads)
 
 
 def interlaced_by_header(codec_context) -> bool:
@@ -151,6 +175,10 @@ class PyAVStream:
     threads : int, optional
         One decoder thread per ``threads`` (slice threads only); default:
         FFmpeg's frame threads, one per core.
+    frame_threads : int, optional
+        Frame threads instead (only frame threading, this many threads; see
+        :func:`reader_frame_threads`), for decoders that have them (others:
+        FFmpeg's automatic choice); ``threads`` then does not apply.
     skip : bool, optional
         Skip non-reference frames that are not wanted (default True; only
         for :data:`NONREF_EXACT_CODECS`). ``False`` decodes everything.
@@ -167,10 +195,12 @@ class PyAVStream:
         first: int | None = None,
         seek: bool | str = True,
         threads: int | None = None,
+        frame_threads: int | None = None,
         skip: bool = True,
         stall_timeout: float | None = None,
     ) -> None:
         self.info = info
+        self._frame_threads = None if frame_threads is None else max(1, int(frame_threads))
         pts = info.frame_pts
         self._bounds = (pts[1:] + pts[:-1]) / 2
         self._dts_only = "avi" in info.container.split(",")
@@ -203,7 +233,10 @@ class PyAVStream:
         self._stream = first_video_stream(self._container)
         if self._stream is None:
             raise DecodeError(self.info.path, "no video stream")
-        if self._threads is None:
+        if self._frame_threads is not None and _has_frame_threads(self._stream):
+            self._stream.thread_type = "FRAME"
+            self._stream.thread_count = self._frame_threads
+        elif self._threads is None:
             # Frame threads decode ahead: stepping forward runs ~2x faster.
             self._stream.thread_type = "AUTO"
         else:
