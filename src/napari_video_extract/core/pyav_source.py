@@ -353,7 +353,7 @@ class PyAVStream:
 
     def _wanted_packet(self, packet) -> bool:
         """True unless the frame of the packet (with a pts) is neither wanted nor a way to one."""
-        index = int(np.searchsorted(self._bounds, packet.pts * self._tb, "right"))
+        index = int(self._bounds.searchsorted(packet.pts * self._tb, "right"))
         if self._targets is not None:
             return index in self._targets
         return index >= self.first
@@ -427,7 +427,10 @@ class PyAVStream:
             ticks = self._best_effort_ticks(frame)
             if ticks is None:
                 continue  # cannot be identified: never guess
-            index = int(np.searchsorted(self._bounds, float(ticks * self._time_base), "right"))
+            # A float product, not Fraction arithmetic (~10 us a frame): it is
+            # within an ulp of the exact time, and the bounds are midpoints
+            # between frames, half a frame gap away from any frame's time.
+            index = int(self._bounds.searchsorted(ticks * self._tb, "right"))
             if self._seek_start is not None:
                 self._check_keyframe(index, frame)
             if index < self.first or (self._targets is not None and index not in self._targets):
