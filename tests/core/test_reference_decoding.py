@@ -21,8 +21,9 @@ import pytest
 import synthetic
 from napari_video_extract.core.decode import DecodeStats, choose_backend, decode_frames
 from napari_video_extract.core.ffmpeg import ffmpeg_exe
+from napari_video_extract.core.frame_cursor import reader_frame_threads
 from napari_video_extract.core.probe import probe
-from napari_video_extract.core.pyav_source import PyAVStream, pyav_available, reader_frame_threads
+from napari_video_extract.core.pyav_source import PyAVStream, pyav_available
 from napari_video_extract.core.reference_frames import is_reference_packet, reference_fraction
 from napari_video_extract.core.video_reader import VideoReader
 

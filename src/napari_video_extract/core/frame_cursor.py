@@ -19,6 +19,7 @@ holds its lock around every call.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ from napari_video_extract.core.decode_plan import DECODE_PIXELS_PER_SECOND, star
 from napari_video_extract.core.errors import DecodeError
 from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.probe import VideoInfo
-from napari_video_extract.core.pyav_source import PyAVStream, pyav_attempts, reader_frame_threads
+from napari_video_extract.core.pyav_source import PyAVStream, pyav_attempts
 from napari_video_extract.core.reference_frames import reference_fraction
 
 if TYPE_CHECKING:
@@ -37,10 +38,25 @@ if TYPE_CHECKING:
     from napari_video_extract.core.ffmpeg_source import FrameStream
     from napari_video_extract.core.video_reader import ReaderStats
 
-__all__ = ["PYAV_SEEK_SECONDS", "FrameCursor"]
+__all__ = ["PYAV_SEEK_SECONDS", "FrameCursor", "reader_frame_threads"]
 
 #: Seconds for a seek in an open PyAV container (flush + read the keyframe).
 PYAV_SEEK_SECONDS = 0.01
+
+
+def reader_frame_threads() -> int:
+    """Frame threads for a reader's decoder: two more than the cores (at most 16).
+
+    More frames in flight keep the cores busy through a jump's chain of
+    references and while a decoded frame is converted to RGB. Measured on
+    2 cores (720p H.264, the machine to ourselves: ``chrt -f``), against
+    FFmpeg's automatic choice (``thread_type="AUTO"``: frame and slice
+    flags, cores + 1 threads), in four paired runs: a jump 11-21 % faster
+    in wall time and 7-16 % cheaper in CPU, stepping forward at least as
+    fast. Frame threading only: with the slice flag as well, the same 4
+    threads were slower.
+    """
+    return min((os.cpu_count() or 1) + 2, 16)
 
 
 class FrameCursor:

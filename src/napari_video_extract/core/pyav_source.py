@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -71,7 +70,6 @@ __all__ = [
     "pyav_attempts",
     "pyav_available",
     "pyav_is_exact",
-    "reader_frame_threads",
 ]
 
 #: Decoders whose ``skip_frame="NONREF"`` drops only pictures no other picture
@@ -101,21 +99,6 @@ def pyav_is_exact(info: VideoInfo) -> bool:
     coded_height = info.height if info.rotation % 180 == 0 else info.width
     subsampled = any(tag in info.pix_fmt for tag in _VERTICAL_CHROMA_SUBSAMPLING)
     return coded_height % 2 == 0 or not subsampled
-
-
-def reader_frame_threads() -> int:
-    """Frame threads for a reader's decoder: two more than the cores (at most 16).
-
-    More frames in flight keep the cores busy through a jump's chain of
-    references and while a decoded frame is converted to RGB. Measured on
-    2 cores (720p H.264, the machine to ourselves: ``chrt -f``), against
-    FFmpeg's automatic choice (``thread_type="AUTO"``: frame and slice
-    flags, cores + 1 threads): a jump 12-20 % faster in wall time and
-    5-10 % cheaper in CPU, stepping forward at least as fast. Frame
-    threading only: with the slice flag as well the same 4 threads were
-    slower.
-    """
-    return min((os.cpu_count() or 1) + 2, 16)
 
 
 def _has_frame_threads(stream) -> bool:
@@ -177,8 +160,9 @@ class PyAVStream:
         FFmpeg's frame threads, one per core.
     frame_threads : int, optional
         Frame threads instead (only frame threading, this many threads; see
-        :func:`reader_frame_threads`), for decoders that have them (others:
-        FFmpeg's automatic choice); ``threads`` then does not apply.
+        :func:`~napari_video_extract.core.frame_cursor.reader_frame_threads`),
+        for decoders that have them (others: FFmpeg's automatic choice);
+        ``threads`` then does not apply.
     skip : bool, optional
         Skip non-reference frames that are not wanted (default True; only
         for :data:`NONREF_EXACT_CODECS`). ``False`` decodes everything.
