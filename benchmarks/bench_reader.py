@@ -58,6 +58,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jump_breakdown import describe as describe_jump
+from jump_breakdown import jump_breakdown
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MEDIA = REPO.parent / "shared" / "media"
@@ -531,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
         ].reader.stats.decoder_frames / len(indices)
         random_readers[backend].reader.close()
     o["full_decode_per_jump"] = statistics.mean(i - info.keyframe_before(i) + 1 for i in indices)
+    if "pyav" in backends:
+        o["jump_breakdown"] = describe_jump(jump_breakdown(video, indices))
     for backend in backends:
         ours = open_ours(video, backend, cache=True)
         o[f"step_{backend}"], o[f"step_cpu_{backend}"] = time_stepping(ours, start, args.steps)
@@ -679,6 +684,8 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{backend} {o[f'decoded_per_jump_{backend}']:.1f}" for backend in backends)
         + f"; a full decode from the keyframe before: {o['full_decode_per_jump']:.1f}"
     )
+    if "jump_breakdown" in o:
+        print(o["jump_breakdown"] + " (benchmarks/jump_breakdown.py)")
     print(
         f"load average (1 min, {os.cpu_count()} cpus): {load_at_start} at the start, "
         f"{load_average()} at the end"

@@ -48,7 +48,7 @@ def test_stepping_forward_prefetches_the_next_frames(
         for i in range(42, 48):
             np.testing.assert_array_equal(video.read(i), reference[i])
         # Each read stepped forward: the prefetch stays 6 ahead of the last one.
-        _wait_for(lambda: video._stream_next == 48 + 6)
+        _wait_for(lambda: video._cursor.next_index == 48 + 6)
         assert video.stats.cache_hits == 6
         assert video.stats.streams_started == 1
         for i in range(48, 250):  # the whole rest, stepping: exact, one decoder
@@ -76,7 +76,7 @@ def test_a_jump_ends_the_prefetch(indexed_video: Path, reference: list[np.ndarra
         time.sleep(0.1)
         prefetched = video.stats.frames_prefetched
         assert prefetched <= 8
-        assert video._stream_next == 201  # nothing decoded past the jump
+        assert video._cursor.next_index == 201  # nothing decoded past the jump
         time.sleep(0.05)
         assert video.stats.frames_prefetched == prefetched
 
@@ -85,9 +85,9 @@ def test_prefetch_is_bounded_by_the_cache(indexed_video: Path) -> None:
     with VideoReader(indexed_video, cache_bytes=8 * FRAME_BYTES, prefetch=100) as video:
         for i in range(10, 20):
             video.read(i)
-        _wait_for(lambda: video._stream_next == 20 + 2)  # a quarter of 8 frames
+        _wait_for(lambda: video._cursor.next_index == 20 + 2)  # a quarter of 8 frames
         time.sleep(0.05)
-        assert video._stream_next == 22
+        assert video._cursor.next_index == 22
         assert video.cached_bytes <= 8 * FRAME_BYTES
     with VideoReader(indexed_video, cache_bytes=0) as video:  # no cache, no prefetch
         for i in range(10, 20):

@@ -21,6 +21,7 @@ import pytest
 import synthetic
 from napari_video_extract.core.decode import DecodeStats, choose_backend, decode_frames
 from napari_video_extract.core.ffmpeg import ffmpeg_exe
+from napari_video_extract.core.frame_cursor import reader_frame_threads
 from napari_video_extract.core.probe import probe
 from napari_video_extract.core.pyav_source import PyAVStream, pyav_available
 from napari_video_extract.core.reference_frames import is_reference_packet, reference_fraction
@@ -121,6 +122,10 @@ def test_a_reader_jump_decodes_only_references_with_frame_threads(kinds):
         with VideoReader(path, backend=backend, cache_bytes=0, prefetch=0) as video:
             assert np.array_equal(video.read(last_of_gop), reference[last_of_gop])
             decoded[backend] = video.stats.decoder_frames
+            if backend == "pyav":  # frame threading only, cores + 2 threads
+                codec = video._cursor.stream._codec
+                assert "FRAME" in str(codec.thread_type) and "SLICE" not in str(codec.thread_type)
+                assert codec.thread_count == reader_frame_threads() >= 3
             for i in range(last_of_gop + 1, last_of_gop + 8):  # then step on
                 assert np.array_equal(video.read(i), reference[i]), (backend, i)
             assert video.stats.streams_started == 1
@@ -342,3 +347,40 @@ def test_open_gop_i_frames_without_recovery_sei_are_seeked_to(open_gop_no_sei):
         # Refused: 9 runs and 480 frames decoded for these 5 reads.
         assert video.stats.streams_started <= len(reads)
         assert video.stats.decoder_frames < info.frame_count
+
+
+@pytest.fixture(scope="module")
+def open_gop_no_sei_multiref(tmp_path_factory) -> Path:
+    """As ``open_gop_no_sei``, with three references and a B-pyramid: no
+    I-frame after the first passes libavcodec's recovery heuristic, so after
+    a seek to one the decoder gives no frame at all (up to the end here)."""
+    d = tmp_path_factory.mktemp("open_gop_no_sei_multiref")
+    params = "open-gop=1:keyint=25:min-keyint=25:scenecut=0:ref=3:bframes=3:b-pyramid=normal"
+    with_sei = synthetic.make_cfr(
+        d / "with_sei.mp4", frames=150, gop=25, extra=["-x264-params", params]
+    )
+    path = d / "no_sei.mp4"
+    strip = ["-c", "copy", "-bsf:v", "filter_units=remove_types=6", str(path)]
+    synthetic.run(["-i", str(with_sei), *strip])
+    return path
+
+
+def test_a_seek_the_decoder_withholds_retries_from_the_keyframe_before(
+    open_gop_no_sei_multiref,
+):
+    """A seek to such an I-frame gives nothing; the retry starts one keyframe
+    earlier (never at the start of the file) and every frame is exact."""
+    path = open_gop_no_sei_multiref
+    info = probe(path, cache=False)
+    assert info.keyframes.tolist() == list(range(0, 150, 25))
+    plain = synthetic.decode_all(path)
+    with PyAVStream(info, 100, first=101) as stream:
+        assert [f.index for f in stream] == []  # the decoder withheld every frame
+    for i in (101, 124, 126, 149, 75):
+        with VideoReader(path, backend="pyav", cache_bytes=0, prefetch=0) as video:
+            np.testing.assert_array_equal(video.read(i), plain[i])
+            assert video.stats.streams_started == 2  # the seek, then the keyframe before
+            # From the keyframe before the wanted frame's, not from frame 0.
+            assert video.stats.decoder_frames <= i - info.keyframe_before(i) + 25
+            for j in range(i + 1, min(i + 4, len(plain))):  # and stepping on stays exact
+                np.testing.assert_array_equal(video.read(j), plain[j])

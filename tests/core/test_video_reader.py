@@ -46,7 +46,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 def _kill_decoder(video: VideoReader) -> None:
     """Make the running decoder die, as the stall watchdog or a crash would."""
-    stream = video._stream
+    stream = video._cursor.stream
     if video.backend == "ffmpeg":
         stream._proc.kill()
         stream._proc.wait()
@@ -185,7 +185,7 @@ def test_index_checks(backend: str, indexed_video: Path) -> None:
 def test_close_stops_the_decoder(backend: str, indexed_video: Path) -> None:
     video = VideoReader(indexed_video, backend=backend)
     video.read(3)
-    stream = video._stream
+    stream = video._cursor.stream
     video.close()
     if backend == "ffmpeg":
         assert stream._proc.poll() is not None

@@ -101,6 +101,13 @@ def pyav_is_exact(info: VideoInfo) -> bool:
     return coded_height % 2 == 0 or not subsampled
 
 
+def _has_frame_threads(stream) -> bool:
+    """True if the stream's decoder can run frame threads (MPEG-2 has slices only)."""
+    from av.codec.codec import Capabilities
+
+    return bool(stream.codec_context.codec.capabilities & Capabilities.frame_threads)
+
+
 def interlaced_by_header(codec_context) -> bool:
     """True if a PyAV codec context's field order (from the stream header) is interlaced."""
     return codec_context.field_order not in (_FIELD_ORDER_UNKNOWN, _FIELD_ORDER_PROGRESSIVE)
@@ -166,6 +173,11 @@ class PyAVStream:
     threads : int, optional
         One decoder thread per ``threads`` (slice threads only); default:
         FFmpeg's frame threads, one per core.
+    frame_threads : int, optional
+        Frame threads instead (only frame threading, this many threads; see
+        :func:`~napari_video_extract.core.frame_cursor.reader_frame_threads`),
+        for decoders that have them (others: FFmpeg's automatic choice);
+        ``threads`` then does not apply.
     skip : bool, optional
         Skip non-reference frames that are not wanted (default True; only
         for :data:`NONREF_EXACT_CODECS`). ``False`` decodes everything.
@@ -182,10 +194,12 @@ class PyAVStream:
         first: int | None = None,
         seek: bool | str = True,
         threads: int | None = None,
+        frame_threads: int | None = None,
         skip: bool = True,
         stall_timeout: float | None = None,
     ) -> None:
         self.info = info
+        self._frame_threads = None if frame_threads is None else max(1, int(frame_threads))
         pts = info.frame_pts
         self._bounds = (pts[1:] + pts[:-1]) / 2
         self._dts_only = "avi" in info.container.split(",")
@@ -218,7 +232,10 @@ class PyAVStream:
         self._stream = first_video_stream(self._container)
         if self._stream is None:
             raise DecodeError(self.info.path, "no video stream")
-        if self._threads is None:
+        if self._frame_threads is not None and _has_frame_threads(self._stream):
+            self._stream.thread_type = "FRAME"
+            self._stream.thread_count = self._frame_threads
+        elif self._threads is None:
             # Frame threads decode ahead: stepping forward runs ~2x faster.
             self._stream.thread_type = "AUTO"
         else:
@@ -232,6 +249,7 @@ class PyAVStream:
         self._tb = float(self._time_base)
         self._av_error = av.FFmpegError
         self._at_start = True
+        self._showing_unrecovered = False
 
     def restart(
         self,
@@ -246,6 +264,7 @@ class PyAVStream:
         self._targets = None if targets is None else frozenset(int(i) for i in targets)
         if seek == "earlier":
             start = self.info.keyframe_before(max(start - 1, 0))
+        self._show_unrecovered(seek == "earlier" and start > 0)
         try:
             if not seek or start == 0:
                 # The start is the first packet, whatever its timestamp: a seek
@@ -269,6 +288,34 @@ class PyAVStream:
         self._faulty_pts = self._faulty_dts = 0
         self._last_pts = self._last_dts = None
         self._dts_step = 1
+
+    def _show_unrecovered(self, show: bool) -> None:
+        """Let H.264's decoder give the frames it withholds after a seek, or not.
+
+        After a flush, libavcodec's H.264 decoder gives no frame until a
+        recovery point: an IDR, a recovery-point SEI, or an I-frame its
+        heuristic trusts (one reference per list). An open-GOP I-frame
+        without the SEI, in a stream with several references, is none of
+        them: a seek there gives no frame at all, up to the next IDR (often
+        the end of the file). The try that starts at the keyframe before
+        the wanted frame's (``seek='earlier'``) therefore asks for those
+        frames (``AV_CODEC_FLAG_OUTPUT_CORRUPT``): everything from the
+        earlier keyframe on is decoded as in a full decode, so the wanted
+        frame's GOP has every reference a full decode gives it, as long as
+        no frame after a keyframe refers back past the keyframe before it
+        (the premise of seeking to an open-GOP I-frame at all, see
+        :meth:`_check_keyframe`; x264 refers to nothing before the I-frame).
+        The frames given from that try are only those at or after the
+        wanted one, never the earlier GOP's.
+        """
+        if self.info.codec != "h264" or show == self._showing_unrecovered:
+            return
+        from av.codec.context import Flags
+
+        flag = int(Flags.output_corrupt)
+        flags = self._codec.flags
+        self._codec.flags = (flags | flag) if show else (flags & ~flag)
+        self._showing_unrecovered = show
 
     def _best_effort_ticks(self, frame) -> int | None:
         """``best_effort_timestamp`` as libavcodec computes it (ffmpeg's frame pts).
@@ -306,7 +353,7 @@ class PyAVStream:
 
     def _wanted_packet(self, packet) -> bool:
         """True unless the frame of the packet (with a pts) is neither wanted nor a way to one."""
-        index = int(np.searchsorted(self._bounds, packet.pts * self._tb, "right"))
+        index = int(self._bounds.searchsorted(packet.pts * self._tb, "right"))
         if self._targets is not None:
             return index in self._targets
         return index >= self.first
@@ -380,7 +427,10 @@ class PyAVStream:
             ticks = self._best_effort_ticks(frame)
             if ticks is None:
                 continue  # cannot be identified: never guess
-            index = int(np.searchsorted(self._bounds, float(ticks * self._time_base), "right"))
+            # A float product, not Fraction arithmetic (~10 us a frame): it is
+            # within an ulp of the exact time, and the bounds are midpoints
+            # between frames, half a frame gap away from any frame's time.
+            index = int(self._bounds.searchsorted(ticks * self._tb, "right"))
             if self._seek_start is not None:
                 self._check_keyframe(index, frame)
             if index < self.first or (self._targets is not None and index not in self._targets):

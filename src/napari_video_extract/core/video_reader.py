@@ -23,9 +23,8 @@ A frame that is not cached costs one of:
   PyAV the frames on the way that nothing references are skipped, not
   decoded (:mod:`.pyav_source`): a jump decodes only the references.
 
-The reader picks whichever is cheaper (see
-:func:`napari_video_extract.core.decode.startup_frames`). Frames are kept in
-a least-recently-used cache bounded in bytes.
+The reader picks whichever is cheaper (:mod:`.frame_cursor`). Frames are
+kept in a least-recently-used cache bounded in bytes.
 
 Prefetch
 --------
@@ -65,23 +64,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_video_extract.core.decode_plan import DECODE_PIXELS_PER_SECOND, startup_frames
-from napari_video_extract.core.errors import DecodeError
-from napari_video_extract.core.frame_source import DecodedFrame
+from napari_video_extract.core.frame_cursor import FrameCursor
 from napari_video_extract.core.prefetch import Prefetcher
 from napari_video_extract.core.probe import VideoInfo, probe
-from napari_video_extract.core.pyav_source import (
-    PyAVStream,
-    pyav_attempts,
-    pyav_available,
-    pyav_is_exact,
-)
-from napari_video_extract.core.reference_frames import reference_fraction
+from napari_video_extract.core.pyav_source import pyav_available, pyav_is_exact
 
 if TYPE_CHECKING:
-    # Imported when the ffmpeg backend is used: opening a video with PyAV
-    # does not pay for it.
     from napari_video_extract.core.ffmpeg_source import FrameStream
+    from napari_video_extract.core.pyav_source import PyAVStream
 
 __all__ = [
     "BACKENDS",
@@ -100,8 +90,6 @@ DEFAULT_CACHE_BYTES = 128 * 2**20
 DEFAULT_PREFETCH_FRAMES = 8
 #: Decoders a :class:`VideoReader` can use.
 BACKENDS = ("auto", "pyav", "ffmpeg")
-#: Seconds for a seek in an open PyAV container (flush + read the keyframe).
-PYAV_SEEK_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -233,13 +221,13 @@ class VideoReader:
         self._cache_limit = max(0, int(cache_bytes))
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.RLock()
-        self._stream: FrameStream | PyAVStream | None = None
-        self._stream_skips = True  # the skip choice the running stream was opened with
-        # Streams to stop when the reader is collected or Python exits (at
-        # exit, before daemon threads freeze), without referring to self.
-        self._open_streams: set[FrameStream | PyAVStream] = set()
-        self._stream_next = 0  # index of the next frame the stream will give
-        self._stream_counted = 0  # its frames_decoded already in stats.decoder_frames
+        self.stats = ReaderStats()
+        # The cursor caches through a weak reference: no cycle keeps an unused
+        # reader (and its decoder) alive until the garbage collector runs.
+        remember = weakref.WeakMethod(self._remember)
+        self._cursor = FrameCursor(
+            self._info, backend, self.stats, lambda i, image: remember()(i, image)
+        )
         # Prefetch at most a quarter of the cache, so it never evicts the
         # frames it decoded for the next reads (nor much of the rest).
         cache_frames = self._cache_limit // max(self._frame_bytes, 1)
@@ -247,17 +235,12 @@ class VideoReader:
         self._prefetch_until = 0  # the prefetch decodes frames before this one
         self._last_read: int | None = None
         self._prefetcher = Prefetcher(self._prefetch_step, name=f"prefetch {self._info.path.name}")
+        # Streams are stopped when the reader is collected or Python exits
+        # (at exit, before daemon threads freeze), without referring to self.
         self._finalizer = weakref.finalize(
-            self, _close_streams, self._open_streams, self._prefetcher
+            self, _close_streams, self._cursor.open_streams, self._prefetcher
         )
-        if backend == "pyav":
-            pixels = max(self._info.width * self._info.height, 1)
-            self._startup = PYAV_SEEK_SECONDS * DECODE_PIXELS_PER_SECOND / pixels
-        else:
-            self._startup = startup_frames(self._info)
-        self._passing: float | None = None  # cost of a frame a jump passes (lazy)
         self._closed = False
-        self.stats = ReaderStats()
 
     # ------------------------------------------------------------------ info
     @property
@@ -363,10 +346,10 @@ class VideoReader:
             The reader is closed.
         """
         i = self._check_index(index)
-        if self._passing is None and self._may_weigh_a_jump(i):
+        if not self._cursor.weighed and self._cursor.may_weigh_a_jump(i):
             # Measured outside the lock (it reads up to 600 packets, ~15 ms):
             # reads of cached frames from other threads are not held up by it.
-            self._passing_fraction()
+            self._cursor.passing_fraction()
         with self._prefetcher.foreground(), self._lock:
             if self._closed:
                 raise ValueError("I/O operation on a closed VideoReader")
@@ -375,7 +358,7 @@ class VideoReader:
                 self._cache.move_to_end(i)
                 self.stats.cache_hits += 1
             else:
-                frame = self._decode(i)
+                frame = self._cursor.reach(i)
             self._plan_prefetch(i)
             return frame
 
@@ -383,146 +366,23 @@ class VideoReader:
         """After reading ``i``: prefetch ahead if the reads step forward."""
         last, self._last_read = self._last_read, i
         stepping = last is not None and 0 < i - last <= max(self._prefetch_frames, 1)
-        if self._prefetch_frames and stepping and self._stream is not None:
+        if self._prefetch_frames and stepping and self._cursor.stream is not None:
             self._prefetch_until = min(i + 1 + self._prefetch_frames, len(self))
-            if self._stream_next < self._prefetch_until:
+            if self._cursor.next_index < self._prefetch_until:
                 self._prefetcher.request()
 
     def _prefetch_step(self) -> bool:
         """Decode the running stream's next frame into the cache; False when done."""
         with self._lock:
-            if self._closed or self._stream is None:
+            cursor = self._cursor
+            if self._closed or cursor.stream is None:
                 return False
-            if self._stream_next >= self._prefetch_until:
+            if cursor.next_index >= self._prefetch_until:
                 return False
-            if self._decode_next() is None:
+            if cursor.next_frame() is None:
                 return False
             self.stats.frames_prefetched += 1
-            return self._stream_next < self._prefetch_until
-
-    def _worth_streaming_to(self, i: int) -> bool:
-        """True if continuing the running decoder is cheaper than a new seek."""
-        if self._stream is None or i < self._stream_next:
-            return False
-        keyframe = self._info.keyframe_before(i)
-        if keyframe <= self._stream_next:
-            return True  # a new decoder would decode the same frames anyway
-        passing = self._passing_fraction()
-        return (i - self._stream_next) <= self._startup + passing * (i - keyframe)
-
-    def _may_weigh_a_jump(self, i: int) -> bool:
-        """True if reading ``i`` may choose between continuing and seeking.
-
-        Only a read past a keyframe ahead of the running decoder does; a step
-        (the first one after opening included) does not pay for measuring
-        the cost of passing frames. Read without the lock: a hint only.
-        """
-        stream_next = self._stream_next
-        return (
-            self._stream is not None
-            and i > stream_next
-            and self._info.keyframe_before(i) > stream_next
-        )
-
-    def _passing_fraction(self) -> float:
-        """Cost of a frame a jump passes, relative to a decoded one (measured once)."""
-        if self._passing is None:
-            # PyAV's jump decodes only the references on the way. Not under
-            # the reader's lock; two threads may both measure (same result).
-            self._passing = reference_fraction(self._info) if self._backend == "pyav" else 1.0
-        return self._passing
-
-    def _decode(self, i: int) -> np.ndarray:
-        if self._worth_streaming_to(i):
-            frame = self._advance_to(i)
-            if frame is not None:
-                return frame
-            # The decoder died (e.g. killed as hung, or a damaged file): seek again.
-        # A seek may land after the keyframe (timestamp-searched containers):
-        # PyAV then retries from the keyframe before, then from the start, and
-        # last without skipping anything (the same tries as decode_frames).
-        keyframe = self._info.keyframe_before(i)
-        if self._backend == "pyav":
-            attempts = pyav_attempts(self._info, keyframe)
-        else:
-            attempts = [(True, False), (False, False)] if keyframe > 0 else [(False, False)]
-        for seek, skip in attempts:
-            self._start_stream(i, seek=seek, skip=skip)
-            frame = self._advance_to(i)
-            if frame is not None:
-                return frame
-        raise DecodeError(self._info.path, f"frame {i} could not be decoded")
-
-    def _start_stream(self, i: int, *, seek: bool | str, skip: bool = True) -> None:
-        start = self._info.keyframe_before(i) if seek else 0
-        stream = self._stream
-        if isinstance(stream, PyAVStream) and not stream.closed and self._stream_skips == skip:
-            try:
-                stream.restart(start, first=i, seek=seek)  # a seek in the open file
-            except DecodeError:
-                self._close_stream()
-        else:
-            self._close_stream()
-        if self._stream is None:
-            self._stream = self._new_stream(start, first=i, seek=seek, skip=skip)
-            self._stream_counted = 0
-            self._stream_skips = skip
-            self._open_streams.add(self._stream)
-        self._stream_next = i
-        self.stats.streams_started += 1
-
-    def _new_stream(
-        self, start: int, *, first: int, seek: bool | str, skip: bool
-    ) -> FrameStream | PyAVStream:
-        if self._backend == "pyav":
-            try:
-                return PyAVStream(self._info, start, first=first, seek=seek, skip=skip)
-            except DecodeError:
-                raise
-            except Exception as exc:  # av.FFmpegError and friends: one clear line
-                raise DecodeError(self._info.path, f"PyAV cannot decode it: {exc}") from None
-        from napari_video_extract.core.ffmpeg_source import FrameStream
-
-        return FrameStream(self._info, start, first=first, seek=seek)
-
-    def _advance_to(self, i: int) -> np.ndarray | None:
-        """Read the running stream up to frame ``i``; None if it is not there."""
-        while True:
-            decoded = self._decode_next(last=i)
-            if decoded is None:
-                return None
-            if decoded.index == i:
-                return decoded.image
-
-    def _decode_next(self, *, last: int | None = None) -> DecodedFrame | None:
-        """The running stream's next frame, cached; None (stream closed) if it
-        ended, failed, or gave a frame before the expected one or after ``last``."""
-        stream = self._stream
-        if stream is None:
-            return None
-        try:
-            decoded = next(stream)
-        except (StopIteration, DecodeError):
-            self._close_stream()
-            return None
-        finally:
-            self._count_decoder_frames(stream)
-        self.stats.frames_decoded += 1
-        if decoded.index < self._stream_next or (last is not None and decoded.index > last):
-            # A frame was skipped (inexact seek) or repeated: never return
-            # another frame than the one asked for.
-            self._close_stream()
-            return None
-        self._stream_next = decoded.index + 1
-        self._remember(decoded.index, decoded.image)
-        return decoded
-
-    def _count_decoder_frames(self, stream: FrameStream | PyAVStream) -> None:
-        # The running total of the stream (ffmpeg's arrives from a pipe, a
-        # little late: what one read missed, the next one counts).
-        done = stream.frames_decoded
-        self.stats.decoder_frames += max(done - self._stream_counted, 0)
-        self._stream_counted = max(done, self._stream_counted)
+            return cursor.next_index < self._prefetch_until
 
     def _remember(self, i: int, image: np.ndarray) -> None:
         if self._frame_bytes > self._cache_limit:
@@ -565,7 +425,7 @@ class VideoReader:
         if self._closed:
             raise ValueError("I/O operation on a closed VideoReader")
         expected = start
-        with self._new_stream(
+        with self._cursor.new_stream(
             self._info.keyframe_before(start), first=start, seek=start > 0, skip=True
         ) as stream:
             for decoded in stream:
@@ -585,12 +445,6 @@ class VideoReader:
         with self._lock:
             self._cache.clear()
 
-    def _close_stream(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._open_streams.discard(self._stream)
-            self._stream = None
-
     def close(self) -> None:
         """Stop the prefetch and the decoder, and drop the cache (idempotent)."""
         with self._lock:
@@ -598,7 +452,7 @@ class VideoReader:
         # Outside the lock: the worker may be waiting for it to see "closed".
         self._prefetcher.stop()
         with self._lock:
-            self._close_stream()
+            self._cursor.close()
             self._cache.clear()
 
     def __enter__(self) -> VideoReader:
