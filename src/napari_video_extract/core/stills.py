@@ -350,12 +350,15 @@ def open_stills(
         The folder cannot be listed.
     """
     from napari_video_extract.core.image_folder import file_name, scan_folder
-    from napari_video_extract.core.manifest import read_manifest
 
     path = Path(path)
     only_listed = path.is_file() and _is_manifest(path)
     folder = path.parent if only_listed else path
-    records = {file_name(r.file): r for r in read_manifest(folder)}
+    records = {}
+    if only_listed or (folder / "frames.csv").is_file():  # else no need to import its reader
+        from napari_video_extract.core.manifest import read_manifest
+
+        records = {file_name(r.file): r for r in read_manifest(folder)}
     scan = scan_folder(folder)
     # File names and strings, not Paths: 2,000 Paths cost more than the listing.
     pairs = zip(scan.names, scan.image_strings(), strict=True)
