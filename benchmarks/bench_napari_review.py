@@ -376,6 +376,24 @@ def open_folder(folder: Path, runs: int) -> dict:
     return out
 
 
+def open_summary(out: dict) -> str:
+    """The figures the target (opening 2,000 stills < 1 s) is judged on, labelled."""
+    lines = []
+    for when, label in (
+        ("first", "session's first layer"),
+        ("second", "viewer that showed a layer"),
+    ):
+        lines.append(
+            f"open {out['open_stills']} stills, {label}: {out[f'reader_{when}_wall_s']:.2f} s wall "
+            f"(target < 1 s), {out[f'reader_{when}_cpu_s']:.2f} s CPU; controls: add_image "
+            f"{out[f'add_image_{when}_wall_s']:.2f} s wall / {out[f'add_image_{when}_cpu_s']:.2f} s "
+            f"CPU, open path {out[f'open_path_{when}_wall_s']:.2f} s / "
+            f"{out[f'open_path_{when}_cpu_s']:.2f} s; reader's own CPU "
+            f"{out[f'reader_own_cpu_{when}_s']:.3f} s (medians of {out['runs']} processes)"
+        )
+    return "\n".join(lines)
+
+
 def cli_dedup(folder: Path) -> dict:
     """The CLI on ``folder``: process wall time, engine time, peak tree RSS, clusters."""
     import psutil
@@ -575,13 +593,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["XDG_CONFIG_HOME"] = str(config)
     print(f"load average: {os.getloadavg()}", flush=True)
     if args.open_only and args.stills_folder is not None:
-        print(json.dumps(open_folder(args.stills_folder, args.open_runs)), flush=True)
+        opened = open_folder(args.stills_folder, args.open_runs)
+        print(json.dumps(opened), flush=True)
+        print(open_summary(opened), flush=True)
         print(f"load average: {os.getloadavg()}", flush=True)
         return 0
     video = args.video or build_video()
     stills = args.stills_folder or build_stills(video)
     if not (args.skip_open or args.only_video):
-        print(json.dumps(open_folder(stills, args.open_runs)), flush=True)
+        opened = open_folder(stills, args.open_runs)
+        print(json.dumps(opened), flush=True)
+        print(open_summary(opened), flush=True)
     if args.open_only:
         return 0
 

@@ -277,6 +277,13 @@ def read_stills(
 
         data = FrameAxisStills(stack, frames)
         translate, scale, exact = float(frames[0]), 1.0, True
+    # napari slices the layer's first position, then, for a viewer's first
+    # layer, the centre of its slider: decode those stills in the background
+    # while napari builds the layer (its set-up takes longer than two decodes).
+    shown = {0, (len(data) - 1) // 2}
+    if data is not stack:
+        shown = {int(data.still_at(i)) for i in shown}
+    stack.prefetch(sorted(shown))
     # Not a pandas DataFrame: importing pandas alone took most of the time
     # budget for opening a folder (see core/still_features.py).
     features = StillFeatures(**stack.features())

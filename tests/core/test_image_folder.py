@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from napari_video_extract.core.image_folder import natural_key, ordered_images, scan_folder
 
 
@@ -51,3 +53,19 @@ def test_listing_imports_only_the_standard_library(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("where", ["absolute", "relative", "dot"])
+def test_image_strings_are_the_images_as_str(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for name in ("img2.jpg", "img10.jpg", "noext", "trailing.", "x.JPEG"):
+        (folder / name).write_bytes(b"x")
+    monkeypatch.chdir(tmp_path if where == "relative" else folder)
+    given = {"absolute": folder, "relative": Path("stills"), "dot": Path(".")}[where]
+    scan = scan_folder(given)
+    assert scan.names == ["img2.jpg", "img10.jpg", "x.JPEG"] and scan.non_images == 2
+    assert scan.image_strings() == [str(p) for p in scan.images]
+    assert scan.images == [given / name for name in scan.names]

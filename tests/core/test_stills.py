@@ -184,3 +184,34 @@ def test_a_folder_of_100k_images_opens_by_listing_only(tmp_path: Path) -> None:
     # One header read for the canvas size (plus the absent frames.csv), not 100,000.
     assert [Path(p).name for p in _opened if not p.endswith("frames.csv")] == ["still_000000.png"]
     assert not stack[99_999].any() and list(stack.unreadable) == [99_999]
+
+
+def test_prefetch_decodes_each_still_once_and_serves_it_from_the_cache(
+    folder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from napari_video_extract.core import stills
+
+    path, pixels = folder
+    stack = open_stills(path)
+    decoded: list[str] = []
+    gate = threading.Event()
+    real = stills._decode
+
+    def counting(file, width, height):
+        decoded.append(Path(file).name)
+        gate.wait(5)  # hold the prefetch mid-decode while the reader asks for it
+        return real(file, width, height)
+
+    monkeypatch.setattr(stills, "_decode", counting)
+    thread = stack.prefetch([5, 0, 99])  # 99: out of range, ignored
+    got: list[np.ndarray] = []
+    reader = threading.Thread(target=lambda: got.append(stack[5:6]))
+    reader.start()
+    gate.set()
+    reader.join(5)
+    thread.join(5)
+    assert not thread.is_alive() and not reader.is_alive()
+    assert decoded == ["img6.png", "img1.png"]  # still 5 once, though read while decoding
+    np.testing.assert_array_equal(got[0][0], pixels[5])
+    np.testing.assert_array_equal(stack[0], pixels[0])
+    assert decoded == ["img6.png", "img1.png"] and stack.cached_bytes == 2 * H * W * 3

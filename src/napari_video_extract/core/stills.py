@@ -90,7 +90,8 @@ def _decode(path: Path, width: int, height: int) -> np.ndarray:
             image.draft("RGB", (width, height))
         image.load()
         with contextlib.suppress(Exception):  # a broken EXIF block keeps the stored orientation
-            image = ImageOps.exif_transpose(image)
+            # In place: without an orientation tag nothing happens (not a 2.8 MB copy).
+            ImageOps.exif_transpose(image, in_place=True)
         rgb = image if image.mode == "RGB" else image.convert("RGB")  # no needless copy
     if rgb.size == (width, height):
         return np.asarray(rgb)
@@ -144,10 +145,12 @@ class StillStack(LazyStack):
         max_array_bytes: int = DEFAULT_MAX_ARRAY_BYTES,
         infos: Sequence[StillInfo] | None = None,
     ) -> None:
-        # Path(path) parses again: 2,000 of them cost more than listing the folder.
-        self._files = [f if isinstance(f, Path) else Path(f) for f in files]
+        # Kept as given (Path or str): building or re-parsing 2,000 Paths cost
+        # more than listing the folder; :attr:`files` makes Paths when asked.
+        self._files = list(files)
+        self._paths: list[Path] | None = None
         if infos is None:
-            infos = [StillInfo(file=str(f)) for f in self._files]
+            infos = [StillInfo(file=os.fspath(f)) for f in self._files]
         if len(infos) != len(self._files):
             raise ValueError(f"{len(infos)} infos for {len(self._files)} files")
         self.infos: tuple[StillInfo, ...] = tuple(infos)
@@ -167,13 +170,18 @@ class StillStack(LazyStack):
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self._unreadable: dict[int, str] = {}
+        # index -> set when the thread decoding it has cached it: a second
+        # reader waits for that decode instead of decoding the image again.
+        self._decoding: dict[int, threading.Event] = {}
 
     # ------------------------------------------------------------ array protocol
 
     @property
     def files(self) -> list[Path]:
         """The image files, in stack order."""
-        return list(self._files)
+        if self._paths is None:
+            self._paths = [f if isinstance(f, Path) else Path(f) for f in self._files]
+        return list(self._paths)
 
     def features(self) -> dict[str, list]:
         """Per-still columns ``time``, ``frame``, ``file``, ``video`` (``None`` if unknown)."""
@@ -241,28 +249,67 @@ class StillStack(LazyStack):
             The decoded (and, if needed, letterboxed) image; black if the
             file cannot be decoded.
         """
-        with self._lock:
-            cached = self._cache.get(index)
-            if cached is not None:
-                self._cache.move_to_end(index)
-                return cached
+        while True:
+            with self._lock:
+                cached = self._cache.get(index)
+                if cached is not None:
+                    self._cache.move_to_end(index)
+                    return cached
+                running = self._decoding.get(index)
+                if running is None:
+                    done = self._decoding[index] = threading.Event()
+                    break
+            running.wait()  # another thread is decoding it (a prefetch): take its result
         _, height, width, _ = self.shape
-        # Decoded outside the lock: two threads may decode the same image once each.
-        try:
-            image = _decode(self._files[index], width, height)
-            reason = None
-        except Exception as exc:  # any bad file: a black frame, listed, never a crash
-            image = np.zeros((height, width, 3), dtype=np.uint8)
-            reason = str(exc) or type(exc).__name__
-        image.flags.writeable = False
-        with self._lock:
-            if reason is not None:
-                self._unreadable[index] = reason
-            self._cache[index] = image
-            self._cache.move_to_end(index)
-            while len(self._cache) * self._frame_bytes > self._cache_bytes:
-                self._cache.popitem(last=False)
+        try:  # decoded outside the lock, so other images can be read meanwhile
+            try:
+                image = _decode(self._files[index], width, height)
+                reason = None
+            except Exception as exc:  # any bad file: a black frame, listed, never a crash
+                image = np.zeros((height, width, 3), dtype=np.uint8)
+                reason = str(exc) or type(exc).__name__
+            image.flags.writeable = False
+            with self._lock:
+                if reason is not None:
+                    self._unreadable[index] = reason
+                self._cache[index] = image
+                self._cache.move_to_end(index)
+                while len(self._cache) * self._frame_bytes > self._cache_bytes:
+                    self._cache.popitem(last=False)
+        finally:  # waiting threads wake up even if this one was interrupted
+            with self._lock:
+                del self._decoding[index]
+            done.set()
         return image
+
+    def prefetch(self, indices: Sequence[int]) -> threading.Thread:
+        """Decode ``indices`` into the cache in a background thread.
+
+        The reader asks for the stills napari slices first, so that their
+        decoding (Pillow releases the GIL while it decodes) overlaps napari's
+        own set-up of the layer instead of following it. A still being
+        prefetched is decoded once: :meth:`image` waits for it.
+
+        Parameters
+        ----------
+        indices : sequence of int
+            0-based positions, in the order to decode them; out-of-range ones
+            are ignored.
+
+        Returns
+        -------
+        threading.Thread
+            The (daemon) thread, already started.
+        """
+        wanted = [int(i) for i in indices if 0 <= int(i) < len(self)]
+
+        def decode() -> None:
+            for index in wanted:
+                self.image(index)
+
+        thread = threading.Thread(target=decode, name="still-prefetch", daemon=True)
+        thread.start()
+        return thread
 
     def clear_cache(self) -> None:
         """Drop every decoded image."""
@@ -302,25 +349,29 @@ def open_stills(
     OSError
         The folder cannot be listed.
     """
-    from napari_video_extract.core.image_folder import file_name, ordered_images
-    from napari_video_extract.core.manifest import read_manifest
+    from napari_video_extract.core.image_folder import file_name, scan_folder
 
     path = Path(path)
     only_listed = path.is_file() and _is_manifest(path)
     folder = path.parent if only_listed else path
-    records = {file_name(r.file): r for r in read_manifest(folder)}
-    images, _ = ordered_images(folder)
+    records = {}
+    if only_listed or (folder / "frames.csv").is_file():  # else no need to import its reader
+        from napari_video_extract.core.manifest import read_manifest
+
+        records = {file_name(r.file): r for r in read_manifest(folder)}
+    scan = scan_folder(folder)
+    # File names and strings, not Paths: 2,000 Paths cost more than the listing.
+    pairs = zip(scan.names, scan.image_strings(), strict=True)
     if only_listed:
-        images = [p for p in images if p.name in records]
-    infos = []
-    for image in images:
-        rec = records.get(image.name)
+        pairs = ((name, image) for name, image in pairs if name in records)
+    images, infos = [], []
+    for name, image in pairs:
+        images.append(image)
+        rec = records.get(name)
         if rec is None:
-            infos.append(StillInfo(file=str(image)))
+            infos.append(StillInfo(file=image))
         else:
-            infos.append(
-                StillInfo(file=str(image), time=rec.time, frame=rec.frame, video=rec.video)
-            )
+            infos.append(StillInfo(file=image, time=rec.time, frame=rec.frame, video=rec.video))
     sizes = Counter((r.width, r.height) for r in records.values() if r.width > 0 and r.height > 0)
     size = sizes.most_common(1)[0][0] if sizes else None
     return StillStack(images, size=size, cache_bytes=cache_bytes, infos=infos)
