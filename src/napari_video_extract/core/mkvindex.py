@@ -67,8 +67,8 @@ _ENCRYPTED_BLOCK = 0xAF
 _INFO = 0x1549A966
 _TIMESTAMP_SCALE = 0x2AD7B1
 _TRACKS = 0x1654AE6B
-#: Most frames we read: about 23 hours at 60 fps (11 bytes each in memory,
-#: 17 more for a BlockGroup's).
+#: Most frames we read: about 23 hours at 60 fps (3 bytes each in memory
+#: while read, 8 more for a block without payload, 17 for a BlockGroup's).
 _MAX_FRAMES = 5_000_000
 #: Seconds the whole parse may take (a two-hour film takes under one): past
 #: it the caller lists the packets, whose run has its own timeout.
