@@ -8,8 +8,8 @@ megabyte (:mod:`.file_window`); a Python walk over each cluster's element
 headers jumps over the payloads and notes only where each block of the
 track is (one ``list.append`` a block), numpy copies the three header bytes
 of the noted blocks out of the window before it moves, and decodes the
-times and flags of all of them at once at the end: about 0.2 s of CPU for
-a two-hour 720p film (180,000 frames; 0.25-0.3 s when the walk copied the
+times and flags of all of them at once at the end: 0.21-0.23 s of CPU for
+a two-hour 720p film (180,000 frames; 0.24-0.26 s when the walk copied the
 bytes itself, 0.6 s with the fields decoded per block), where listing the
 packets with ffmpeg reads and checksums every byte. What a first open of
 such a film costs beyond that is reading its 675 MB from the disk when it
