@@ -15,6 +15,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -453,6 +454,7 @@ def cluster_hashes(
     keep: str = "first",
     reference_mask: np.ndarray | None = None,
     n_bits: int | None = None,
+    close_pairs: Any = None,
 ) -> ClusterResult:
     """Group near-duplicate hashes; deterministic for a given item order.
 
@@ -498,6 +500,11 @@ def cluster_hashes(
     n_bits : int, optional
         Meaningful bits per hash (default ``64 * W``); only used to pick the
         distance type and comparison strategy.
+    close_pairs : ClosePairs, optional
+        The pairs of these hashes within a bound
+        (:class:`~napari_video_extract.core.close_pairs.ClosePairs`): a
+        global clustering without references at a threshold within the bound
+        filters them instead of searching (same result).
 
     Returns
     -------
@@ -518,8 +525,13 @@ def cluster_hashes(
 
     order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
     n_refs = int(reference_mask.sum())
-    run = _cluster_global if mode == "global" else _cluster_sequential
-    cluster, rep_items = run(hashes, order, n_refs, threshold, n_bits)
+    if _use_close_pairs(close_pairs, mode, n_refs, n, threshold):
+        from napari_video_extract.core.close_pairs import global_clusters
+
+        cluster, rep_items = global_clusters(close_pairs, threshold)
+    else:
+        run = _cluster_global if mode == "global" else _cluster_sequential
+        cluster, rep_items = run(hashes, order, n_refs, threshold, n_bits)
     n_clusters = len(rep_items)
 
     kept_of_cluster = rep_items.copy()
@@ -535,6 +547,13 @@ def cluster_hashes(
 
     kept, kept_index, distance = keeper_arrays(hashes, cluster, kept_of_cluster)
     return ClusterResult(cluster, kept, distance, kept_index, n_clusters, threshold)
+
+
+def _use_close_pairs(close_pairs: Any, mode: str, n_refs: int, n: int, threshold: int) -> bool:
+    return (
+        close_pairs is not None and mode == "global" and not n_refs
+        and close_pairs.n == n and threshold <= close_pairs.bound
+    )  # fmt: skip
 
 
 def keeper_arrays(
