@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from napari_video_extract.core.block_candidates import distances, hash_candidates, settle
+from napari_video_extract.core.checked_pairs import CheckedPairs, PairRecorder
 from napari_video_extract.core.clustering import (
     ClusterResult,
     _small_distances,
@@ -72,33 +73,6 @@ SURE_SIMILARITY = 0.9
 _BLOCK = 128  # items whose hash distances to all kept images are computed at once
 # ... when a pair memo is given: most items are settled in numpy (fewer, bigger steps).
 _MEMO_BLOCK = 512
-
-
-@dataclass
-class CheckedPairs:
-    """Every (image, kept image) pair that was verified.
-
-    Attributes
-    ----------
-    item, kept : ndarray of int64, shape (M,)
-        The image and the kept image it was compared with.
-    distance : ndarray of int64, shape (M,)
-        Hash distance in bits.
-    similarity : ndarray of float64, shape (M,)
-        Verified similarity.
-    accepted : ndarray of bool, shape (M,)
-        ``similarity >= min_similarity`` (the image may still have joined
-        another, more similar candidate).
-    """
-
-    item: np.ndarray
-    kept: np.ndarray
-    distance: np.ndarray
-    similarity: np.ndarray
-    accepted: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.item)
 
 
 @dataclass
@@ -145,83 +119,6 @@ def _check_inputs(hashes, thumbnails, mode, keep, threshold, reference_mask, qua
         if sequence.shape != (n,):
             raise ValueError(f"sequence must have shape ({n},), got {sequence.shape}")
     return hashes, reference_mask, quality, sequence
-
-
-class _Recorder:
-    """Verifies pairs once (memoised, optionally across clusterings) and records each check."""
-
-    def __init__(
-        self,
-        verifier: Verifier,
-        hashes: np.ndarray,
-        min_similarity: float,
-        pairs: PairSimilarities | None = None,
-    ) -> None:
-        self.verifier = verifier
-        self.hashes = hashes
-        self.min_similarity = min_similarity
-        self.pairs = pairs
-        # With a filled memo most pairs are looked up: nothing to prepare ahead.
-        self.computes = pairs is None or len(pairs) == 0
-        self.memo: dict[tuple[int, int], float] = {}
-        self.rows: list[tuple[int, int, int, float]] = []
-        self.chunks: list[np.ndarray] = []  # rows before ``rows``, in order
-        self.settled: list[np.ndarray] = []  # chunk rows not in ``memo`` yet
-
-    def distance(self, a: int, b: int) -> int:
-        return int(hamming_bits(self.hashes[a], self.hashes[b]))
-
-    def score(self, kept: int, item: int, distance: int | None = None) -> float:
-        key = (kept, item)
-        value = self.memo.get(key)
-        if value is None:
-            shared = self.pairs.values if self.pairs is not None else None
-            value = shared.get(key) if shared is not None else None
-            if value is None:
-                value = self.verifier.score(kept, item)
-                if shared is not None:
-                    shared[key] = value
-                    self.pairs.n_computed += 1
-            self.memo[key] = value
-            d = self.distance(kept, item) if distance is None else distance
-            self.rows.append((item, kept, d, value))
-        return value
-
-    def add_block(self, start: int, positions: list[int], settled: np.ndarray,
-                  settled_positions: np.ndarray) -> None:  # fmt: skip
-        """Interleave the rows scored since ``start`` with rows settled in numpy.
-
-        ``positions``: the block position of each row scored since ``start``;
-        ``settled`` (M, 4) rows of (item, kept, distance, similarity) at
-        ``settled_positions``. Rows end up in block order, as if each had been
-        scored in turn.
-        """
-        if start:
-            self.chunks.append(np.array(self.rows[:start], dtype=np.float64).reshape(-1, 4))
-        scored = np.array(self.rows[start:], dtype=np.float64).reshape(-1, 4)
-        self.rows = []
-        at = np.concatenate([np.asarray(positions, dtype=np.int64), settled_positions])
-        rows = np.concatenate([scored, settled])[np.argsort(at, kind="stable")]
-        self.chunks.append(rows)
-        self.settled.append(settled)
-
-    def sync(self) -> None:
-        """Put the settled rows in ``memo`` (before scoring pairs they may hold)."""
-        for rows in self.settled:
-            kept, item = rows[:, 1].astype(np.int64).tolist(), rows[:, 0].astype(np.int64).tolist()
-            self.memo.update(zip(zip(kept, item, strict=True), rows[:, 3].tolist(), strict=True))
-        self.settled = []
-
-    def checked(self) -> CheckedPairs:
-        rows = np.concatenate([*self.chunks, np.array(self.rows, dtype=np.float64).reshape(-1, 4)])
-        sim = rows[:, 3]
-        return CheckedPairs(
-            item=rows[:, 0].astype(np.int64),
-            kept=rows[:, 1].astype(np.int64),
-            distance=rows[:, 2].astype(np.int64),
-            similarity=sim,
-            accepted=sim >= self.min_similarity,
-        )
 
 
 def cluster_verified(
@@ -312,7 +209,7 @@ def cluster_verified(
     thumbs = thumbnails if isinstance(thumbnails, np.ndarray) else np.asarray(thumbnails)
     # Its caches are bounded in bytes (Verifier's defaults: ~40 MB each).
     verifier = Verifier(thumbs, changes=changes)
-    rec = _Recorder(verifier, hashes, min_similarity, pairs)
+    rec = PairRecorder(verifier, hashes, min_similarity, pairs)
 
     order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
     n_refs = int(reference_mask.sum())
