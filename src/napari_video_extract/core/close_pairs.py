@@ -59,6 +59,9 @@ class ClosePairs:
     nearest : ndarray of int64, shape (N,)
         Distance of each item to its nearest other item (``n_bits`` when
         there is none).
+    nearest_later : ndarray of int64, shape (N,)
+        Distance of each item to its nearest later item (``n_bits + 1``
+        when none is within the bound).
     """
 
     def __init__(self, hashes: np.ndarray, *, n_bits: int, max_pairs: int = MAX_PAIRS) -> None:
@@ -110,6 +113,11 @@ class ClosePairs:
             self.later = np.zeros(0, dtype=np.int32)
             self.key = np.zeros(0, dtype=np.int32 if small else np.int64)
         self.starts = np.searchsorted(self.key, np.arange(n + 1) * width)
+        # Distance to the nearest later item (pairs nearest first); n_bits + 1
+        # when none is within the bound.
+        self.nearest_later = np.full(n, width, dtype=np.int64)
+        has = np.flatnonzero(self.starts[1:] > self.starts[:-1])
+        self.nearest_later[has] = self.key[self.starts[has]] % width
         self._items_key = np.arange(n, dtype=np.int64) * width
 
     def __len__(self) -> int:
@@ -128,7 +136,9 @@ class ClosePairs:
             raise ValueError(f"pairs are held up to {self.bound} bits, not {threshold}")
         if threshold == self.bound:
             return self.starts[1:]
-        return np.searchsorted(self.key, self._items_key + threshold, side="right")
+        # Needles of the keys' own type (else numpy converts all the keys on each call).
+        needles = (self._items_key + threshold).astype(self.key.dtype)
+        return np.searchsorted(self.key, needles, side="right")
 
     def within(self, threshold: int) -> tuple[np.ndarray, np.ndarray]:
         """``(later, earlier)`` of every pair at most ``threshold`` apart, grouped by earlier."""

@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -135,6 +136,7 @@ def cluster_verified(
     sequence: np.ndarray | None = None,
     max_candidates: int = MAX_CANDIDATES,
     pairs: PairSimilarities | None = None,
+    close_pairs: Any = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> VerifiedClusterResult:
     """Cluster near-duplicates: hash candidates, verified by aligned comparison.
@@ -179,6 +181,12 @@ def cluster_verified(
         thumbnails (any threshold or mode, same ``changes``): looked up
         instead of verified again, and the new ones added. The result is the
         same as without it.
+    close_pairs : ClosePairs, optional
+        The pairs of these hashes within a bound
+        (:class:`~napari_video_extract.core.close_pairs.ClosePairs`): in
+        global mode without references, at a threshold within the bound, a
+        representative with no later item within it skips the search for
+        the later items it is a candidate of (same result).
     progress : callable(done, total), optional
         Called after each block of items.
 
@@ -226,6 +234,11 @@ def cluster_verified(
     joined = np.ones(n, dtype=np.float64)  # similarity to the cluster's kept image
 
     rest = order[n_refs:]
+    # A representative with no later item within the bound is no later item's
+    # candidate (close pairs: the nearest later item of each).
+    alone = None
+    if _use_close_pairs(close_pairs, mode, n_refs, n, threshold):
+        alone = close_pairs.nearest_later > threshold
     # With a pair memo, numpy settles the items whose known candidates decide
     # them (block_candidates.settle); the loop below places only the others.
     known = pairs.values.get if pairs is not None else None
@@ -265,7 +278,7 @@ def cluster_verified(
                 settled = settle(
                     close_rows, close_cols, close_d, block, rep_array, known,
                     threshold=threshold, k=max_candidates,
-                    min_similarity=min_similarity, sure=sure,
+                    min_similarity=min_similarity, sure=sure, known_many=pairs.lookup,
                 )  # fmt: skip
                 # A candidate after the nearest (the time neighbour's or the
                 # last kept image's cluster) is checked unless one was sure.
@@ -336,7 +349,10 @@ def cluster_verified(
                     rep_array[best_c] = item
                     rep_items.append(item)
                     current = best_c
-                    if settled is not None and mode == "global" and p + 1 < len(items):
+                    if (
+                        settled is not None and mode == "global" and p + 1 < len(items)
+                        and not (alone is not None and alone[item])
+                    ):  # fmt: skip
                         # Later items within the bound have a new candidate.
                         gap = _small_distances(hashes[block[p + 1 :]], hashes[item][None, :])
                         near = p + 1 + np.flatnonzero(gap <= threshold)
@@ -407,6 +423,13 @@ def cluster_verified(
         changes=changes,
         checked=rec.checked(),
     )
+
+
+def _use_close_pairs(close_pairs: Any, mode: str, n_refs: int, n: int, threshold: int) -> bool:
+    return (
+        close_pairs is not None and mode == "global" and not n_refs
+        and close_pairs.n == n and threshold <= close_pairs.bound
+    )  # fmt: skip
 
 
 def explain(result: VerifiedClusterResult, *, n: int = 10) -> dict[str, CheckedPairs]:

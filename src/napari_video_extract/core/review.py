@@ -309,6 +309,10 @@ class Review:
 
             if self._pairs is None or self._pairs.changes != settings.changes:
                 self._pairs = PairSimilarities(self.n, changes=settings.changes)
+            # A re-clustering (pairs verified already, most looked up) reads its
+            # hash candidates from the close pairs; the first one's time is the
+            # verification's.
+            close = self.close_pairs() if settings.mode == "global" and len(self._pairs) else None
             result: ClusterResult = cluster_verified(
                 self.hashes,
                 thumbnails,
@@ -320,6 +324,7 @@ class Review:
                 quality=quality,
                 sequence=self.sequence,
                 pairs=self._pairs,
+                close_pairs=close,
                 progress=_raise_if_set(cancel, progress),
             )
         else:
