@@ -22,7 +22,7 @@ from napari_video_extract.core.clustering import _small_distances
 
 __all__ = ["MAX_PAIRS", "ClosePairs", "global_clusters"]
 
-#: Pairs kept at most (9 bytes each: ~18 MB); the bound is lowered to fit.
+#: Pairs kept at most (8 bytes each: ~16 MB); the bound is lowered to fit.
 MAX_PAIRS = 1 << 21
 _ROWS = 128  # items compared with a tile of others at once...
 _COLS = 8192  # ...of this many (XOR buffers of ~8 MB)
@@ -93,7 +93,7 @@ class ClosePairs:
                 flat = d.reshape(-1)
                 at = np.flatnonzero(flat <= bound)
                 if at.size:
-                    r, c = np.divmod(at, c_hi - c_lo)
+                    r, c = np.divmod(at.astype(np.int32), c_hi - c_lo)
                     found.append((c + c_lo, r + lo, flat[at]))
                     held += at.size
                 if held > max_pairs:
@@ -104,11 +104,14 @@ class ClosePairs:
         if found and bound >= 0:
             # One int64 key (earlier, distance, later): sorting it is much
             # cheaper than a three-key lexsort.
-            key = np.concatenate([(f[1] * width + f[2]) * n + f[0] for f in found])
+            key = np.concatenate(
+                [(f[1].astype(np.int64) * width + f[2]) * n + f[0] for f in found]
+            )
+            del found
             key.sort()
-            pair_key, later = np.divmod(key, n)
-            self.later = later.astype(np.int32)
-            self.key = pair_key.astype(np.int32) if small else pair_key
+            self.later = (key % n).astype(np.int32)
+            np.floor_divide(key, n, out=key)
+            self.key = key.astype(np.int32) if small else key
         else:
             self.later = np.zeros(0, dtype=np.int32)
             self.key = np.zeros(0, dtype=np.int32 if small else np.int64)

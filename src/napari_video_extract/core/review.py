@@ -309,8 +309,8 @@ class Review:
 
             if self._pairs is None or self._pairs.changes != settings.changes:
                 self._pairs = PairSimilarities(self.n, changes=settings.changes)
-            # A re-clustering (pairs verified already, most looked up) reads its
-            # hash candidates from the close pairs; the first one's time is the
+            # A re-clustering (pairs verified already, most looked up) uses the
+            # close pairs (cluster_verified); the first one's time is the
             # verification's.
             close = self.close_pairs() if settings.mode == "global" and len(self._pairs) else None
             result: ClusterResult = cluster_verified(
@@ -328,6 +328,10 @@ class Review:
                 progress=_raise_if_set(cancel, progress),
             )
         else:
+            # Re-clusterings (not the first, which the histogram's pass follows)
+            # filter the close pairs.
+            again = self._clusterings or self._close is not None
+            close = self.close_pairs() if settings.mode == "global" and again else None
             result = cluster_hashes(
                 self.hashes,
                 threshold=int(settings.threshold),
@@ -335,7 +339,7 @@ class Review:
                 keep=keep,
                 quality=quality,
                 n_bits=settings.n_bits,
-                close_pairs=self.close_pairs() if settings.mode == "global" else None,
+                close_pairs=close,
             )
         self._clusterings[key] = result
         return result
