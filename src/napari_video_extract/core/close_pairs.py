@@ -126,6 +126,14 @@ class ClosePairs:
     def __len__(self) -> int:
         return len(self.later)
 
+    def serves(self, mode: str, n_refs: int, n: int, threshold: int) -> bool:
+        """Whether a clustering of ``n`` items (``n_refs`` references) can use these pairs.
+
+        Global mode without references, the same items, a threshold within
+        the bound.
+        """
+        return mode == "global" and not n_refs and n == self.n and threshold <= self.bound
+
     def ends(self, threshold: int) -> np.ndarray:
         """Where each earlier item's pairs within ``threshold`` end, shape (N,).
 

@@ -237,7 +237,7 @@ def cluster_verified(
     # A representative with no later item within the bound is no later item's
     # candidate (close pairs: the nearest later item of each).
     alone = None
-    if _use_close_pairs(close_pairs, mode, n_refs, n, threshold):
+    if close_pairs is not None and close_pairs.serves(mode, n_refs, n, threshold):
         alone = close_pairs.nearest_later > threshold
     # With a pair memo, numpy settles the items whose known candidates decide
     # them (block_candidates.settle); the loop below places only the others.
@@ -423,13 +423,6 @@ def cluster_verified(
         changes=changes,
         checked=rec.checked(),
     )
-
-
-def _use_close_pairs(close_pairs: Any, mode: str, n_refs: int, n: int, threshold: int) -> bool:
-    return (
-        close_pairs is not None and mode == "global" and not n_refs
-        and close_pairs.n == n and threshold <= close_pairs.bound
-    )  # fmt: skip
 
 
 def explain(result: VerifiedClusterResult, *, n: int = 10) -> dict[str, CheckedPairs]:
