@@ -231,7 +231,7 @@ def global_clusters(pairs: ClosePairs, threshold: int) -> tuple[np.ndarray, np.n
         width = pairs.n_bits + 1
         member = pairs.later[at].astype(np.intp)
         best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(best, member, (pairs.key[at] % width) * n + owner)
+        np.minimum.at(best, member, (pairs.key[at] % width).astype(np.int64) * n + owner)
         joined = np.flatnonzero(best != np.iinfo(np.int64).max)
         cluster[joined] = cluster_of_rep[best[joined] % n]
     return cluster, rep_items
