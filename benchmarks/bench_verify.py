@@ -316,14 +316,14 @@ def run_global_floor(n: int) -> dict:
     memo = PairSimilarities(n)
     memo.values.update(values)
     spent.update(distances=0.0, hash_candidates=0.0)
-    add_block = matching._Recorder.add_block
+    add_block = matching.PairRecorder.add_block
     settled = [0]
 
     def counted(self, start, positions, rows, at):
         settled[0] += len(np.unique(at))  # a settled item has a checked pair
         return add_block(self, start, positions, rows, at)
 
-    matching._Recorder.add_block = counted
+    matching.PairRecorder.add_block = counted
     start = _clock()
     warm = cluster_verified(words, thumbs, threshold=threshold, sequence=sequence, pairs=memo)
     warm_wall, warm_cpu = _since(start)

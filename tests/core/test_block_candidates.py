@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from napari_video_extract.core import matching
+from napari_video_extract.core.close_pairs import ClosePairs
 from napari_video_extract.core.matching import SURE_SIMILARITY, PairSimilarities, cluster_verified
 from napari_video_extract.core.verify import THUMB_SHAPE
 
@@ -79,9 +80,10 @@ def _reference(words, sims, *, threshold, mode, sequence, k, min_similarity):
     k=st.integers(1, 5),
     min_similarity=st.sampled_from([0.55, 0.6, 0.9]),
     block=st.sampled_from([1, 3, 8, 512]),
+    close_budget=st.sampled_from([None, 0, 40, 100_000]),
 )
 def test_memo_placement_equals_the_per_item_rule(
-    seed, n, threshold, mode, with_sequence, k, min_similarity, block
+    seed, n, threshold, mode, with_sequence, k, min_similarity, block, close_budget
 ):
     rng = np.random.default_rng(seed)
     # A few pictures, each hash a few bits off its picture's: many hashes
@@ -99,6 +101,8 @@ def test_memo_placement_equals_the_per_item_rule(
         for a, s in zip(range(b), rng.choice(LEVELS, size=b).tolist(), strict=True):
             memo.values[(a, b)] = s
     thumbs = np.zeros((n, *THUMB_SHAPE), dtype=np.uint8)  # never compared: every pair known
+    # The close pairs (a review's re-clustering), their bound below or above the threshold.
+    close = None if close_budget is None else ClosePairs(hashes, n_bits=64, max_pairs=close_budget)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(matching, "_MEMO_BLOCK", block)
@@ -111,6 +115,7 @@ def test_memo_placement_equals_the_per_item_rule(
             sequence=sequence,
             max_candidates=k,
             pairs=memo,
+            close_pairs=close,
         )
     assert memo.n_computed == 0
     cluster, rows, joined = _reference(
@@ -129,3 +134,16 @@ def test_memo_placement_equals_the_per_item_rule(
     assert np.array_equal(got, rows)  # the same pairs, in the same order
     assert np.array_equal(res.similarity, joined)
     assert np.array_equal(res.checked.accepted, rows[:, 3] >= min_similarity)
+
+
+def test_memo_lookup_equals_dict_get_as_the_memo_grows():
+    rng = np.random.default_rng(2)
+    memo = PairSimilarities(50)
+    kept, item = rng.integers(0, 50, size=(2, 400))
+    for step in range(6):
+        for a, b in rng.integers(0, 50, size=(40, 2)).tolist():
+            memo.values.setdefault((a, b), float(rng.random()))  # a pair's value never changes
+        got = memo.lookup(kept, item)
+        expected = [memo.values.get((a, b), np.nan) for a, b in zip(kept, item, strict=True)]
+        np.testing.assert_array_equal(got, expected, err_msg=f"step {step}")
+    assert np.isnan(PairSimilarities(3).lookup(np.array([0]), np.array([1]))).all()

@@ -364,3 +364,39 @@ def test_folder_review_verified_clustering_reports_progress_and_cancels(tmp_path
     with pytest.raises(Cancelled):
         Review.from_folder(folder, cluster_progress=stop, cancel=cancel)
     assert len(clustering) == before + 1
+
+
+def test_hash_only_recluster_equals_cluster_hashes_at_every_threshold():
+    """The slider's every threshold (close pairs or, above their bound, the search) and mode."""
+    from napari_video_extract.core import close_pairs
+    from napari_video_extract.core.dedup import cluster_hashes
+
+    rng = np.random.default_rng(5)
+    scenes = rng.integers(0, 2**63, size=60, dtype=np.uint64)
+    hashes = np.repeat(scenes, 4)
+    for _ in range(4):
+        bit = rng.integers(0, 64, size=len(hashes)).astype(np.uint64)
+        hashes ^= np.where(rng.random(len(hashes)) < 0.6, np.uint64(1) << bit, 0)
+    quality = rng.random(len(hashes))
+    review = Review(
+        hashes[:, None], ReviewSettings(threshold=8, verify=False, keep="sharpest"),
+        quality=quality,
+    )  # fmt: skip
+    pairs = review.close_pairs()
+    assert pairs is review.close_pairs()  # found once
+    # A small budget here too, so thresholds above the bound are searched.
+    review._close = close_pairs.ClosePairs(review.hashes, n_bits=64, max_pairs=3000)
+    assert 0 < review._close.bound < 64
+    d = np.array([[bin(int(a ^ b)).count("1") for b in hashes] for a in hashes])
+    np.fill_diagonal(d, 65)
+    np.testing.assert_array_equal(review.nearest_distances(), np.minimum(d.min(axis=1), 64))
+    np.testing.assert_array_equal(review.histogram(), np.bincount(d.min(axis=1), minlength=65))
+    for mode in ("global", "sequential"):
+        for threshold in range(65):
+            review.recluster(threshold=threshold, mode=mode)
+            fresh = cluster_hashes(
+                hashes, threshold=threshold, mode=mode, keep="sharpest", quality=quality
+            )
+            assert review.cluster.tolist() == fresh.cluster.tolist(), (mode, threshold)
+            assert review.auto_kept.tolist() == fresh.kept.tolist(), (mode, threshold)
+            np.testing.assert_array_equal(review.distance, fresh.distance)

@@ -105,7 +105,9 @@ class SettledBlock:
         *,
         min_similarity: float,
         sure: float,
+        known_many: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     ) -> None:
+        self.known_many = known_many
         self.cols, self.dists = cols, dists
         self.items, self.rep_items, self.known = items, rep_items, known
         self.min_similarity, self.sure_similarity = min_similarity, sure
@@ -129,9 +131,12 @@ class SettledBlock:
         for j in range(k):
             need = np.flatnonzero(valid[:, j] & ~stopped & ~looked[:, j])
             if len(need):
-                kept = self.rep_items[cols[need, j]].tolist()
-                pairs = zip(kept, self.items[rows[need]].tolist(), strict=True)
-                sims[need, j] = [self.known(p, nan) for p in pairs]
+                kept = self.rep_items[cols[need, j]]
+                if self.known_many is not None:
+                    sims[need, j] = self.known_many(kept, self.items[rows[need]])
+                else:
+                    pairs = zip(kept.tolist(), self.items[rows[need]].tolist(), strict=True)
+                    sims[need, j] = [self.known(p, nan) for p in pairs]
                 looked[need, j] = True
             stopped |= sims[:, j] >= self.sure_similarity  # NaN past the last: False
         self.sims[rows], self.looked[rows] = sims, looked
@@ -156,6 +161,8 @@ class SettledBlock:
         nearest ``k``).
         """
         k = self.cols.shape[1]
+        if len(rows) <= _FEW:
+            return self._add_few(rows.tolist(), cluster, dists.tolist())
         # Among the nearest k: fewer than k candidates, or nearer than the k-th.
         enters = (self.cols[rows, k - 1] < 0) | (dists < self.dists[rows, k - 1])
         rows, dists = rows[enters], dists[enters]
@@ -178,6 +185,29 @@ class SettledBlock:
         elif len(redo):
             self._decide_few(redo.tolist())
         return rows
+
+    def _add_few(self, rows: list[int], cluster: int, dists: list[int]) -> np.ndarray:
+        """:meth:`add` one row at a time (cheaper for a few rows than numpy's steps)."""
+        k = self.cols.shape[1]
+        changed, redo = [], []
+        for r, d in zip(rows, dists, strict=True):
+            cols, near = self.cols[r], self.dists[r]
+            col_list, near_list = cols.tolist(), near.tolist()
+            if col_list[k - 1] >= 0 and d >= near_list[k - 1]:
+                continue  # not among the nearest k
+            # After every candidate as near or nearer: ties go to the older cluster.
+            at = sum(1 for c, e in zip(col_list, near_list, strict=True) if c >= 0 and e <= d)
+            for table, value in ((cols, cluster), (near, d), (self.sims[r], np.nan),
+                                 (self.looked[r], False)):  # fmt: skip
+                table[at + 1 :] = table[at : k - 1].copy()
+                table[at] = value
+            changed.append(r)
+            # Behind the candidate that stopped the checking, it changes nothing.
+            if not self.sure[r] or at < self.n_checked[r]:
+                redo.append(r)
+        if redo:
+            self._decide_few(redo)
+        return np.array(changed, dtype=np.intp)
 
     def loose_after(self, after: np.ndarray, start: int, anchor: int) -> np.ndarray:
         """Rows from ``start`` on that the per-item loop must place (global mode, time neighbours).
@@ -240,6 +270,7 @@ def settle(
     k: int,
     min_similarity: float,
     sure: float,
+    known_many: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> SettledBlock:
     """Decide the block's items from their nearest known candidates, all at once.
 
@@ -255,6 +286,9 @@ def settle(
         the array is read when a candidate is checked).
     known : callable((kept, item), default) -> float
         Similarity lookup (``dict.get`` of the pair memo).
+    known_many : callable(kept, items) -> ndarray, optional
+        The same for arrays of pairs (NaN: not known), e.g.
+        :meth:`~napari_video_extract.core.pair_memo.PairSimilarities.lookup`.
     threshold : int
         The candidate bound (distances are at most this).
     k : int
@@ -281,5 +315,12 @@ def settle(
     cols[rows, rank] = cols_flat
     dists[rows, rank] = d_flat
     return SettledBlock(
-        cols, dists, items, rep_items, known, min_similarity=min_similarity, sure=sure
+        cols,
+        dists,
+        items,
+        rep_items,
+        known,
+        min_similarity=min_similarity,
+        sure=sure,
+        known_many=known_many,
     )

@@ -13,15 +13,16 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from napari_video_extract.core.dedup_settings import KEEP_POLICIES, MODES
 from napari_video_extract.core.hashing import hamming_bits
+from napari_video_extract.core.keepers import choose_keepers, keeper_arrays
 
-__all__ = ["ClusterResult", "choose_keepers", "cluster_hashes"]
+__all__ = ["ClusterResult", "choose_keepers", "cluster_hashes", "keeper_arrays"]
 
 _TILE_PAIRS = 1 << 17  # (item, representative) pairs per step: buffers stay in cache
 _MIN_ITEM_BLOCK = 16  # items compared with the representatives at once...
@@ -453,6 +454,7 @@ def cluster_hashes(
     keep: str = "first",
     reference_mask: np.ndarray | None = None,
     n_bits: int | None = None,
+    close_pairs: Any = None,
 ) -> ClusterResult:
     """Group near-duplicate hashes; deterministic for a given item order.
 
@@ -498,6 +500,11 @@ def cluster_hashes(
     n_bits : int, optional
         Meaningful bits per hash (default ``64 * W``); only used to pick the
         distance type and comparison strategy.
+    close_pairs : ClosePairs, optional
+        The pairs of these hashes within a bound
+        (:class:`~napari_video_extract.core.close_pairs.ClosePairs`): a
+        global clustering without references at a threshold within the bound
+        filters them instead of searching (same result).
 
     Returns
     -------
@@ -518,8 +525,13 @@ def cluster_hashes(
 
     order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
     n_refs = int(reference_mask.sum())
-    run = _cluster_global if mode == "global" else _cluster_sequential
-    cluster, rep_items = run(hashes, order, n_refs, threshold, n_bits)
+    if close_pairs is not None and close_pairs.serves(mode, n_refs, n, threshold):
+        from napari_video_extract.core.close_pairs import global_clusters
+
+        cluster, rep_items = global_clusters(close_pairs, threshold)
+    else:
+        run = _cluster_global if mode == "global" else _cluster_sequential
+        cluster, rep_items = run(hashes, order, n_refs, threshold, n_bits)
     n_clusters = len(rep_items)
 
     kept_of_cluster = rep_items.copy()
@@ -535,103 +547,3 @@ def cluster_hashes(
 
     kept, kept_index, distance = keeper_arrays(hashes, cluster, kept_of_cluster)
     return ClusterResult(cluster, kept, distance, kept_index, n_clusters, threshold)
-
-
-def keeper_arrays(
-    hashes: np.ndarray, cluster: np.ndarray, kept_of_cluster: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per item: kept flag, its cluster's kept item, its hash distance to that item.
-
-    Parameters
-    ----------
-    hashes : ndarray of uint64, shape (N, W)
-    cluster : ndarray of int, shape (N,)
-        Cluster number of each item.
-    kept_of_cluster : ndarray of int
-        The kept item of each cluster.
-    """
-    n = len(cluster)
-    kept = np.zeros(n, dtype=bool)
-    kept[kept_of_cluster] = True
-    kept_index = kept_of_cluster[cluster] if n else np.zeros(0, dtype=np.int64)
-    distance = (
-        hamming_bits(hashes, hashes[kept_index]) if n else np.zeros(0, dtype=np.int64)
-    ).astype(np.int64)
-    return kept, kept_index, distance
-
-
-#: Candidates tried per cluster by :func:`choose_keepers` before it falls back
-#: to the cluster's first image (bounds the work on huge clusters).
-MAX_KEEPER_TRIES = 16
-
-
-def choose_keepers(
-    cluster: np.ndarray,
-    rep_items: np.ndarray,
-    order: np.ndarray,
-    quality: np.ndarray,
-    reference_mask: np.ndarray,
-    compatible: Callable[[int, np.ndarray], bool],
-    *,
-    max_tries: int = MAX_KEEPER_TRIES,
-) -> np.ndarray:
-    """Kept item of each cluster for a quality-based keep policy, chain-free.
-
-    Clustering compares every item with its cluster's first item (the
-    representative), so a member of best quality may be up to twice the
-    bound away from another member. Here the kept item of a cluster is the
-    member of highest ``quality`` (ties: earliest in ``order``) that is
-    ``compatible`` with every other member; the representative always is,
-    so it is the fallback (also after ``max_tries`` failed candidates).
-    A cluster holding a reference keeps the reference.
-
-    Parameters
-    ----------
-    cluster : ndarray of int64, shape (N,)
-        Cluster id per item.
-    rep_items : ndarray of int64, shape (n_clusters,)
-        Representative item of each cluster.
-    order : ndarray of int64, shape (N,)
-        Processing order (references first).
-    quality : ndarray of float, shape (N, K)
-        Higher is better, columns compared in order.
-    reference_mask : ndarray of bool, shape (N,)
-        Reference items.
-    compatible : callable(candidate, members) -> bool
-        Whether ``candidate`` may be the kept item of ``members`` (an array
-        of item indices, the candidate excluded).
-    max_tries : int, optional
-        Candidates tried per cluster before the representative.
-
-    Returns
-    -------
-    ndarray of int64, shape (n_clusters,)
-        Kept item per cluster.
-    """
-    n = len(cluster)
-    kept_of_cluster = np.asarray(rep_items, dtype=np.int64).copy()
-    if n == 0:
-        return kept_of_cluster
-    position = np.empty(n, dtype=np.int64)
-    position[order] = np.arange(n)
-    keys = [position] + [-quality[:, k] for k in range(quality.shape[1] - 1, -1, -1)]
-    ranked = np.lexsort([*keys, cluster])  # by cluster, then best quality first
-    starts = np.flatnonzero(np.r_[True, cluster[ranked][1:] != cluster[ranked][:-1]])
-    ends = np.r_[starts[1:], n]
-    ref_clusters = set(cluster[reference_mask].tolist())
-    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
-        if hi - lo < 2:
-            continue
-        members = ranked[lo:hi]
-        c = int(cluster[members[0]])
-        rep = int(rep_items[c])
-        if c in ref_clusters:
-            continue  # a reference is never dropped
-        for tries, candidate in enumerate(members.tolist()):
-            if candidate == rep or tries >= max_tries:
-                break
-            others = members[members != candidate]
-            if compatible(candidate, others):
-                kept_of_cluster[c] = candidate
-                break
-    return kept_of_cluster

@@ -40,10 +40,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from napari_video_extract.core.block_candidates import distances, hash_candidates, settle
+from napari_video_extract.core.checked_pairs import CheckedPairs, PairRecorder
 from napari_video_extract.core.clustering import (
     ClusterResult,
     _small_distances,
@@ -72,33 +74,6 @@ SURE_SIMILARITY = 0.9
 _BLOCK = 128  # items whose hash distances to all kept images are computed at once
 # ... when a pair memo is given: most items are settled in numpy (fewer, bigger steps).
 _MEMO_BLOCK = 512
-
-
-@dataclass
-class CheckedPairs:
-    """Every (image, kept image) pair that was verified.
-
-    Attributes
-    ----------
-    item, kept : ndarray of int64, shape (M,)
-        The image and the kept image it was compared with.
-    distance : ndarray of int64, shape (M,)
-        Hash distance in bits.
-    similarity : ndarray of float64, shape (M,)
-        Verified similarity.
-    accepted : ndarray of bool, shape (M,)
-        ``similarity >= min_similarity`` (the image may still have joined
-        another, more similar candidate).
-    """
-
-    item: np.ndarray
-    kept: np.ndarray
-    distance: np.ndarray
-    similarity: np.ndarray
-    accepted: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.item)
 
 
 @dataclass
@@ -147,83 +122,6 @@ def _check_inputs(hashes, thumbnails, mode, keep, threshold, reference_mask, qua
     return hashes, reference_mask, quality, sequence
 
 
-class _Recorder:
-    """Verifies pairs once (memoised, optionally across clusterings) and records each check."""
-
-    def __init__(
-        self,
-        verifier: Verifier,
-        hashes: np.ndarray,
-        min_similarity: float,
-        pairs: PairSimilarities | None = None,
-    ) -> None:
-        self.verifier = verifier
-        self.hashes = hashes
-        self.min_similarity = min_similarity
-        self.pairs = pairs
-        # With a filled memo most pairs are looked up: nothing to prepare ahead.
-        self.computes = pairs is None or len(pairs) == 0
-        self.memo: dict[tuple[int, int], float] = {}
-        self.rows: list[tuple[int, int, int, float]] = []
-        self.chunks: list[np.ndarray] = []  # rows before ``rows``, in order
-        self.settled: list[np.ndarray] = []  # chunk rows not in ``memo`` yet
-
-    def distance(self, a: int, b: int) -> int:
-        return int(hamming_bits(self.hashes[a], self.hashes[b]))
-
-    def score(self, kept: int, item: int, distance: int | None = None) -> float:
-        key = (kept, item)
-        value = self.memo.get(key)
-        if value is None:
-            shared = self.pairs.values if self.pairs is not None else None
-            value = shared.get(key) if shared is not None else None
-            if value is None:
-                value = self.verifier.score(kept, item)
-                if shared is not None:
-                    shared[key] = value
-                    self.pairs.n_computed += 1
-            self.memo[key] = value
-            d = self.distance(kept, item) if distance is None else distance
-            self.rows.append((item, kept, d, value))
-        return value
-
-    def add_block(self, start: int, positions: list[int], settled: np.ndarray,
-                  settled_positions: np.ndarray) -> None:  # fmt: skip
-        """Interleave the rows scored since ``start`` with rows settled in numpy.
-
-        ``positions``: the block position of each row scored since ``start``;
-        ``settled`` (M, 4) rows of (item, kept, distance, similarity) at
-        ``settled_positions``. Rows end up in block order, as if each had been
-        scored in turn.
-        """
-        if start:
-            self.chunks.append(np.array(self.rows[:start], dtype=np.float64).reshape(-1, 4))
-        scored = np.array(self.rows[start:], dtype=np.float64).reshape(-1, 4)
-        self.rows = []
-        at = np.concatenate([np.asarray(positions, dtype=np.int64), settled_positions])
-        rows = np.concatenate([scored, settled])[np.argsort(at, kind="stable")]
-        self.chunks.append(rows)
-        self.settled.append(settled)
-
-    def sync(self) -> None:
-        """Put the settled rows in ``memo`` (before scoring pairs they may hold)."""
-        for rows in self.settled:
-            kept, item = rows[:, 1].astype(np.int64).tolist(), rows[:, 0].astype(np.int64).tolist()
-            self.memo.update(zip(zip(kept, item, strict=True), rows[:, 3].tolist(), strict=True))
-        self.settled = []
-
-    def checked(self) -> CheckedPairs:
-        rows = np.concatenate([*self.chunks, np.array(self.rows, dtype=np.float64).reshape(-1, 4)])
-        sim = rows[:, 3]
-        return CheckedPairs(
-            item=rows[:, 0].astype(np.int64),
-            kept=rows[:, 1].astype(np.int64),
-            distance=rows[:, 2].astype(np.int64),
-            similarity=sim,
-            accepted=sim >= self.min_similarity,
-        )
-
-
 def cluster_verified(
     hashes: np.ndarray,
     thumbnails: np.ndarray,
@@ -238,6 +136,7 @@ def cluster_verified(
     sequence: np.ndarray | None = None,
     max_candidates: int = MAX_CANDIDATES,
     pairs: PairSimilarities | None = None,
+    close_pairs: Any = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> VerifiedClusterResult:
     """Cluster near-duplicates: hash candidates, verified by aligned comparison.
@@ -282,6 +181,12 @@ def cluster_verified(
         thumbnails (any threshold or mode, same ``changes``): looked up
         instead of verified again, and the new ones added. The result is the
         same as without it.
+    close_pairs : ClosePairs, optional
+        The pairs of these hashes within a bound
+        (:class:`~napari_video_extract.core.close_pairs.ClosePairs`): in
+        global mode without references, at a threshold within the bound, a
+        representative with no later item within it skips the search for
+        the later items it is a candidate of (same result).
     progress : callable(done, total), optional
         Called after each block of items.
 
@@ -312,7 +217,7 @@ def cluster_verified(
     thumbs = thumbnails if isinstance(thumbnails, np.ndarray) else np.asarray(thumbnails)
     # Its caches are bounded in bytes (Verifier's defaults: ~40 MB each).
     verifier = Verifier(thumbs, changes=changes)
-    rec = _Recorder(verifier, hashes, min_similarity, pairs)
+    rec = PairRecorder(verifier, hashes, min_similarity, pairs)
 
     order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
     n_refs = int(reference_mask.sum())
@@ -329,6 +234,11 @@ def cluster_verified(
     joined = np.ones(n, dtype=np.float64)  # similarity to the cluster's kept image
 
     rest = order[n_refs:]
+    # A representative with no later item within the bound is no later item's
+    # candidate (close pairs: the nearest later item of each).
+    alone = None
+    if close_pairs is not None and close_pairs.serves(mode, n_refs, n, threshold):
+        alone = close_pairs.nearest_later > threshold
     # With a pair memo, numpy settles the items whose known candidates decide
     # them (block_candidates.settle); the loop below places only the others.
     known = pairs.values.get if pairs is not None else None
@@ -368,7 +278,7 @@ def cluster_verified(
                 settled = settle(
                     close_rows, close_cols, close_d, block, rep_array, known,
                     threshold=threshold, k=max_candidates,
-                    min_similarity=min_similarity, sure=sure,
+                    min_similarity=min_similarity, sure=sure, known_many=pairs.lookup,
                 )  # fmt: skip
                 # A candidate after the nearest (the time neighbour's or the
                 # last kept image's cluster) is checked unless one was sure.
@@ -439,7 +349,10 @@ def cluster_verified(
                     rep_array[best_c] = item
                     rep_items.append(item)
                     current = best_c
-                    if settled is not None and mode == "global" and p + 1 < len(items):
+                    if (
+                        settled is not None and mode == "global" and p + 1 < len(items)
+                        and not (alone is not None and alone[item])
+                    ):  # fmt: skip
                         # Later items within the bound have a new candidate.
                         gap = _small_distances(hashes[block[p + 1 :]], hashes[item][None, :])
                         near = p + 1 + np.flatnonzero(gap <= threshold)

@@ -57,8 +57,6 @@ KEEP = "keep"
 DUPLICATE = "duplicate"
 _OVERRIDE_CODE = {None: 0, KEEP: 1, DUPLICATE: -1}
 
-_NEAREST_BLOCK = 256  # items compared with all others at once for the histogram
-
 
 class Cancelled(Exception):
     """Raised inside a review step when its ``cancel`` event is set."""
@@ -228,7 +226,10 @@ class Review:
         self.unreadable = list(unreadable)
         self.override = np.zeros(n, dtype=np.int8)  # 1 keep, -1 duplicate, 0 engine
         self.keeper_pick = np.zeros(n, dtype=bool)
-        self._nearest: np.ndarray | None = None
+        # Every pair within a bound, found once (core.close_pairs): the
+        # histogram and each hash-only global clustering come from it.
+        self._close: Any = None
+        self._close_lock = threading.Lock()
         # Clusterings by (threshold, mode): moving the threshold back and forth
         # (or after precompute()) is a lookup, not a new clustering.
         self._clusterings: dict[tuple[Any, ...], ClusterResult] = {}
@@ -308,6 +309,10 @@ class Review:
 
             if self._pairs is None or self._pairs.changes != settings.changes:
                 self._pairs = PairSimilarities(self.n, changes=settings.changes)
+            # A re-clustering (pairs verified already, most looked up) uses the
+            # close pairs (cluster_verified); the first one's time is the
+            # verification's.
+            close = self.close_pairs() if settings.mode == "global" and len(self._pairs) else None
             result: ClusterResult = cluster_verified(
                 self.hashes,
                 thumbnails,
@@ -319,9 +324,14 @@ class Review:
                 quality=quality,
                 sequence=self.sequence,
                 pairs=self._pairs,
+                close_pairs=close,
                 progress=_raise_if_set(cancel, progress),
             )
         else:
+            # Re-clusterings (not the first, which the histogram's pass follows)
+            # filter the close pairs.
+            again = self._clusterings or self._close is not None
+            close = self.close_pairs() if settings.mode == "global" and again else None
             result = cluster_hashes(
                 self.hashes,
                 threshold=int(settings.threshold),
@@ -329,6 +339,7 @@ class Review:
                 keep=keep,
                 quality=quality,
                 n_bits=settings.n_bits,
+                close_pairs=close,
             )
         self._clusterings[key] = result
         return result
@@ -498,22 +509,25 @@ class Review:
         word = "KEPT" if self.kept[index] else f"DUPLICATE d={int(self.distance[index])}"
         return f"{what}{' ' + t if t else ''} c{int(self.cluster[index])} {word}"
 
+    def close_pairs(self) -> Any:
+        """The pairs of items within a bound, found once (:class:`.close_pairs.ClosePairs`).
+
+        One pass over every pair (about 0.3 s at 10,000 stills); thread-safe.
+        """
+        with self._close_lock:
+            if self._close is None:
+                from napari_video_extract.core.close_pairs import ClosePairs
+
+                self._close = ClosePairs(self.hashes, n_bits=self.settings.n_bits)
+            return self._close
+
     def nearest_distances(self) -> np.ndarray:
         """Hamming distance of every item to its nearest other item (computed once).
 
         The threshold histogram: an item becomes a duplicate candidate once
         the threshold reaches its value.
         """
-        if self._nearest is None:
-            n = self.n
-            out = np.full(n, self.settings.n_bits, dtype=np.int64)
-            for lo in range(0, n, _NEAREST_BLOCK):
-                block = self.hashes[lo : lo + _NEAREST_BLOCK]
-                d = hamming_bits(block[:, None, :], self.hashes[None, :, :])
-                d[np.arange(len(block)), np.arange(lo, lo + len(block))] = self.settings.n_bits + 1
-                out[lo : lo + len(block)] = np.minimum(d.min(axis=1), self.settings.n_bits)
-            self._nearest = out
-        return self._nearest
+        return self.close_pairs().nearest
 
     def histogram(self) -> np.ndarray:
         """Counts of :meth:`nearest_distances` per bit value, ``0..n_bits``."""
