@@ -514,10 +514,14 @@ def recluster_latency(viewer) -> dict:
     finder._pending = {"name": "synthetic", "kind": "layer"}
     finder._load_gallery = lambda members: None  # no pixels behind these hashes
     dock = []
+    before = finder.threshold.value
     for t in thresholds:
         t0 = time.perf_counter()
         finder.threshold.value = t
         dock.append(time.perf_counter() - t0)
+    # The dock saves its settings: give back the threshold the later parts
+    # (the video layer's finder) expect, the default.
+    finder.threshold.value = before
     ms = lambda values: round(1000 * float(np.median(values)), 1)  # noqa: E731
     worst = lambda values: round(1000 * float(np.max(values)), 1)  # noqa: E731
     return {
