@@ -13,7 +13,8 @@ band-passed image, its window norms, the low-frequency block of its spectrum
 (the FFT itself is made again for the rare full search) and both derivatives
 of its smoothed image; the templates keep the zoomed patches and their
 spectra's low block, and make the derivative templates of a zoom the first
-time a pair is aligned at it (a kept image's pairs use one or two zooms).
+time a pair is aligned at it (a kept image's pairs use 1.8 of the 9 zooms on
+average on the 1,545 stills of ``benchmarks/bench_verify.py``).
 """
 
 from __future__ import annotations
