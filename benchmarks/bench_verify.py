@@ -27,7 +27,8 @@ the machine changes wall times a lot, CPU times less):
   pairs in a memo (the numpy placement).
 
 Run: ``.venv/bin/python benchmarks/bench_verify.py [stills recluster global global-floor]
-[--review-thresholds 20-28]``.
+[--review-thresholds 20-28] [--n-global 20000] [--work DIR]`` (``--work``: where the
+inputs are made once and the results kept, default ``benchmarks/_work/verifyspeed``).
 """
 
 from __future__ import annotations
@@ -124,6 +125,10 @@ def run_stills() -> dict:
         "verified clustering wall s": round(wall, 2),
         "verified clustering CPU s": round(cpu, 2),
         "ms per verified pair (wall)": round(1e3 * wall / max(pairs, 1), 3),
+        "CPU ms per verified pair (search sides, templates and pairs)": round(
+            1e3 * cpu / max(pairs, 1), 3
+        ),
+        "verification CPU ms per still": round(1e3 * cpu / n, 3),
         "verification ms per still (wall)": round(1e3 * wall / n, 3),
         "hash-only clustering wall s": round(hwall, 3),
         "hash-only clustering CPU s": round(hcpu, 3),
@@ -258,6 +263,9 @@ def run_global(n: int) -> dict:
         "wall s": round(wall, 1),
         "CPU s": round(cpu, 1),
         "CPU ms per still": round(1e3 * cpu / n, 3),
+        "CPU us per verified pair (search sides, templates and pairs)": round(
+            1e6 * cpu / max(pairs, 1), 1
+        ),
         "peak RSS MB (whole process)": round(rss1 / 1024),
         "RSS MB before clustering": round(rss0 / 1024),
     }
@@ -345,6 +353,7 @@ def run_global_floor(n: int) -> dict:
 
 
 def main() -> int:
+    global OUT
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "parts", nargs="*", default=["stills", "recluster", "global", "global-floor"]
@@ -354,8 +363,12 @@ def main() -> int:
     parser.add_argument(
         "--review-thresholds", default="0-32", help="slider thresholds of recluster (lo-hi)"
     )
+    parser.add_argument(
+        "--work", type=Path, default=OUT, help=f"inputs and results (default: {OUT})"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    OUT = args.work
     lo, _, hi = args.review_thresholds.partition("-")
     thresholds = list(range(int(lo), int(hi or lo) + 1))
     if args.child:
@@ -371,7 +384,7 @@ def main() -> int:
     for part in args.parts:
         cmd = [sys.executable, __file__, "--child", part,
                "--n-review", str(args.n_review), "--n-global", str(args.n_global),
-               "--review-thresholds", args.review_thresholds]  # fmt: skip
+               "--review-thresholds", args.review_thresholds, "--work", str(OUT)]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if out.returncode:
             print(f"{part}: failed\n{out.stderr}")

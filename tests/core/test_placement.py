@@ -36,7 +36,7 @@ def test_bounded_search_finds_the_full_search_placement():
     _, thumbs = hash_frames_and_thumbnails(frames)
     searched = verify._searched(thumbs)
     for kept in range(4):
-        moving = verify._Templates(thumbs[kept], searched[kept].image, searched[kept].smooth)
+        moving = verify._Templates(thumbs[kept], searched[kept].image)
         for other in range(4):
             search = searched[other]
             full = verify._correlations(search, moving) / search.norm
@@ -46,7 +46,7 @@ def test_bounded_search_finds_the_full_search_placement():
             assert (k, dy, dx) == np.unravel_index(int(np.argmax(full)), full.shape)
             assert abs(ncc - float(full.max())) < 1e-5
     # The same picture aligns (high NCC); a different one does not.
-    moving = verify._Templates(thumbs[0], searched[0].image, searched[0].smooth)
+    moving = verify._Templates(thumbs[0], searched[0].image)
     assert verify._placement(searched[1], moving)[3] > 0.8
     assert verify._placement(searched[3], moving)[3] < 0.5
 
@@ -54,7 +54,7 @@ def test_bounded_search_finds_the_full_search_placement():
 def test_bounded_search_gives_up_when_every_placement_may_be_best():
     _, thumbs = hash_frames_and_thumbnails(_picture(3, zoom=1.04)[None])
     search = verify._searched(thumbs)[0]
-    moving = verify._Templates(thumbs[0], search.image, search.smooth)
+    moving = verify._Templates(thumbs[0], search.image)
     search.norm = np.full_like(search.norm, np.inf)  # every window flat: all NCCs 0
     assert verify._placement(search, moving) is None
     assert search.norm.size * len(verify.ZOOMS) > MAX_CANDIDATES

@@ -8,7 +8,7 @@ import platform
 import numpy as np
 from PIL import Image
 
-from napari_video_extract.core import verify
+from napari_video_extract.core import comparison_sides, verify
 from napari_video_extract.core.hashing import hash_frames_and_thumbnails
 from napari_video_extract.core.memory_release import give_back, release_pages
 from napari_video_extract.core.review import Review, ReviewSettings
@@ -32,15 +32,16 @@ def thumbnails(n: int, *, seed: int = 0) -> np.ndarray:
 
 
 def search_arrays(values):
-    return [np.concatenate([v.image.ravel(), v.smooth.ravel(), v.norm.ravel()]) for v in values], [
-        np.concatenate([v.fft.ravel(), v.low.ravel()]) for v in values
-    ]
+    return [
+        np.concatenate([v.image.ravel(), v.grad_y.ravel(), v.grad_x.ravel(), v.norm.ravel()])
+        for v in values
+    ], [v.low.ravel() for v in values]
 
 
 def test_a_stills_search_side_does_not_depend_on_its_batch():
     thumbs = thumbnails(37)
-    together = verify._searched_batch(thumbs)  # one batch of 37 (FFTs and filters at once)
-    alone = [verify._searched_batch(thumbs[i : i + 1])[0] for i in range(len(thumbs))]
+    together = comparison_sides.searched_batch(thumbs)  # one batch of 37 (FFTs, filters at once)
+    alone = [comparison_sides.searched_batch(thumbs[i : i + 1])[0] for i in range(len(thumbs))]
     batched = verify._searched(thumbs)  # _SEARCH_BATCH at a time
     reference = search_arrays(alone)
     for other in (together, batched):
@@ -54,7 +55,7 @@ def test_a_stills_search_side_does_not_depend_on_its_batch():
 def test_cache_entries_own_their_arrays():
     values = verify._searched(thumbnails(20))
     for v in values:  # a view would keep its whole batch alive in the cache
-        for name in ("image", "smooth", "fft", "norm", "low"):
+        for name in ("image", "grad_y", "grad_x", "norm", "low"):
             assert getattr(v, name).base is None
 
 
@@ -76,7 +77,7 @@ def test_caches_are_bounded_in_bytes():
         for j in range(i, i + 10):
             v.score(j, (j + 1) % 60)
         assert v._search_bytes <= budget and v._template_bytes <= budget
-    assert len(v._templates) < 60  # ~0.65 MB each: most were dropped
+    assert len(v._templates) < 60  # ~0.45 MB each: most were dropped
     assert v._search_bytes == sum(verify._nbytes(s) for s in v._search.values())
     v.clear()
     assert v.cached_bytes == 0 and not v._search and not v._templates

@@ -25,7 +25,13 @@ import functools
 
 import numpy as np
 
-__all__ = ["LOW_BAND", "MAX_CANDIDATES", "best_placement", "high_norm", "low_block"]
+__all__ = [
+    "LOW_BAND",
+    "MAX_CANDIDATES",
+    "best_placement",
+    "high_norm",
+    "low_block",
+]
 
 #: Largest |vertical| and horizontal frequency (cycles per thumbnail) kept
 #: in the low-frequency correlation. Wider costs more per pair, narrower
@@ -101,9 +107,11 @@ def best_placement(
         :func:`low_block` and :func:`high_norm` of ``image``'s ``rfft2``.
     patches : ndarray of float32, shape (Z, TH, TW)
         Zero-mean, unit-norm templates.
-    conj_blocks, patch_highs
+    conj_blocks : ndarray of complex64, shape (Z, BY, BX)
         :func:`low_block` of the conjugated ``rfft2`` of the templates
-        zero-padded to (H, W), and their :func:`high_norm` (one per zoom).
+        zero-padded to (H, W).
+    patch_highs : ndarray, shape (Z,)
+        :func:`high_norm` of those spectra.
 
     Returns
     -------
@@ -112,7 +120,11 @@ def best_placement(
     """
     h, w = image.shape
     ny, nx = norms.shape
+    th, tw = patches.shape[1:]
     rows, cols = _inverse_matrices(h, w, ny, nx)
+    # One small product per zoom (numpy's matmul loops over the stack): each
+    # stays under OpenBLAS's threading threshold (threads on such sizes cost
+    # far more than they save, worse on a busy machine).
     low = (rows @ (conj_blocks * image_block)).view(np.float32) @ cols
     slack = (patch_highs * (image_high / (h * w)))[:, None, None]
     lower = (low - slack) / norms - _ROUNDING
@@ -120,7 +132,6 @@ def best_placement(
     candidates = np.flatnonzero(upper >= lower.max())
     if len(candidates) > MAX_CANDIDATES:
         return None
-    th, tw = patches.shape[1:]
     best, best_ncc = -1, -np.inf
     for flat in candidates.tolist():
         k, rest = divmod(flat, ny * nx)

@@ -45,6 +45,19 @@ from collections import OrderedDict
 import numpy as np
 from PIL import Image
 
+from napari_video_extract.core.comparison_sides import (
+    BAND_PASS_SIGMAS,
+    DERIVATIVE_SIGMA,
+    MARGIN,
+    THUMB_SHAPE,
+    ZOOMS,
+)
+from napari_video_extract.core.comparison_sides import Searched as _Searched
+from napari_video_extract.core.comparison_sides import Templates as _Templates
+from napari_video_extract.core.comparison_sides import fft as _fft
+from napari_video_extract.core.comparison_sides import nbytes as _nbytes
+from napari_video_extract.core.comparison_sides import searched as _searched
+from napari_video_extract.core.comparison_sides import template_shape as _template_shape
 from napari_video_extract.core.dedup_settings import (
     CHANGES,
     DEFAULT_MIN_SIMILARITY,
@@ -52,10 +65,7 @@ from napari_video_extract.core.dedup_settings import (
     default_min_similarity,
 )
 from napari_video_extract.core.memory_release import release_pages
-from napari_video_extract.core.placement import best_placement, high_norm, low_block
-from napari_video_extract.core.thumb_filters import blur as _blur
-from napari_video_extract.core.thumb_filters import unit as _unit
-from napari_video_extract.core.thumb_filters import window_norms as _window_norms
+from napari_video_extract.core.placement import best_placement
 
 __all__ = [
     "BAND_PASS_SIGMAS",
@@ -73,24 +83,9 @@ __all__ = [
     "similarity",
 ]
 
-#: Thumbnail (height, width) in pixels; 16:9 like most video.
-THUMB_SHAPE = (72, 128)
-#: Fraction cropped on each side of the zoomed picture: the largest pan found.
-MARGIN = 0.1
-#: Relative zoom factors tried (both ways: zoom in and out up to 8 %).
-ZOOMS = (1 / 1.08, 1 / 1.06, 1 / 1.04, 1 / 1.02, 1.0, 1.02, 1.04, 1.06, 1.08)
 #: Blocks (rows, columns) compared in ``changes="local"``.
 LOCAL_GRID = (4, 6)
-#: Gaussian sigmas (thumbnail pixels) of the band-pass applied before
-#: comparing. Subtracting the coarse blur removes the overall light-to-dark
-#: layout (without it, different pictures correlate at 0.6-0.7; with it, at
-#: most ~0.3); the fine blur makes the score forgiving of the sub-pixel zoom
-#: and shift left between the tried factors (small stars, fine texture).
-BAND_PASS_SIGMAS = (1.0, 8.0)
-#: Extra blur (thumbnail pixels) before the directional check.
-DERIVATIVE_SIGMA = 1.5
 
-_FLAT_STD = 2.0  # grey levels: below this a thumbnail is a flat field
 _FLAT_MEAN_DIFF = 12.0  # two flat fields closer than this are the same
 
 
@@ -112,134 +107,6 @@ def make_thumbnail(image: Image.Image) -> np.ndarray:
     grey = image if image.mode == "L" else image.convert("L")
     h, w = THUMB_SHAPE
     return np.asarray(grey.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
-
-
-def _fft():
-    # scipy.fft keeps float32 as float32 (numpy's FFT computes in float64 and
-    # is ~4x slower on these sizes). Imported here: hashing workers import
-    # this module for make_thumbnail only.
-    import scipy.fft
-
-    return scipy.fft
-
-
-def _band_pass(thumbs: np.ndarray) -> np.ndarray:
-    """(B, H, W) uint8 -> float32 band-passed stack."""
-    image = np.asarray(thumbs, dtype=np.float32)
-    fine, coarse = BAND_PASS_SIGMAS
-    return _blur(image, fine) - _blur(image, coarse)
-
-
-def _template_shape() -> tuple[int, int]:
-    h, w = THUMB_SHAPE
-    return round(h * (1 - 2 * MARGIN)), round(w * (1 - 2 * MARGIN))
-
-
-class _Searched:
-    """The side searched over: FFT, window norms and smoothed image of one thumbnail."""
-
-    __slots__ = (
-        "fft", "flat", "high", "image", "low", "mean", "norm", "smooth",
-    )  # fmt: skip
-
-
-#: Thumbnails whose search side is made in one batch of FFTs and filters:
-#: the temporaries of a batch (float32 and float64 copies, spectra, blurs)
-#: are ~0.6 MB per thumbnail, so a batch stays a few MB whatever the block.
-_SEARCH_BATCH = 16
-
-
-def _searched(thumbs: np.ndarray) -> list[_Searched]:
-    """The search side of a stack of thumbnails, ``_SEARCH_BATCH`` at a time.
-
-    Each still's arrays are its own copies, not views of the batch: a cache
-    keeping one still must not keep its whole batch alive. A still's result
-    does not depend on its batch (the filters work one image at a time, see
-    :mod:`~napari_video_extract.core.thumb_filters`; pocketfft transforms
-    each image on its own; ``tests/core/test_verify.py`` checks it).
-    """
-    raw_all = np.asarray(thumbs)
-    if raw_all.ndim == 2:
-        raw_all = raw_all[None]
-    out = []
-    for lo in range(0, len(raw_all), _SEARCH_BATCH):
-        out += _searched_batch(raw_all[lo : lo + _SEARCH_BATCH])
-    return out
-
-
-def _searched_batch(thumbs: np.ndarray) -> list[_Searched]:
-    fft = _fft()
-    raw = np.asarray(thumbs, dtype=np.float32)
-    means = raw.mean(axis=(1, 2))
-    flat = raw.std(axis=(1, 2)) < _FLAT_STD
-    band = _band_pass(raw)
-    spectra = fft.rfft2(band)
-    lows, highs = low_block(spectra), high_norm(spectra, THUMB_SHAPE[1])
-    norms = _window_norms(band, *_template_shape())
-    smooth = _blur(band, DERIVATIVE_SIGMA)
-    out = []
-    for b in range(len(raw)):
-        s = _Searched()
-        s.mean, s.flat, s.image = float(means[b]), bool(flat[b]), band[b].copy()
-        s.fft, s.norm, s.low = spectra[b].copy(), norms[b].copy(), lows[b].copy()
-        s.high, s.smooth = float(highs[b]), smooth[b].copy()
-        out.append(s)
-    return out
-
-
-def _nbytes(value: _Searched | _Templates) -> int:
-    """Bytes held by the arrays of a cache entry."""
-    return sum(
-        getattr(value, name).nbytes
-        for name in value.__slots__
-        if isinstance(getattr(value, name, None), np.ndarray)
-    )
-
-
-def _zoomed(image: np.ndarray) -> np.ndarray:
-    """The centre of ``image`` (template size) zoomed by each of ZOOMS: (Z, th, tw)."""
-    h, w = image.shape
-    th, tw = _template_shape()
-    pil = Image.fromarray(np.asarray(image, dtype=np.float32), "F")
-    out = np.empty((len(ZOOMS), th, tw), dtype=np.float32)
-    for k, z in enumerate(ZOOMS):
-        bh, bw = th / z, tw / z
-        box = ((w - bw) / 2, (h - bh) / 2, (w + bw) / 2, (h + bh) / 2)
-        out[k] = np.asarray(pil.resize((tw, th), Image.Resampling.BILINEAR, box=box))
-    return out
-
-
-class _Templates:
-    """The side that moves: its centre zoomed by every factor of ZOOMS."""
-
-    __slots__ = ("conj_low", "flat", "grad_x", "grad_y", "high", "mean", "patches")
-
-    def __init__(
-        self, thumb: np.ndarray, band: np.ndarray | None = None, smooth: np.ndarray | None = None
-    ) -> None:
-        raw = np.asarray(thumb)
-        self.mean = float(raw.mean())
-        self.flat = float(raw.std()) < _FLAT_STD
-        if band is None:
-            band = _band_pass(raw[None])[0]
-        self.patches = _unit(_zoomed(band))
-        # Only the low block is kept (the full spectra are 2x its memory and
-        # only the rare full search needs them: it makes them again).
-        spectra = self.conj_spectra()
-        self.conj_low, self.high = low_block(spectra), high_norm(spectra, THUMB_SHAPE[1])
-        if smooth is None:
-            smooth = _blur(band[None], DERIVATIVE_SIGMA)[0]
-        smooth = _zoomed(smooth)
-        self.grad_y = _unit(np.diff(smooth, axis=1))
-        self.grad_x = _unit(np.diff(smooth, axis=2))
-
-    def conj_spectra(self) -> np.ndarray:
-        """Conjugated ``rfft2`` of each patch zero-padded to THUMB_SHAPE."""
-        h, w = THUMB_SHAPE
-        th, tw = self.patches.shape[1:]
-        padded = np.zeros((len(ZOOMS), h, w), dtype=np.float32)
-        padded[:, :th, :tw] = self.patches
-        return np.conj(_fft().rfft2(padded))
 
 
 def _flat_score(search: _Searched, moving: _Templates) -> float | None:
@@ -293,7 +160,8 @@ def _correlations(search: _Searched, moving: _Templates) -> np.ndarray:
     fft = _fft()
     h, w = THUMB_SHAPE
     th, tw = _template_shape()
-    rows = fft.ifft(moving.conj_spectra() * search.fft, axis=1, overwrite_x=True)
+    spectrum = fft.rfft2(search.image)  # as in the search side's batch, not kept
+    rows = fft.ifft(moving.conj_spectra() * spectrum, axis=1, overwrite_x=True)
     return fft.irfft(rows[:, : h - th + 1], n=w, axis=2)[:, :, : w - tw + 1]
 
 
@@ -306,9 +174,12 @@ def _directional_score(search: _Searched, moving: _Templates, k: int, dy: int, d
     does not. A light blur keeps the derivatives forgiving of sub-pixel offsets.
     """
     th, tw = _template_shape()
-    window = search.smooth[dy : dy + th, dx : dx + tw]
-    gy, gx = np.diff(window, axis=0), np.diff(window, axis=1)
-    return min(_ncc_unit(gy, moving.grad_y[k]), _ncc_unit(gx, moving.grad_x[k]))
+    # Copies of the windows: the sums see the same contiguous arrays as the
+    # differences of a window would be.
+    gy = np.ascontiguousarray(search.grad_y[dy : dy + th - 1, dx : dx + tw])
+    gx = np.ascontiguousarray(search.grad_x[dy : dy + th, dx : dx + tw - 1])
+    grad_y, grad_x = moving.grads(k)
+    return min(_ncc_unit(gy, grad_y), _ncc_unit(gx, grad_x))
 
 
 def _ncc_unit(a: np.ndarray, unit: np.ndarray) -> float:
@@ -374,18 +245,29 @@ def similarity(kept: np.ndarray, other: np.ndarray, *, changes: str = "global") 
     return _score(_searched(other)[0], _Templates(kept), changes)
 
 
+def _grad_bytes() -> int:
+    th, tw = _template_shape()
+    return 4 * ((th - 1) * tw + th * (tw - 1))
+
+
+#: Bytes of one zoom's derivative templates (float32), made on a pair's first use of it.
+_GRAD_BYTES = _grad_bytes()
+
+
 class Verifier:
     """Similarity of pairs among a stack of thumbnails, caching per-image work.
 
     ``score(i, j)`` searches image ``i``'s zoomed centre (``i`` is the kept
-    image) over image ``j``. Each image's search side (band-passed image, its FFT,
-    window norms, smoothed image) is made once, a block of
+    image) over image ``j``. Each image's search side (band-passed image,
+    window norms, low-frequency spectrum, derivatives; see
+    :mod:`~napari_video_extract.core.comparison_sides`) is made once, a block of
     images at a time (:meth:`searched` + :meth:`add_searched`, or
     :meth:`prepare`); each kept image's zoomed templates once, on first use.
     A pair then costs two small matrix products over the low frequencies
     of all zooms, the NCC at a few placements (rarely an inverse FFT over all
     zooms instead, see :mod:`~napari_video_extract.core.placement`) and two
-    small dot products for the directional check.
+    small dot products for the directional check (its templates are made
+    per zoom, on the first pair aligned at it).
 
     Parameters
     ----------
@@ -394,8 +276,11 @@ class Verifier:
     changes : {"global", "local"}, optional
         See :func:`similarity`.
     cache_bytes : int, optional
-        Memory for the kept images' templates (~0.65 MB each), least
-        recently used dropped first.
+        Memory for the kept images' templates (~0.45 MB each, plus ~47 KB
+        per zoom a pair was aligned at), least recently used dropped first.
+        Hash candidates jump between the kept images of a long video (at
+        20,000 stills, 462 kept images): 128 MB holds ~280 of them, and
+        makes each again ~1.4 times on average where 40 MB made them ~6 times.
     search_cache_bytes : int, optional
         Memory for the search sides kept (~0.12 MB each; always at least the
         last block added).
@@ -412,7 +297,7 @@ class Verifier:
         thumbnails: np.ndarray,
         *,
         changes: str = "global",
-        cache_bytes: int = 40 << 20,
+        cache_bytes: int = 64 << 20,
         search_cache_bytes: int = 40 << 20,
     ) -> None:
         check_changes(changes)
@@ -487,15 +372,18 @@ class Verifier:
             search = self._search.get(i)
             if search is None:
                 value = _Templates(self.thumbnails[i])
-            else:  # its band-passed and smoothed images are made already
-                value = _Templates(self.thumbnails[i], search.image, search.smooth)
+            else:  # its band-passed image is made already
+                value = _Templates(self.thumbnails[i], search.image)
             self._templates[i] = value
             self._template_bytes += _nbytes(value)
-            while self._template_bytes > self.cache_bytes and len(self._templates) > 1:
-                self._template_bytes -= _nbytes(self._templates.popitem(last=False)[1])
+            self._trim_templates()
         else:
             self._templates.move_to_end(i)
         return value
+
+    def _trim_templates(self) -> None:
+        while self._template_bytes > self.cache_bytes and len(self._templates) > 1:
+            self._template_bytes -= _nbytes(self._templates.popitem(last=False)[1])
 
     def score(self, kept: int, other: int) -> float:
         """Similarity of item ``other`` to item ``kept`` (see :func:`similarity`)."""
@@ -504,4 +392,10 @@ class Verifier:
             return 1.0
         moving = self._template(int(kept))
         search = self._searched_one(int(other))
-        return _score(search, moving, self.changes)
+        n_zooms = len(moving.grad_cache)
+        value = _score(search, moving, self.changes)
+        added = len(moving.grad_cache) - n_zooms  # derivative templates of a new zoom
+        if added:
+            self._template_bytes += added * _GRAD_BYTES
+            self._trim_templates()
+        return value
