@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 
 import synthetic
-from napari_video_extract.core import file_window, mkvindex
-from napari_video_extract.core import probe as probe_module
+from napari_video_extract.core import ffmpeg_probe, file_window, mkvindex
 from napari_video_extract.core.file_window import FileWindow
 from napari_video_extract.core.mkvindex import read_mkv_frame_table
 
@@ -35,7 +34,7 @@ _CLIPS = {
 
 
 def _listing(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ticks, keyframe, durations, _ = probe_module._scan_packets(path, 60)
+    ticks, keyframe, durations, _ = ffmpeg_probe.list_packets(path, 60)
     return ticks, keyframe, durations
 
 

@@ -45,7 +45,7 @@ PYAV_SEEK_SECONDS = 0.01
 
 
 def reader_frame_threads() -> int:
-    """Frame threads for a reader's decoder: two more than the cores (at most 16).
+    """Frame threads for a reader's decoder: two more than its cores (at most 16).
 
     More frames in flight keep the cores busy through a jump's chain of
     references and while a decoded frame is converted to RGB. Measured on
@@ -56,7 +56,11 @@ def reader_frame_threads() -> int:
     fast. Frame threading only: with the slice flag as well, the same 4
     threads were slower.
     """
-    return min((os.cpu_count() or 1) + 2, 16)
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return min(cores + 2, 16)
 
 
 class FrameCursor:

@@ -249,7 +249,6 @@ class PyAVStream:
         self._tb = float(self._time_base)
         self._av_error = av.FFmpegError
         self._at_start = True
-        self._showing_unrecovered = False
 
     def restart(
         self,
@@ -264,7 +263,6 @@ class PyAVStream:
         self._targets = None if targets is None else frozenset(int(i) for i in targets)
         if seek == "earlier":
             start = self.info.keyframe_before(max(start - 1, 0))
-        self._show_unrecovered(seek == "earlier" and start > 0)
         try:
             if not seek or start == 0:
                 # The start is the first packet, whatever its timestamp: a seek
@@ -288,34 +286,6 @@ class PyAVStream:
         self._faulty_pts = self._faulty_dts = 0
         self._last_pts = self._last_dts = None
         self._dts_step = 1
-
-    def _show_unrecovered(self, show: bool) -> None:
-        """Let H.264's decoder give the frames it withholds after a seek, or not.
-
-        After a flush, libavcodec's H.264 decoder gives no frame until a
-        recovery point: an IDR, a recovery-point SEI, or an I-frame its
-        heuristic trusts (one reference per list). An open-GOP I-frame
-        without the SEI, in a stream with several references, is none of
-        them: a seek there gives no frame at all, up to the next IDR (often
-        the end of the file). The try that starts at the keyframe before
-        the wanted frame's (``seek='earlier'``) therefore asks for those
-        frames (``AV_CODEC_FLAG_OUTPUT_CORRUPT``): everything from the
-        earlier keyframe on is decoded as in a full decode, so the wanted
-        frame's GOP has every reference a full decode gives it, as long as
-        no frame after a keyframe refers back past the keyframe before it
-        (the premise of seeking to an open-GOP I-frame at all, see
-        :meth:`_check_keyframe`; x264 refers to nothing before the I-frame).
-        The frames given from that try are only those at or after the
-        wanted one, never the earlier GOP's.
-        """
-        if self.info.codec != "h264" or show == self._showing_unrecovered:
-            return
-        from av.codec.context import Flags
-
-        flag = int(Flags.output_corrupt)
-        flags = self._codec.flags
-        self._codec.flags = (flags | flag) if show else (flags & ~flag)
-        self._showing_unrecovered = show
 
     def _best_effort_ticks(self, frame) -> int | None:
         """``best_effort_timestamp`` as libavcodec computes it (ffmpeg's frame pts).
