@@ -84,6 +84,9 @@ _FIELD_ORDER_UNKNOWN, _FIELD_ORDER_PROGRESSIVE = 0, 1
 # FFmpeg's AV_PICTURE_TYPE_I, as ``frame.pict_type`` gives it (an int enum,
 # ``av.video.frame.PictureType.I``, since PyAV 14).
 _PICT_I = 1
+#: Codecs whose I-frames need not be random access points (later frames may
+#: refer past them): a seek is trusted there only on the decoder's key flag.
+_I_FRAMES_KEEP_REFERENCES = frozenset({"h264", "hevc", "vp9", "av1", "vvc"})
 
 #: Pixel formats whose chroma is subsampled vertically (see the module notes).
 _VERTICAL_CHROMA_SUBSAMPLING = ("420", "410", "440", "nv12", "nv21", "nv20", "p010", "p016")
@@ -135,14 +138,12 @@ def _duration_estimate(duration: int, gap: int) -> int:
 
     ``video_duration_estimate`` in ``fftools/ffmpeg_dec.c``, for a container
     with timestamps: the frame's duration, unless it is the one tick lavf
-    makes up and the gap from the previous frame (``gap``, -1 if none) is
-    more than two; then that gap.
+    makes up and the gap from the previous frame (``gap``, > 0) is more
+    than two; then that gap.
     """
     if duration > 0 and not (duration == 1 and gap > 2):
         return duration
-    if gap > 0:
-        return gap
-    return duration or 1
+    return gap
 
 
 class PyAVStream:
@@ -301,10 +302,10 @@ class PyAVStream:
             # flushed at the end has no packet: it follows the previous one
             # by that frame's duration estimate, as in ffmpeg.
             if dts is None and self._last_dts is not None:
-                dts = self._last_dts + self._dts_step
+                dts = self._last_dts + _duration_estimate(frame.duration or 0, self._dts_step)
             if dts is not None:
-                gap = dts - self._last_dts if self._last_dts is not None else -1
-                self._dts_step = _duration_estimate(frame.duration or 0, gap)
+                if self._last_dts is not None and dts > self._last_dts:
+                    self._dts_step = dts - self._last_dts
                 self._last_dts = dts
                 return dts
         if dts is not None:
@@ -397,10 +398,11 @@ class PyAVStream:
             ticks = self._best_effort_ticks(frame)
             if ticks is None:
                 continue  # cannot be identified: never guess
-            # A float product, not Fraction arithmetic (~10 us a frame): it is
-            # within an ulp of the exact time, and the bounds are midpoints
-            # between frames, half a frame gap away from any frame's time.
-            index = int(self._bounds.searchsorted(ticks * self._tb, "right"))
+            # Exact time, correctly rounded once (Fraction arithmetic, ~10 us a
+            # frame): a damaged file's frame can sit exactly on a bound (the
+            # midpoint between two frames two ticks apart), where a float
+            # product one ulp off gave it to the other frame.
+            index = int(self._bounds.searchsorted(float(ticks * self._time_base), "right"))
             if self._seek_start is not None:
                 self._check_keyframe(index, frame)
             if index < self.first or (self._targets is not None and index not in self._targets):
@@ -430,18 +432,32 @@ class PyAVStream:
         A damaged or forged index can flag a frame as a keyframe that is not:
         decoded after a seek, it and the frames after it come out without an
         error but without their references (garbage, not the frames a full
-        decode gives). The bitstream says: the decoder's key-frame flag, or an
-        intra-coded picture. H.264's decoder flags only IDR and recovery-point
-        frames, so the I-frames of an open GOP (no recovery-point SEI) are
-        known by their picture type; a forged keyframe decodes as P or B. Such
-        a run fails, and the caller's next try starts earlier.
+        decode gives). The bitstream says: the decoder's key-frame flag, or,
+        where an intra picture starts afresh (MPEG-1/2, MPEG-4 part 2, ...),
+        an intra-coded picture; a forged keyframe decodes as P or B. In
+        H.264, HEVC, VP9 and AV1 an I-frame that is not a random access
+        point (H.264: not IDR, no recovery-point SEI) does not clear the
+        references: frames after it may refer past it, and a seek there gives
+        them wrong without an error (an index that flags every I-frame as a
+        keyframe, as some muxers can be told to). There only the decoder's
+        key-frame flag counts. Such a run fails, and the caller's next try
+        starts earlier (in the end from the start of the file).
         """
-        if index == self._seek_start and not (frame.key_frame or frame.pict_type == _PICT_I):
-            raise DecodeError(
-                self.info.path, f"frame {index}, flagged as a keyframe, does not decode as one"
+        if index < self._seek_start:
+            return  # a leading picture of an open GOP, shown before its keyframe
+        # The first picture at or after the keyframe: the keyframe itself, or,
+        # where the seek landed later or the decoder did not start there
+        # (H.264's, at an I-frame it does not trust, may start at a later
+        # one), the picture it did start from. Either must be a start.
+        intra_ok = frame.pict_type == _PICT_I and self.info.codec not in _I_FRAMES_KEEP_REFERENCES
+        if not (frame.key_frame or intra_ok):
+            what = (
+                "flagged as a keyframe"
+                if index == self._seek_start
+                else f"the first after keyframe {self._seek_start}"
             )
-        if index >= self._seek_start:
-            self._seek_start = None
+            raise DecodeError(self.info.path, f"frame {index}, {what}, does not decode as one")
+        self._seek_start = None
 
     def _to_rgb(self, frame) -> np.ndarray:
         info = self.info
