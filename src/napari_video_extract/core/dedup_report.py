@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import errno
 import io
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from napari_video_extract.core.atomic_text import write_text_atomic
 from napari_video_extract.core.ownership import NOT_OURS, csv_is_ours
 
 __all__ = [
@@ -202,16 +201,7 @@ def write_csv_atomic(path: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    fd, tmp = tempfile.mkstemp(prefix=CSV_NAME + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(buffer.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, buffer.getvalue())
 
 
 def display_path(path: Path | None, folder: Path) -> str:

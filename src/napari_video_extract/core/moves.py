@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from napari_video_extract.core.atomic_text import write_text_atomic
 from napari_video_extract.core.errors import InputError, OutputError, os_error_reason
 
 __all__ = [
@@ -255,13 +256,4 @@ def rewrite_journal(journal_path: Path, entries: list[dict]) -> None:
         journal_path.unlink()
         return
     payload = "".join(json.dumps(e) + "\n" for e in entries)
-    fd, tmp = tempfile.mkstemp(prefix=JOURNAL_NAME + ".", suffix=".tmp", dir=journal_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, journal_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(journal_path, payload)
