@@ -70,10 +70,31 @@ def test_clusters_across_small_windows(two_tracks, monkeypatch):
             np.testing.assert_array_equal(getattr(table, field), getattr(whole, field))
 
 
-def test_mapped_clusters(two_tracks, monkeypatch):
-    """Clusters over the read limit are mapped, walked and unmapped: same table."""
-    monkeypatch.setattr(mkvindex, "_READ_CLUSTER_BYTES", 1024)
-    _assert_is_listing(read_mkv_frame_table(two_tracks, stream=1), two_tracks)
+def test_a_cluster_over_the_limit_is_not_walked(two_tracks, monkeypatch):
+    """A cluster larger than the walk reads at once: no table from the walk
+    (the probe lists the packets instead), never a memory map of it."""
+    monkeypatch.setattr(mkvindex, "MAX_CLUSTER_BYTES", 1024)
+    assert read_mkv_frame_table(two_tracks, stream=1) is None
+
+
+def test_a_file_that_shrinks_during_the_walk_gives_no_table(two_tracks, tmp_path, monkeypatch):
+    """Cut to half while its first cluster is walked: a short read, no table,
+    and the process lives (a memory map of the cluster would have died of SIGBUS)."""
+    path = tmp_path / "shrinks.mkv"
+    path.write_bytes(two_tracks.read_bytes())
+    walk = mkvindex._cluster_blocks
+    cut: list[int] = []
+
+    def walk_then_cut(*args, **kwargs):
+        walk(*args, **kwargs)
+        if not cut:
+            cut.append(path.stat().st_size // 2)
+            os.truncate(path, cut[0])
+
+    monkeypatch.setattr(mkvindex, "_cluster_blocks", walk_then_cut)
+    monkeypatch.setattr(file_window.FileWindow.__init__, "__kwdefaults__", {"step": 4096})
+    assert read_mkv_frame_table(path, stream=1) is None
+    assert cut and path.stat().st_size == cut[0]
 
 
 def test_frequent_header_copies(two_tracks, monkeypatch):

@@ -29,7 +29,6 @@ both on every Matroska file at hand.
 
 from __future__ import annotations
 
-import mmap
 import os
 import time
 from array import array
@@ -78,10 +77,11 @@ PARSE_BUDGET_S = 10.0
 _CHECK_EVERY = 1 << 10
 #: Largest Info or Tracks element we read.
 MAX_HEADER_BYTES = 16 * 1024 * 1024
-#: Largest cluster we map at once (ffmpeg writes clusters of 5 s or 5 MB).
-MAX_CLUSTER_BYTES = 256 * 1024 * 1024
-#: Clusters up to this size are read through the window, larger ones mapped.
-_READ_CLUSTER_BYTES = 8 * 1024 * 1024
+#: Largest cluster we read at once (ffmpeg writes clusters of 5 s or 5 MB);
+#: a file with a larger one has its packets listed instead. Clusters are
+#: read, never memory-mapped: a file that shrinks while it is walked then
+#: gives a short read, where a map of it would kill the process (SIGBUS).
+MAX_CLUSTER_BYTES = 64 * 1024 * 1024
 #: Top-level elements allowed: a few headers plus one cluster per 4 KiB of
 #: file (real clusters hold seconds of video: tens of kilobytes and more).
 _MIN_TOP_LEVEL = 256
@@ -197,7 +197,7 @@ def _read(
                     return None
                 default = limited(tracks[stream]["default_duration"] // scale)
                 out = _Found(number, default)
-            _cluster(fileno, window, pos, pos + size, out, deadline)
+            _cluster(window, pos, pos + size, out, deadline)
         pos += size
     if number is None:
         return None  # no clusters, or no video track this reader can time
@@ -258,7 +258,7 @@ class _Found:
         if not self.pending:
             return
         where = np.array(self.pending, dtype=np.intp)[:, None] + _HEAD_OFFSETS
-        # No name holds the array over ``buffer``: a map can be closed next.
+        # No name holds the array over ``buffer``: the window can go next.
         self.heads.append(np.frombuffer(buffer, dtype=np.uint8)[where])
         self.flushed += len(where)
         self.pending.clear()
@@ -290,29 +290,19 @@ class _Found:
         return ticks, keys, durations, real
 
 
-def _cluster(
-    fileno: int, window: FileWindow, start: int, end: int, out: _Found, deadline: float
-) -> None:
+def _cluster(window: FileWindow, start: int, end: int, out: _Found, deadline: float) -> None:
     """Add the blocks of track ``out.number`` in the cluster at [start, end) to ``out``.
 
-    A cluster is walked in the window (read anew when the cluster is not
-    in it); one larger than :data:`_READ_CLUSTER_BYTES` is mapped and
-    unmapped after it is walked: the process's resident memory stays about
-    one window or one cluster.
+    The cluster is walked in the window, read anew when the cluster is not
+    in it (at most :data:`MAX_CLUSTER_BYTES`: the process holds about one
+    window or one cluster).
     """
     if end - start > MAX_CLUSTER_BYTES:
         raise Unusual("cluster too large")
-    if end - start <= _READ_CLUSTER_BYTES:
-        if not window.holds(start, end):
-            out.flush(window.data)  # before the window moves
-        at = window.hold(start, end)
-        _cluster_blocks(window.data, at, at + end - start, out, deadline)
-        return
-    out.flush(window.data)
-    base = start - start % mmap.ALLOCATIONGRANULARITY
-    with mmap.mmap(fileno, end - base, access=mmap.ACCESS_READ, offset=base) as b:
-        _cluster_blocks(b, start - base, end - base, out, deadline)
-        out.flush(b)
+    if not window.holds(start, end):
+        out.flush(window.data)  # before the window moves
+    at = window.hold(start, end)
+    _cluster_blocks(window.data, at, at + end - start, out, deadline)
 
 
 def _cluster_blocks(b, start: int, end: int, out: _Found, deadline: float) -> None:
