@@ -26,6 +26,8 @@ __all__ = ["MAX_PAIRS", "ClosePairs", "global_clusters"]
 MAX_PAIRS = 1 << 21
 _ROWS = 128  # items compared with a tile of others at once...
 _COLS = 8192  # ...of this many (XOR buffers of ~8 MB)
+# The diagonal tile (its mask, np.tri) assumes a row block fits in one column tile.
+assert _COLS >= _ROWS
 _SAMPLE = 1 << 16  # pairs sampled to choose the first bound
 _ROUNDS = 8  # numpy rounds of the representative search before the walk in order
 _FEW_PAIRS = 4  # pairs per item within the threshold up to which the rounds run

@@ -256,4 +256,5 @@ def rewrite_journal(journal_path: Path, entries: list[dict]) -> None:
         journal_path.unlink()
         return
     payload = "".join(json.dumps(e) + "\n" for e in entries)
-    write_text_atomic(journal_path, payload)
+    # Translated newlines, as the journal's appends write them.
+    write_text_atomic(journal_path, payload, newline=None)
