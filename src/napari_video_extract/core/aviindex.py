@@ -32,7 +32,7 @@ import numpy as np
 
 from napari_video_extract.core.frame_index import FrameTable
 
-__all__ = ["avi_frame_ticks", "read_avi_frame_table"]
+__all__ = ["avi_frame_ticks", "duration_estimate", "read_avi_frame_table"]
 
 #: Largest idx1 we read (16 bytes an entry: 16 M chunks).
 MAX_INDEX_BYTES = 256 * 1024 * 1024
@@ -200,6 +200,20 @@ def _read(fh, file_size: int, stream: int) -> FrameTable | None:
     )
 
 
+def duration_estimate(duration: int, gap: int) -> int:
+    """The ffmpeg executable's estimate of a frame's duration (its next frame's step).
+
+    ``video_duration_estimate`` in ``fftools/ffmpeg_dec.c``, for a container
+    with timestamps: the frame's duration, unless it is the one tick lavf
+    makes up and the gap from the previous frame (``gap``, > 0) is more
+    than two; then that gap. The frame table (:func:`avi_frame_ticks`) and
+    the PyAV source time the frames flushed after the last packet by it.
+    """
+    if duration > 0 and not (duration == 1 and gap > 2):
+        return duration
+    return gap
+
+
 def avi_frame_ticks(slots: np.ndarray, first_tick: int) -> np.ndarray | None:
     """The tick each frame of an AVI video stream is decoded at, from its packets' slots.
 
@@ -242,9 +256,8 @@ def avi_frame_ticks(slots: np.ndarray, first_tick: int) -> np.ndarray | None:
     if delay == 0:
         return slots
     # The executable times a frame without a timestamp by the previous one
-    # plus its duration: the packets' one tick, or the gap before it when
-    # that is over two ticks (fftools' video_duration_estimate).
+    # plus that one's duration estimate (a packet's duration is one tick).
     gap = int(slots[-1] - slots[-2]) if len(slots) - delay >= 2 else 1
-    step = gap if gap > 2 else 1
+    step = duration_estimate(1, gap)
     flushed = int(slots[-1]) + step * np.arange(1, delay + 1, dtype=np.int64)
     return np.concatenate([slots[delay:], flushed])

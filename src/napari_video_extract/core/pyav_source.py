@@ -58,6 +58,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from napari_video_extract.core.aviindex import duration_estimate
 from napari_video_extract.core.container import first_video_stream, open_container
 from napari_video_extract.core.errors import DecodeError, VideoOpenError
 from napari_video_extract.core.frame_source import DecodedFrame
@@ -131,19 +132,6 @@ def pyav_attempts(info: VideoInfo, start: int) -> list[tuple[bool | str, bool]]:
     if info.codec in NONREF_EXACT_CODECS:
         tries.append((False, False))
     return tries
-
-
-def _duration_estimate(duration: int, gap: int) -> int:
-    """The ffmpeg executable's estimate of a frame's duration (its next frame's step).
-
-    ``video_duration_estimate`` in ``fftools/ffmpeg_dec.c``, for a container
-    with timestamps: the frame's duration, unless it is the one tick lavf
-    makes up and the gap from the previous frame (``gap``, > 0) is more
-    than two; then that gap.
-    """
-    if duration > 0 and not (duration == 1 and gap > 2):
-        return duration
-    return gap
 
 
 class PyAVStream:
@@ -302,7 +290,7 @@ class PyAVStream:
             # flushed at the end has no packet: it follows the previous one
             # by that frame's duration estimate, as in ffmpeg.
             if dts is None and self._last_dts is not None:
-                dts = self._last_dts + _duration_estimate(frame.duration or 0, self._dts_step)
+                dts = self._last_dts + duration_estimate(frame.duration or 0, self._dts_step)
             if dts is not None:
                 if self._last_dts is not None and dts > self._last_dts:
                     self._dts_step = dts - self._last_dts
