@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from napari_video_extract.core.cores import usable_cores
 from napari_video_extract.core.dedup_settings import KEEP_POLICIES, MODES
 from napari_video_extract.core.hashing import hamming_bits
 from napari_video_extract.core.keepers import choose_keepers, keeper_arrays
@@ -312,11 +312,7 @@ class _NearestRepresentative:
 
 
 def _cluster_threads() -> int:
-    try:
-        n_cpu = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        n_cpu = os.cpu_count() or 1
-    return max(1, min(_MAX_CLUSTER_THREADS, n_cpu))
+    return max(1, min(_MAX_CLUSTER_THREADS, usable_cores()))
 
 
 def _cluster_global(hashes, order, n_refs, threshold, n_bits):

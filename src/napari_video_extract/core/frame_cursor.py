@@ -19,12 +19,12 @@ holds its lock around every call.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_video_extract.core.cores import usable_cores
 from napari_video_extract.core.decode_plan import DECODE_PIXELS_PER_SECOND, startup_frames
 from napari_video_extract.core.errors import DecodeError
 from napari_video_extract.core.frame_source import DecodedFrame
@@ -56,11 +56,7 @@ def reader_frame_threads() -> int:
     fast. Frame threading only: with the slice flag as well, the same 4
     threads were slower.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))  # the cores this process may use
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return min(cores + 2, 16)
+    return min(usable_cores() + 2, 16)
 
 
 class FrameCursor:
