@@ -11,18 +11,23 @@ as far ahead, while the caller parses what it has).
 Measured on the benchmark's 675 MB file taken out of the page cache
 (Linux 6.18 on a shared 2-core VM, so noisy): each read into a new
 ``bytes`` object cost 0.06-0.14 s of system time in all, reads into one
-reused buffer 0.36-0.60 s and more wall time; asking the kernel to read
-ahead with ``POSIX_FADV_WILLNEED`` cost system time too and did not shorten
-the wall time reliably. Hence a new buffer per read (the process holds one
-window at a time) and no read-ahead of our own. A file that shrinks while
-it is read gives a short read (an ``OSError``), where a memory map of it
-would kill the process with ``SIGBUS``.
+reused buffer 0.36-0.60 s and more wall time. Hence a new buffer per read
+(the process holds one window at a time). The kernel's own read-ahead
+alone did not keep the disk busy (see :mod:`.read_ahead`): a
+:class:`~.read_ahead.ReadAhead` the window tells where it reads has the
+kernel read further ahead, from a thread of its own. A file that shrinks
+while it is read gives a short read (an ``OSError``), where a memory map
+of it would kill the process with ``SIGBUS``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from napari_video_extract.core.read_ahead import ReadAhead
 
 __all__ = ["READ_BYTES", "FileWindow"]
 
@@ -41,6 +46,8 @@ class FileWindow:
         The file's size in bytes.
     step : int, optional
         The least a read reads.
+    read_ahead : ReadAhead, optional
+        Told where each read starts, so it asks the kernel for what follows.
 
     Attributes
     ----------
@@ -50,8 +57,16 @@ class FileWindow:
         The file position of ``data[0]``.
     """
 
-    def __init__(self, fileno: int, size: int, *, step: int = READ_BYTES) -> None:
+    def __init__(
+        self,
+        fileno: int,
+        size: int,
+        *,
+        step: int = READ_BYTES,
+        read_ahead: ReadAhead | None = None,
+    ) -> None:
         self._fileno, self._size, self._step = fileno, size, step
+        self._read_ahead = read_ahead
         self.data = b""
         self.base = 0
         if hasattr(os, "posix_fadvise"):
@@ -80,6 +95,8 @@ class FileWindow:
         if not 0 <= start <= end <= self._size:
             raise ValueError("range outside the file")
         length = min(max(end - start, self._step), self._size - start)
+        if self._read_ahead is not None:
+            self._read_ahead.reached(start)
         self.data = b""  # the old window goes before the new one is read
         data = os.pread(self._fileno, length, start)
         if len(data) != length:

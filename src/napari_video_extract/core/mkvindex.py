@@ -50,6 +50,7 @@ from napari_video_extract.core.ebml import (
 from napari_video_extract.core.file_window import FileWindow
 from napari_video_extract.core.frame_index import FrameTable
 from napari_video_extract.core.mkvtracks import read_tracks, video_track_number
+from napari_video_extract.core.read_ahead import ReadAhead
 
 __all__ = ["read_mkv_frame_table"]
 
@@ -119,7 +120,9 @@ def read_mkv_frame_table(
             size = os.fstat(fileno).st_size
             if size < 16:
                 return None
-            return _read(fileno, size, stream, codec, FileWindow(fileno, size))
+            with ReadAhead(fileno, size) as ahead:
+                window = FileWindow(fileno, size, read_ahead=ahead)
+                return _read(fileno, size, stream, codec, window)
     except (Unusual, OSError, IndexError, ValueError, OverflowError):
         return None
 
