@@ -10,34 +10,35 @@ this tool did not write (see :mod:`~napari_video_extract.core.ownership`).
 
 ``extract_batch`` runs it over many videos (one output folder per video,
 named after the video's stem), goes on past bad files and reports them.
+
+The parts have modules of their own, and their public names are importable
+from here too: the sampling specs (:mod:`.sampling_specs`), the still names
+(:mod:`.still_names`), encoding and writing images (:mod:`.image_files`),
+and a batch's videos and output folders (:mod:`.batch_paths`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import math
 import os
-import string
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from napari_video_extract.core.batch_paths import collect_videos, output_folders
 from napari_video_extract.core.decode import decode_frames
 from napari_video_extract.core.errors import (
     InputError,
     OutputError,
     SettingError,
-    VideoOpenError,
     os_error_reason,
 )
 from napari_video_extract.core.folder_lock import folder_lock, remove_stale_temporaries
-from napari_video_extract.core.formats import is_video_name
+from napari_video_extract.core.image_files import IMAGE_FORMATS, encode_image, write_image
 from napari_video_extract.core.manifest import (
     MANIFEST_HEADERS,
     MANIFEST_NAME,
@@ -49,10 +50,12 @@ from napari_video_extract.core.manifest import (
 from napari_video_extract.core.ownership import NOT_OURS, csv_is_ours
 from napari_video_extract.core.pick import Chosen, Pick, pick_frames, recorded_samples
 from napari_video_extract.core.probe import VideoInfo, probe
-from napari_video_extract.core.sampling import (
-    head_tail_times,
-    interval_times,
-    samples_for,
+from napari_video_extract.core.sampling import samples_for
+from napari_video_extract.core.sampling_specs import HeadTail, Interval, SamplingSpec
+from napari_video_extract.core.still_names import (
+    DEFAULT_NAME_TEMPLATE,
+    render_name,
+    validate_template,
 )
 
 __all__ = [
@@ -68,79 +71,8 @@ __all__ = [
     "extract_video",
     "output_folders",
     "render_name",
+    "validate_template",
 ]
-
-IMAGE_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
-
-#: Default image name: sorts in time order and shows the timestamp.
-DEFAULT_NAME_TEMPLATE = "{stem}_{timestamp}_f{frame:06d}"
-
-
-def _check_every(every: float) -> None:
-    if not (every > 0 and math.isfinite(every)):
-        raise SettingError(
-            "{every} must be a positive number of seconds, got {value}",
-            settings=["every"],
-            value=repr(every),
-        )
-
-
-@dataclass(frozen=True)
-class Interval:
-    """One still every ``every`` seconds in ``[start, end)``."""
-
-    every: float
-    start: float = 0.0
-    end: float | None = None
-
-    def __post_init__(self) -> None:
-        # One place for these checks: the CLI and the widgets only build a spec.
-        _check_every(self.every)
-        if self.start < 0:
-            raise SettingError(
-                "{start} must be >= 0, got {value}", settings=["start"], value=f"{self.start:g}"
-            )
-        if self.end is not None and self.start >= self.end:
-            raise SettingError(
-                "{start} ({a} s) must be before {end} ({b} s)",
-                settings=["start", "end"],
-                a=f"{self.start:g}",
-                b=f"{self.end:g}",
-            )
-
-    def times(self, info: VideoInfo) -> np.ndarray:
-        if self.start >= info.duration:
-            raise SettingError(
-                "{start} ({a} s) is past the end of the video ({b} s)",
-                settings=["start"],
-                a=f"{self.start:g}",
-                b=f"{info.duration:.3f}",
-            )
-        return interval_times(info.duration, every=self.every, start=self.start, end=self.end)
-
-
-@dataclass(frozen=True)
-class HeadTail:
-    """Stills every ``every`` seconds in the first ``head`` and last ``tail`` seconds."""
-
-    head: float = 0.0
-    tail: float = 0.0
-    every: float = 1.0
-
-    def __post_init__(self) -> None:
-        _check_every(self.every)
-        if self.head < 0 or self.tail < 0:
-            raise SettingError("{head} and {tail} must be >= 0", settings=["head", "tail"])
-        if self.head <= 0 and self.tail <= 0:
-            raise SettingError(
-                "give {head} and/or {tail} (seconds), at least one > 0", settings=["head", "tail"]
-            )
-
-    def times(self, info: VideoInfo) -> np.ndarray:
-        return head_tail_times(info.duration, head=self.head, tail=self.tail, every=self.every)
-
-
-SamplingSpec = Interval | HeadTail
 
 
 @dataclass
@@ -195,142 +127,6 @@ class BatchResult:
     @property
     def written(self) -> int:
         return sum(r.written for r in self.results)
-
-
-# --------------------------------------------------------------------------- names
-
-
-def _timestamp(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}-{m:02d}-{s:02d}.{ms:03d}"
-
-
-_TEMPLATE_FIELDS = {"stem", "timestamp", "time", "time_ms", "frame", "index"}
-
-
-def validate_template(template: str) -> None:
-    """Raise ValueError unless ``template`` makes plain file names.
-
-    Fields: ``{stem}`` video name without extension, ``{timestamp}``
-    ``HH-MM-SS.mmm``, ``{time}`` seconds, ``{time_ms}`` milliseconds,
-    ``{frame}`` frame index, ``{index}`` sample number. The extension is added.
-    """
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise SettingError(
-            "bad {name_template} {t}: {why}",
-            settings=["name_template"],
-            t=repr(template),
-            why=str(exc),
-        ) from None
-    for _, name, _, _ in parsed:
-        if name is not None and name.split(".")[0].split("[")[0] not in _TEMPLATE_FIELDS:
-            raise SettingError(
-                "bad {name_template} {t}: unknown field {field} (known: {known})",
-                settings=["name_template"],
-                t=repr(template),
-                field="{" + name + "}",
-                known=", ".join(sorted(_TEMPLATE_FIELDS)),
-            )
-    literal = "".join(p[0] for p in parsed)
-    if "/" in literal or "\\" in literal or "\0" in literal or template.startswith("."):
-        raise SettingError(
-            "bad {name_template} {t}: must be a plain file name "
-            "(no '/', '\\', leading '.', or '..')",
-            settings=["name_template"],
-            t=repr(template),
-        )
-    render_name(template, stem="x", time=1.0, frame=1, index=1)
-
-
-def render_name(template: str, *, stem: str, time: float, frame: int, index: int) -> str:
-    """The file name (without extension) for one still; never a path."""
-    name = template.format(
-        stem=stem,
-        timestamp=_timestamp(time),
-        time=round(time, 6),
-        time_ms=round(time * 1000),
-        frame=frame,
-        index=index,
-    )
-    if (
-        not name
-        or name in (".", "..")
-        or "/" in name
-        or "\\" in name
-        or "\0" in name
-        or name.startswith(".")
-        or os.path.isabs(name)
-    ):
-        raise SettingError(
-            "{name_template} gives {n}, which is not a plain file name",
-            settings=["name_template"],
-            n=repr(name),
-        )
-    return name
-
-
-# --------------------------------------------------------------------------- images
-
-
-def encode_image(image: np.ndarray, fmt: str, quality: int) -> bytes:
-    """Encode an RGB uint8 array as JPEG, PNG (lossless) or WebP bytes."""
-    from PIL import Image
-
-    pil = Image.fromarray(image, mode="RGB") if image.ndim == 3 else Image.fromarray(image)
-    buf = io.BytesIO()
-    kind = IMAGE_FORMATS[fmt.lower()]
-    if kind == "JPEG":
-        pil.save(buf, "JPEG", quality=int(quality), optimize=False)
-    elif kind == "PNG":
-        pil.save(buf, "PNG", compress_level=3)
-    else:
-        pil.save(buf, "WEBP", quality=int(quality), method=4)
-    return buf.getvalue()
-
-
-def _place_new(tmp: Path, final: Path) -> bool:
-    """Move ``tmp`` to ``final`` only if ``final`` does not exist (atomic)."""
-    try:
-        os.link(tmp, final)  # fails if final exists: never overwrites
-    except FileExistsError:
-        return False
-    except OSError:
-        # File systems without hard links: best effort check-then-rename.
-        if final.exists():
-            return False
-        os.replace(tmp, final)
-        return True
-    tmp.unlink()
-    return True
-
-
-def _write_image(folder: Path, name: str, data: bytes, *, replace: bool) -> str:
-    """Write one image atomically; return 'written', 'same' or 'exists'."""
-    final = folder / name
-    tmp = folder / f".{name}.tmp-{os.getpid()}-{threading.get_ident()}"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        if replace:
-            os.replace(tmp, final)
-            return "written"
-        if _place_new(tmp, final):
-            return "written"
-        # A file of that name is there but not recorded: ours from a run killed
-        # between rename and record (identical bytes), or the user's (never touched).
-        try:
-            same = final.read_bytes() == data
-        except OSError:
-            same = False
-        return "same" if same else "exists"
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 # --------------------------------------------------------------------------- one video
@@ -487,7 +283,7 @@ def extract_video(
             else:
                 data = encode_image(image, fmt, quality)
                 replace = frame_index in recorded and done_frames[frame_index].file == name
-                outcome = _write_image(out_dir, name, data, replace=replace)
+                outcome = write_image(out_dir, name, data, replace=replace)
             with lock:
                 handled.add(frame_index)
                 if outcome == "exists":
@@ -581,94 +377,6 @@ def _runs(frames: Sequence[int], planned: Sequence[int]) -> str:
 
 
 # --------------------------------------------------------------------------- batches
-
-
-def collect_videos(
-    inputs: Iterable[str | os.PathLike], *, recursive: bool = False
-) -> tuple[list[Path], list[Path], list[InputError]]:
-    """Expand files and folders into a sorted list of video files.
-
-    Returns
-    -------
-    videos : list of Path
-        Files to process: every file given explicitly, and files with a video
-        extension (case-insensitive) found in given folders.
-    skipped : list of Path
-        Files in given folders that are not videos.
-    errors : list of InputError
-        Inputs that do not exist.
-    """
-    videos: list[Path] = []
-    skipped: list[Path] = []
-    errors: list[InputError] = []
-    seen: set[Path] = set()
-    for raw in inputs:
-        path = Path(raw)
-        if path.is_dir():
-            walker = path.rglob("*") if recursive else path.iterdir()
-            try:
-                children = sorted(walker)
-            except OSError as exc:
-                errors.append(VideoOpenError(path, f"cannot list folder: {os_error_reason(exc)}"))
-                continue
-            for child in children:
-                if child.name.startswith(".") or not child.is_file():
-                    continue
-                if recursive and any(p.startswith(".") for p in child.relative_to(path).parts):
-                    continue
-                if is_video_name(child.name):
-                    key = child.resolve()
-                    if key not in seen:
-                        seen.add(key)
-                        videos.append(child)
-                elif child.name != MANIFEST_NAME:
-                    skipped.append(child)
-        elif path.exists():
-            key = path.resolve()
-            if key not in seen:
-                seen.add(key)
-                videos.append(path)
-        else:
-            errors.append(VideoOpenError(path, "no such file or folder"))
-    return videos, skipped, errors
-
-
-def output_folders(videos: Sequence[Path], out_root: Path) -> dict[Path, Path]:
-    """One output folder per video, named after its stem, never shared.
-
-    Two videos with the same stem (``a.mp4`` and ``a.avi``, or ``x/a.mp4`` and
-    ``y/a.mp4``) get distinct names: the extension is appended, then the parent
-    folder names, so the mapping is deterministic for a given input list.
-    """
-    by_stem: dict[str, list[Path]] = {}
-    for v in videos:
-        by_stem.setdefault(v.stem, []).append(v)
-    names: dict[Path, str] = {}
-    for stem, group in by_stem.items():
-        if len(group) == 1:
-            names[group[0]] = stem
-            continue
-        for v in group:
-            names[v] = f"{stem}_{v.suffix.lstrip('.').lower()}" if v.suffix else stem
-        # Still clashing (same name in different folders): add parent names.
-        if len({names[v] for v in group}) < len(group):
-            for v in group:
-                parents = [p for p in v.resolve().parent.parts[-2:] if p not in ("/", "")]
-                names[v] = "__".join([*parents, names[v]])
-    # A stem of "." or ".." (videos named "..mp4", "...mp4") would put the
-    # stills in --out itself or in its parent; a leading dot would hide them.
-    names = {v: f"_{n}" if n.startswith(".") else n for v, n in names.items()}
-    # Final guard: never let two videos share a folder.
-    used: dict[str, Path] = {}
-    for v in videos:
-        name = names[v]
-        n = 2
-        while name in used and used[name] != v:
-            name = f"{names[v]}-{n}"
-            n += 1
-        used[name] = v
-        names[v] = name
-    return {v: out_root / names[v] for v in videos}
 
 
 def extract_batch(

@@ -21,7 +21,7 @@ __all__ = ["LOCK_NAME", "folder_lock", "remove_stale_temporaries"]
 
 LOCK_NAME = ".nve-extract.lock"
 
-#: Temporary names of our images (``extract._write_image``:
+#: Temporary names of our images (``image_files.write_image``:
 #: ``.<name>.tmp-<pid>-<thread>``) and manifest (``manifest.write_atomic``:
 #: ``.frames.csv.tmp-<pid>``).
 _OUR_TEMPORARY = re.compile(r"\.(?:.+\.(?:jpg|png|webp)|frames\.csv)\.tmp-(?P<pid>\d+)(?:-\d+)?")

@@ -8,7 +8,7 @@ undo FOLDER``:
   (``op="copy"``, journalled and fsynced in the destination folder's
   ``.nve-moves.jsonl`` before the file appears, never overwriting). Image
   files are copied byte for byte; frames of a video are encoded with
-  :func:`~napari_video_extract.core.extract.encode_image`. The journals say
+  :func:`~napari_video_extract.core.image_files.encode_image`. The journals say
   which files are ours, so writing again is incremental and idempotent: an
   item already in the right folder is left alone, an item whose decision
   changed leaves the other folder (only our own, unchanged copy is removed)
@@ -38,12 +38,7 @@ import numpy as np
 from napari_video_extract.core.dedup import DUPLICATES_DIRNAME
 from napari_video_extract.core.dedup_report import CSV_NAME, display_path, write_csv_atomic
 from napari_video_extract.core.errors import InputError, OutputError
-from napari_video_extract.core.extract import (
-    DEFAULT_NAME_TEMPLATE,
-    IMAGE_FORMATS,
-    encode_image,
-    render_name,
-)
+from napari_video_extract.core.image_files import IMAGE_FORMATS, encode_image
 from napari_video_extract.core.moves import (
     JOURNAL_NAME,
     Journal,
@@ -57,6 +52,7 @@ from napari_video_extract.core.moves import (
     transfer,
 )
 from napari_video_extract.core.review import Cancelled, Review
+from napari_video_extract.core.still_names import DEFAULT_NAME_TEMPLATE, render_name
 from napari_video_extract.core.undo import UndoReport, undo_folder
 
 __all__ = [
