@@ -13,7 +13,8 @@ a two-hour 720p film (180,000 frames; 0.24-0.26 s when the walk copied the
 bytes itself, 0.6 s with the fields decoded per block), where listing the
 packets with ffmpeg reads and checksums every byte. What a first open of
 such a film costs beyond that is reading its 675 MB from the disk when it
-is not in the page cache (see :mod:`.file_window`).
+is not in the page cache (see :mod:`.file_window`), which a thread asks the
+kernel to do ahead of the walk (:mod:`.read_ahead`).
 
 Timestamps are presentation times (Matroska stores them so), in
 ``TimestampScale`` units: ffmpeg's time base for the stream. Defensive like
