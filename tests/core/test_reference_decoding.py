@@ -434,3 +434,26 @@ def test_forged_keyframes_at_h264_i_frames_still_give_the_exact_frames(forged_i_
     for i in wanted:
         with VideoReader(path, backend="pyav", cache_bytes=0, prefetch=0) as video:
             np.testing.assert_array_equal(video.read(i), plain[i], err_msg=str(i))
+
+
+def test_the_packet_choice_and_frame_times_equal_a_search_of_the_bounds(kinds):
+    # A jump decides per packet with one comparison (the bound before the
+    # first wanted frame) and times frames with an int division: both must
+    # give what a search of the midpoints with an exact time gives, also for
+    # timestamps on a midpoint and one tick either side of it.
+    from fractions import Fraction
+
+    info = probe(kinds["b_pyramid"])
+    with PyAVStream(info, 0, first=0, seek=False) as stream:
+        base = stream._time_base
+        bounds = (info.frame_pts[1:] + info.frame_pts[:-1]) / 2
+        ticks = {t + d for b in bounds for t in (round(b / base),) for d in (-1, 0, 1)}
+        ticks |= {round(Fraction(b) / base) for b in bounds}  # exactly on a midpoint
+        for first in (0, 1, 7, info.frame_count - 1, info.frame_count + 3):
+            stream.restart(0, first=first, seek=False)
+            for t in ticks:
+                exact = float(t * base)
+                assert t * base.numerator / base.denominator == exact
+                index = int(np.searchsorted(bounds, t * float(base), "right"))
+                packet = type("Packet", (), {"pts": t})()
+                assert stream._wanted_packet(packet) == (index >= first), (first, t)

@@ -236,6 +236,7 @@ class PyAVStream:
             self._progressive = False  # the header says interlaced: skip nothing
         self._time_base = self._stream.time_base
         self._tb = float(self._time_base)
+        self._tb_ratio = (self._time_base.numerator, self._time_base.denominator)
         self._av_error = av.FFmpegError
         self._at_start = True
 
@@ -250,6 +251,10 @@ class PyAVStream:
         """Continue from keyframe ``start`` (a seek): give ``targets`` or frames from ``first``."""
         self.first = min(targets) if targets else first
         self._targets = None if targets is None else frozenset(int(i) for i in targets)
+        # A packet's frame is at or after ``first`` exactly when its time is at
+        # or past the (sorted) bound before ``first``: a comparison, no search.
+        bounds, i = self._bounds, self.first - 1
+        self._first_bound = -np.inf if i < 0 else float(bounds[i]) if i < len(bounds) else np.inf
         if seek == "earlier":
             start = self.info.keyframe_before(max(start - 1, 0))
         try:
@@ -312,10 +317,10 @@ class PyAVStream:
 
     def _wanted_packet(self, packet) -> bool:
         """True unless the frame of the packet (with a pts) is neither wanted nor a way to one."""
-        index = int(self._bounds.searchsorted(packet.pts * self._tb, "right"))
+        seconds = packet.pts * self._tb
         if self._targets is not None:
-            return index in self._targets
-        return index >= self.first
+            return int(self._bounds.searchsorted(seconds, "right")) in self._targets
+        return seconds >= self._first_bound
 
     def _next_av_frame(self):
         while not self._pending:
@@ -344,10 +349,12 @@ class PyAVStream:
                 self._pending = self._codec.decode(packet)
             except self._av_error:
                 continue  # a damaged packet: the frame is missing, never replaced
+            if not self._pending:
+                continue  # most packets of a jump: skipped, or still in the threads
             self._decoded += len(self._pending)
             if self._progressive is not False and any(f.interlaced_frame for f in self._pending):
                 self._progressive = False  # interlaced: skip nothing from now on
-            elif self._progressive is None and self._pending:
+            elif self._progressive is None:
                 self._progressive = True
         return self._pending.pop(0)
 
@@ -386,11 +393,13 @@ class PyAVStream:
             ticks = self._best_effort_ticks(frame)
             if ticks is None:
                 continue  # cannot be identified: never guess
-            # Exact time, correctly rounded once (Fraction arithmetic, ~10 us a
-            # frame): a damaged file's frame can sit exactly on a bound (the
-            # midpoint between two frames two ticks apart), where a float
-            # product one ulp off gave it to the other frame.
-            index = int(self._bounds.searchsorted(float(ticks * self._time_base), "right"))
+            # Exact time, correctly rounded once: a damaged file's frame can
+            # sit exactly on a bound (the midpoint between two frames two
+            # ticks apart), where a float product one ulp off gave it to the
+            # other frame. Python's int / int is correctly rounded (it is what
+            # float(Fraction) does, without the ~10 us of a Fraction).
+            num, den = self._tb_ratio
+            index = int(self._bounds.searchsorted(ticks * num / den, "right"))
             if self._seek_start is not None:
                 self._check_keyframe(index, frame)
             if index < self.first or (self._targets is not None and index not in self._targets):
