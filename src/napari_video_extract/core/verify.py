@@ -282,7 +282,7 @@ class Verifier:
         per zoom a pair was aligned at), least recently used dropped first.
         Hash candidates jump between the kept images of a long video (at
         20,000 stills, 462 kept images): 64 MB made each ~3 times on average,
-        192 MB (~400 of them) TEMPLATE_REMAKES.
+        192 MB (~400 of them) ~1.03 times (475 templates made).
     search_cache_bytes : int, optional
         Memory for the search sides kept (~0.12 MB each; always at least the
         last block added).
