@@ -26,9 +26,17 @@ the machine changes wall times a lot, CPU times less):
   the per-item loop and of the hash-candidate search alone; then with the
   pairs in a memo (the numpy placement).
 
+``stills`` and ``global`` keep their result (clusters, every checked pair and
+its similarity) in the work folder; with ``--reference DIR`` (the work folder
+of a run of other code on the same inputs) each also says whether its
+decisions are those of the reference (same clusters, same pairs checked in
+the same order, same accepted ones) and the largest difference of a
+similarity.
+
 Run: ``.venv/bin/python benchmarks/bench_verify.py [stills recluster global global-floor]
-[--review-thresholds 20-28] [--n-global 20000] [--work DIR]`` (``--work``: where the
-inputs are made once and the results kept, default ``benchmarks/_work/verifyspeed``).
+[--review-thresholds 20-28] [--n-global 20000] [--work DIR] [--reference DIR]``
+(``--work``: where the inputs are made once and the results kept, default
+``benchmarks/_work/verifyspeed``).
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
 STILLS = WORK / "dedup_stills"
 OUT = WORK / "verifyspeed"
+REFERENCE: Path | None = None  # --reference
 
 
 def _clock():
@@ -56,6 +65,48 @@ def _clock():
 def _since(start) -> tuple[float, float]:
     wall, cpu = _clock()
     return wall - start[0], cpu - start[1]
+
+
+def _count_templates() -> list[int]:
+    """Count the kept images' templates made (benchmark-only wrapper)."""
+    from napari_video_extract.core import comparison_sides
+
+    made = [0]
+    init = comparison_sides.Templates.__init__
+
+    def counted(self, *args, **kwargs):
+        made[0] += 1
+        init(self, *args, **kwargs)
+
+    comparison_sides.Templates.__init__ = counted
+    return made
+
+
+def _keep_result(name: str, res, min_similarity: float) -> dict:
+    """Save ``res`` as ``name`` in OUT; compare with the reference's, if any."""
+    import numpy as np
+
+    c = res.checked
+    mine = {"cluster": res.cluster, "item": c.item, "kept": c.kept, "similarity": c.similarity}
+    np.savez(OUT / name, **mine)
+    if REFERENCE is None:
+        return {}
+    ref = np.load(REFERENCE / name)
+    same_pairs = np.array_equal(ref["item"], mine["item"]) and np.array_equal(
+        ref["kept"], mine["kept"]
+    )
+    out = {
+        "same clusters as the reference": bool(np.array_equal(ref["cluster"], mine["cluster"])),
+        "same pairs checked, in the same order": bool(same_pairs),
+    }
+    if same_pairs:
+        gap = np.abs(ref["similarity"] - mine["similarity"])
+        accepted = ref["similarity"] >= min_similarity
+        out["same pairs accepted"] = bool(
+            np.array_equal(accepted, mine["similarity"] >= min_similarity)
+        )
+        out["largest similarity difference"] = float(gap.max()) if len(gap) else 0.0
+    return out
 
 
 def _real_stills():
@@ -110,9 +161,11 @@ def run_stills() -> dict:
     hashes, thumbs = _real_stills()
     n = len(hashes)
     threshold = default_threshold(verify=True)
+    made = _count_templates()
     start = _clock()
     res = cluster_verified(hashes, thumbs, threshold=threshold, sequence=np.full(n, -1))
     wall, cpu = _since(start)
+    check = _keep_result("stills_result.npz", res, res.min_similarity)
     start = _clock()
     cluster_hashes(hashes, threshold=default_threshold())
     hwall, hcpu = _since(start)
@@ -132,6 +185,8 @@ def run_stills() -> dict:
         "verification ms per still (wall)": round(1e3 * wall / n, 3),
         "hash-only clustering wall s": round(hwall, 3),
         "hash-only clustering CPU s": round(hcpu, 3),
+        "templates made": made[0],
+        **check,
     }
 
 
@@ -233,12 +288,11 @@ def _global_inputs(n: int):
 
 
 def run_global(n: int) -> dict:
-    import numpy as np
-
     from napari_video_extract.core.dedup_settings import default_threshold
     from napari_video_extract.core.matching import cluster_verified
 
     words, thumbs, sequence = _global_inputs(n)
+    made = _count_templates()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = _clock()
     res = cluster_verified(
@@ -247,13 +301,7 @@ def run_global(n: int) -> dict:
     wall, cpu = _since(start)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # What the floor and warm measurements replay (and must reproduce).
-    np.savez(
-        OUT / f"video_result_{n}.npz",
-        cluster=res.cluster,
-        item=res.checked.item,
-        kept=res.checked.kept,
-        similarity=res.checked.similarity,
-    )
+    check = _keep_result(f"video_result_{n}.npz", res, res.min_similarity)
     pairs = len(res.checked)
     return {
         "stills": n,
@@ -268,6 +316,8 @@ def run_global(n: int) -> dict:
         ),
         "peak RSS MB (whole process)": round(rss1 / 1024),
         "RSS MB before clustering": round(rss0 / 1024),
+        "templates made": made[0],
+        **check,
     }
 
 
@@ -353,7 +403,7 @@ def run_global_floor(n: int) -> dict:
 
 
 def main() -> int:
-    global OUT
+    global OUT, REFERENCE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "parts", nargs="*", default=["stills", "recluster", "global", "global-floor"]
@@ -366,9 +416,12 @@ def main() -> int:
     parser.add_argument(
         "--work", type=Path, default=OUT, help=f"inputs and results (default: {OUT})"
     )
+    parser.add_argument(
+        "--reference", type=Path, help="work folder of a reference run: compare decisions"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    OUT = args.work
+    OUT, REFERENCE = args.work, args.reference
     lo, _, hi = args.review_thresholds.partition("-")
     thresholds = list(range(int(lo), int(hi or lo) + 1))
     if args.child:
@@ -385,6 +438,8 @@ def main() -> int:
         cmd = [sys.executable, __file__, "--child", part,
                "--n-review", str(args.n_review), "--n-global", str(args.n_global),
                "--review-thresholds", args.review_thresholds, "--work", str(OUT)]  # fmt: skip
+        if REFERENCE is not None:
+            cmd += ["--reference", str(REFERENCE)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if out.returncode:
             print(f"{part}: failed\n{out.stderr}")

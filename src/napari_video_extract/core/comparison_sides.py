@@ -93,7 +93,7 @@ class Searched:
     them is the difference of that window.
     """
 
-    __slots__ = ("flat", "grad_x", "grad_y", "high", "image", "low", "mean", "norm")
+    __slots__ = ("array_bytes", "flat", "grad_x", "grad_y", "high", "image", "low", "mean", "norm")
 
 
 #: Thumbnails whose search side is made in one batch of FFTs and filters:
@@ -132,25 +132,29 @@ def searched_batch(thumbs: np.ndarray) -> list[Searched]:
     smooth = blur(band, DERIVATIVE_SIGMA)
     grad_y, grad_x = np.diff(smooth, axis=1), np.diff(smooth, axis=2)
     out = []
+    # Every still's arrays have the same shapes: their bytes, counted once.
+    array_bytes = sum(a[0].nbytes for a in (band, norms, lows, grad_y, grad_x)) if len(raw) else 0
     for b in range(len(raw)):
         s = Searched()
         s.mean, s.flat, s.image = float(means[b]), bool(flat[b]), band[b].copy()
         s.norm, s.low, s.high = norms[b].copy(), lows[b].copy(), float(highs[b])
         s.grad_y, s.grad_x = grad_y[b].copy(), grad_x[b].copy()
+        s.array_bytes = array_bytes
         out.append(s)
     return out
 
 
 def nbytes(value: Searched | Templates) -> int:
-    """Bytes held by the arrays of a cache entry."""
-    total = sum(
-        getattr(value, name).nbytes
-        for name in value.__slots__
-        if isinstance(getattr(value, name, None), np.ndarray)
-    )
+    """Bytes held by the arrays of a cache entry.
+
+    Counted when the entry is made (the caches ask on every insertion and
+    eviction: walking the arrays each time took ~6 % of the clustering loop);
+    a template's derivative templates, made later, are added per zoom.
+    """
     if isinstance(value, Templates):
-        total += sum(gy.nbytes + gx.nbytes for gy, gx in value.grad_cache.values())
-    return total
+        grads = sum(gy.nbytes + gx.nbytes for gy, gx in value.grad_cache.values())
+        return value.array_bytes + grads
+    return value.array_bytes
 
 
 def zoomed(image: np.ndarray, zooms: range | list[int] | None = None) -> np.ndarray:
@@ -179,7 +183,16 @@ class Templates:
         Its band-passed image, when made already (the search side's ``image``).
     """
 
-    __slots__ = ("conj_low", "flat", "grad_cache", "high", "mean", "patches", "smooth")
+    __slots__ = (
+        "array_bytes",
+        "conj_low",
+        "flat",
+        "grad_cache",
+        "high",
+        "mean",
+        "patches",
+        "smooth",
+    )
 
     def __init__(self, thumb: np.ndarray, band: np.ndarray | None = None) -> None:
         raw = np.asarray(thumb)
@@ -195,6 +208,8 @@ class Templates:
         self.high = high_norm(spectra, THUMB_SHAPE[1])
         self.smooth = blur(band[None], DERIVATIVE_SIGMA)[0]
         self.grad_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.array_bytes = self.patches.nbytes + self.conj_low.nbytes + self.smooth.nbytes
+        self.array_bytes += self.high.nbytes
 
     def grads(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Unit vertical and horizontal derivative templates at zoom ``k`` (made on first use)."""

@@ -215,7 +215,7 @@ def cluster_verified(
     # OS drop the pages it read (Verifier.release_pages), else a 100,000-still
     # map ends up resident.
     thumbs = thumbnails if isinstance(thumbnails, np.ndarray) else np.asarray(thumbnails)
-    # Its caches are bounded in bytes (Verifier's defaults: 64 MB of
+    # Its caches are bounded in bytes (Verifier's defaults: 192 MB of
     # templates, 40 MB of search sides).
     verifier = Verifier(thumbs, changes=changes)
     rec = PairRecorder(verifier, hashes, min_similarity, pairs)

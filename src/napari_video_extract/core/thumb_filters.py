@@ -5,8 +5,9 @@ Matrix products here always multiply one image (or a fixed number of its
 rows) at a time, with the same shapes whatever the stack: BLAS results can
 differ in the last bits with the shapes of a call, and a still's score must
 not depend on its neighbours in a batch. The shapes also stay under
-OpenBLAS's threading threshold (threads on such small arrays cost more than
-the work, and the machine may be busy).
+OpenBLAS's threading threshold (a product of fewer than 2 x 65,536 x 4
+multiply-adds runs on one thread: threads on such small arrays cost more
+than the work, 30 times more on a busy 2-core machine).
 """
 
 from __future__ import annotations
@@ -17,40 +18,51 @@ import numpy as np
 
 __all__ = ["blur", "unit", "window_norms"]
 
-#: Kernel radius (pixels) above which a blur is a matrix product (a long
-#: kernel: fewer operations for BLAS than for a direct convolution); shorter
-#: kernels go through scipy's direct separable filter.
-_DIRECT_RADIUS = 8
-#: Rows per matrix product of a blur (see the module docstring).
-_ROWS = 8
+#: Kernel radius (pixels) above which a blur is a matrix product (BLAS
+#: beats scipy's direct separable filter from radius 5, sigma 1.5: 70 vs
+#: 90-120 us per thumbnail); shorter kernels go through that filter.
+_DIRECT_RADIUS = 4
+#: Rows per matrix product of a blur (see the module docstring): 24 x 128 x
+#: 128 multiply-adds stays on one thread; 24 rows cost ~25 % less than 8
+#: (fewer, larger products) and divide the 72 rows of a thumbnail.
+_ROWS = 24
+#: ... except for the band-pass's long kernel (sigma 8), kept at the 8 rows
+#: its images were always made with: products of other shapes round the
+#: last bits differently, which flips the rare exact ties between two
+#: placements and with them the reported score (1 of the 182,389 pairs of
+#: ``bench_verify.py global``: 0.368 or 0.377, at NCCs 2e-8 apart).
+_LONG_ROWS = 8
+_LONG_RADIUS = 12  # radius from which a kernel is "long"
 _TRUNCATE = 3.0  # the Gaussian is cut at 3 sigma
 
 
 def blur(images: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur (edges: nearest pixel) of each image of a (B, H, W) float32 stack.
 
-    Short kernels: scipy's separable filter on the whole stack. Long ones:
+    Short kernels: scipy's separable filter on the whole stack. Longer ones:
     the same weights (scipy's kernel, edges folded in) as an (N, N) matrix per
-    axis, applied ``_ROWS`` rows at a time; equal to scipy's result up to
-    float32 rounding (~2e-7 of the range).
+    axis, applied ``_ROWS`` (``_LONG_ROWS``) rows at a time; equal to scipy's
+    result up to float32 rounding (~2e-7 of the range).
     """
     images = np.asarray(images, dtype=np.float32)
-    if int(_TRUNCATE * sigma + 0.5) <= _DIRECT_RADIUS:
+    radius = int(_TRUNCATE * sigma + 0.5)
+    if radius <= _DIRECT_RADIUS:
         from scipy.ndimage import gaussian_filter
 
         return gaussian_filter(images, (0, sigma, sigma), mode="nearest", truncate=_TRUNCATE)
+    step = _LONG_ROWS if radius >= _LONG_RADIUS else _ROWS
     h, w = images.shape[-2:]
-    down = _along_rows(np.swapaxes(images, -1, -2), _blur_matrix(h, sigma))
-    return _along_rows(np.swapaxes(down, -1, -2), _blur_matrix(w, sigma))
+    down = _along_rows(np.swapaxes(images, -1, -2), _blur_matrix(h, sigma), step)
+    return _along_rows(np.swapaxes(down, -1, -2), _blur_matrix(w, sigma), step)
 
 
-def _along_rows(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``x @ matrix`` for a (B, R, N) stack, ``_ROWS`` rows per product."""
+def _along_rows(x: np.ndarray, matrix: np.ndarray, step: int) -> np.ndarray:
+    """``x @ matrix`` for a (B, R, N) stack, ``step`` rows per product."""
     b, r, n = x.shape
-    pad = -r % _ROWS
+    pad = -r % step
     rows = np.zeros((b, r + pad, n), dtype=np.float32)
     rows[:, :r] = x
-    out = rows.reshape(b, (r + pad) // _ROWS, _ROWS, n) @ matrix
+    out = rows.reshape(b, (r + pad) // step, step, n) @ matrix
     return out.reshape(b, r + pad, n)[:, :r]
 
 
