@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from napari_video_extract.core.borders import crop_uniform_borders
+from napari_video_extract.core.borders import _border_run, _is_border, crop_uniform_borders
 from napari_video_extract.core.hashing import hash_files
 from napari_video_extract.core.normalise import load_image, open_for_hash
 from napari_video_extract.core.verify import make_thumbnail
@@ -87,6 +87,33 @@ def test_border_crop_equals_the_plain_crop():
         assert np.array_equal(np.asarray(fast), np.asarray(plain)), seed
         cropped += fast.size != image.size
     assert 30 < cropped < 120  # both kinds of case were exercised
+
+
+def test_border_line_test_equals_median_and_mean():
+    # Whole-number arithmetic (twice the median, twice each deviation) against
+    # np.median / np.mean, with tolerances set exactly on a line's mean
+    # deviation, odd and even lengths, and lines 1% off by more than 40 levels.
+    rng = np.random.default_rng(7)
+    checked = 0
+    for trial in range(400):
+        n = int(rng.integers(3, 200))
+        level = int(rng.integers(0, 256))
+        spread = int(rng.choice([0, 2, 9, 30]))
+        lines = np.clip(level + rng.integers(-spread, spread + 1, (4, n)), 0, 255)
+        lines[:, : int(rng.integers(0, 3))] = rng.integers(0, 256)  # a few outliers
+        lines = lines.astype(np.int16)
+        deviation = np.abs(lines - np.median(lines, axis=1)[:, None])
+        means = deviation.mean(axis=1)
+        for tolerance in (float(means[trial % 4]), float(np.nextafter(means[0], -1)), 8.0):
+            plain = (means <= tolerance) & ((deviation > 40).mean(axis=1) <= 0.01)
+            assert np.array_equal(_is_border(lines, tolerance), plain), trial
+            row = lines[trial % 4 : trial % 4 + 1].repeat(3, axis=0)
+            reference = np.median(row[0])
+            dev = np.abs(row - reference)
+            ok = (dev.mean(axis=1) <= tolerance) & ((dev > 40).mean(axis=1) <= 0.01)
+            assert _border_run(row, tolerance) == (3 if ok[0] else 0), trial
+            checked += int(plain.sum())
+    assert checked > 100  # borders and non-borders both seen
 
 
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])
