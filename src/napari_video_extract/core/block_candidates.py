@@ -28,7 +28,7 @@ import numpy as np
 
 from napari_video_extract.core.clustering import _small_distances
 
-__all__ = ["SettledBlock", "distances", "hash_candidates", "settle"]
+__all__ = ["SettledBlock", "distances", "hash_candidates", "known_from_pairs", "settle"]
 
 _NONE = np.iinfo(np.int64).max  # no cluster (above every id)
 _FEW = 12  # rows decided one at a time in Python rather than with numpy
@@ -45,6 +45,39 @@ def distances(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
             queries[:, None, :], targets[None, lo : lo + step, :]
         )
     return out
+
+
+def known_from_pairs(close_pairs, lo: int, hi: int, threshold: int, cluster: np.ndarray,
+                     rep_items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The representatives before item ``lo`` within ``threshold`` of items ``lo..hi-1``.
+
+    What :func:`distances` finds by comparing the block with every
+    representative, taken from the close pairs
+    (:meth:`~napari_video_extract.core.close_pairs.ClosePairs.earlier_of`) in
+    time proportional to the block's pairs: the items are in order and none
+    is a reference, so the items before ``lo`` are placed (``cluster``) and a
+    representative is the kept item of its cluster (``rep_items``).
+
+    Returns
+    -------
+    rows, clusters, distances : ndarray
+        Block row, cluster and hash distance of each pair; rows ascending,
+        then nearest first, then the older cluster first (what :func:`settle`
+        sorts by).
+    inside : ndarray of bool, shape (hi - lo,)
+        Rows within ``threshold`` of another row of the block: the others'
+        candidates are final at the block's start, and a new cluster there
+        is no other row's candidate (see :meth:`SettledBlock.lone_new`).
+    """
+    item, earlier, d = close_pairs.earlier_of(lo, hi, threshold)
+    placed = earlier < lo
+    inside = np.zeros(hi - lo, dtype=bool)  # a row with a neighbour inside the block
+    inside[item[~placed] - lo] = True
+    inside[earlier[~placed] - lo] = True
+    item, earlier, d = item[placed], earlier[placed], d[placed]
+    c = cluster[earlier]
+    rep = rep_items[c] == earlier
+    return item[rep] - lo, c[rep], d[rep], inside
 
 
 def hash_candidates(cols, dists, n_known, words, fresh_words, threshold, k):
@@ -90,9 +123,9 @@ class SettledBlock:
     similarity : ndarray of float64, shape (B,)
         Similarity to that cluster's kept image.
     open : ndarray of bool, shape (B,)
-        Not settled here: a similarity among the checked ones is not known,
-        or no candidate accepts the item (a new cluster is the per-item
-        loop's to make).
+        Not settled here: a similarity among the checked ones is not known
+        (``unknown``), or no candidate accepts the item (a new cluster is
+        the per-item loop's to make, or see :meth:`lone_new`).
     """
 
     def __init__(
@@ -120,6 +153,7 @@ class SettledBlock:
         self.cluster = np.full(n_rows, -1, dtype=np.int64)
         self.similarity = np.full(n_rows, -np.inf)
         self.open = np.ones(n_rows, dtype=bool)
+        self.unknown = np.zeros(n_rows, dtype=bool)
         self._decide(np.arange(n_rows))
 
     def _decide(self, rows: np.ndarray) -> None:
@@ -152,7 +186,8 @@ class SettledBlock:
         self.sure[rows] = stopped
         self.cluster[rows] = cluster
         self.similarity[rows] = best
-        self.open[rows] = new | (checked & np.isnan(sims)).any(axis=1)
+        self.unknown[rows] = (checked & np.isnan(sims)).any(axis=1)
+        self.open[rows] = new | self.unknown[rows]
 
     def add(self, rows: np.ndarray, cluster: int, dists: np.ndarray) -> np.ndarray:
         """Make ``cluster`` (newer than all others) a candidate of ``rows``; decide them again.
@@ -209,6 +244,17 @@ class SettledBlock:
             self._decide_few(redo)
         return np.array(changed, dtype=np.intp)
 
+    def lone_new(self, inside: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """Rows that start a cluster whatever the block's other rows do.
+
+        Their known candidates all refuse them, no row of the block is
+        within the bound of them (``inside`` false: no cluster made in the
+        block is their candidate, theirs is no other row's), and they check
+        no time neighbour (``after`` false). Only their cluster ids depend on
+        the other rows (clusters are numbered in order).
+        """
+        return (self.cluster < 0) & ~self.unknown & ~inside & ~after
+
     def loose_after(self, after: np.ndarray, start: int, anchor: int) -> np.ndarray:
         """Rows from ``start`` on that the per-item loop must place (global mode, time neighbours).
 
@@ -256,6 +302,7 @@ class SettledBlock:
             self.n_checked[r], self.sure[r] = n_checked, stopped
             self.cluster[r], self.similarity[r] = best_c, best_s
             self.open[r] = best_c < 0 or unknown
+            self.unknown[r] = unknown
 
 
 def settle(

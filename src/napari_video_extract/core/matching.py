@@ -37,6 +37,7 @@ Module-level API
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,7 +45,12 @@ from typing import Any
 
 import numpy as np
 
-from napari_video_extract.core.block_candidates import distances, hash_candidates, settle
+from napari_video_extract.core.block_candidates import (
+    distances,
+    hash_candidates,
+    known_from_pairs,
+    settle,
+)
 from napari_video_extract.core.checked_pairs import CheckedPairs, PairRecorder
 from napari_video_extract.core.clustering import (
     ClusterResult,
@@ -251,6 +257,16 @@ def cluster_verified(
         seq = sequence[rest]
         continues = np.zeros(len(rest), dtype=bool)
         continues[1:] = (seq[1:] >= 0) & (seq[1:] == seq[:-1])
+    def make_lone(block, rows: list[int], made: int, before: int) -> int:
+        """Number, in order, the lone new clusters ``rows[made:]`` before row ``before``."""
+        upto = bisect.bisect_left(rows, before, made)
+        if upto > made:
+            new_items = block[rows[made:upto]]
+            ids = np.arange(len(rep_items), len(rep_items) + len(new_items))
+            rep_words[ids], rep_array[ids], cluster[new_items] = hashes[new_items], new_items, ids
+            rep_items.extend(new_items.tolist())
+        return upto
+
     previous = -1  # previous non-reference item in order
     current = -1  # sequential mode: cluster of the last kept image
     # One thread makes the next block's search sides (batched FFTs and
@@ -268,11 +284,17 @@ def cluster_verified(
                 if b + 1 < len(blocks):
                     ahead = pool.submit(verifier.searched, blocks[b + 1].tolist())
             n_known = n_ref_clusters if mode == "sequential" else len(rep_items)
-            known_d = distances(hashes[block], rep_words[:n_known])
             # The known representatives within the bound, for the whole block at once.
-            close_rows, close_cols = np.nonzero(known_d <= threshold)
+            lone = None  # rows starting a cluster, made in bulk (settled.lone_new)
+            if alone is not None and known is not None:  # from the close pairs
+                close_rows, close_cols, close_d, inside = known_from_pairs(
+                    close_pairs, start, start + len(block), threshold, cluster, rep_array
+                )
+            else:
+                known_d = distances(hashes[block], rep_words[:n_known])
+                close_rows, close_cols = np.nonzero(known_d <= threshold)
+                close_d = known_d[close_rows, close_cols]
             bounds = np.searchsorted(close_rows, np.arange(len(block) + 1)).tolist()
-            close_d = known_d[close_rows, close_cols]
             items = block.tolist()
             settled = None
             if known is not None:
@@ -291,6 +313,10 @@ def cluster_verified(
                 loose = settled.open | (after & ~settled.sure)
                 if continues is not None:
                     loose = settled.loose_after(after, 0, int(cluster[previous]))
+                if alone is not None and mode == "global":
+                    lone = settled.lone_new(inside, after)
+                    loose &= ~lone
+                    lone_rows, made = np.flatnonzero(lone).tolist(), 0
                 cluster[block] = settled.cluster  # the previous item's, for the loop
             first_row = len(rec.rows)
             row_positions: list[int] = []
@@ -306,6 +332,8 @@ def cluster_verified(
                     p += 1 + int(loose[p + 1 :].argmax())
                     if not loose[p]:
                         break
+                if lone is not None:  # the lone new clusters before this row, in order
+                    made = make_lone(block, lone_rows, made, p)
                 item = items[p]
                 previous = items[p - 1] if p else previous
                 if settled is None:
@@ -367,6 +395,10 @@ def cluster_verified(
                 row_positions += [p] * (len(rec.rows) - n_rows)
                 if continues is not None and settled is not None and p + 1 < len(items):
                     loose[p + 1 :] = settled.loose_after(after, p + 1, best_c)
+                    if lone is not None:
+                        loose[p + 1 :] &= ~lone[p + 1 :]
+            if lone is not None:
+                make_lone(block, lone_rows, made, len(items))
             if settled is not None:
                 rows, cols = np.nonzero(
                     ~loose[:, None]
@@ -378,8 +410,8 @@ def cluster_verified(
                 ).astype(np.float64)
                 bulk = np.column_stack([bulk, settled.sims[rows, cols]])
                 rec.add_block(first_row, row_positions, bulk, rows)
-                done = block[~loose]
-                joined[done] = settled.similarity[~loose]
+                done = ~loose if lone is None else ~loose & ~lone
+                joined[block[done]] = settled.similarity[done]
             if len(items):
                 previous = items[-1]
             if b % 8 == 7:
