@@ -47,8 +47,9 @@ def distances(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return out
 
 
-def known_from_pairs(close_pairs, lo: int, hi: int, threshold: int, cluster: np.ndarray,
-                     rep_items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def known_from_pairs(
+    close_pairs, lo: int, hi: int, threshold: int, cluster: np.ndarray, rep_items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The representatives before item ``lo`` within ``threshold`` of items ``lo..hi-1``.
 
     What :func:`distances` finds by comparing the block with every

@@ -124,7 +124,9 @@ class ClosePairs:
         has = np.flatnonzero(self.starts[1:] > self.starts[:-1])
         self.nearest_later[has] = self.key[self.starts[has]] % width
         self._items_key = np.arange(n, dtype=np.int64) * width
-        self._by_later: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # The same pairs by later item (ClosePairs.earlier_of): one more sort,
+        # here, so that no re-clustering pays it.
+        self._by_later = self._index_by_later()
 
     def __len__(self) -> int:
         return len(self.later)
@@ -158,8 +160,7 @@ class ClosePairs:
         """The earlier neighbours within ``threshold`` of the items ``lo..hi-1``.
 
         Returns ``(item, earlier, distance)`` grouped by item (ascending),
-        nearest first, then in order of the earlier item. The index by later
-        item is made on first use (one sort of the pairs) and kept.
+        nearest first, then in order of the earlier item.
 
         Raises
         ------
@@ -169,11 +170,7 @@ class ClosePairs:
         threshold = int(threshold)
         if threshold > self.bound:
             raise ValueError(f"pairs are held up to {self.bound} bits, not {threshold}")
-        index = self._by_later
-        if index is None:
-            # Assigned whole: another thread sees the index made or none.
-            index = self._by_later = self._index_by_later()
-        earlier, key, starts = index
+        earlier, key, starts = self._by_later
         width = self.n_bits + 1
         needles = (np.arange(lo, hi, dtype=np.int64) * width + threshold).astype(key.dtype)
         ends = np.searchsorted(key, needles, side="right")
@@ -181,15 +178,18 @@ class ClosePairs:
         return item, earlier[at].astype(np.intp), (key[at] % width).astype(np.int64)
 
     def _index_by_later(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(earlier, later * (n_bits + 1) + distance, starts)`` sorted by (later, distance, earlier)."""
-        n, width = self.n, self.n_bits + 1
-        earlier = (self.key // width).astype(np.int64)
-        key = (self.later.astype(np.int64) * width + self.key % width) * max(n, 1) + earlier
+        """Earlier item, ``later * (n_bits + 1) + distance`` and starts, by later item."""
+        n, width = max(self.n, 1), self.n_bits + 1
+        earlier, distance = np.divmod(self.key, width)
+        key = self.later.astype(np.int64) * width
+        key += distance
+        key *= n
+        key += earlier
         key.sort()
-        earlier = (key % max(n, 1)).astype(np.int32)
-        np.floor_divide(key, max(n, 1), out=key)
+        earlier = (key % n).astype(np.int32)
+        key //= n
         key = key.astype(self.key.dtype)
-        starts = np.searchsorted(key, (np.arange(n + 1) * width).astype(key.dtype))
+        starts = np.searchsorted(key, (np.arange(self.n + 1) * width).astype(key.dtype))
         return earlier, key, starts
 
     def within(self, threshold: int) -> tuple[np.ndarray, np.ndarray]:

@@ -257,6 +257,7 @@ def cluster_verified(
         seq = sequence[rest]
         continues = np.zeros(len(rest), dtype=bool)
         continues[1:] = (seq[1:] >= 0) & (seq[1:] == seq[:-1])
+
     def make_lone(block, rows: list[int], made: int, before: int) -> int:
         """Number, in order, the lone new clusters ``rows[made:]`` before row ``before``."""
         upto = bisect.bisect_left(rows, before, made)
