@@ -197,6 +197,13 @@ class SettledBlock:
         nearest ``k``).
         """
         k = self.cols.shape[1]
+        if len(rows) > _FEW:
+            # Behind the candidate that stopped the checking (ties go to the
+            # older cluster), it changes nothing: such rows keep their table
+            # (what follows the stop is never read).
+            stop = np.maximum(self.n_checked[rows] - 1, 0)
+            behind = self.sure[rows] & (self.dists[rows, stop] <= dists)
+            rows, dists = rows[~behind], dists[~behind]
         if len(rows) <= _FEW:
             return self._add_few(rows.tolist(), cluster, dists.tolist())
         # Among the nearest k: fewer than k candidates, or nearer than the k-th.
@@ -214,18 +221,17 @@ class SettledBlock:
             (self.sims, np.nan), (self.looked, False),
         ):  # fmt: skip
             table[rows] = np.where(here, value, table[src])
-        # Behind the candidate that stopped the checking, it changes nothing.
-        redo = rows[~self.sure[rows] | (at < self.n_checked[rows])]
-        if len(redo) > _FEW:
-            self._decide(redo)
-        elif len(redo):
-            self._decide_few(redo.tolist())
+        # Every row left checks it (none stopped before it): decided again.
+        if len(rows) > _FEW:
+            self._decide(rows)
+        else:
+            self._decide_few(rows.tolist())
         return rows
 
     def _add_few(self, rows: list[int], cluster: int, dists: list[int]) -> np.ndarray:
         """:meth:`add` one row at a time (cheaper for a few rows than numpy's steps)."""
         k = self.cols.shape[1]
-        changed, redo = [], []
+        changed = []
         for r, d in zip(rows, dists, strict=True):
             cols, near = self.cols[r], self.dists[r]
             col_list, near_list = cols.tolist(), near.tolist()
@@ -233,16 +239,15 @@ class SettledBlock:
                 continue  # not among the nearest k
             # After every candidate as near or nearer: ties go to the older cluster.
             at = sum(1 for c, e in zip(col_list, near_list, strict=True) if c >= 0 and e <= d)
+            if self.sure[r] and at >= self.n_checked[r]:
+                continue  # behind the candidate that stopped the checking (see add)
             for table, value in ((cols, cluster), (near, d), (self.sims[r], np.nan),
                                  (self.looked[r], False)):  # fmt: skip
                 table[at + 1 :] = table[at : k - 1].copy()
                 table[at] = value
             changed.append(r)
-            # Behind the candidate that stopped the checking, it changes nothing.
-            if not self.sure[r] or at < self.n_checked[r]:
-                redo.append(r)
-        if redo:
-            self._decide_few(redo)
+        if changed:
+            self._decide_few(changed)
         return np.array(changed, dtype=np.intp)
 
     def lone_new(self, inside: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -307,9 +312,7 @@ class SettledBlock:
 
 
 def settle(
-    close_rows: np.ndarray,
-    close_cols: np.ndarray,
-    close_d: np.ndarray,
+    candidates: np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray],
     items: np.ndarray,
     rep_items: np.ndarray,
     known: Callable[[tuple[int, int], float], float],
@@ -319,14 +322,18 @@ def settle(
     min_similarity: float,
     sure: float,
     known_many: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    nearest_first: bool = False,
 ) -> SettledBlock:
     """Decide the block's items from their nearest known candidates, all at once.
 
     Parameters
     ----------
-    close_rows, close_cols, close_d : ndarray
-        Every (block row, known cluster, distance) within the bound, rows
-        ascending and clusters ascending within a row (``np.nonzero`` order).
+    candidates : ndarray, shape (B, R), or tuple of ndarray
+        The hash distances of the block to the known clusters (:func:`distances`),
+        or every ``(block row, known cluster, distance)`` within the bound,
+        rows ascending and clusters ascending within a row (``np.nonzero``
+        order; with ``nearest_first``, nearest first within a row, then
+        clusters ascending: :func:`known_from_pairs`).
     items : ndarray of int64, shape (B,)
         The block's items.
     rep_items : ndarray of int64
@@ -343,25 +350,18 @@ def settle(
         Hash candidates per item.
     min_similarity, sure : float
         Smallest similarity of a duplicate; similarity that stops checking.
+    nearest_first : bool, optional
+        See ``candidates``.
 
     Returns
     -------
     SettledBlock
     """
-    n_rows = len(items)
     k = max(int(k), 1)
-    # Nearest first, ties to the older cluster: a stable sort by (row, distance)
-    # keeps the clusters ascending within each distance.
-    key = close_rows.astype(np.int64) * (int(threshold) + 1) + close_d
-    by = np.argsort(key, kind="stable")
-    rows, cols_flat, d_flat = close_rows[by], close_cols[by], close_d[by]
-    rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(n_rows))[rows]
-    top = rank < k
-    rows, cols_flat, d_flat, rank = rows[top], cols_flat[top], d_flat[top], rank[top]
-    cols = np.full((n_rows, k), -1, dtype=np.int64)
-    dists = np.zeros((n_rows, k), dtype=np.int64)
-    cols[rows, rank] = cols_flat
-    dists[rows, rank] = d_flat
+    if isinstance(candidates, np.ndarray):
+        cols, dists = _nearest_of_matrix(candidates, int(threshold), k)
+    else:
+        cols, dists = _nearest_of_pairs(*candidates, len(items), int(threshold), k, nearest_first)
     return SettledBlock(
         cols,
         dists,
@@ -372,3 +372,49 @@ def settle(
         sure=sure,
         known_many=known_many,
     )
+
+
+def _nearest_of_pairs(close_rows, close_cols, close_d, n_rows, threshold, k, nearest_first):
+    """The ``k`` nearest clusters of each row (``-1`` past the last) and their distances."""
+    if not nearest_first:
+        # Nearest first, ties to the older cluster: a stable sort by (row,
+        # distance) keeps the clusters ascending within each distance.
+        key = close_rows.astype(np.int64) * (threshold + 1) + close_d
+        by = np.argsort(key, kind="stable")
+        close_rows, close_cols, close_d = close_rows[by], close_cols[by], close_d[by]
+    rows = close_rows
+    rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(n_rows))[rows]
+    top = rank < k
+    rows, rank = rows[top], rank[top]
+    cols = np.full((n_rows, k), -1, dtype=np.int64)
+    dists = np.zeros((n_rows, k), dtype=np.int64)
+    cols[rows, rank] = close_cols[top]
+    dists[rows, rank] = close_d[top]
+    return cols, dists
+
+
+def _nearest_of_matrix(d: np.ndarray, threshold: int, k: int):
+    """:func:`_nearest_of_pairs` from the distance matrix: ``k`` smallest (distance, cluster)."""
+    n_rows, n_cols = d.shape
+    cols = np.full((n_rows, k), -1, dtype=np.int64)
+    dists = np.zeros((n_rows, k), dtype=np.int64)
+    if not n_rows or not n_cols:
+        return cols, dists
+    # One key per (row, cluster), ordered as the candidates are: a few
+    # minimum passes cost less than sorting every pair within the bound.
+    far = (threshold + 1) * n_cols
+    key = d.astype(np.int64)
+    key *= n_cols
+    key += np.arange(n_cols)
+    key[d > threshold] = far
+    rows = np.arange(n_rows)
+    for j in range(min(k, n_cols)):
+        at = key.argmin(axis=1)
+        best = key[rows, at]
+        found = best < far
+        if not found.any():
+            break
+        cols[found, j] = best[found] % n_cols
+        dists[found, j] = best[found] // n_cols
+        key[rows, at] = far
+    return cols, dists

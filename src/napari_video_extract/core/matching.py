@@ -288,21 +288,23 @@ def cluster_verified(
             # The known representatives within the bound, for the whole block at once.
             lone = None  # rows starting a cluster, made in bulk (settled.lone_new)
             if alone is not None and known is not None:  # from the close pairs
-                close_rows, close_cols, close_d, inside = known_from_pairs(
+                *candidates, inside = known_from_pairs(
                     close_pairs, start, start + len(block), threshold, cluster, rep_array
                 )
+                candidates = tuple(candidates)
             else:
-                known_d = distances(hashes[block], rep_words[:n_known])
-                close_rows, close_cols = np.nonzero(known_d <= threshold)
-                close_d = known_d[close_rows, close_cols]
-            bounds = np.searchsorted(close_rows, np.arange(len(block) + 1)).tolist()
+                candidates = distances(hashes[block], rep_words[:n_known])
+            if known is None:
+                close_rows, close_cols = np.nonzero(candidates <= threshold)
+                close_d = candidates[close_rows, close_cols]
+                bounds = np.searchsorted(close_rows, np.arange(len(block) + 1)).tolist()
             items = block.tolist()
             settled = None
             if known is not None:
                 settled = settle(
-                    close_rows, close_cols, close_d, block, rep_array, known,
-                    threshold=threshold, k=max_candidates,
-                    min_similarity=min_similarity, sure=sure, known_many=pairs.lookup,
+                    candidates, block, rep_array, known,
+                    threshold=threshold, k=max_candidates, min_similarity=min_similarity,
+                    sure=sure, known_many=pairs.lookup, nearest_first=alone is not None,
                 )  # fmt: skip
                 # A candidate after the nearest (the time neighbour's or the
                 # last kept image's cluster) is checked unless one was sure.
