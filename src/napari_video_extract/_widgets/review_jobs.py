@@ -110,7 +110,10 @@ def _find_job(source: dict[str, Any], settings: ReviewSettings, cancel: threadin
         review = yield from progress_steps(
             lambda progress: _frames_review(source, settings, **both(progress))
         )
-    review.nearest_distances()
+    # The histogram's pass over every pair (seconds at 100,000 stills).
+    yield from progress_steps(
+        lambda progress: review.nearest_distances(progress=progress, cancel=cancel)
+    )
     # The hashing and verification temporaries are freed: hand them back
     # now, in the worker, rather than leave the process at its peak.
     give_back()

@@ -244,7 +244,7 @@ def cluster_verified(
     # A representative with no later item within the bound is no later item's
     # candidate (close pairs: the nearest later item of each).
     alone = None
-    if close_pairs is not None and close_pairs.serves(mode, n_refs, n, threshold):
+    if close_pairs is not None and close_pairs.serves(mode, n_refs, hashes, threshold):
         alone = close_pairs.nearest_later > threshold
     # With a pair memo, numpy settles the items whose known candidates decide
     # them (block_candidates.settle); the loop below places only the others.
