@@ -32,6 +32,8 @@ __all__ = ["SettledBlock", "distances", "hash_candidates", "known_from_pairs", "
 
 _NONE = np.iinfo(np.int64).max  # no cluster (above every id)
 _FEW = 12  # rows decided one at a time in Python rather than with numpy
+_PAIR_COST = 4  # distances computed in the time a close pair is gathered
+_ROUNDS = 12  # guesses of SettledBlock.place_all before the per-item loop takes over
 
 
 def distances(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -48,28 +50,40 @@ def distances(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def known_from_pairs(
-    close_pairs, lo: int, hi: int, threshold: int, cluster: np.ndarray, rep_items: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    close_pairs,
+    lo: int,
+    hi: int,
+    threshold: int,
+    cluster: np.ndarray,
+    rep_items: np.ndarray,
+    rep_words: np.ndarray,
+    hashes: np.ndarray,
+):
     """The representatives before item ``lo`` within ``threshold`` of items ``lo..hi-1``.
 
-    What :func:`distances` finds by comparing the block with every
-    representative, taken from the close pairs
+    What :func:`distances` finds by comparing the block (``hashes``) with
+    every representative (``rep_words``), taken from the close pairs
     (:meth:`~napari_video_extract.core.close_pairs.ClosePairs.earlier_of`) in
-    time proportional to the block's pairs: the items are in order and none
-    is a reference, so the items before ``lo`` are placed (``cluster``) and a
-    representative is the kept item of its cluster (``rep_items``).
+    time proportional to the block's pairs when that is cheaper: the items
+    are in order and none is a reference, so the items before ``lo`` are
+    placed (``cluster``) and a representative is the kept item of its
+    cluster (``rep_items``).
 
     Returns
     -------
-    rows, clusters, distances : ndarray
-        Block row, cluster and hash distance of each pair; rows ascending,
-        then nearest first, then the older cluster first (what :func:`settle`
-        sorts by).
-    inside : ndarray of bool, shape (hi - lo,)
+    candidates : tuple of ndarray, or ndarray
+        ``(rows, clusters, distances)`` of each pair, rows ascending, then
+        nearest first, then the older cluster first (``nearest_first`` of
+        :func:`settle`); or, when comparing is cheaper, the distance matrix.
+    inside : ndarray of bool, shape (hi - lo,), or None
         Rows within ``threshold`` of another row of the block: the others'
         candidates are final at the block's start, and a new cluster there
         is no other row's candidate (see :meth:`SettledBlock.lone_new`).
+        None with the distance matrix.
     """
+    # A pair gathered costs about what several distances do.
+    if close_pairs.count_earlier(lo, hi, threshold) * _PAIR_COST > (hi - lo) * len(rep_words):
+        return distances(hashes, rep_words), None
     item, earlier, d = close_pairs.earlier_of(lo, hi, threshold)
     placed = earlier < lo
     inside = np.zeros(hi - lo, dtype=bool)  # a row with a neighbour inside the block
@@ -78,7 +92,7 @@ def known_from_pairs(
     item, earlier, d = item[placed], earlier[placed], d[placed]
     c = cluster[earlier]
     rep = rep_items[c] == earlier
-    return item[rep] - lo, c[rep], d[rep], inside
+    return (item[rep] - lo, c[rep], d[rep]), inside
 
 
 def hash_candidates(cols, dists, n_known, words, fresh_words, threshold, k):
@@ -198,19 +212,16 @@ class SettledBlock:
         """
         k = self.cols.shape[1]
         if len(rows) > _FEW:
+            # Among the nearest k: fewer than k candidates, or nearer than the k-th.
+            enters = (self.cols[rows, k - 1] < 0) | (dists < self.dists[rows, k - 1])
             # Behind the candidate that stopped the checking (ties go to the
             # older cluster), it changes nothing: such rows keep their table
             # (what follows the stop is never read).
             stop = np.maximum(self.n_checked[rows] - 1, 0)
-            behind = self.sure[rows] & (self.dists[rows, stop] <= dists)
-            rows, dists = rows[~behind], dists[~behind]
+            enters &= ~(self.sure[rows] & (self.dists[rows, stop] <= dists))
+            rows, dists = rows[enters], dists[enters]
         if len(rows) <= _FEW:
             return self._add_few(rows.tolist(), cluster, dists.tolist())
-        # Among the nearest k: fewer than k candidates, or nearer than the k-th.
-        enters = (self.cols[rows, k - 1] < 0) | (dists < self.dists[rows, k - 1])
-        rows, dists = rows[enters], dists[enters]
-        if not len(rows):
-            return rows
         # After every candidate as near or nearer: ties go to the older cluster.
         at = ((self.cols[rows] >= 0) & (self.dists[rows] <= dists[:, None])).sum(axis=1)
         j = np.arange(k)[None, :]
@@ -249,6 +260,86 @@ class SettledBlock:
         if changed:
             self._decide_few(changed)
         return np.array(changed, dtype=np.intp)
+
+    def place_all(self, hashes: np.ndarray, n_known: int, threshold: int) -> np.ndarray | None:
+        """Place every row in numpy: the rows that start a cluster, or None.
+
+        For a block without time neighbours (global mode): each row's
+        candidates are its known ones (the tables now) and the rows before it
+        within ``threshold`` that start a cluster, numbered ``n_known`` on in
+        order. Which rows start one is found as a fixed point: guess, place
+        every row with those candidates, guess again with the rows that
+        started one. A row's place depends only on the rows before it, so
+        the guesses agree with the per-item rule on a longer prefix each
+        round and a guess that gives itself back (every similarity it checks
+        known) is that rule's answer. On
+        success the tables and decisions are final (the new clusters'
+        members joined them, ids as numbered). None when a similarity
+        checked is not known or :data:`_ROUNDS` rounds were not enough: the
+        tables are then spoilt (make the block again).
+
+        ``hashes``: the block's hashes, shape (B, W). ``rep_items`` past
+        ``n_known`` holds the guess's kept items (the clusters' own order).
+        """
+        fields = ("cols", "dists", "sims", "looked", "n_checked", "sure", "cluster",
+                  "similarity", "open", "unknown")  # fmt: skip
+        base = {name: getattr(self, name).copy() for name in fields}
+        k = self.cols.shape[1]
+        n_rows = len(self.cols)
+        at = np.arange(n_rows)
+        # The kept item of each candidate (a guess's ids change meaning).
+        held = np.where(self.cols >= 0, self.rep_items[self.cols], -1)
+        base_held = held.copy()
+        # The stop of a row sure from its known candidates: a new candidate
+        # behind it changes nothing (SettledBlock.add).
+        stop = np.maximum(base["n_checked"] - 1, 0)
+        stop_d, stop_c = base["dists"][at, stop], base["cols"][at, stop]
+        new = self.cluster < 0
+        moved = np.zeros(n_rows, dtype=bool)  # rows not on their known candidates alone
+        for _ in range(_ROUNDS):
+            starts = np.flatnonzero(new)
+            ids = n_known + np.arange(len(starts))
+            self.rep_items[ids] = self.items[starts]  # the guess, numbered in order
+            width = n_known + len(starts)
+            far = (threshold + 1) * width
+            fresh = distances(hashes, hashes[starts]).astype(np.int64)
+            fresh *= width
+            fresh += ids
+            fresh[(fresh >= far) | (at[:, None] <= starts[None, :])] = far
+            first = fresh.min(axis=1, initial=far)
+            behind = base["sure"] & (first > stop_d * width + stop_c)
+            rows = np.flatnonzero((first < far) & ~behind)
+            back = np.flatnonzero(moved & ~np.isin(at, rows))
+            for name in fields:  # rows on their known candidates again
+                getattr(self, name)[back] = base[name][back]
+            held[back], moved[back] = base_held[back], False
+            if len(rows):
+                # Known candidates, then the new ones (younger): k smallest keys.
+                cols0 = base["cols"][rows]
+                known = np.where(cols0 >= 0, base["dists"][rows] * width + cols0, far)
+                keys = np.concatenate([known, fresh[rows]], axis=1)
+                cols, dists = _smallest(keys, far, width, k)
+                items = np.where(cols >= 0, self.rep_items[cols], -1)
+                kept = items == held[rows]  # the same pair there: its similarity holds
+                differs = (cols != self.cols[rows]).any(axis=1) | ~kept.all(axis=1)
+                changed, cols, dists = rows[differs], cols[differs], dists[differs]
+                kept = kept[differs]
+                self.sims[changed] = np.where(kept, self.sims[changed], np.nan)
+                self.looked[changed] &= kept
+                self.cols[changed], self.dists[changed] = cols, dists
+                held[changed] = items[differs]
+                moved[rows] = True
+                if len(changed) > _FEW:
+                    self._decide(changed)
+                elif len(changed):
+                    self._decide_few(changed.tolist())
+            again = self.cluster < 0
+            if np.array_equal(again, new):
+                # A guess may check pairs the rule never does (not known: taken
+                # as refusing); the answer's own checks must all be known.
+                return None if self.unknown.any() else starts
+            new = again
+        return None
 
     def lone_new(self, inside: np.ndarray, after: np.ndarray) -> np.ndarray:
         """Rows that start a cluster whatever the block's other rows do.
@@ -395,26 +486,36 @@ def _nearest_of_pairs(close_rows, close_cols, close_d, n_rows, threshold, k, nea
 
 def _nearest_of_matrix(d: np.ndarray, threshold: int, k: int):
     """:func:`_nearest_of_pairs` from the distance matrix: ``k`` smallest (distance, cluster)."""
-    n_rows, n_cols = d.shape
-    cols = np.full((n_rows, k), -1, dtype=np.int64)
-    dists = np.zeros((n_rows, k), dtype=np.int64)
-    if not n_rows or not n_cols:
-        return cols, dists
-    # One key per (row, cluster), ordered as the candidates are: a few
-    # minimum passes cost less than sorting every pair within the bound.
-    far = (threshold + 1) * n_cols
+    n_cols = d.shape[1]
+    # One key per (row, cluster), ordered as the candidates are; a few minimum
+    # passes cost less than sorting every pair within the bound.
+    far = (threshold + 1) * n_cols  # the key of every distance past the bound
     key = d.astype(np.int64)
     key *= n_cols
     key += np.arange(n_cols)
-    key[d > threshold] = far
+    np.minimum(key, far, out=key)
+    return _smallest(key, far, n_cols, k)
+
+
+def _smallest(key: np.ndarray, far: int, width: int, k: int):
+    """Per row, the ``k`` smallest keys below ``far`` as (cluster, distance) tables.
+
+    A key is ``distance * width + cluster``, unique within its row; ``-1``
+    past the last.
+    """
+    n_rows = len(key)
+    cols = np.full((n_rows, k), -1, dtype=np.int64)
+    dists = np.zeros((n_rows, k), dtype=np.int64)
     rows = np.arange(n_rows)
-    for j in range(min(k, n_cols)):
-        at = key.argmin(axis=1)
-        best = key[rows, at]
+    for j in range(k if key.size else 0):
+        best = key.min(axis=1)
         found = best < far
-        if not found.any():
-            break
-        cols[found, j] = best[found] % n_cols
-        dists[found, j] = best[found] // n_cols
-        key[rows, at] = far
+        if not found.all():  # no candidate left there: done with those rows
+            rows, key, best = rows[found], key[found], best[found]
+            if not len(rows):
+                break
+        cols[rows, j] = best % width
+        dists[rows, j] = best // width
+        if j + 1 < k:
+            key[key == best[:, None]] = far
     return cols, dists

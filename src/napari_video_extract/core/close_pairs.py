@@ -197,6 +197,13 @@ class ClosePairs:
         item, at = _ranges(np.arange(lo, hi), starts[lo:hi], ends)
         return item, earlier[at].astype(np.intp), (key[at] % width).astype(np.int64)
 
+    def count_earlier(self, lo: int, hi: int, threshold: int) -> int:
+        """How many pairs :meth:`earlier_of` gives (without gathering them)."""
+        _, key, starts = self._by_later
+        needles = np.arange(lo, hi, dtype=np.int64) * (self.n_bits + 1) + int(threshold)
+        ends = np.searchsorted(key, needles.astype(key.dtype), side="right")
+        return int((ends - starts[lo:hi]).sum())
+
     def _index_by_later(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Earlier item, ``later * (n_bits + 1) + distance`` and starts, by later item."""
         n, width = max(self.n, 1), self.n_bits + 1

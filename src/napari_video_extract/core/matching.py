@@ -286,12 +286,12 @@ def cluster_verified(
                     ahead = pool.submit(verifier.searched, blocks[b + 1].tolist())
             n_known = n_ref_clusters if mode == "sequential" else len(rep_items)
             # The known representatives within the bound, for the whole block at once.
-            lone = None  # rows starting a cluster, made in bulk (settled.lone_new)
+            lone = inside = None  # rows starting a cluster, made in bulk (settled.lone_new)
             if alone is not None and known is not None:  # from the close pairs
-                *candidates, inside = known_from_pairs(
-                    close_pairs, start, start + len(block), threshold, cluster, rep_array
-                )
-                candidates = tuple(candidates)
+                candidates, inside = known_from_pairs(
+                    close_pairs, start, start + len(block), threshold, cluster, rep_array,
+                    rep_words[:n_known], hashes[block],
+                )  # fmt: skip
             else:
                 candidates = distances(hashes[block], rep_words[:n_known])
             if known is None:
@@ -306,6 +306,16 @@ def cluster_verified(
                     threshold=threshold, k=max_candidates, min_similarity=min_similarity,
                     sure=sure, known_many=pairs.lookup, nearest_first=alone is not None,
                 )  # fmt: skip
+                # No time neighbours: the whole block in numpy, if it settles.
+                placed = None
+                if mode == "global" and continues is None:
+                    placed = settled.place_all(hashes[block], n_known, threshold)
+                    if placed is None:  # spoilt: made again for the loop
+                        settled = settle(
+                            candidates, block, rep_array, known,
+                            threshold=threshold, k=max_candidates, min_similarity=min_similarity,
+                            sure=sure, known_many=pairs.lookup, nearest_first=alone is not None,
+                        )  # fmt: skip
                 # A candidate after the nearest (the time neighbour's or the
                 # last kept image's cluster) is checked unless one was sure.
                 after = np.zeros(len(items), dtype=bool)
@@ -316,7 +326,12 @@ def cluster_verified(
                 loose = settled.open | (after & ~settled.sure)
                 if continues is not None:
                     loose = settled.loose_after(after, 0, int(cluster[previous]))
-                if alone is not None and mode == "global":
+                if placed is not None:
+                    lone = np.zeros(len(items), dtype=bool)
+                    lone[placed] = True
+                    loose[:] = False
+                    lone_rows, made = placed.tolist(), 0
+                elif inside is not None and mode == "global":
                     lone = settled.lone_new(inside, after)
                     loose &= ~lone
                     lone_rows, made = np.flatnonzero(lone).tolist(), 0
