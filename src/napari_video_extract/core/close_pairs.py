@@ -49,9 +49,10 @@ class ClosePairs:
         Pairs kept at most: the bound is the largest distance whose pairs
         (with all nearer ones) fit.
     progress : callable(done, total), optional
-        Called after each band of items with the pairs compared so far and
-        in all (8-11 s at 100,000 stills); an exception it raises (the
-        review's ``Cancelled``) stops the pass.
+        Called before each band of items with the items compared with every
+        later one so far and ``N`` (the pass takes 8-11 s at 100,000
+        stills); an exception it raises (the review's ``Cancelled``) stops
+        the pass.
 
     Attributes
     ----------
@@ -92,10 +93,9 @@ class ClosePairs:
         lower = np.tri(_ROWS, _COLS, dtype=bool)  # the diagonal tile's pairs seen the other way
         found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         held = 0
-        total = n * (n - 1) // 2
         for lo in range(0, n, _ROWS):
             if progress is not None:
-                progress(lo * n - lo * (lo + 1) // 2, total)  # pairs with an item before lo
+                progress(lo, n)
             hi = min(n, lo + _ROWS)
             rows = hashes[lo:hi, None, :]
             for c_lo in range(lo, n, _COLS):

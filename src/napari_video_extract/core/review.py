@@ -502,7 +502,7 @@ class Review:
         """The pairs of items within a bound, found once (:class:`.close_pairs.ClosePairs`).
 
         One pass over every pair (0.3 s at 10,000 stills, 8-11 s at 100,000),
-        reported to ``progress`` (pairs compared, in all) and stopped by
+        reported to ``progress`` (items compared, in all) and stopped by
         ``cancel`` (raises :class:`Cancelled`; nothing is kept); thread-safe.
         """
         with self._close_lock:
