@@ -115,3 +115,37 @@ def test_threshold_above_the_bound_is_refused_and_cluster_hashes_searches():
         cluster_hashes(hashes, threshold=above, close_pairs=pairs),
         cluster_hashes(hashes, threshold=above),
     )
+
+
+def test_pairs_serve_only_the_hashes_they_were_found_in():
+    hashes = _noisy_scenes(2, 200, 1, 20, 3)
+    pairs = ClosePairs(hashes, n_bits=64)
+    assert pairs.serves("global", 0, hashes.copy(), 3)  # the same hashes, another array
+    other = hashes.copy()
+    other[17, 0] ^= np.uint64(1 << 40)  # one bit of one hash: as many hashes, not these
+    assert not pairs.serves("global", 0, other, 3)
+    assert not pairs.serves("global", 0, hashes[:-1], 3)
+    assert not pairs.serves("sequential", 0, hashes, 3)
+    assert not pairs.serves("global", 1, hashes, 3)
+    # A clustering given pairs of other hashes searches instead: its own clusters.
+    _same(
+        cluster_hashes(other, threshold=6, close_pairs=pairs), cluster_hashes(other, threshold=6)
+    )
+
+
+def test_the_pass_reports_progress_and_stops_when_progress_raises():
+    hashes = _noisy_scenes(4, 1000, 1, 50, 4)
+    seen = []
+    ClosePairs(hashes, n_bits=64, progress=lambda done, total: seen.append((done, total)))
+    assert len(seen) >= 5 and all(t == 1000 for _, t in seen)
+    assert [d for d, _ in seen] == sorted({d for d, _ in seen}) and seen[-1][0] < 1000
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_third(done, total):
+        if done > seen[2][0] - 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        ClosePairs(hashes, n_bits=64, progress=stop_at_third)

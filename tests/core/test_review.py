@@ -400,3 +400,27 @@ def test_hash_only_recluster_equals_cluster_hashes_at_every_threshold():
             assert review.cluster.tolist() == fresh.cluster.tolist(), (mode, threshold)
             assert review.auto_kept.tolist() == fresh.kept.tolist(), (mode, threshold)
             np.testing.assert_array_equal(review.distance, fresh.distance)
+
+
+def test_the_close_pairs_pass_cancels_and_keeps_nothing():
+    rng = np.random.default_rng(8)
+    hashes = rng.integers(0, 2**63, size=(1500, 1), dtype=np.int64).astype(np.uint64)
+    review = Review(hashes, ReviewSettings(threshold=10, verify=False))
+    cancel = threading.Event()
+    reports = []
+
+    def progress(done, total):
+        reports.append(done)
+        if len(reports) == 3:
+            cancel.set()  # the user, while the pass runs
+
+    with pytest.raises(Cancelled):
+        review.nearest_distances(cancel=cancel, progress=progress)
+    assert len(reports) == 3 and review._close is None
+    d = review.nearest_distances(progress=lambda done, total: None)
+    assert review._close is not None and d.shape == (1500,)
+    # The hash-only re-clustering that would need them stops as well.
+    review._close = None
+    cancel.set()
+    with pytest.raises(Cancelled):
+        review.cluster_at(12, cancel=cancel)

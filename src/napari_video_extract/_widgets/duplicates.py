@@ -416,7 +416,9 @@ class DuplicateFinderWidget(  # one mixin per concept, each in its module
         phase = self._pending.get("phase", {}).get("name")
         if self.run.cancel_event.is_set():
             return  # "cancelling..." stays
-        words = "verifying candidates" if phase == "verifying" else "hashing"
+        words = {"verifying": "verifying candidates", "comparing": "comparing hashes"}.get(
+            phase, "hashing"
+        )
         with contextlib.suppress(RuntimeError):
             self.status.value = f"{words}: {done:,} / {total:,}"
 

@@ -87,9 +87,10 @@ def sparkline(counts: np.ndarray, threshold: int) -> str:
 def _find_job(source: dict[str, Any], settings: ReviewSettings, cancel: threading.Event):
     """Build the review (hash, then the verified clustering) and its histogram.
 
-    Both phases report ``(done, total)`` on the one progress bar;
+    The phases report ``(done, total)`` on the one progress bar;
     ``source["phase"]["name"]`` says which is running (``"hashing"``, then
-    ``"verifying"``) for the dock's status line. Returns the Review.
+    ``"verifying"``, then ``"comparing"``: the histogram's pass) for the
+    dock's status line. Returns the Review.
     """
     phase = source.setdefault("phase", {"name": "hashing"})
 
@@ -110,7 +111,11 @@ def _find_job(source: dict[str, Any], settings: ReviewSettings, cancel: threadin
         review = yield from progress_steps(
             lambda progress: _frames_review(source, settings, **both(progress))
         )
-    review.nearest_distances()
+    # The histogram's pass over every pair (seconds at 100,000 stills).
+    phase["name"] = "comparing"
+    yield from progress_steps(
+        lambda progress: review.nearest_distances(progress=progress, cancel=cancel)
+    )
     # The hashing and verification temporaries are freed: hand them back
     # now, in the worker, rather than leave the process at its peak.
     give_back()

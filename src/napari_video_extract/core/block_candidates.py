@@ -28,10 +28,12 @@ import numpy as np
 
 from napari_video_extract.core.clustering import _small_distances
 
-__all__ = ["SettledBlock", "distances", "hash_candidates", "settle"]
+__all__ = ["SettledBlock", "distances", "hash_candidates", "known_from_pairs", "settle"]
 
 _NONE = np.iinfo(np.int64).max  # no cluster (above every id)
 _FEW = 12  # rows decided one at a time in Python rather than with numpy
+_PAIR_COST = 4  # distances computed in the time a close pair is gathered
+_ROUNDS = 12  # guesses of SettledBlock.place_all before the per-item loop takes over
 
 
 def distances(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -45,6 +47,52 @@ def distances(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
             queries[:, None, :], targets[None, lo : lo + step, :]
         )
     return out
+
+
+def known_from_pairs(
+    close_pairs,
+    lo: int,
+    hi: int,
+    threshold: int,
+    cluster: np.ndarray,
+    rep_items: np.ndarray,
+    rep_words: np.ndarray,
+    hashes: np.ndarray,
+):
+    """The representatives before item ``lo`` within ``threshold`` of items ``lo..hi-1``.
+
+    What :func:`distances` finds by comparing the block (``hashes``) with
+    every representative (``rep_words``), taken from the close pairs
+    (:meth:`~napari_video_extract.core.close_pairs.ClosePairs.earlier_of`) in
+    time proportional to the block's pairs when that is cheaper: the items
+    are in order and none is a reference, so the items before ``lo`` are
+    placed (``cluster``) and a representative is the kept item of its
+    cluster (``rep_items``).
+
+    Returns
+    -------
+    candidates : tuple of ndarray, or ndarray
+        ``(rows, clusters, distances)`` of each pair, rows ascending, then
+        nearest first, then the older cluster first (``nearest_first`` of
+        :func:`settle`); or, when comparing is cheaper, the distance matrix.
+    inside : ndarray of bool, shape (hi - lo,), or None
+        Rows within ``threshold`` of another row of the block: the others'
+        candidates are final at the block's start, and a new cluster there
+        is no other row's candidate (see :meth:`SettledBlock.lone_new`).
+        None with the distance matrix.
+    """
+    # A pair gathered costs about what several distances do.
+    if close_pairs.count_earlier(lo, hi, threshold) * _PAIR_COST > (hi - lo) * len(rep_words):
+        return distances(hashes, rep_words), None
+    item, earlier, d = close_pairs.earlier_of(lo, hi, threshold)
+    placed = earlier < lo
+    inside = np.zeros(hi - lo, dtype=bool)  # a row with a neighbour inside the block
+    inside[item[~placed] - lo] = True
+    inside[earlier[~placed] - lo] = True
+    item, earlier, d = item[placed], earlier[placed], d[placed]
+    c = cluster[earlier]
+    rep = rep_items[c] == earlier
+    return (item[rep] - lo, c[rep], d[rep]), inside
 
 
 def hash_candidates(cols, dists, n_known, words, fresh_words, threshold, k):
@@ -90,9 +138,9 @@ class SettledBlock:
     similarity : ndarray of float64, shape (B,)
         Similarity to that cluster's kept image.
     open : ndarray of bool, shape (B,)
-        Not settled here: a similarity among the checked ones is not known,
-        or no candidate accepts the item (a new cluster is the per-item
-        loop's to make).
+        Not settled here: a similarity among the checked ones is not known
+        (``unknown``), or no candidate accepts the item (a new cluster is
+        the per-item loop's to make, or see :meth:`lone_new`).
     """
 
     def __init__(
@@ -120,6 +168,7 @@ class SettledBlock:
         self.cluster = np.full(n_rows, -1, dtype=np.int64)
         self.similarity = np.full(n_rows, -np.inf)
         self.open = np.ones(n_rows, dtype=bool)
+        self.unknown = np.zeros(n_rows, dtype=bool)
         self._decide(np.arange(n_rows))
 
     def _decide(self, rows: np.ndarray) -> None:
@@ -152,7 +201,8 @@ class SettledBlock:
         self.sure[rows] = stopped
         self.cluster[rows] = cluster
         self.similarity[rows] = best
-        self.open[rows] = new | (checked & np.isnan(sims)).any(axis=1)
+        self.unknown[rows] = (checked & np.isnan(sims)).any(axis=1)
+        self.open[rows] = new | self.unknown[rows]
 
     def add(self, rows: np.ndarray, cluster: int, dists: np.ndarray) -> np.ndarray:
         """Make ``cluster`` (newer than all others) a candidate of ``rows``; decide them again.
@@ -161,13 +211,17 @@ class SettledBlock:
         nearest ``k``).
         """
         k = self.cols.shape[1]
+        if len(rows) > _FEW:
+            # Among the nearest k: fewer than k candidates, or nearer than the k-th.
+            enters = (self.cols[rows, k - 1] < 0) | (dists < self.dists[rows, k - 1])
+            # Behind the candidate that stopped the checking (ties go to the
+            # older cluster), it changes nothing: such rows keep their table
+            # (what follows the stop is never read).
+            stop = np.maximum(self.n_checked[rows] - 1, 0)
+            enters &= ~(self.sure[rows] & (self.dists[rows, stop] <= dists))
+            rows, dists = rows[enters], dists[enters]
         if len(rows) <= _FEW:
             return self._add_few(rows.tolist(), cluster, dists.tolist())
-        # Among the nearest k: fewer than k candidates, or nearer than the k-th.
-        enters = (self.cols[rows, k - 1] < 0) | (dists < self.dists[rows, k - 1])
-        rows, dists = rows[enters], dists[enters]
-        if not len(rows):
-            return rows
         # After every candidate as near or nearer: ties go to the older cluster.
         at = ((self.cols[rows] >= 0) & (self.dists[rows] <= dists[:, None])).sum(axis=1)
         j = np.arange(k)[None, :]
@@ -178,18 +232,17 @@ class SettledBlock:
             (self.sims, np.nan), (self.looked, False),
         ):  # fmt: skip
             table[rows] = np.where(here, value, table[src])
-        # Behind the candidate that stopped the checking, it changes nothing.
-        redo = rows[~self.sure[rows] | (at < self.n_checked[rows])]
-        if len(redo) > _FEW:
-            self._decide(redo)
-        elif len(redo):
-            self._decide_few(redo.tolist())
+        # Every row left checks it (none stopped before it): decided again.
+        if len(rows) > _FEW:
+            self._decide(rows)
+        else:
+            self._decide_few(rows.tolist())
         return rows
 
     def _add_few(self, rows: list[int], cluster: int, dists: list[int]) -> np.ndarray:
         """:meth:`add` one row at a time (cheaper for a few rows than numpy's steps)."""
         k = self.cols.shape[1]
-        changed, redo = [], []
+        changed = []
         for r, d in zip(rows, dists, strict=True):
             cols, near = self.cols[r], self.dists[r]
             col_list, near_list = cols.tolist(), near.tolist()
@@ -197,17 +250,107 @@ class SettledBlock:
                 continue  # not among the nearest k
             # After every candidate as near or nearer: ties go to the older cluster.
             at = sum(1 for c, e in zip(col_list, near_list, strict=True) if c >= 0 and e <= d)
+            if self.sure[r] and at >= self.n_checked[r]:
+                continue  # behind the candidate that stopped the checking (see add)
             for table, value in ((cols, cluster), (near, d), (self.sims[r], np.nan),
                                  (self.looked[r], False)):  # fmt: skip
                 table[at + 1 :] = table[at : k - 1].copy()
                 table[at] = value
             changed.append(r)
-            # Behind the candidate that stopped the checking, it changes nothing.
-            if not self.sure[r] or at < self.n_checked[r]:
-                redo.append(r)
-        if redo:
-            self._decide_few(redo)
+        if changed:
+            self._decide_few(changed)
         return np.array(changed, dtype=np.intp)
+
+    def place_all(self, hashes: np.ndarray, n_known: int, threshold: int) -> np.ndarray | None:
+        """Place every row in numpy: the rows that start a cluster, or None.
+
+        For a block without time neighbours (global mode): each row's
+        candidates are its known ones (the tables now) and the rows before it
+        within ``threshold`` that start a cluster, numbered ``n_known`` on in
+        order. Which rows start one is found as a fixed point: guess, place
+        every row with those candidates, guess again with the rows that
+        started one. A row's place depends only on the rows before it, so
+        the guesses agree with the per-item rule on a longer prefix each
+        round and a guess that gives itself back (every similarity it checks
+        known) is that rule's answer. On
+        success the tables and decisions are final (the new clusters'
+        members joined them, ids as numbered). None when a similarity
+        checked is not known or :data:`_ROUNDS` rounds were not enough: the
+        tables are then spoilt (make the block again).
+
+        ``hashes``: the block's hashes, shape (B, W). ``rep_items`` past
+        ``n_known`` holds the guess's kept items (the clusters' own order).
+        """
+        fields = ("cols", "dists", "sims", "looked", "n_checked", "sure", "cluster",
+                  "similarity", "open", "unknown")  # fmt: skip
+        base = {name: getattr(self, name).copy() for name in fields}
+        k = self.cols.shape[1]
+        n_rows = len(self.cols)
+        at = np.arange(n_rows)
+        # The kept item of each candidate (a guess's ids change meaning).
+        held = np.where(self.cols >= 0, self.rep_items[self.cols], -1)
+        base_held = held.copy()
+        # The stop of a row sure from its known candidates: a new candidate
+        # behind it changes nothing (SettledBlock.add).
+        stop = np.maximum(base["n_checked"] - 1, 0)
+        stop_d, stop_c = base["dists"][at, stop], base["cols"][at, stop]
+        new = self.cluster < 0
+        moved = np.zeros(n_rows, dtype=bool)  # rows not on their known candidates alone
+        for _ in range(_ROUNDS):
+            starts = np.flatnonzero(new)
+            ids = n_known + np.arange(len(starts))
+            self.rep_items[ids] = self.items[starts]  # the guess, numbered in order
+            width = n_known + len(starts)
+            far = (threshold + 1) * width
+            fresh = distances(hashes, hashes[starts]).astype(np.int64)
+            fresh *= width
+            fresh += ids
+            fresh[(fresh >= far) | (at[:, None] <= starts[None, :])] = far
+            first = fresh.min(axis=1, initial=far)
+            behind = base["sure"] & (first > stop_d * width + stop_c)
+            rows = np.flatnonzero((first < far) & ~behind)
+            back = np.flatnonzero(moved & ~np.isin(at, rows))
+            for name in fields:  # rows on their known candidates again
+                getattr(self, name)[back] = base[name][back]
+            held[back], moved[back] = base_held[back], False
+            if len(rows):
+                # Known candidates, then the new ones (younger): k smallest keys.
+                cols0 = base["cols"][rows]
+                known = np.where(cols0 >= 0, base["dists"][rows] * width + cols0, far)
+                keys = np.concatenate([known, fresh[rows]], axis=1)
+                cols, dists = _smallest(keys, far, width, k)
+                items = np.where(cols >= 0, self.rep_items[cols], -1)
+                kept = items == held[rows]  # the same pair there: its similarity holds
+                differs = (cols != self.cols[rows]).any(axis=1) | ~kept.all(axis=1)
+                changed, cols, dists = rows[differs], cols[differs], dists[differs]
+                kept = kept[differs]
+                self.sims[changed] = np.where(kept, self.sims[changed], np.nan)
+                self.looked[changed] &= kept
+                self.cols[changed], self.dists[changed] = cols, dists
+                held[changed] = items[differs]
+                moved[rows] = True
+                if len(changed) > _FEW:
+                    self._decide(changed)
+                elif len(changed):
+                    self._decide_few(changed.tolist())
+            again = self.cluster < 0
+            if np.array_equal(again, new):
+                # A guess may check pairs the rule never does (not known: taken
+                # as refusing); the answer's own checks must all be known.
+                return None if self.unknown.any() else starts
+            new = again
+        return None
+
+    def lone_new(self, inside: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """Rows that start a cluster whatever the block's other rows do.
+
+        Their known candidates all refuse them, no row of the block is
+        within the bound of them (``inside`` false: no cluster made in the
+        block is their candidate, theirs is no other row's), and they check
+        no time neighbour (``after`` false). Only their cluster ids depend on
+        the other rows (clusters are numbered in order).
+        """
+        return (self.cluster < 0) & ~self.unknown & ~inside & ~after
 
     def loose_after(self, after: np.ndarray, start: int, anchor: int) -> np.ndarray:
         """Rows from ``start`` on that the per-item loop must place (global mode, time neighbours).
@@ -256,12 +399,11 @@ class SettledBlock:
             self.n_checked[r], self.sure[r] = n_checked, stopped
             self.cluster[r], self.similarity[r] = best_c, best_s
             self.open[r] = best_c < 0 or unknown
+            self.unknown[r] = unknown
 
 
 def settle(
-    close_rows: np.ndarray,
-    close_cols: np.ndarray,
-    close_d: np.ndarray,
+    candidates: np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray],
     items: np.ndarray,
     rep_items: np.ndarray,
     known: Callable[[tuple[int, int], float], float],
@@ -271,14 +413,18 @@ def settle(
     min_similarity: float,
     sure: float,
     known_many: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    nearest_first: bool = False,
 ) -> SettledBlock:
     """Decide the block's items from their nearest known candidates, all at once.
 
     Parameters
     ----------
-    close_rows, close_cols, close_d : ndarray
-        Every (block row, known cluster, distance) within the bound, rows
-        ascending and clusters ascending within a row (``np.nonzero`` order).
+    candidates : ndarray, shape (B, R), or tuple of ndarray
+        The hash distances of the block to the known clusters (:func:`distances`),
+        or every ``(block row, known cluster, distance)`` within the bound,
+        rows ascending and clusters ascending within a row (``np.nonzero``
+        order; with ``nearest_first``, nearest first within a row, then
+        clusters ascending: :func:`known_from_pairs`).
     items : ndarray of int64, shape (B,)
         The block's items.
     rep_items : ndarray of int64
@@ -295,25 +441,18 @@ def settle(
         Hash candidates per item.
     min_similarity, sure : float
         Smallest similarity of a duplicate; similarity that stops checking.
+    nearest_first : bool, optional
+        See ``candidates``.
 
     Returns
     -------
     SettledBlock
     """
-    n_rows = len(items)
     k = max(int(k), 1)
-    # Nearest first, ties to the older cluster: a stable sort by (row, distance)
-    # keeps the clusters ascending within each distance.
-    key = close_rows.astype(np.int64) * (int(threshold) + 1) + close_d
-    by = np.argsort(key, kind="stable")
-    rows, cols_flat, d_flat = close_rows[by], close_cols[by], close_d[by]
-    rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(n_rows))[rows]
-    top = rank < k
-    rows, cols_flat, d_flat, rank = rows[top], cols_flat[top], d_flat[top], rank[top]
-    cols = np.full((n_rows, k), -1, dtype=np.int64)
-    dists = np.zeros((n_rows, k), dtype=np.int64)
-    cols[rows, rank] = cols_flat
-    dists[rows, rank] = d_flat
+    if isinstance(candidates, np.ndarray):
+        cols, dists = _nearest_of_matrix(candidates, int(threshold), k)
+    else:
+        cols, dists = _nearest_of_pairs(*candidates, len(items), int(threshold), k, nearest_first)
     return SettledBlock(
         cols,
         dists,
@@ -324,3 +463,59 @@ def settle(
         sure=sure,
         known_many=known_many,
     )
+
+
+def _nearest_of_pairs(close_rows, close_cols, close_d, n_rows, threshold, k, nearest_first):
+    """The ``k`` nearest clusters of each row (``-1`` past the last) and their distances."""
+    if not nearest_first:
+        # Nearest first, ties to the older cluster: a stable sort by (row,
+        # distance) keeps the clusters ascending within each distance.
+        key = close_rows.astype(np.int64) * (threshold + 1) + close_d
+        by = np.argsort(key, kind="stable")
+        close_rows, close_cols, close_d = close_rows[by], close_cols[by], close_d[by]
+    rows = close_rows
+    rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(n_rows))[rows]
+    top = rank < k
+    rows, rank = rows[top], rank[top]
+    cols = np.full((n_rows, k), -1, dtype=np.int64)
+    dists = np.zeros((n_rows, k), dtype=np.int64)
+    cols[rows, rank] = close_cols[top]
+    dists[rows, rank] = close_d[top]
+    return cols, dists
+
+
+def _nearest_of_matrix(d: np.ndarray, threshold: int, k: int):
+    """:func:`_nearest_of_pairs` from the distance matrix: ``k`` smallest (distance, cluster)."""
+    n_cols = d.shape[1]
+    # One key per (row, cluster), ordered as the candidates are; a few minimum
+    # passes cost less than sorting every pair within the bound.
+    far = (threshold + 1) * n_cols  # the key of every distance past the bound
+    key = d.astype(np.int64)
+    key *= n_cols
+    key += np.arange(n_cols)
+    np.minimum(key, far, out=key)
+    return _smallest(key, far, n_cols, k)
+
+
+def _smallest(key: np.ndarray, far: int, width: int, k: int):
+    """Per row, the ``k`` smallest keys below ``far`` as (cluster, distance) tables.
+
+    A key is ``distance * width + cluster``, unique within its row; ``-1``
+    past the last.
+    """
+    n_rows = len(key)
+    cols = np.full((n_rows, k), -1, dtype=np.int64)
+    dists = np.zeros((n_rows, k), dtype=np.int64)
+    rows = np.arange(n_rows)
+    for j in range(k if key.size else 0):
+        best = key.min(axis=1)
+        found = best < far
+        if not found.all():  # no candidate left there: done with those rows
+            rows, key, best = rows[found], key[found], best[found]
+            if not len(rows):
+                break
+        cols[rows, j] = best % width
+        dists[rows, j] = best // width
+        if j + 1 < k:
+            key[key == best[:, None]] = far
+    return cols, dists

@@ -521,7 +521,7 @@ def cluster_hashes(
 
     order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
     n_refs = int(reference_mask.sum())
-    if close_pairs is not None and close_pairs.serves(mode, n_refs, n, threshold):
+    if close_pairs is not None and close_pairs.serves(mode, n_refs, hashes, threshold):
         from napari_video_extract.core.close_pairs import global_clusters
 
         cluster, rep_items = global_clusters(close_pairs, threshold)

@@ -37,6 +37,7 @@ Module-level API
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,7 +45,12 @@ from typing import Any
 
 import numpy as np
 
-from napari_video_extract.core.block_candidates import distances, hash_candidates, settle
+from napari_video_extract.core.block_candidates import (
+    distances,
+    hash_candidates,
+    known_from_pairs,
+    settle,
+)
 from napari_video_extract.core.checked_pairs import CheckedPairs, PairRecorder
 from napari_video_extract.core.clustering import (
     ClusterResult,
@@ -238,7 +244,7 @@ def cluster_verified(
     # A representative with no later item within the bound is no later item's
     # candidate (close pairs: the nearest later item of each).
     alone = None
-    if close_pairs is not None and close_pairs.serves(mode, n_refs, n, threshold):
+    if close_pairs is not None and close_pairs.serves(mode, n_refs, hashes, threshold):
         alone = close_pairs.nearest_later > threshold
     # With a pair memo, numpy settles the items whose known candidates decide
     # them (block_candidates.settle); the loop below places only the others.
@@ -251,6 +257,17 @@ def cluster_verified(
         seq = sequence[rest]
         continues = np.zeros(len(rest), dtype=bool)
         continues[1:] = (seq[1:] >= 0) & (seq[1:] == seq[:-1])
+
+    def make_lone(block, rows: list[int], made: int, before: int) -> int:
+        """Number, in order, the lone new clusters ``rows[made:]`` before row ``before``."""
+        upto = bisect.bisect_left(rows, before, made)
+        if upto > made:
+            new_items = block[rows[made:upto]]
+            ids = np.arange(len(rep_items), len(rep_items) + len(new_items))
+            rep_words[ids], rep_array[ids], cluster[new_items] = hashes[new_items], new_items, ids
+            rep_items.extend(new_items.tolist())
+        return upto
+
     previous = -1  # previous non-reference item in order
     current = -1  # sequential mode: cluster of the last kept image
     # One thread makes the next block's search sides (batched FFTs and
@@ -268,19 +285,37 @@ def cluster_verified(
                 if b + 1 < len(blocks):
                     ahead = pool.submit(verifier.searched, blocks[b + 1].tolist())
             n_known = n_ref_clusters if mode == "sequential" else len(rep_items)
-            known_d = distances(hashes[block], rep_words[:n_known])
             # The known representatives within the bound, for the whole block at once.
-            close_rows, close_cols = np.nonzero(known_d <= threshold)
-            bounds = np.searchsorted(close_rows, np.arange(len(block) + 1)).tolist()
-            close_d = known_d[close_rows, close_cols]
+            lone = inside = None  # rows starting a cluster, made in bulk (settled.lone_new)
+            if alone is not None and known is not None:  # from the close pairs
+                candidates, inside = known_from_pairs(
+                    close_pairs, start, start + len(block), threshold, cluster, rep_array,
+                    rep_words[:n_known], hashes[block],
+                )  # fmt: skip
+            else:
+                candidates = distances(hashes[block], rep_words[:n_known])
+            if known is None:
+                close_rows, close_cols = np.nonzero(candidates <= threshold)
+                close_d = candidates[close_rows, close_cols]
+                bounds = np.searchsorted(close_rows, np.arange(len(block) + 1)).tolist()
             items = block.tolist()
             settled = None
             if known is not None:
                 settled = settle(
-                    close_rows, close_cols, close_d, block, rep_array, known,
-                    threshold=threshold, k=max_candidates,
-                    min_similarity=min_similarity, sure=sure, known_many=pairs.lookup,
+                    candidates, block, rep_array, known,
+                    threshold=threshold, k=max_candidates, min_similarity=min_similarity,
+                    sure=sure, known_many=pairs.lookup, nearest_first=alone is not None,
                 )  # fmt: skip
+                # No time neighbours: the whole block in numpy, if it settles.
+                placed = None
+                if mode == "global" and continues is None:
+                    placed = settled.place_all(hashes[block], n_known, threshold)
+                    if placed is None:  # spoilt: made again for the loop
+                        settled = settle(
+                            candidates, block, rep_array, known,
+                            threshold=threshold, k=max_candidates, min_similarity=min_similarity,
+                            sure=sure, known_many=pairs.lookup, nearest_first=alone is not None,
+                        )  # fmt: skip
                 # A candidate after the nearest (the time neighbour's or the
                 # last kept image's cluster) is checked unless one was sure.
                 after = np.zeros(len(items), dtype=bool)
@@ -291,6 +326,15 @@ def cluster_verified(
                 loose = settled.open | (after & ~settled.sure)
                 if continues is not None:
                     loose = settled.loose_after(after, 0, int(cluster[previous]))
+                if placed is not None:
+                    lone = np.zeros(len(items), dtype=bool)
+                    lone[placed] = True
+                    loose[:] = False
+                    lone_rows, made = placed.tolist(), 0
+                elif inside is not None and mode == "global":
+                    lone = settled.lone_new(inside, after)
+                    loose &= ~lone
+                    lone_rows, made = np.flatnonzero(lone).tolist(), 0
                 cluster[block] = settled.cluster  # the previous item's, for the loop
             first_row = len(rec.rows)
             row_positions: list[int] = []
@@ -306,6 +350,8 @@ def cluster_verified(
                     p += 1 + int(loose[p + 1 :].argmax())
                     if not loose[p]:
                         break
+                if lone is not None:  # the lone new clusters before this row, in order
+                    made = make_lone(block, lone_rows, made, p)
                 item = items[p]
                 previous = items[p - 1] if p else previous
                 if settled is None:
@@ -367,6 +413,10 @@ def cluster_verified(
                 row_positions += [p] * (len(rec.rows) - n_rows)
                 if continues is not None and settled is not None and p + 1 < len(items):
                     loose[p + 1 :] = settled.loose_after(after, p + 1, best_c)
+                    if lone is not None:
+                        loose[p + 1 :] &= ~lone[p + 1 :]
+            if lone is not None:
+                make_lone(block, lone_rows, made, len(items))
             if settled is not None:
                 rows, cols = np.nonzero(
                     ~loose[:, None]
@@ -378,8 +428,8 @@ def cluster_verified(
                 ).astype(np.float64)
                 bulk = np.column_stack([bulk, settled.sims[rows, cols]])
                 rec.add_block(first_row, row_positions, bulk, rows)
-                done = block[~loose]
-                joined[done] = settled.similarity[~loose]
+                done = ~loose if lone is None else ~loose & ~lone
+                joined[block[done]] = settled.similarity[done]
             if len(items):
                 previous = items[-1]
             if b % 8 == 7:

@@ -312,35 +312,23 @@ class Review:
             # A re-clustering (pairs verified already, most looked up) uses the
             # close pairs (cluster_verified); the first one's time is the
             # verification's.
-            close = self.close_pairs() if settings.mode == "global" and len(self._pairs) else None
+            again = settings.mode == "global" and len(self._pairs)
+            close = self.close_pairs(cancel=cancel) if again else None
             result: ClusterResult = cluster_verified(
-                self.hashes,
-                thumbnails,
-                threshold=int(settings.threshold),
-                min_similarity=settings.min_similarity,
-                changes=settings.changes,
-                mode=settings.mode,
-                keep=keep,
-                quality=quality,
-                sequence=self.sequence,
-                pairs=self._pairs,
-                close_pairs=close,
-                progress=_raise_if_set(cancel, progress),
-            )
+                self.hashes, thumbnails, threshold=int(settings.threshold),
+                min_similarity=settings.min_similarity, changes=settings.changes,
+                mode=settings.mode, keep=keep, quality=quality, sequence=self.sequence,
+                pairs=self._pairs, close_pairs=close, progress=_raise_if_set(cancel, progress),
+            )  # fmt: skip
         else:
             # Re-clusterings (not the first, which the histogram's pass follows)
             # filter the close pairs.
-            again = self._clusterings or self._close is not None
-            close = self.close_pairs() if settings.mode == "global" and again else None
+            again = settings.mode == "global" and (self._clusterings or self._close is not None)
+            close = self.close_pairs(cancel=cancel) if again else None
             result = cluster_hashes(
-                self.hashes,
-                threshold=int(settings.threshold),
-                mode=settings.mode,
-                keep=keep,
-                quality=quality,
-                n_bits=settings.n_bits,
-                close_pairs=close,
-            )
+                self.hashes, threshold=int(settings.threshold), mode=settings.mode, keep=keep,
+                quality=quality, n_bits=settings.n_bits, close_pairs=close,
+            )  # fmt: skip
         self._clusterings[key] = result
         return result
 
@@ -509,25 +497,30 @@ class Review:
         word = "KEPT" if self.kept[index] else f"DUPLICATE d={int(self.distance[index])}"
         return f"{what}{' ' + t if t else ''} c{int(self.cluster[index])} {word}"
 
-    def close_pairs(self) -> Any:
+    def close_pairs(self, *, cancel: threading.Event | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> Any:  # fmt: skip
         """The pairs of items within a bound, found once (:class:`.close_pairs.ClosePairs`).
 
-        One pass over every pair (about 0.3 s at 10,000 stills); thread-safe.
+        One pass over every pair (0.3 s at 10,000 stills, 8-11 s at 100,000),
+        reported to ``progress`` (items compared, in all) and stopped by
+        ``cancel`` (raises :class:`Cancelled`; nothing is kept); thread-safe.
         """
         with self._close_lock:
             if self._close is None:
                 from napari_video_extract.core.close_pairs import ClosePairs
 
-                self._close = ClosePairs(self.hashes, n_bits=self.settings.n_bits)
+                self._close = ClosePairs(self.hashes, n_bits=self.settings.n_bits,
+                                         progress=_raise_if_set(cancel, progress))  # fmt: skip
             return self._close
 
-    def nearest_distances(self) -> np.ndarray:
-        """Hamming distance of every item to its nearest other item (computed once).
+    def nearest_distances(self, **kwargs: Any) -> np.ndarray:
+        """Distance in bits of every item to its nearest other item (computed once).
 
         The threshold histogram: an item becomes a duplicate candidate once
-        the threshold reaches its value.
+        the threshold reaches its value. ``cancel``, ``progress``: see
+        :meth:`close_pairs`.
         """
-        return self.close_pairs().nearest
+        return self.close_pairs(**kwargs).nearest
 
     def histogram(self) -> np.ndarray:
         """Counts of :meth:`nearest_distances` per bit value, ``0..n_bits``."""
