@@ -36,7 +36,7 @@ In one run (inputs built once into ``benchmarks/_work/``, git-ignored):
    progress bar) through a reader plugin registered in the run that reads
    nothing; the reader's own cost is its CPU time over the second control's.
    The children read our package and this script from compiled bytecode, as
-   an install leaves them (see :func:`compiled_env`).
+   an install leaves them (see :func:`compile_ours`).
 
 Targets (issue 9): napari process < 1 GB resident; widget wall time within
 1.2x the CLI; re-clustering < 100 ms; opening 2,000 stills < 1 s.
@@ -350,24 +350,23 @@ def open_child(folder: Path, control: str, second: bool) -> None:
     viewer.close()
 
 
-def compiled_env() -> dict[str, str]:
-    """The children's environment: our package and this script read from compiled bytecode.
+def compile_ours() -> None:
+    """Compile our package and this script, so that the children read them from bytecode.
 
     An installed package is compiled when it is installed (napari's and
     Pillow's bytecode sits in site-packages), but a source checkout run with
     ``PYTHONDONTWRITEBYTECODE`` (as here) recompiles our modules, and the
     open-path control recompiles this script (its reader's module), inside
-    every timed open: ~15 ms of CPU that no user pays. Compiling both once
-    into a cache of ``benchmarks/_work`` (``PYTHONPYCACHEPREFIX``; the source
-    tree stays clean) puts ours and the controls where an install leaves them.
+    every timed open: ~15 ms of CPU that no user pays. ``compileall`` writes
+    the bytecode next to the sources (``__pycache__``, git-ignored), where an
+    install would; a ``PYTHONPYCACHEPREFIX`` would not do: it hides every
+    other package's bytecode too (napari and Pillow were then recompiled).
     """
     import napari_video_extract
 
-    env = dict(os.environ, PYTHONPYCACHEPREFIX=str(WORK / "pycache"))
     package = Path(napari_video_extract.__file__).parent
     cmd = [sys.executable, "-m", "compileall", "-q", str(package), __file__]
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-    return env
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
 def open_folder(folder: Path, runs: int) -> dict:
@@ -377,14 +376,14 @@ def open_folder(folder: Path, runs: int) -> dict:
     controls = ("add_image", "open_path")
     kinds = [f"{what}_{when}" for when in ("first", "second") for what in ("reader", *controls)]
     found: dict[str, list[dict]] = {kind: [] for kind in kinds}
-    env = compiled_env()
+    compile_ours()
     for _ in range(runs):
         for kind in kinds:
             what, when = kind.rsplit("_", 1)
             cmd = [sys.executable, __file__, "--open-child", str(folder)]
             cmd += [] if what == "reader" else ["--control", what]
             cmd += ["--second"] if when == "second" else []
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
             found[kind].append(json.loads(proc.stdout.strip().splitlines()[-1]))
     med = lambda kind, key: round(statistics.median(r[key] for r in found[kind]), 3)  # noqa: E731
     out: dict = {"open_stills": found["reader_first"][0]["shape"][0], "runs": runs}
