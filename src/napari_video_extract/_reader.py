@@ -268,7 +268,8 @@ def read_stills(
     if stack is None:
         stack = open_stills(path)
     folder = path.parent if path.is_file() else path
-    frames = [i.frame for i in stack.infos]
+    columns = stack.features()
+    frames = columns["frame"]
     translate, scale, exact = frame_axis_placement(frames)
     data: StillStack | FrameAxisStills = stack
     if not exact and len(frames) > 1 and None not in frames and np.all(np.diff(frames) > 0):
@@ -286,7 +287,7 @@ def read_stills(
     stack.prefetch(sorted(shown))
     # Not a pandas DataFrame: importing pandas alone took most of the time
     # budget for opening a folder (see core/still_features.py).
-    features = StillFeatures(**stack.features())
+    features = StillFeatures(**columns)
     add_kwargs = {
         "name": name or folder.name,
         "rgb": True,

@@ -40,6 +40,28 @@ def test_scan_orders_by_frames_csv_then_name_and_counts_what_it_leaves_out(
     assert ordered_images(tmp_path) == (scan.images, scan.times)
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        [f"still_{k:05d}.jpg" for k in (10, 2, 1, 999, 100)],  # one digit mask: plain order
+        ["IMG_0002.jpg", "img_0001.jpg", "img_0003.JPG"],  # case differs: natural order
+        ["s_2000.jpg", "s_\u0661000.jpg", "s_0001.jpg"],  # a non-ASCII digit run (1000)
+        ["a_01_10.png", "a_01_09.png", "a_02_01.png", "a_1_1.png"],  # masks differ
+        ["x9.png", "x10.png", "x08.png"],
+    ],
+)
+@pytest.mark.parametrize("listed", [False, True])
+def test_scan_order_is_the_natural_order(tmp_path: Path, names: list[str], listed: bool) -> None:
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    if listed:  # a frames.csv listing two of them, at the same time (ties: the names)
+        rows = "".join(f"{name},v.mp4,1.0,30\n" for name in names[-2:])
+        (tmp_path / "frames.csv").write_text("file,video,time,frame\n" + rows)
+    unlisted = sorted(names[:-2] if listed else names, key=natural_key)
+    expected = (sorted(names[-2:], key=natural_key) if listed else []) + unlisted
+    assert scan_folder(tmp_path).names == expected
+
+
 def test_listing_imports_only_the_standard_library(tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes(b"x")
     code = (

@@ -149,11 +149,13 @@ class StillStack(LazyStack):
         # more than listing the folder; :attr:`files` makes Paths when asked.
         self._files = list(files)
         self._paths: list[Path] | None = None
-        if infos is None:
-            infos = [StillInfo(file=os.fspath(f)) for f in self._files]
-        if len(infos) != len(self._files):
-            raise ValueError(f"{len(infos)} infos for {len(self._files)} files")
-        self.infos: tuple[StillInfo, ...] = tuple(infos)
+        # Without infos, none are built until asked for: 2,000 StillInfos
+        # that say only the file cost more than the rest of opening the stack.
+        self._infos: tuple[StillInfo, ...] | None = None
+        if infos is not None:
+            if len(infos) != len(self._files):
+                raise ValueError(f"{len(infos)} infos for {len(self._files)} files")
+            self._infos = tuple(infos)
         if size is None:
             size = next(
                 (s for s in map(_header_size, self._files[:_HEADER_TRIES]) if s is not None),
@@ -183,13 +185,24 @@ class StillStack(LazyStack):
             self._paths = [f if isinstance(f, Path) else Path(f) for f in self._files]
         return list(self._paths)
 
+    @property
+    def infos(self) -> tuple[StillInfo, ...]:
+        """What is known of each still, in stack order (one :class:`StillInfo` per file)."""
+        if self._infos is None:
+            self._infos = tuple(StillInfo(file=os.fspath(f)) for f in self._files)
+        return self._infos
+
     def features(self) -> dict[str, list]:
         """Per-still columns ``time``, ``frame``, ``file``, ``video`` (``None`` if unknown)."""
+        if self._infos is None:  # only the files are known: no StillInfo needed
+            n = len(self._files)
+            files = [os.fspath(f) for f in self._files]
+            return {"time": [None] * n, "frame": [None] * n, "file": files, "video": [""] * n}
         return {
-            "time": [i.time for i in self.infos],
-            "frame": [i.frame for i in self.infos],
-            "file": [i.file for i in self.infos],
-            "video": [i.video for i in self.infos],
+            "time": [i.time for i in self._infos],
+            "frame": [i.frame for i in self._infos],
+            "file": [i.file for i in self._infos],
+            "video": [i.video for i in self._infos],
         }
 
     @property
@@ -364,6 +377,8 @@ def open_stills(
     pairs = zip(scan.names, scan.image_strings(), strict=True)
     if only_listed:
         pairs = ((name, image) for name, image in pairs if name in records)
+    if not records:  # nothing but the files is known: the stack's infos say that
+        return StillStack([image for _, image in pairs], cache_bytes=cache_bytes)
     images, infos = [], []
     for name, image in pairs:
         images.append(image)
