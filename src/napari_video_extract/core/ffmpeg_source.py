@@ -8,8 +8,12 @@ per-frame statistics, on a pipe of their own (never its log, where the
 file's metadata is printed too), give the timestamp of each frame that does,
 and we check it: a frame is never taken for another.
 
-It decodes every frame from the keyframe on (the CLI cannot change what the
-decoder skips between packets); it is the fallback for videos PyAV cannot
+A keyframe is sought only once PyAV has checked that it decodes as one
+(:mod:`.seek_points`: ffmpeg cannot show the decoder's flags, and a forged
+keyframe would give wrong frames without an error); a refused one is
+replaced by the one before, or by the start of the file, as in the PyAV
+source. It decodes every frame from the keyframe on (the CLI cannot change
+what the decoder skips between packets); it is the fallback for videos PyAV cannot
 decode with the same pixels (:func:`~napari_video_extract.core.pyav_source.pyav_is_exact`)
 and the cross-check of the PyAV source in tests.
 """
@@ -40,6 +44,7 @@ from napari_video_extract.core.ffmpeg import (
 )
 from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.probe import VideoInfo
+from napari_video_extract.core.seek_points import trusted_seek_start
 
 __all__ = ["FrameStream"]
 
@@ -48,7 +53,7 @@ _MAX_INLINE_FILTER = 4000
 
 
 def _select_expression(info: VideoInfo, targets: tuple[int, ...] | None, open_from: int) -> str:
-    """A ``select`` expression true exactly for the wanted frames.
+    """A ``select`` expression true exactly for the wanted frames and the first one.
 
     The wanted frames' time windows are sorted and disjoint, so the test is a
     balanced binary search of nested ``if(lt(t, split), left, right)``: each
@@ -57,17 +62,20 @@ def _select_expression(info: VideoInfo, targets: tuple[int, ...] | None, open_fr
     """
     if targets is None:
         lo, _ = info.frame_window(open_from)
-        return f"gte(t\\,{lo:.9f})"
-    windows = [info.frame_window(i) for i in sorted(targets)]
+        wanted = f"gte(t\\,{lo:.9f})"
+    else:
+        windows = [info.frame_window(i) for i in sorted(targets)]
 
-    def search(lo: int, hi: int) -> str:
-        if hi - lo == 1:
-            a, b = windows[lo]
-            return f"between(t\\,{a:.9f}\\,{b:.9f})"
-        mid = (lo + hi) // 2
-        return f"if(lt(t\\,{windows[mid][0]:.9f})\\,{search(lo, mid)}\\,{search(mid, hi)})"
+        def search(lo: int, hi: int) -> str:
+            if hi - lo == 1:
+                a, b = windows[lo]
+                return f"between(t\\,{a:.9f}\\,{b:.9f})"
+            mid = (lo + hi) // 2
+            return f"if(lt(t\\,{windows[mid][0]:.9f})\\,{search(lo, mid)}\\,{search(mid, hi)})"
 
-    return search(0, len(windows))
+        wanted = search(0, len(windows))
+    # The decoder's first frame always passes: it shows where decoding began.
+    return f"if(eq(n\\,0)\\,1\\,{wanted})"
 
 
 #: fftools moves an input seek back by 3/23 s when the stream has B-frames
@@ -86,7 +94,8 @@ def _fast_seek_position(info: VideoInfo, start: int) -> float:
     pts = info.frame_pts
     later = info.keyframes[info.keyframes > start]
     end = pts[later[0]] if len(later) else info.first_pts + info.duration
-    margin = min(_FFMPEG_SEEK_BACKOFF + 0.005, (end - pts[start]) / 2)
+    # Short of half-way: a seek to the midpoint may round to the next frame (AVI slots).
+    margin = min(_FFMPEG_SEEK_BACKOFF + 0.005, (end - pts[start]) * 0.45)
     return float(pts[start] + margin - info.container_start)
 
 
@@ -99,7 +108,8 @@ class FrameStream:
         The probed video.
     start : int
         Index of the frame to start decoding at (usually a keyframe; decoding
-        really starts at the keyframe before it).
+        really starts at the keyframe before it, or earlier if that keyframe
+        does not decode as one: see :func:`.seek_points.trusted_seek_start`).
     targets : tuple of int, optional
         Frames to emit; ``None`` emits every frame from ``first`` on.
     first : int, optional
@@ -139,7 +149,9 @@ class FrameStream:
             frame_source.STALL_TIMEOUT_SECONDS if stall_timeout is None else stall_timeout
         )
         self.targets = targets
+        self._target_set = frozenset(targets or ())
         self.first = start if first is None else first
+        self._first_seen = True  # the next frame is the decoder's first
         self._frame_bytes = info.width * info.height * 3
         pts = info.frame_pts
         # Boundaries between frames, for mapping a decoded timestamp to its index.
@@ -153,16 +165,27 @@ class FrameStream:
         if seek is True:
             seek = "fast" if info.seeks_by_index else "exact"
         if seek and start > 0:
+            # ffmpeg cannot tell us that the keyframe it seeks to decodes as
+            # one: PyAV checks it first, and a refused one is replaced as the
+            # PyAV source replaces it (see seek_points).
+            trusted = trusted_seek_start(info, start, timeout=self._stall_timeout)
+            if trusted != info.keyframe_before(start):
+                start = trusted
+        #: The keyframe decoding must start at or before (None: no seek).
+        self._landing_limit: int | None = None
+        if seek and start > 0:
             if seek == "fast":
-                # Land exactly on keyframe ``start`` and let our select filter
-                # drop what precedes ``first`` (no accurate-seek trim).
+                # Land exactly on keyframe ``start``.
                 seek_to = _fast_seek_position(info, start)
-                args += ["-noaccurate_seek"]
             else:
-                # Just before the frame; ffmpeg decodes from the keyframe before
-                # and drops earlier frames itself.
+                # Just before the frame: ffmpeg decodes from the keyframe before.
                 lo, _ = info.frame_window(start)
                 seek_to = lo - info.container_start
+            # No accurate-seek trim: our select filter drops what precedes
+            # ``first``, and lets the decoder's first frame through.
+            args += ["-noaccurate_seek"]
+            if info.seeks_by_index:  # elsewhere a seek may land late on a real keyframe
+                self._landing_limit = info.keyframe_before(start)
         if threads:
             args += ["-threads", str(int(threads))]  # decoder threads (input option)
         args += input_args(info.path, seek=seek_to)
@@ -178,7 +201,7 @@ class FrameStream:
         args += ["-fps_mode", "passthrough", *frame_stats_args(stats_write)]
         args += ["-f", "rawvideo", "-pix_fmt", "rgb24"]
         if targets is not None:
-            args += ["-frames:v", str(len(targets))]
+            args += ["-frames:v", str(len(targets) + 1)]  # and the first frame
         args += ["pipe:1"]
         try:
             self._proc = subprocess.Popen(
@@ -274,23 +297,52 @@ class FrameStream:
         return self
 
     def __next__(self) -> DecodedFrame:
-        if self._closed:
-            raise StopIteration
-        assert self._proc.stdout is not None
-        buf = self._read_exact(self._frame_bytes)
-        if buf is None:
+        while True:
+            if self._closed:
+                raise StopIteration
+            assert self._proc.stdout is not None
+            buf = self._read_exact(self._frame_bytes)
+            if buf is None:
+                self.close()
+                raise StopIteration
+            try:
+                pts = self._pts.get(timeout=self._stall_timeout)
+            except queue.Empty:
+                pts = None
+            if pts is None:
+                self.close()
+                raise DecodeError(self.info.path, "decoder output and timestamps out of step")
+            index = self.index_of(pts)
+            if self._first_seen:
+                self._first_seen = False
+                self._check_landing(index)
+                if not self._wanted(index):
+                    continue  # let through only to show where decoding began
+            image = np.frombuffer(buf, dtype=np.uint8).reshape(
+                self.info.height, self.info.width, 3
+            )
+            return DecodedFrame(index=index, time=float(self.info.frame_times[index]), image=image)
+
+    def _wanted(self, index: int) -> bool:
+        if self.targets is None:
+            return index >= self.first
+        return index in self._target_set
+
+    def _check_landing(self, index: int) -> None:
+        """Refuse a run whose decoder began after the keyframe it was sent to.
+
+        Its frames from there on lack their references: wrong without an
+        error. In a file seeked by its index, a seek lands late where the
+        demuxer's index is not the file's (an AVI cut before its ``idx1``:
+        ffmpeg indexes every chunk it has read as a keyframe); the caller's
+        next try starts earlier.
+        """
+        limit = self._landing_limit
+        if limit is not None and index > limit:
             self.close()
-            raise StopIteration
-        try:
-            pts = self._pts.get(timeout=self._stall_timeout)
-        except queue.Empty:
-            pts = None
-        if pts is None:
-            self.close()
-            raise DecodeError(self.info.path, "decoder output and timestamps out of step")
-        index = self.index_of(pts)
-        image = np.frombuffer(buf, dtype=np.uint8).reshape(self.info.height, self.info.width, 3)
-        return DecodedFrame(index=index, time=float(self.info.frame_times[index]), image=image)
+            raise DecodeError(
+                self.info.path, f"the seek to keyframe {limit} began decoding at frame {index}"
+            )
 
     def _read_exact(self, n: int) -> bytes | None:
         assert self._proc.stdout is not None
