@@ -53,7 +53,7 @@ _MAX_INLINE_FILTER = 4000
 
 
 def _select_expression(info: VideoInfo, targets: tuple[int, ...] | None, open_from: int) -> str:
-    """A ``select`` expression true exactly for the wanted frames and the first one.
+    """A ``select`` expression true exactly for the wanted frames.
 
     The wanted frames' time windows are sorted and disjoint, so the test is a
     balanced binary search of nested ``if(lt(t, split), left, right)``: each
@@ -74,8 +74,7 @@ def _select_expression(info: VideoInfo, targets: tuple[int, ...] | None, open_fr
             return f"if(lt(t\\,{windows[mid][0]:.9f})\\,{search(lo, mid)}\\,{search(mid, hi)})"
 
         wanted = search(0, len(windows))
-    # The decoder's first frame always passes: it shows where decoding began.
-    return f"if(eq(n\\,0)\\,1\\,{wanted})"
+    return wanted
 
 
 #: fftools moves an input seek back by 3/23 s when the stream has B-frames
@@ -149,9 +148,8 @@ class FrameStream:
             frame_source.STALL_TIMEOUT_SECONDS if stall_timeout is None else stall_timeout
         )
         self.targets = targets
-        self._target_set = frozenset(targets or ())
         self.first = start if first is None else first
-        self._first_seen = True  # the next frame is the decoder's first
+        self._first_seen = True  # the next frame is the first given out
         self._frame_bytes = info.width * info.height * 3
         pts = info.frame_pts
         # Boundaries between frames, for mapping a decoded timestamp to its index.
@@ -182,7 +180,8 @@ class FrameStream:
                 lo, _ = info.frame_window(start)
                 seek_to = lo - info.container_start
             # No accurate-seek trim: our select filter drops what precedes
-            # ``first``, and lets the decoder's first frame through.
+            # ``first``, and ffmpeg's count of decoded frames then tells
+            # where decoding began.
             args += ["-noaccurate_seek"]
             if info.seeks_by_index:  # elsewhere a seek may land late on a real keyframe
                 self._landing_limit = info.keyframe_before(start)
@@ -201,7 +200,7 @@ class FrameStream:
         args += ["-fps_mode", "passthrough", *frame_stats_args(stats_write)]
         args += ["-f", "rawvideo", "-pix_fmt", "rgb24"]
         if targets is not None:
-            args += ["-frames:v", str(len(targets) + 1)]  # and the first frame
+            args += ["-frames:v", str(len(targets))]
         args += ["pipe:1"]
         try:
             self._proc = subprocess.Popen(
@@ -217,7 +216,8 @@ class FrameStream:
         finally:
             os.close(stats_write)
         self._stats_pipe = os.fdopen(stats_read, "rb")
-        self._pts: queue.Queue[float | None] = queue.Queue()
+        #: (timestamp, frames the decoder gave before it) of each frame sent.
+        self._pts: queue.Queue[tuple[float, int] | None] = queue.Queue()
         #: Frames the decoder produced, as ffmpeg counts them (see :attr:`frames_decoded`).
         self._decoded = 0
         self._stderr_tail: list[bytes] = []
@@ -271,7 +271,7 @@ class FrameStream:
                 if stats is None or stats.pts is None:
                     break  # unreadable: the frames can no longer be identified
                 self._decoded = max(self._decoded, stats.decoded + 1)
-                self._pts.put(stats.pts)
+                self._pts.put((stats.pts, stats.decoded))
         self._pts.put(None)
 
     @property
@@ -297,39 +297,31 @@ class FrameStream:
         return self
 
     def __next__(self) -> DecodedFrame:
-        while True:
-            if self._closed:
-                raise StopIteration
-            assert self._proc.stdout is not None
-            buf = self._read_exact(self._frame_bytes)
-            if buf is None:
-                self.close()
-                raise StopIteration
-            try:
-                pts = self._pts.get(timeout=self._stall_timeout)
-            except queue.Empty:
-                pts = None
-            if pts is None:
-                self.close()
-                raise DecodeError(self.info.path, "decoder output and timestamps out of step")
-            index = self.index_of(pts)
-            if self._first_seen:
-                self._first_seen = False
-                self._check_landing(index)
-                if not self._wanted(index):
-                    continue  # let through only to show where decoding began
-            image = np.frombuffer(buf, dtype=np.uint8).reshape(
-                self.info.height, self.info.width, 3
-            )
-            return DecodedFrame(index=index, time=float(self.info.frame_times[index]), image=image)
-
-    def _wanted(self, index: int) -> bool:
-        if self.targets is None:
-            return index >= self.first
-        return index in self._target_set
+        if self._closed:
+            raise StopIteration
+        assert self._proc.stdout is not None
+        buf = self._read_exact(self._frame_bytes)
+        if buf is None:
+            self.close()
+            raise StopIteration
+        try:
+            stats = self._pts.get(timeout=self._stall_timeout)
+        except queue.Empty:
+            stats = None
+        if stats is None:
+            self.close()
+            raise DecodeError(self.info.path, "decoder output and timestamps out of step")
+        pts, decoded_before = stats
+        index = self.index_of(pts)
+        if self._first_seen:
+            self._first_seen = False
+            if decoded_before >= 0:  # -1: ffmpeg does not know
+                self._check_landing(index - decoded_before)
+        image = np.frombuffer(buf, dtype=np.uint8).reshape(self.info.height, self.info.width, 3)
+        return DecodedFrame(index=index, time=float(self.info.frame_times[index]), image=image)
 
     def _check_landing(self, index: int) -> None:
-        """Refuse a run whose decoder began after the keyframe it was sent to.
+        """Refuse a run whose decoder began (at frame ``index``) after its keyframe.
 
         Its frames from there on lack their references: wrong without an
         error. In a file seeked by its index, a seek lands late where the
