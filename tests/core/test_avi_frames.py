@@ -24,6 +24,7 @@ import pytest
 import synthetic
 from napari_video_extract.core.aviindex import avi_frame_ticks, read_avi_frame_table
 from napari_video_extract.core.decode import decode_frames
+from napari_video_extract.core.errors import DecodeError
 from napari_video_extract.core.extract import Interval, extract_video
 from napari_video_extract.core.ffmpeg import ffmpeg_exe
 from napari_video_extract.core.probe import probe
@@ -235,3 +236,59 @@ def test_avi_frame_ticks_follow_the_decoder_delay():
     np.testing.assert_array_equal(avi_frame_ticks(slots[:-1], 25), [25, 26, 27, 28, 29])
     late = np.array([0, 1, 2, 3, 7], dtype=np.int64)
     np.testing.assert_array_equal(avi_frame_ticks(late, 2), [2, 3, 7, 11, 15])
+
+
+def _cut_in(path: Path, source: Path, packet: int, *, keep: float) -> Path:
+    """``source`` cut ``keep`` of the way into its ``packet``-th video packet (file order)."""
+    import av
+
+    with av.open(str(source)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    pos, size = packets[packet]
+    path.write_bytes(source.read_bytes()[: pos + int(size * keep)])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "keep", "frames"),
+    [
+        # A few bytes of the keyframe 24: the decoder refuses them (no frame 24).
+        ("h264_b_offset0", 0.1, 24),
+        # Most of it: the decoder makes a frame of it, the rest concealed from
+        # frame 23 (which a seek to it would not have: no keyframe).
+        ("h264_offset0", 0.75, 25),
+        ("h264_b_offset0", 0.75, 25),
+    ],
+)
+def test_a_file_cut_in_a_keyframe_lists_only_the_frames_a_full_decode_gives(
+    avis, tmp_path, name, keep, frames
+):
+    """An AVI cut mid-GOP (no idx1 left, its last packet read in part): the
+    frame table is the full decode's (no invented frame at the end, the cut
+    keyframe no seek point), and every frame either source gives is the full
+    decode's, through stills and reader jumps alike."""
+    path = _cut_in(tmp_path / f"{name}_cut.avi", avis[name], 24, keep=keep)
+    info = probe(path, cache=False)
+    plain = synthetic.decode_all(path)
+    assert info.frame_count == len(plain) == frames
+    np.testing.assert_allclose(info.frame_pts, _decoded_times(path), atol=1e-9)
+    assert info.keyframes.tolist() == [0, 12]
+    wanted = list(range(10, frames))
+    for backend in ("pyav", "ffmpeg"):
+        missing: list[int] = []
+        got = list(decode_frames(info, wanted, workers=1, backend=backend, missing=missing))
+        for frame in got:
+            err = f"{backend} {frame.index}"
+            np.testing.assert_array_equal(frame.image, plain[frame.index], err_msg=err)
+        assert sorted([f.index for f in got] + missing) == wanted, backend
+        # PyAV's frame threads (FFmpeg 8) lose the frames they hold when the
+        # last packet fails: reported missing, never replaced.
+        assert missing == [] if backend == "ffmpeg" else set(missing) <= {22, 23}, backend
+        for i in [frames - 1, 13, frames - 2, 22]:  # a new reader each: every read a jump
+            with VideoReader(path, info=info, backend=backend, cache_bytes=0, prefetch=0) as video:
+                try:
+                    image = video.read(i)
+                except DecodeError as exc:
+                    assert backend == "pyav" and i in missing and str(path) in str(exc), exc
+                    continue
+                np.testing.assert_array_equal(image, plain[i], err_msg=f"{backend} {i}")

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["first_frame_pts", "list_packets", "parse_packets"]
 
 _PKT_FLAG_KEY = 0x1
+_PKT_FLAG_CORRUPT = 0x2
 _PKT_FLAG_DISCARD = 0x4
 _NOPTS = -9223372036854775808
 
@@ -62,6 +63,11 @@ def parse_packets(framecrc: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     time_base : fractions.Fraction
         Seconds per tick.
     """
+    return _parse(framecrc)[:4]
+
+
+def _parse(framecrc: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, Fraction, np.ndarray]:
+    """:func:`parse_packets`, and which of those packets were read only in part."""
     tb_match = _TB_RE.search(framecrc)
     time_base = (
         Fraction(int(tb_match.group(1)), int(tb_match.group(2))) if tb_match else Fraction(1, 1)
@@ -70,7 +76,7 @@ def parse_packets(framecrc: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     rows = [r for r in rows if len(r) >= 6]
     if not rows:
         empty = np.empty(0, dtype=np.int64)
-        return empty, empty.astype(bool), empty, time_base
+        return empty, empty.astype(bool), empty, time_base, empty.astype(bool)
     values = np.array([r[1:5] for r in rows], dtype=np.int64)  # dts, pts, duration, size
     # Column 7 may be side data ("S=1, ...") instead of flags: only "F=" is flags.
     flags = np.array(
@@ -86,7 +92,9 @@ def parse_packets(framecrc: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     ticks = np.where(pts != _NOPTS, pts, dts)
     # "Drop" packets of AVI files (size 0) and edit-list discards are not frames.
     real = (sizes > 0) & ((flags & _PKT_FLAG_DISCARD) == 0) & (ticks != _NOPTS)
-    return ticks[real], (flags[real] & _PKT_FLAG_KEY) > 0, durations[real], time_base
+    flags = flags[real]
+    keys, corrupt = (flags & _PKT_FLAG_KEY) > 0, (flags & _PKT_FLAG_CORRUPT) > 0
+    return ticks[real], keys, durations[real], time_base, corrupt
 
 
 def list_packets(
@@ -122,7 +130,40 @@ def list_packets(
         "framecrc",
         "pipe:1",
     ]
-    return parse_packets(_run_with_limit(path, args, timeout, "listing packets").stdout)
+    listing = _run_with_limit(path, args, timeout, "listing packets").stdout
+    ticks, keys, durations, time_base, corrupt = _parse(listing)
+    if len(ticks) and corrupt[-1]:
+        ticks, keys, durations = _without_a_cut_end(
+            path, ticks, keys, durations, time_base, timeout
+        )
+    return ticks, keys, durations, time_base
+
+
+def _without_a_cut_end(
+    path: Path,
+    ticks: np.ndarray,
+    keys: np.ndarray,
+    durations: np.ndarray,
+    time_base: Fraction,
+    timeout: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The packets of a file cut short: the last one, read in part, only if it is a frame.
+
+    A cut packet is never a keyframe (what it lacks, the decoder conceals
+    from the frames before, which a seek there does not have), and a frame
+    only if the decoder makes one of it (:mod:`.cut_packet`).
+    """
+    from napari_video_extract.core.cut_packet import cut_packet_gives_a_frame
+
+    keys = keys.copy()
+    keys[-1] = False
+    before = np.flatnonzero(keys)
+    start = int(before[-1]) if len(before) and before[-1] > 0 else None
+    seek = None if start is None else float(ticks[start] * time_base)
+    after = 0 if start is None else len(ticks) - start
+    if cut_packet_gives_a_frame(path, seek=seek, packets_after=after, timeout=timeout):
+        return ticks, keys, durations
+    return ticks[:-1], keys[:-1], durations[:-1]
 
 
 def _run_with_limit(

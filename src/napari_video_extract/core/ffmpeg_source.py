@@ -8,8 +8,12 @@ per-frame statistics, on a pipe of their own (never its log, where the
 file's metadata is printed too), give the timestamp of each frame that does,
 and we check it: a frame is never taken for another.
 
-It decodes every frame from the keyframe on (the CLI cannot change what the
-decoder skips between packets); it is the fallback for videos PyAV cannot
+A keyframe is sought only once PyAV has checked that it decodes as one
+(:mod:`.seek_points`: ffmpeg cannot show the decoder's flags, and a forged
+keyframe would give wrong frames without an error); a refused one is
+replaced by the one before, or by the start of the file, as in the PyAV
+source. It decodes every frame from the keyframe on (the CLI cannot change
+what the decoder skips between packets); it is the fallback for videos PyAV cannot
 decode with the same pixels (:func:`~napari_video_extract.core.pyav_source.pyav_is_exact`)
 and the cross-check of the PyAV source in tests.
 """
@@ -40,6 +44,7 @@ from napari_video_extract.core.ffmpeg import (
 )
 from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.probe import VideoInfo
+from napari_video_extract.core.seek_points import trusted_seek_start
 
 __all__ = ["FrameStream"]
 
@@ -57,17 +62,19 @@ def _select_expression(info: VideoInfo, targets: tuple[int, ...] | None, open_fr
     """
     if targets is None:
         lo, _ = info.frame_window(open_from)
-        return f"gte(t\\,{lo:.9f})"
-    windows = [info.frame_window(i) for i in sorted(targets)]
+        wanted = f"gte(t\\,{lo:.9f})"
+    else:
+        windows = [info.frame_window(i) for i in sorted(targets)]
 
-    def search(lo: int, hi: int) -> str:
-        if hi - lo == 1:
-            a, b = windows[lo]
-            return f"between(t\\,{a:.9f}\\,{b:.9f})"
-        mid = (lo + hi) // 2
-        return f"if(lt(t\\,{windows[mid][0]:.9f})\\,{search(lo, mid)}\\,{search(mid, hi)})"
+        def search(lo: int, hi: int) -> str:
+            if hi - lo == 1:
+                a, b = windows[lo]
+                return f"between(t\\,{a:.9f}\\,{b:.9f})"
+            mid = (lo + hi) // 2
+            return f"if(lt(t\\,{windows[mid][0]:.9f})\\,{search(lo, mid)}\\,{search(mid, hi)})"
 
-    return search(0, len(windows))
+        wanted = search(0, len(windows))
+    return wanted
 
 
 #: fftools moves an input seek back by 3/23 s when the stream has B-frames
@@ -86,7 +93,8 @@ def _fast_seek_position(info: VideoInfo, start: int) -> float:
     pts = info.frame_pts
     later = info.keyframes[info.keyframes > start]
     end = pts[later[0]] if len(later) else info.first_pts + info.duration
-    margin = min(_FFMPEG_SEEK_BACKOFF + 0.005, (end - pts[start]) / 2)
+    # Short of half-way: a seek to the midpoint may round to the next frame (AVI slots).
+    margin = min(_FFMPEG_SEEK_BACKOFF + 0.005, (end - pts[start]) * 0.45)
     return float(pts[start] + margin - info.container_start)
 
 
@@ -99,7 +107,8 @@ class FrameStream:
         The probed video.
     start : int
         Index of the frame to start decoding at (usually a keyframe; decoding
-        really starts at the keyframe before it).
+        really starts at the keyframe before it, or earlier if that keyframe
+        does not decode as one: see :func:`.seek_points.trusted_seek_start`).
     targets : tuple of int, optional
         Frames to emit; ``None`` emits every frame from ``first`` on.
     first : int, optional
@@ -140,6 +149,7 @@ class FrameStream:
         )
         self.targets = targets
         self.first = start if first is None else first
+        self._first_seen = True  # the next frame is the first given out
         self._frame_bytes = info.width * info.height * 3
         pts = info.frame_pts
         # Boundaries between frames, for mapping a decoded timestamp to its index.
@@ -153,16 +163,28 @@ class FrameStream:
         if seek is True:
             seek = "fast" if info.seeks_by_index else "exact"
         if seek and start > 0:
+            # ffmpeg cannot tell us that the keyframe it seeks to decodes as
+            # one: PyAV checks it first, and a refused one is replaced as the
+            # PyAV source replaces it (see seek_points).
+            trusted = trusted_seek_start(info, start, timeout=self._stall_timeout)
+            if trusted != info.keyframe_before(start):
+                start = trusted
+        #: The keyframe decoding must start at or before (None: no seek).
+        self._landing_limit: int | None = None
+        if seek and start > 0:
             if seek == "fast":
-                # Land exactly on keyframe ``start`` and let our select filter
-                # drop what precedes ``first`` (no accurate-seek trim).
+                # Land exactly on keyframe ``start``.
                 seek_to = _fast_seek_position(info, start)
-                args += ["-noaccurate_seek"]
             else:
-                # Just before the frame; ffmpeg decodes from the keyframe before
-                # and drops earlier frames itself.
+                # Just before the frame: ffmpeg decodes from the keyframe before.
                 lo, _ = info.frame_window(start)
                 seek_to = lo - info.container_start
+            # No accurate-seek trim: our select filter drops what precedes
+            # ``first``, and ffmpeg's count of decoded frames then tells
+            # where decoding began.
+            args += ["-noaccurate_seek"]
+            if info.seeks_by_index:  # elsewhere a seek may land late on a real keyframe
+                self._landing_limit = info.keyframe_before(start)
         if threads:
             args += ["-threads", str(int(threads))]  # decoder threads (input option)
         args += input_args(info.path, seek=seek_to)
@@ -194,7 +216,8 @@ class FrameStream:
         finally:
             os.close(stats_write)
         self._stats_pipe = os.fdopen(stats_read, "rb")
-        self._pts: queue.Queue[float | None] = queue.Queue()
+        #: (timestamp, frames the decoder gave before it) of each frame sent.
+        self._pts: queue.Queue[tuple[float, int] | None] = queue.Queue()
         #: Frames the decoder produced, as ffmpeg counts them (see :attr:`frames_decoded`).
         self._decoded = 0
         self._stderr_tail: list[bytes] = []
@@ -248,7 +271,7 @@ class FrameStream:
                 if stats is None or stats.pts is None:
                     break  # unreadable: the frames can no longer be identified
                 self._decoded = max(self._decoded, stats.decoded + 1)
-                self._pts.put(stats.pts)
+                self._pts.put((stats.pts, stats.decoded))
         self._pts.put(None)
 
     @property
@@ -282,15 +305,36 @@ class FrameStream:
             self.close()
             raise StopIteration
         try:
-            pts = self._pts.get(timeout=self._stall_timeout)
+            stats = self._pts.get(timeout=self._stall_timeout)
         except queue.Empty:
-            pts = None
-        if pts is None:
+            stats = None
+        if stats is None:
             self.close()
             raise DecodeError(self.info.path, "decoder output and timestamps out of step")
+        pts, decoded_before = stats
         index = self.index_of(pts)
+        if self._first_seen:
+            self._first_seen = False
+            if decoded_before >= 0:  # -1: ffmpeg does not know
+                self._check_landing(index - decoded_before)
         image = np.frombuffer(buf, dtype=np.uint8).reshape(self.info.height, self.info.width, 3)
         return DecodedFrame(index=index, time=float(self.info.frame_times[index]), image=image)
+
+    def _check_landing(self, index: int) -> None:
+        """Refuse a run whose decoder began (at frame ``index``) after its keyframe.
+
+        Its frames from there on lack their references: wrong without an
+        error. In a file seeked by its index, a seek lands late where the
+        demuxer's index is not the file's (an AVI cut before its ``idx1``:
+        ffmpeg indexes every chunk it has read as a keyframe); the caller's
+        next try starts earlier.
+        """
+        limit = self._landing_limit
+        if limit is not None and index > limit:
+            self.close()
+            raise DecodeError(
+                self.info.path, f"the seek to keyframe {limit} began decoding at frame {index}"
+            )
 
     def _read_exact(self, n: int) -> bytes | None:
         assert self._proc.stdout is not None

@@ -274,6 +274,7 @@ class PyAVStream:
         self._at_start = False
         # After a seek, the keyframe must decode as one (see _check_keyframe).
         self._seek_start = start if seek and start > 0 else None
+        self._first_after_seek = True
         self._packets = self._container.demux(self._stream)
         self._pending: list = []
         # libavcodec's guess_correct_pts state (reset by the flush of a seek).
@@ -440,6 +441,7 @@ class PyAVStream:
         key-frame flag counts. Such a run fails, and the caller's next try
         starts earlier (in the end from the start of the file).
         """
+        first, self._first_after_seek = self._first_after_seek, False
         if index < self._seek_start:
             return  # a leading picture of an open GOP, shown before its keyframe
         # The first picture at or after the keyframe: the keyframe itself, or,
@@ -454,6 +456,15 @@ class PyAVStream:
                 else f"the first after keyframe {self._seek_start}"
             )
             raise DecodeError(self.info.path, f"frame {index}, {what}, does not decode as one")
+        if first and index > self._seek_start and self.info.seeks_by_index:
+            # Landed late in a file seeked by its index: the demuxer's index
+            # is not the file's (an AVI cut before its idx1 has every chunk
+            # read indexed as a keyframe), and a key picture can follow
+            # frames decoded without their references.
+            raise DecodeError(
+                self.info.path,
+                f"the seek to keyframe {self._seek_start} began decoding at frame {index}",
+            )
         self._seek_start = None
 
     def _to_rgb(self, frame) -> np.ndarray:

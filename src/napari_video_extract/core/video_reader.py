@@ -54,6 +54,7 @@ MPEG-2 clip), so ``backend="auto"`` uses ffmpeg for those.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
@@ -64,6 +65,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_video_extract.core.errors import DecodeError
 from napari_video_extract.core.frame_cursor import FrameCursor
 from napari_video_extract.core.prefetch import Prefetcher
 from napari_video_extract.core.probe import VideoInfo, probe
@@ -425,9 +427,13 @@ class VideoReader:
         if self._closed:
             raise ValueError("I/O operation on a closed VideoReader")
         expected = start
-        with self._cursor.new_stream(
-            self._info.keyframe_before(start), first=start, seek=start > 0, skip=True
-        ) as stream:
+        # A DecodeError here (e.g. a seek refused as landing late): as a late landing.
+        with (
+            contextlib.suppress(DecodeError),
+            self._cursor.new_stream(
+                self._info.keyframe_before(start), first=start, seek=start > 0, skip=True
+            ) as stream,
+        ):
             for decoded in stream:
                 if decoded.index != expected:
                     break
