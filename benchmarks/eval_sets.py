@@ -60,13 +60,14 @@ def _regions(name: str, boxes) -> tuple[str, ...]:
 # Different, non-overlapping regions of one picture: "different pictures of the same kind".
 _THIRDS = [(0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 1.0, 0.5), (0.0, 0.5, 0.5, 1.0), (0.5, 0.5, 1.0, 1.0)]
 _HALVES = [(0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 1.0, 1.0)]
-_ROWS = [(0.0, 0.0, 1.0, 0.5), (0.0, 0.5, 1.0, 1.0)]
 
 # Periodic patterns as they are filmed: a calibration target (a checkerboard
-# of 16x16 or 24x24 squares: scikit-image's 8x8 board tiled), brick walls and
-# tiled floors with many repeats. Under a slow zoom their fine period slides
-# against a hash's coarse grid, which is what split the issue's checkerboard
-# and brick wall; a board of 8x8 squares blown up to the frame does not.
+# of 16x16 or 24x24 squares: scikit-image's 8x8 board tiled) and brick walls
+# with many repeats (its brick texture tiled 2x2 or 3x3). Under a slow zoom
+# their fine period slides against a hash's coarse grid, which is what split
+# the issue's checkerboard and brick wall; a board of 8x8 squares blown up to
+# the frame does not. Regions of a tiled pattern would repeat one another, so
+# hard negatives are regions of the untiled pictures.
 _TARGETS = ("checkerboard*2", "checkerboard*3")
 _WALLS = ("brick*2", "brick*3")
 
@@ -109,7 +110,8 @@ SETS = (
     ),
     EvalSet(
         "textures",
-        _regions("brick*2", _THIRDS)
+        _regions("brick", _THIRDS)
+        + _WALLS
         + _regions("grass", _THIRDS[:3])
         + _regions("gravel", _THIRDS[:3])
         + _TARGETS,
@@ -122,22 +124,15 @@ SETS = (
     ),
     # The issue's hidden evaluation as described: slow 4 % zoom, 12 px pan,
     # sensor noise, CRF 30, one still a second, 4 stills a picture; a
-    # checkerboard, a brick wall, a clock and a cell image among photographs.
+    # checkerboard, a brick wall, a clock and a cell image among photographs,
+    # with a second picture of each kind but the clock (a field of
+    # fluorescent cells, a gravel path, a page of text, a coarser board).
     EvalSet(
         "issue-like",
         (
-            "checkerboard*3",
-            "brick*3",
-            "clock",
-            "cell",
-            "chelsea",
-            "coins",
-            "camera",
-            "text",
-            "astronaut",
-            "coffee",
-            "moon",
-            "rocket",
+            *("checkerboard*3", "brick*3", "clock", "cell", "chelsea", "coins", "camera"),
+            *("text", "astronaut", "coffee", "moon", "rocket"),
+            *("napari_cells[0,0,0.5,0.5]", "gravel", "page", "checkerboard*2"),
         ),
         seed=6,
         crf=30,
@@ -156,7 +151,8 @@ SETS = (
             "blobs:1",
             "blobs:2",
             "blobs:3",
-            *_regions("brick*2", _HALVES),
+            *_regions("brick", _HALVES),
+            "brick*3",
             *_regions("grass", _HALVES),
         ),
         seed=7,
@@ -167,16 +163,17 @@ SETS = (
         seconds=6,
     ),
     # Different people's faces (scikit-image's bundled LFW subset, 25x25 px
-    # each, blown up): soft pictures of one kind whose hashes are close.
+    # each, blown up; its first 100 are faces): soft pictures of one kind
+    # whose hashes are close, the more so the more faces there are.
     EvalSet(
         "faces",
-        tuple(f"face:{k}" for k in range(0, 120, 10)),
+        tuple(f"face:{k}" for k in range(0, 100, 4)),
         seed=8,
         crf=30,
         zoom=0.06,
         pan=16,
         noise=12,
-        seconds=6,
+        seconds=5,
     ),
     EvalSet(
         "pages-cells-coins",
@@ -229,10 +226,7 @@ SETS = (
     # Pages of text and coins: different pages look alike to a hash.
     EvalSet(
         "documents-long",
-        _regions("page", _THIRDS)
-        + _regions("text", _THIRDS)
-        + _regions("coins", _THIRDS[:2])
-        + _regions("page", _ROWS),
+        _regions("page", _THIRDS) + _regions("text", _THIRDS) + _regions("coins", _THIRDS[:2]),
         seed=17,
         crf=30,
         zoom=0.08,
