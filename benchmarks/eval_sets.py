@@ -77,7 +77,7 @@ SETS = (
     # installed with imagehash) and of the Hubble deep field.
     EvalSet(
         "photos-a",
-        PHOTOS_A + _regions("aero", _THIRDS) + ("checkerboard*2",),
+        PHOTOS_A + _regions("aero", _THIRDS) + ("checkerboard*3",),
         seed=1,
         crf=23,
         zoom=0.04,
@@ -87,7 +87,7 @@ SETS = (
     ),
     EvalSet(
         "photos-b",
-        PHOTOS_B + _regions("hubble_deep_field", _THIRDS) + ("brick*2",),
+        PHOTOS_B + _regions("hubble_deep_field", _THIRDS) + ("brick*3", "checkerboard*2"),
         seed=2,
         crf=30,
         zoom=0.06,
@@ -181,7 +181,8 @@ SETS = (
         + _regions("text", _HALVES)
         + _regions("coins", _THIRDS)
         + _regions("cell", _THIRDS)
-        + _regions("immunohistochemistry", _THIRDS[:3]),
+        + _regions("immunohistochemistry", _THIRDS[:3])
+        + ("checkerboard*3",),  # a scanner's or a microscope's calibration target
         seed=5,
         crf=35,
         zoom=0.08,
@@ -226,7 +227,10 @@ SETS = (
     # Pages of text and coins: different pages look alike to a hash.
     EvalSet(
         "documents-long",
-        _regions("page", _THIRDS) + _regions("text", _THIRDS) + _regions("coins", _THIRDS[:2]),
+        _regions("page", _THIRDS)
+        + _regions("text", _THIRDS)
+        + _regions("coins", _THIRDS[:2])
+        + ("checkerboard*3",),  # a scanner's calibration target
         seed=17,
         crf=30,
         zoom=0.08,
@@ -333,7 +337,7 @@ def build_video(ffmpeg: str, spec: EvalSet, work: Path) -> tuple[Path, list[str]
     # Clips without a stamp are of an unknown definition: neither reused nor
     # deleted.
     stamp = out / "spec.txt"
-    clips = [*out.glob("clip_*.mp4"), out / "truth.mp4"]
+    clips = [*out.glob("clip_*.mp4"), *out.glob("part_*.mp4"), out / "truth.mp4"]
     if not stamp.exists() and any(c.exists() for c in clips):
         raise SystemExit(f"{out}: clips without spec.txt (an older definition?); use --work")
     if stamp.exists() and stamp.read_text() != repr(spec):
@@ -352,6 +356,7 @@ def build_video(ffmpeg: str, spec: EvalSet, work: Path) -> tuple[Path, list[str]
         if not still.exists():
             Image.fromarray(picture(name)).resize(SIZE, Image.Resampling.LANCZOS).save(still)
         clip = out / f"clip_{i:02d}_{safe}.mp4"
+        part = out / f"part_{i:02d}_{safe}.mp4"
         parts.append(clip)
         if clip.exists():
             continue
@@ -367,15 +372,17 @@ def build_video(ffmpeg: str, spec: EvalSet, work: Path) -> tuple[Path, list[str]
         )
         cmd = [ffmpeg, "-y", "-loglevel", "error", "-loop", "1", "-i", str(still), "-vf", vf,
                "-frames:v", str(n), "-c:v", "libx264", "-preset", "veryfast",
-               "-crf", str(spec.crf), str(clip)]  # fmt: skip
+               "-crf", str(spec.crf), str(part)]  # fmt: skip
         subprocess.run(cmd, check=True)
+        part.replace(clip)  # an interrupted build leaves no clip that looks finished
     listing = out / "parts.txt"
     listing.write_text("".join(f"file '{p.name}'\n" for p in parts))
     video = out / "truth.mp4"
     if not video.exists():
         cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
-               "-i", str(listing), "-c", "copy", str(video)]  # fmt: skip
+               "-i", str(listing), "-c", "copy", str(out / "part_truth.mp4")]  # fmt: skip
         subprocess.run(cmd, check=True)
+        (out / "part_truth.mp4").replace(video)
     labels = [name for name in sequence for _ in range(spec.seconds)]
     return video, labels
 
