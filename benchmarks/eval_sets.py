@@ -61,28 +61,79 @@ def _regions(name: str, boxes) -> tuple[str, ...]:
 _THIRDS = [(0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 1.0, 0.5), (0.0, 0.5, 0.5, 1.0), (0.5, 0.5, 1.0, 1.0)]
 _HALVES = [(0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 1.0, 1.0)]
 
+# Periodic patterns as they are filmed: a calibration target (a checkerboard
+# of 16x16 or 24x24 squares: scikit-image's 8x8 board tiled) and brick walls
+# with many repeats (its brick texture tiled 2x2 or 3x3). Under a slow zoom
+# their fine period slides against a hash's coarse grid, which is what split
+# the issue's checkerboard and brick wall; a board of 8x8 squares blown up to
+# the frame does not. Regions of a tiled pattern would repeat one another, so
+# hard negatives are regions of the untiled pictures.
+_TARGETS = ("checkerboard*2", "checkerboard*3")
+_WALLS = ("brick*2", "brick*3")
+
 SETS = (
-    EvalSet("photos-a", PHOTOS_A, seed=1, crf=23, zoom=0.04, pan=12, noise=10),
-    EvalSet("photos-b", PHOTOS_B, seed=2, crf=30, zoom=0.06, pan=16, noise=12),
-    EvalSet("photos-hard", PHOTOS_A + PHOTOS_B, seed=3, crf=35, zoom=0.08, pan=24, noise=14),
+    # Photographs, with hard negatives of their own kind: neighbouring
+    # fields of one aerial survey (PyWavelets' bundled aerial photograph,
+    # installed with imagehash) and of the Hubble deep field.
+    EvalSet(
+        "photos-a",
+        PHOTOS_A + _regions("aero", _THIRDS) + ("checkerboard*3",),
+        seed=1,
+        crf=23,
+        zoom=0.04,
+        pan=12,
+        noise=10,
+        seconds=6,
+    ),
+    EvalSet(
+        "photos-b",
+        PHOTOS_B + _regions("hubble_deep_field", _THIRDS) + ("brick*3", "checkerboard*2"),
+        seed=2,
+        crf=30,
+        zoom=0.06,
+        pan=16,
+        noise=12,
+        seconds=6,
+    ),
+    EvalSet(
+        "photos-hard",
+        PHOTOS_A
+        + PHOTOS_B
+        + _regions("ascent", _HALVES)
+        + _regions("moon", _HALVES[:1])
+        + _TARGETS,
+        seed=3,
+        crf=35,
+        zoom=0.08,
+        pan=24,
+        noise=14,
+    ),
     EvalSet(
         "textures",
         _regions("brick", _THIRDS)
+        + _WALLS
         + _regions("grass", _THIRDS[:3])
         + _regions("gravel", _THIRDS[:3])
-        + ("checkerboard",),
+        + _TARGETS,
         seed=4,
         crf=30,
         zoom=0.06,
         pan=16,
         noise=12,
+        seconds=6,
     ),
-    # Like the issue's hidden evaluation: slow 4 % zoom, 12 px pan, CRF 30, one
-    # still a second; the pictures a hash split there (checkerboard, brick,
-    # clock, cell) among photographs.
+    # The issue's hidden evaluation as described: slow 4 % zoom, 12 px pan,
+    # sensor noise, CRF 30, one still a second, 4 stills a picture; a
+    # checkerboard, a brick wall, a clock and a cell image among photographs,
+    # with a second picture of each kind but the clock (a field of
+    # fluorescent cells, a gravel path, a page of text, a coarser board).
     EvalSet(
         "issue-like",
-        ("checkerboard", "brick", "clock", "cell", "chelsea", "coins", "camera", "text"),
+        (
+            *("checkerboard*3", "brick*3", "clock", "cell", "chelsea", "coins", "camera"),
+            *("text", "astronaut", "coffee", "moon", "rocket"),
+            *("napari_cells[0,0,0.5,0.5]", "gravel", "page", "checkerboard*2"),
+        ),
         seed=6,
         crf=30,
         zoom=0.04,
@@ -90,16 +141,18 @@ SETS = (
         noise=10,
     ),
     # Periodic and random textures under a strong zoom and pan, CRF 35: the
-    # same texture must stay one cluster, different crops and different
-    # random blob fields (near-equal hashes) must not merge.
+    # same texture must stay one cluster; boards of other periods, other
+    # crops and other random blob fields (near-equal hashes) must not merge.
     EvalSet(
         "periodic-zoom",
         (
-            "checkerboard",
+            *_TARGETS,
+            "checkerboard*4",
             "blobs:1",
             "blobs:2",
             "blobs:3",
             *_regions("brick", _HALVES),
+            "brick*3",
             *_regions("grass", _HALVES),
         ),
         seed=7,
@@ -107,17 +160,20 @@ SETS = (
         zoom=0.08,
         pan=24,
         noise=14,
+        seconds=6,
     ),
     # Different people's faces (scikit-image's bundled LFW subset, 25x25 px
-    # each, blown up): soft pictures of one kind whose hashes are close.
+    # each, blown up; its first 100 are faces): soft pictures of one kind
+    # whose hashes are close, the more so the more faces there are.
     EvalSet(
         "faces",
-        tuple(f"face:{k}" for k in range(0, 80, 10)),
+        tuple(f"face:{k}" for k in range(0, 100, 4)),
         seed=8,
         crf=30,
         zoom=0.06,
         pan=16,
         noise=12,
+        seconds=5,
     ),
     EvalSet(
         "pages-cells-coins",
@@ -125,12 +181,14 @@ SETS = (
         + _regions("text", _HALVES)
         + _regions("coins", _THIRDS)
         + _regions("cell", _THIRDS)
-        + _regions("immunohistochemistry", _THIRDS[:3]),
+        + _regions("immunohistochemistry", _THIRDS[:3])
+        + ("checkerboard*3",),  # a scanner's or a microscope's calibration target
         seed=5,
         crf=35,
         zoom=0.08,
         pan=20,
         noise=14,
+        seconds=6,
     ),
     # Longer shots at the issue's rate of motion (1 % zoom and 3 px of pan a
     # second): 8 stills a picture, so a shot's first and last still are 7 %
@@ -138,7 +196,17 @@ SETS = (
     # camera moves; the hard negatives of each set hash close together.
     EvalSet(
         "issue-long",
-        ("checkerboard", "brick", "clock", "cell", "chelsea", "coins", "camera", "text"),
+        (
+            "checkerboard*2",
+            "brick*2",
+            "clock",
+            "cell",
+            "chelsea",
+            "coins",
+            "camera",
+            "text",
+            "microaneurysms",
+        ),
         seed=15,
         crf=30,
         zoom=0.08,
@@ -148,7 +216,7 @@ SETS = (
     ),
     EvalSet(
         "textures-long",
-        ("checkerboard", "brick", "grass", "gravel", "blobs:4", "coins", "text", "page"),
+        (*_TARGETS, *_WALLS, "grass", "gravel", "blobs:4", "coins", "text", "page"),
         seed=12,
         crf=30,
         zoom=0.08,
@@ -159,7 +227,10 @@ SETS = (
     # Pages of text and coins: different pages look alike to a hash.
     EvalSet(
         "documents-long",
-        _regions("page", _THIRDS) + _regions("text", _THIRDS) + _regions("coins", _THIRDS[:2]),
+        _regions("page", _THIRDS)
+        + _regions("text", _THIRDS)
+        + _regions("coins", _THIRDS[:2])
+        + ("checkerboard*3",),  # a scanner's calibration target
         seed=17,
         crf=30,
         zoom=0.08,
@@ -190,10 +261,11 @@ SETS = (
     EvalSet(
         "mixed-long",
         (
-            *("checkerboard", "brick", "grass", "gravel", "chelsea", "camera"),
+            *("checkerboard*3", "brick*2", "grass", "gravel", "chelsea", "camera", "clock"),
             *_regions("text", _THIRDS[:2]),
             *_regions("napari_cells", _THIRDS[:2]),
             *_regions("coins", _THIRDS[:2]),
+            *_regions("aero", _THIRDS[:2]),
         ),
         seed=18,
         crf=30,
@@ -221,6 +293,7 @@ def picture(spec: str) -> np.ndarray:
     import skimage.data
 
     name, _, box = spec.partition("[")
+    name, _, tiles = name.partition("*")
     name, _, arg = name.partition(":")
     if name == "motorcycle":
         image = skimage.data.stereo_motorcycle()[0]
@@ -230,6 +303,10 @@ def picture(spec: str) -> np.ndarray:
         image = skimage.data.lfw_subset()[int(arg)]
     elif name == "napari_cells":
         image = _napari_cells()
+    elif name in ("aero", "ascent"):  # PyWavelets' bundled photographs (imagehash needs it)
+        import pywt.data
+
+        image = getattr(pywt.data, name)()
     else:
         image = getattr(skimage.data, name)()
     image = np.asarray(image)
@@ -242,6 +319,8 @@ def picture(spec: str) -> np.ndarray:
         image = (255 * (image - image.min()) / max(1e-9, np.ptp(image))).astype(np.uint8)
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
+    if tiles:  # a pattern with more repeats: n x n copies side by side
+        image = np.tile(image, (int(tiles), int(tiles), 1))
     if box:
         x0, y0, x1, y1 = (float(v) for v in box.rstrip("]").split(","))
         h, w = image.shape[:2]
@@ -255,10 +334,14 @@ def build_video(ffmpeg: str, spec: EvalSet, work: Path) -> tuple[Path, list[str]
     out.mkdir(parents=True, exist_ok=True)
     # Clips are reused only if they were made from this very definition; the
     # stamp (written by this function) proves the clips are ours to replace.
-    # Folders from before the stamp hold the unchanged first eight sets.
+    # Clips without a stamp are of an unknown definition: neither reused nor
+    # deleted.
     stamp = out / "spec.txt"
+    clips = [*out.glob("clip_*.mp4"), *out.glob("part_*.mp4"), out / "truth.mp4"]
+    if not stamp.exists() and any(c.exists() for c in clips):
+        raise SystemExit(f"{out}: clips without spec.txt (an older definition?); use --work")
     if stamp.exists() and stamp.read_text() != repr(spec):
-        for old in [*out.glob("clip_*.mp4"), out / "truth.mp4"]:
+        for old in [*clips, *out.glob("src_*.png")]:
             old.unlink(missing_ok=True)
     stamp.write_text(repr(spec))
     rng = random.Random(spec.seed)
@@ -273,6 +356,7 @@ def build_video(ffmpeg: str, spec: EvalSet, work: Path) -> tuple[Path, list[str]
         if not still.exists():
             Image.fromarray(picture(name)).resize(SIZE, Image.Resampling.LANCZOS).save(still)
         clip = out / f"clip_{i:02d}_{safe}.mp4"
+        part = out / f"part_{i:02d}_{safe}.mp4"
         parts.append(clip)
         if clip.exists():
             continue
@@ -288,15 +372,17 @@ def build_video(ffmpeg: str, spec: EvalSet, work: Path) -> tuple[Path, list[str]
         )
         cmd = [ffmpeg, "-y", "-loglevel", "error", "-loop", "1", "-i", str(still), "-vf", vf,
                "-frames:v", str(n), "-c:v", "libx264", "-preset", "veryfast",
-               "-crf", str(spec.crf), str(clip)]  # fmt: skip
+               "-crf", str(spec.crf), str(part)]  # fmt: skip
         subprocess.run(cmd, check=True)
+        part.replace(clip)  # an interrupted build leaves no clip that looks finished
     listing = out / "parts.txt"
     listing.write_text("".join(f"file '{p.name}'\n" for p in parts))
     video = out / "truth.mp4"
     if not video.exists():
         cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
-               "-i", str(listing), "-c", "copy", str(video)]  # fmt: skip
+               "-i", str(listing), "-c", "copy", str(out / "part_truth.mp4")]  # fmt: skip
         subprocess.run(cmd, check=True)
+        (out / "part_truth.mp4").replace(video)
     labels = [name for name in sequence for _ in range(spec.seconds)]
     return video, labels
 
