@@ -179,11 +179,14 @@ def plain_decode_hashes(
 
 
 def plain_decode_thumbnails(
-    path: Path, size: tuple[int, int], *, timeout: float = 120
+    path: Path, size: tuple[int, int], *, threads: int = 0, timeout: float = 120
 ) -> tuple[list[float], list[bytes]]:
-    """(timestamp in seconds, RGB bytes shrunk to ``size``) of every frame of a plain decode."""
+    """(timestamp in seconds, RGB bytes shrunk to ``size``) of every frame of a plain decode.
+
+    ``threads`` as in :func:`plain_decode_hashes`.
+    """
     vf = f"scale={size[0]}:{size[1]}:flags=area"
-    raw = _plain_decode(path, ["-f", "rawvideo", "-"], vf=vf, timeout=timeout)
+    raw = _plain_decode(path, ["-f", "rawvideo", "-"], vf=vf, threads=threads, timeout=timeout)
     listing = _plain_decode(path, ["-f", "framecrc", "-"], vf=vf, timeout=timeout)
     times, _ = _framehash_lines(listing)
     n = size[0] * size[1] * 3

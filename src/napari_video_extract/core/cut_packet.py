@@ -7,7 +7,10 @@ the frames before), others refuse it. The frame table must list exactly
 the frames a full decode gives, and no header or flag tells which case it
 is: the decoder does. It decodes the last group of pictures twice, once
 with and once without the cut packet, and the packet is a frame if the
-first run gives more frames.
+first run gives more frames. Where that cannot be told from the last group
+of pictures (the seek landed late), the packet is taken to give none: the
+table then misses at most the cut frame, never lists one a decode does not
+give, and the probe never decodes the whole file for one packet.
 """
 
 from __future__ import annotations
@@ -34,8 +37,7 @@ def cut_packet_gives_a_frame(
         packet, where both decodes start; None: from the start of the file.
     packets_after : int
         How many packets, the last one included, the listing has from that
-        keyframe on: a seek that lands later is not used (both decodes then
-        start at the start of the file).
+        keyframe on: where a seek lands later, the answer is False.
     timeout : float
         Seconds allowed for opening the file and for each read.
 
@@ -45,12 +47,10 @@ def cut_packet_gives_a_frame(
         PyAV cannot open the file.
     """
     with_it = _frames_decoded(path, seek, packets_after, timeout, last=True)
-    if with_it is None:  # the seek landed late
-        with_it = _frames_decoded(path, None, 0, timeout, last=True)
-        without = _frames_decoded(path, None, 0, timeout, last=False)
-    else:
-        without = _frames_decoded(path, seek, packets_after, timeout, last=False)
-    return (with_it or 0) > (without or 0)
+    if with_it is None:  # the seek landed late: undecided, so no frame
+        return False
+    without = _frames_decoded(path, seek, packets_after, timeout, last=False)
+    return without is not None and with_it > without
 
 
 def _frames_decoded(

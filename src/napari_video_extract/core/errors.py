@@ -15,6 +15,7 @@ __all__ = [
     "InputError",
     "NotAVideoError",
     "OutputError",
+    "SeekRefusedError",
     "SettingError",
     "VideoOpenError",
     "os_error_reason",
@@ -48,6 +49,12 @@ class NotAVideoError(VideoOpenError):
 
 class DecodeError(InputError):
     """Decoding failed or gave fewer frames than the plan needed."""
+
+
+class SeekRefusedError(DecodeError):
+    """A run refused where it began: its keyframe does not decode as one, or
+    the seek landed after it. Its frames would lack their references; a run
+    starting earlier can give them exactly."""
 
 
 class OutputError(InputError):

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from napari_video_extract.core import frame_source
-from napari_video_extract.core.errors import DecodeError
+from napari_video_extract.core.errors import DecodeError, SeekRefusedError
 from napari_video_extract.core.ffmpeg import (
     base_args,
     frame_stats_args,
@@ -332,7 +332,7 @@ class FrameStream:
         limit = self._landing_limit
         if limit is not None and index > limit:
             self.close()
-            raise DecodeError(
+            raise SeekRefusedError(
                 self.info.path, f"the seek to keyframe {limit} began decoding at frame {index}"
             )
 

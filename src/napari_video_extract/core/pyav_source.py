@@ -60,7 +60,7 @@ import numpy as np
 
 from napari_video_extract.core.aviindex import duration_estimate
 from napari_video_extract.core.container import first_video_stream, open_container
-from napari_video_extract.core.errors import DecodeError, VideoOpenError
+from napari_video_extract.core.errors import DecodeError, SeekRefusedError, VideoOpenError
 from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.probe import VideoInfo
 
@@ -455,13 +455,15 @@ class PyAVStream:
                 if index == self._seek_start
                 else f"the first after keyframe {self._seek_start}"
             )
-            raise DecodeError(self.info.path, f"frame {index}, {what}, does not decode as one")
+            raise SeekRefusedError(
+                self.info.path, f"frame {index}, {what}, does not decode as one"
+            )
         if first and index > self._seek_start and self.info.seeks_by_index:
             # Landed late in a file seeked by its index: the demuxer's index
             # is not the file's (an AVI cut before its idx1 has every chunk
             # read indexed as a keyframe), and a key picture can follow
             # frames decoded without their references.
-            raise DecodeError(
+            raise SeekRefusedError(
                 self.info.path,
                 f"the seek to keyframe {self._seek_start} began decoding at frame {index}",
             )

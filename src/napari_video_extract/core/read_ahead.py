@@ -70,10 +70,15 @@ class ReadAhead:
             fd = os.dup(fileno)  # the thread's own: the caller may close theirs first
         except OSError:
             return
-        self._thread = threading.Thread(
+        thread = threading.Thread(
             target=self._run, args=(fd, size), name="read-ahead", daemon=True
         )
-        self._thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had: the walk goes on without
+            os.close(fd)
+            return
+        self._thread = thread
 
     def reached(self, position: int) -> None:
         """The reader has read up to ``position``: the thread may ask for more."""

@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_video_extract.core.errors import DecodeError
+from napari_video_extract.core.errors import SeekRefusedError
 from napari_video_extract.core.frame_cursor import FrameCursor
 from napari_video_extract.core.prefetch import Prefetcher
 from napari_video_extract.core.probe import VideoInfo, probe
@@ -427,9 +427,10 @@ class VideoReader:
         if self._closed:
             raise ValueError("I/O operation on a closed VideoReader")
         expected = start
-        # A DecodeError here (e.g. a seek refused as landing late): as a late landing.
+        # A run refused where it began (a seek that landed late): as a late
+        # landing. Other errors (a stall) are not waited out a second time.
         with (
-            contextlib.suppress(DecodeError),
+            contextlib.suppress(SeekRefusedError),
             self._cursor.new_stream(
                 self._info.keyframe_before(start), first=start, seek=start > 0, skip=True
             ) as stream,
