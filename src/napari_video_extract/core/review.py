@@ -14,7 +14,8 @@ and thumbnails already computed: no file is read again).
 Built by :meth:`Review.from_folder` (exactly the CLI ``dedup``'s clusters),
 :meth:`Review.from_files`, :meth:`Review.from_dedup_csv` (review and correct a
 CLI run) or :meth:`Review.from_frames` (a lazy video layer, chunk by chunk),
-all through the engine the CLI uses: see :mod:`.review_sources`.
+all through the engine the CLI uses: see :mod:`.review_sources` and
+:mod:`.stack_review`.
 
 Applying the decisions lives in :mod:`~napari_video_extract.core.review_apply`.
 No Qt, no napari: the model is tested without a display.
@@ -272,8 +273,8 @@ class Review:
     @classmethod
     def from_frames(cls, frames: Any, settings: ReviewSettings | None = None,
                     **kwargs: Any) -> Review:  # fmt: skip
-        """Frames of a (lazy) stack, a chunk at a time (see :mod:`.review_sources`)."""
-        from napari_video_extract.core.review_sources import frames_review
+        """Frames of a (lazy) stack, a chunk at a time (see :mod:`.stack_review`)."""
+        from napari_video_extract.core.stack_review import frames_review
 
         return frames_review(frames, settings, **kwargs)
 
