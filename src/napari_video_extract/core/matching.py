@@ -48,7 +48,6 @@ from napari_video_extract.core.block_candidates import (
     distances,
     hash_candidates,
     known_from_pairs,
-    settle,
 )
 from napari_video_extract.core.checked_pairs import CheckedPairs, PairRecorder
 from napari_video_extract.core.clustering import (
@@ -61,6 +60,7 @@ from napari_video_extract.core.clustering import (
 from napari_video_extract.core.hashing import hamming_bits
 from napari_video_extract.core.pair_diagnostics import Histogram, explain, histograms
 from napari_video_extract.core.pair_memo import PairSimilarities
+from napari_video_extract.core.settled_block import settle
 from napari_video_extract.core.verify import THUMB_SHAPE, Verifier, default_min_similarity
 
 __all__ = [
@@ -247,7 +247,7 @@ def cluster_verified(
     if close_pairs is not None and close_pairs.serves(mode, n_refs, hashes, threshold):
         alone = close_pairs.nearest_later > threshold
     # With a pair memo, numpy settles the items whose known candidates decide
-    # them (block_candidates.settle); the loop below places only the others.
+    # them (settled_block.settle); the loop below places only the others.
     known = pairs.values.get if pairs is not None else None
     size = _BLOCK if known is None else _MEMO_BLOCK
     blocks = [rest[start : start + size] for start in range(0, len(rest), size)]
