@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from napari_video_extract.core import block_candidates, matching, verify
+from napari_video_extract.core import matching, settled_block, verify
 from napari_video_extract.core.close_pairs import ClosePairs
 from napari_video_extract.core.matching import SURE_SIMILARITY, PairSimilarities, cluster_verified
 from napari_video_extract.core.verify import THUMB_SHAPE
@@ -116,7 +116,7 @@ def test_memo_placement_equals_the_per_item_rule(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(matching, "_MEMO_BLOCK", block)
         # Few guesses: the blocks that need more go to the per-item loop.
-        patch.setattr(block_candidates, "_ROUNDS", rounds)
+        patch.setattr(settled_block, "_ROUNDS", rounds)
         patch.setattr(verify.Verifier, "score", lambda self, kept, item: sims[(kept, item)])
         res = cluster_verified(
             hashes,

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 import napari_video_extract.core.clustering as clustering_module
+import napari_video_extract.core.nearest_representative as nearest_module
 from napari_video_extract.core.dedup import (
     JOURNAL_NAME,
     cluster_hashes,
@@ -131,10 +132,10 @@ def sample_hashes(rng, kind, n, hash_size):
 @pytest.mark.parametrize("small_blocks", [False, True])
 def test_global_fast_path_equals_reference(monkeypatch, small_blocks):
     if small_blocks:  # many tiles, blocks and the thread split, on small inputs
-        monkeypatch.setattr(clustering_module, "_TILE_PAIRS", 64)
-        monkeypatch.setattr(clustering_module, "_MIN_ITEM_BLOCK", 4)
-        monkeypatch.setattr(clustering_module, "_MAX_ITEM_BLOCK", 16)
-        monkeypatch.setattr(clustering_module, "_PARALLEL_MIN_PAIRS", 0)
+        monkeypatch.setattr(nearest_module, "_TILE_PAIRS", 64)
+        monkeypatch.setattr(nearest_module, "_MIN_ITEM_BLOCK", 4)
+        monkeypatch.setattr(nearest_module, "_MAX_ITEM_BLOCK", 16)
+        monkeypatch.setattr(nearest_module, "_PARALLEL_MIN_PAIRS", 0)
         monkeypatch.setattr(clustering_module, "_PARALLEL_MIN_ITEMS", 0)
         monkeypatch.setattr(clustering_module, "_cluster_threads", lambda: 2)
     rng = np.random.default_rng(7)

@@ -12,7 +12,7 @@ from napari_video_extract.core import comparison_sides, verify
 from napari_video_extract.core.hashing import hash_frames_and_thumbnails
 from napari_video_extract.core.memory_release import give_back, release_pages
 from napari_video_extract.core.review import Review, ReviewSettings
-from napari_video_extract.core.review_sources import frames_review
+from napari_video_extract.core.stack_review import frames_review
 from napari_video_extract.core.verify import THUMB_SHAPE, Verifier, make_thumbnail
 
 

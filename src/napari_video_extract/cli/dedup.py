@@ -235,7 +235,7 @@ def _print_summary(report: DedupReport) -> None:
 
 def _print_explanation(report: DedupReport, n: int) -> None:
     """Where the decision line sits: the most borderline pairs and a histogram."""
-    from napari_video_extract.core.matching import explain, histograms
+    from napari_video_extract.core.pair_diagnostics import explain, histograms
 
     result, paths = report.verification, report.verified_paths
     if result is None:

@@ -5,9 +5,10 @@
 verified once (looked up in the clustering's own memo, then in a
 :class:`~napari_video_extract.core.pair_memo.PairSimilarities` shared with
 other clusterings of the same items) and every check is recorded, in the
-order made, as :class:`CheckedPairs` (what ``explain`` and ``histograms``
-read). Rows the numpy placement settled without the per-item loop are
-interleaved in block order (:meth:`PairRecorder.add_block`).
+order made, as :class:`CheckedPairs` (what
+:mod:`~napari_video_extract.core.pair_diagnostics` reads). Rows the numpy
+placement settled without the per-item loop are interleaved in block order
+(:meth:`PairRecorder.add_block`).
 """
 
 from __future__ import annotations

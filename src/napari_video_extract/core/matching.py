@@ -28,11 +28,10 @@ Module-level API
 :func:`cluster_verified`
     Hashes + thumbnails -> :class:`VerifiedClusterResult` (per item: cluster,
     kept item, hash distance and similarity to it; every pair checked).
-:func:`explain`
-    The closest rejected and the loosest accepted pairs.
-:func:`histograms`
-    Counts of the checked pairs by similarity and by hash distance, accepted
-    and rejected (what the napari review plots).
+:func:`~napari_video_extract.core.pair_diagnostics.explain`,
+:func:`~napari_video_extract.core.pair_diagnostics.histograms`
+    The borderline pairs and the histograms of the checked pairs (in
+    :mod:`~napari_video_extract.core.pair_diagnostics`; importable from here).
 """
 
 from __future__ import annotations
@@ -49,7 +48,6 @@ from napari_video_extract.core.block_candidates import (
     distances,
     hash_candidates,
     known_from_pairs,
-    settle,
 )
 from napari_video_extract.core.checked_pairs import CheckedPairs, PairRecorder
 from napari_video_extract.core.clustering import (
@@ -60,7 +58,9 @@ from napari_video_extract.core.clustering import (
     keeper_arrays,
 )
 from napari_video_extract.core.hashing import hamming_bits
+from napari_video_extract.core.pair_diagnostics import Histogram, explain, histograms
 from napari_video_extract.core.pair_memo import PairSimilarities
+from napari_video_extract.core.settled_block import settle
 from napari_video_extract.core.verify import THUMB_SHAPE, Verifier, default_min_similarity
 
 __all__ = [
@@ -247,7 +247,7 @@ def cluster_verified(
     if close_pairs is not None and close_pairs.serves(mode, n_refs, hashes, threshold):
         alone = close_pairs.nearest_later > threshold
     # With a pair memo, numpy settles the items whose known candidates decide
-    # them (block_candidates.settle); the loop below places only the others.
+    # them (settled_block.settle); the loop below places only the others.
     known = pairs.values.get if pairs is not None else None
     size = _BLOCK if known is None else _MEMO_BLOCK
     blocks = [rest[start : start + size] for start in range(0, len(rest), size)]
@@ -474,96 +474,3 @@ def cluster_verified(
         changes=changes,
         checked=rec.checked(),
     )
-
-
-def explain(result: VerifiedClusterResult, *, n: int = 10) -> dict[str, CheckedPairs]:
-    """The pairs closest to the decision line.
-
-    Parameters
-    ----------
-    result : VerifiedClusterResult
-        From :func:`cluster_verified`.
-    n : int, optional
-        Pairs per list.
-
-    Returns
-    -------
-    dict
-        ``"closest_rejected"``: the rejected pairs of highest similarity;
-        ``"loosest_accepted"``: the accepted pairs of lowest similarity
-        (both as :class:`CheckedPairs`, most borderline first).
-    """
-    checked = result.checked
-    if checked is None:
-        raise ValueError("result has no checked pairs")
-
-    def pick(mask: np.ndarray, descending: bool) -> CheckedPairs:
-        idx = np.flatnonzero(mask)
-        key = -checked.similarity[idx] if descending else checked.similarity[idx]
-        idx = idx[np.lexsort((idx, key))][:n]
-        return CheckedPairs(
-            checked.item[idx],
-            checked.kept[idx],
-            checked.distance[idx],
-            checked.similarity[idx],
-            checked.accepted[idx],
-        )
-
-    return {
-        "closest_rejected": pick(~checked.accepted, True),
-        "loosest_accepted": pick(checked.accepted, False),
-    }
-
-
-@dataclass
-class Histogram:
-    """Counts of the checked pairs per bin.
-
-    Attributes
-    ----------
-    edges : ndarray of float64, shape (B + 1,)
-        Bin edges.
-    accepted, rejected : ndarray of int64, shape (B,)
-        Pairs verified as duplicates / as different.
-    threshold : float
-        Where the decision sits on this axis (``min_similarity``, or the
-        candidate bound in bits).
-    """
-
-    edges: np.ndarray
-    accepted: np.ndarray
-    rejected: np.ndarray
-    threshold: float
-
-
-def histograms(result: VerifiedClusterResult, *, bins: int = 40) -> dict[str, Histogram]:
-    """Histograms of the checked pairs by similarity and by hash distance.
-
-    Parameters
-    ----------
-    result : VerifiedClusterResult
-        From :func:`cluster_verified`.
-    bins : int, optional
-        Similarity bins over [-1, 1]; distance bins are one per bit up to the
-        largest distance checked.
-
-    Returns
-    -------
-    dict
-        ``{"similarity": Histogram, "distance": Histogram}``.
-    """
-    checked = result.checked
-    if checked is None:
-        raise ValueError("result has no checked pairs")
-    sim_edges = np.linspace(-1.0, 1.0, int(bins) + 1)
-    top = int(checked.distance.max()) if len(checked) else result.threshold
-    dist_edges = np.arange(0, max(top, result.threshold) + 2, dtype=np.float64) - 0.5
-    out = {}
-    for name, values, edges, line in (
-        ("similarity", checked.similarity, sim_edges, result.min_similarity),
-        ("distance", checked.distance.astype(np.float64), dist_edges, float(result.threshold)),
-    ):
-        acc = np.histogram(values[checked.accepted], bins=edges)[0].astype(np.int64)
-        rej = np.histogram(values[~checked.accepted], bins=edges)[0].astype(np.int64)
-        out[name] = Histogram(edges, acc, rej, line)
-    return out

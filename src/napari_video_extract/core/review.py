@@ -14,9 +14,12 @@ and thumbnails already computed: no file is read again).
 Built by :meth:`Review.from_folder` (exactly the CLI ``dedup``'s clusters),
 :meth:`Review.from_files`, :meth:`Review.from_dedup_csv` (review and correct a
 CLI run) or :meth:`Review.from_frames` (a lazy video layer, chunk by chunk),
-all through the engine the CLI uses: see :mod:`.review_sources`.
+all through the engine the CLI uses: see :mod:`.review_sources` and
+:mod:`.stack_review`.
 
-Applying the decisions lives in :mod:`~napari_video_extract.core.review_apply`.
+Its settings (:class:`ReviewSettings`, the CLI's ``dedup`` options) live in
+:mod:`~napari_video_extract.core.review_settings` and are importable from here;
+applying the decisions lives in :mod:`~napari_video_extract.core.review_apply`.
 No Qt, no napari: the model is tested without a display.
 """
 
@@ -26,7 +29,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +39,11 @@ from napari_video_extract.core.dedup import (
     ClusterResult,
     cluster_hashes,
 )
-from napari_video_extract.core.dedup_settings import (
-    KEEP_POLICIES,
-    MODES,
-    check_changes,
-    check_method,
-    default_min_similarity,
-    default_threshold,
-    hash_bits,
-)
 from napari_video_extract.core.hashing import (
     hamming_bits,
     hashes_to_hex,
 )
+from napari_video_extract.core.review_settings import ReviewSettings
 
 __all__ = ["DUPLICATE", "KEEP", "Cancelled", "Review", "ReviewSettings", "format_time"]
 
@@ -60,62 +55,6 @@ _OVERRIDE_CODE = {None: 0, KEEP: 1, DUPLICATE: -1}
 
 class Cancelled(Exception):
     """Raised inside a review step when its ``cancel`` event is set."""
-
-
-@dataclass(frozen=True)
-class ReviewSettings:
-    """Hash and clustering settings of a review (the CLI's ``dedup`` options).
-
-    Raises
-    ------
-    ValueError
-        The setting named in the message is invalid (``method``,
-        ``hash_size``, ``threshold``, ``mode``, ``keep``, ``changes`` or
-        ``min_similarity``); each face words it in its own terms.
-
-    Notes
-    -----
-    With ``verify`` (the default, as ``dedup``) ``threshold`` is the hash
-    candidate bound (default ``default_threshold(verify=True)``) and an
-    aligned comparison of thumbnails decides at ``min_similarity`` (default
-    ``default_min_similarity(changes)``).
-    """
-
-    method: str = "phash"
-    hash_size: int = 8
-    threshold: int | None = None
-    mode: str = "global"
-    keep: str = "first"
-    crop_borders: bool = True
-    verify: bool = True
-    min_similarity: float | None = None
-    changes: str = "global"
-
-    def __post_init__(self) -> None:
-        check_method(self.method, self.hash_size)
-        n_bits = hash_bits(self.method, self.hash_size)
-        if self.threshold is None:
-            object.__setattr__(
-                self,
-                "threshold",
-                default_threshold(self.method, self.hash_size, verify=self.verify),
-            )
-        check_changes(self.changes)
-        if self.min_similarity is None:
-            object.__setattr__(self, "min_similarity", default_min_similarity(self.changes))
-        if not -1.0 <= float(self.min_similarity) <= 1.0:
-            raise ValueError("min_similarity must be from -1 to 1")
-        if int(self.threshold) != self.threshold or not 0 <= self.threshold <= n_bits:
-            raise ValueError(f"threshold must be 0 to {n_bits} bits for this hash")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}")
-        if self.keep not in KEEP_POLICIES:
-            raise ValueError(f"keep must be one of {', '.join(KEEP_POLICIES)}")
-
-    @property
-    def n_bits(self) -> int:
-        """Bits per hash."""
-        return hash_bits(self.method, self.hash_size)
 
 
 def _raise_if_set(
@@ -272,8 +211,8 @@ class Review:
     @classmethod
     def from_frames(cls, frames: Any, settings: ReviewSettings | None = None,
                     **kwargs: Any) -> Review:  # fmt: skip
-        """Frames of a (lazy) stack, a chunk at a time (see :mod:`.review_sources`)."""
-        from napari_video_extract.core.review_sources import frames_review
+        """Frames of a (lazy) stack, a chunk at a time (see :mod:`.stack_review`)."""
+        from napari_video_extract.core.stack_review import frames_review
 
         return frames_review(frames, settings, **kwargs)
 
