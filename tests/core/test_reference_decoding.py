@@ -20,6 +20,7 @@ import pytest
 
 import synthetic
 from napari_video_extract.core.decode import DecodeStats, choose_backend, decode_frames
+from napari_video_extract.core.errors import DecodeError
 from napari_video_extract.core.ffmpeg import ffmpeg_exe
 from napari_video_extract.core.frame_cursor import reader_frame_threads
 from napari_video_extract.core.probe import probe
@@ -535,23 +536,7 @@ def _decoder_delays(path: Path) -> list[int]:
     return delays
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "ts",
-        "mkv",
-        pytest.param(
-            "avi",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="AVI frames are timed by the packet clock and one decoder delay for "
-                "the whole stream (aviindex.avi_frame_ticks): from frame 40 on, where the "
-                "delay grows, the frame table is off by the growth and frames are taken "
-                "for their neighbours",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("kind", ["ts", "mkv"])
 def test_a_reorder_delay_growing_mid_stream_gives_the_full_decodes_frames(growing_delay, kind):
     """Every still and every reader frame (jumps into either part, steps across
     the change) is the full decode's, with both sources."""
@@ -575,4 +560,46 @@ def test_a_reorder_delay_growing_mid_stream_gives_the_full_decodes_frames(growin
                 err = f"{backend} {i}"
                 np.testing.assert_array_equal(video.read(i), reference[i], err_msg=err)
             for i, image in enumerate(video.iter(start=30, stop=50), start=30):
+                np.testing.assert_array_equal(image, reference[i], err_msg=f"{backend} {i}")
+
+
+def test_an_avi_whose_reorder_delay_grows_gives_exact_frames_or_a_clear_error(growing_delay):
+    """AVI stores no frame times: from frame 40 on, where the decoder's delay
+    grows, the frame table's times belong to the neighbours. Every frame either
+    source gives is the full decode's; the others are reported missing, with
+    one line naming the file and the reason, never replaced by a neighbour."""
+    path = growing_delay["avi"]
+    info = probe(path, cache=False)
+    reference = synthetic.decode_all(path)
+    assert [synthetic.decode_index(image) for image in reference] == list(range(120))
+    assert info.frame_count == 120 and info.keyframes.tolist() == [0, 20, 40, 80]
+    wanted = _scattered(120, seed=11)
+    for backend in ("pyav", "ffmpeg"):
+        missing: list[int] = []
+        got = list(decode_frames(info, wanted, workers=2, backend=backend, missing=missing))
+        assert got, backend
+        for frame in got:
+            err = f"{backend} {frame.index}"
+            np.testing.assert_array_equal(frame.image, reference[frame.index], err_msg=err)
+        assert sorted([f.index for f in got] + missing) == wanted, backend
+        assert missing and min(missing) >= 40, backend
+        assert [i for i in wanted if i < 40] == sorted(f.index for f in got), backend
+        with pytest.raises(DecodeError) as caught:
+            list(decode_frames(info, [60, 100], workers=1, backend=backend))
+        message = str(caught.value)
+        assert "\n" not in message and message.startswith(f"{path}: "), message
+        assert "reorder delay" in message, message
+        with VideoReader(path, info=info, backend=backend, cache_bytes=0, prefetch=0) as video:
+            for i in [119, 39, 41, 20, 60, 0, 85]:
+                if i < 40:
+                    np.testing.assert_array_equal(video.read(i), reference[i], err_msg=f"{i}")
+                else:
+                    with pytest.raises(DecodeError, match="reorder delay"):
+                        video.read(i)
+            stepped = []
+            with pytest.raises(DecodeError, match="reorder delay"):
+                for image in video.iter(start=30, stop=50):
+                    stepped.append(image)
+            assert len(stepped) == 10, backend
+            for i, image in enumerate(stepped, start=30):
                 np.testing.assert_array_equal(image, reference[i], err_msg=f"{backend} {i}")
