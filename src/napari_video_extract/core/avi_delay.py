@@ -10,16 +10,25 @@ a part with a B-pyramid, whose decoder holds back more frames from the
 second part on), the frames after the change come out at slots the table
 gives to their neighbours, with no error from the decoder.
 
-Both frame sources see it cheaply while they decode: AVI has one packet per
-frame, so the ``n``-th frame a decoder gives out after starting at a
-keyframe is frame ``began + n``, and the index its timestamp maps to must
-say so. A frame that does not (its decoder held back more, or fewer, frames
-than the table assumed) ends the run with a :class:`DecodeError` naming the
-file and the reason, before it is given: the frames of the run before it
-were timed right, the rest of the run is reported missing, never replaced
-by a neighbour. The count is the decoder's own (PyAV's frames, or the
-ffmpeg executable's count of decoded frames on its statistics pipe), not
-text the file can write into.
+Both frame sources see it while they decode, at no cost for other files,
+and end the run with a :class:`DelayChangedError` (naming the file and the
+reason) before the first frame that would be taken for a neighbour: the
+frames before it were timed right, the rest of the run is reported missing.
+
+* The PyAV source reads the decoder's delay (FFmpeg's ``has_b_frames``,
+  PyAV's ``reorder_depth``) after every AVI frame (:func:`check_delay`):
+  it must stay the run's first frame's.
+  A run that starts with a stale or grown delay (a seek into the second
+  part) is already refused by the landing check, its first frame mapping
+  past its keyframe.
+* The ffmpeg executable's frames arrive filtered (only the wanted ones),
+  with its decoder's count of frames (a statistics pipe: not text the file
+  can write into). AVI has one packet per frame, so the ``n``-th frame
+  after the run's keyframe ``k`` is frame ``k + n`` (:func:`check_run`).
+  The count is off when the delay changed, and also when a damaged packet
+  gave no frame (then the times are right); on a mismatch, PyAV decodes
+  the run once up to that frame, watching its delay, to tell which
+  (:func:`delay_changes`).
 """
 
 from __future__ import annotations
@@ -52,7 +61,8 @@ def check_delay(info: VideoInfo, index: int, codec_context, delay: int | None) -
     index : int
         The index the frame just given out maps to.
     codec_context : av.codec.context.CodecContext
-        Its decoder: ``has_b_frames`` is libavcodec's reorder delay.
+        Its decoder: ``reorder_depth`` is libavcodec's ``has_b_frames``,
+        the decoder's reorder delay.
     delay : int or None
         The delay at the run's first frame (``None``: this is the first).
 
@@ -67,7 +77,9 @@ def check_delay(info: VideoInfo, index: int, codec_context, delay: int | None) -
         If the delay changed: this frame and the run's next ones are not
         the frames the table times them as.
     """
-    now = int(codec_context.has_b_frames)
+    # PyAV's ``has_b_frames`` is a bool (it sees 0 -> 2, not 1 -> 2);
+    # ``reorder_depth``, where PyAV has it (18 does), is FFmpeg's int.
+    now = int(getattr(codec_context, "reorder_depth", codec_context.has_b_frames))
     if delay is None or now == delay:
         return now
     raise _changed(info, index)
