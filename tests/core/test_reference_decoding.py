@@ -474,7 +474,7 @@ def test_the_packet_choice_and_frame_times_equal_a_search_of_the_bounds(kinds):
                 assert stream._wanted_packet(packet) == (index >= first), (first, t)
 
 
-def _growing_delay_segments(folder: Path) -> Path:
+def _growing_delay_segments(folder: Path, *, opening: str = "bframes=0") -> Path:
     """H.264 in MPEG-TS whose decoder delay grows mid-stream: frames 0-39
     without B-frames (keyframes 0, 20), then frames 40-119 with up to three
     adaptive B-frames in a pyramid (keyframes 40, 80), so the decoder holds
@@ -483,7 +483,7 @@ def _growing_delay_segments(folder: Path) -> Path:
     size = f"{synthetic.WIDTH}x{synthetic.HEIGHT}"
     parts = []
     for first, count, params in (
-        (0, 40, "bframes=0:keyint=20:min-keyint=20"),
+        (0, 40, f"{opening}:keyint=20:min-keyint=20"),
         (40, 80, "bframes=3:b-adapt=2:b-pyramid=normal:keyint=40:min-keyint=40"),
     ):
         images = []
@@ -504,7 +504,7 @@ def _growing_delay_segments(folder: Path) -> Path:
             stdin=b"".join(images),
         )
         parts.append(part.read_bytes())
-    joined = folder / "growing.ts"
+    joined = folder / f"growing_{opening.replace('=', '').replace(':', '_')}.ts"
     joined.write_bytes(b"".join(parts))
     return joined
 
@@ -603,3 +603,26 @@ def test_an_avi_whose_reorder_delay_grows_gives_exact_frames_or_a_clear_error(gr
             assert len(stepped) == 10, backend
             for i, image in enumerate(stepped, start=30):
                 np.testing.assert_array_equal(image, reference[i], err_msg=f"{backend} {i}")
+
+
+def test_an_avi_whose_reorder_delay_grows_from_one_to_two_is_refused_too(tmp_path):
+    """Frames 0-39 with single B-frames (the decoder holds back one frame), then
+    the B-pyramid (two): PyAV's ``has_b_frames`` says only "some", the check
+    reads the depth. Every frame given is the full decode's, the rest missing."""
+    ts = _growing_delay_segments(tmp_path, opening="bframes=1:b-adapt=0:b-pyramid=none")
+    path = tmp_path / "growing_from_one.avi"
+    synthetic.run(["-i", str(ts), "-c", "copy", str(path)])
+    delays = _decoder_delays(path)
+    assert set(delays[2:38]) == {1} and max(delays[40:]) == 2  # it really grows
+    info = probe(path, cache=False)
+    reference = synthetic.decode_all(path)
+    assert [synthetic.decode_index(image) for image in reference] == list(range(120))
+    wanted = _scattered(120, seed=5)
+    for backend in ("pyav", "ffmpeg"):
+        missing: list[int] = []
+        got = list(decode_frames(info, wanted, workers=2, backend=backend, missing=missing))
+        for frame in got:
+            err = f"{backend} {frame.index}"
+            np.testing.assert_array_equal(frame.image, reference[frame.index], err_msg=err)
+        assert sorted([f.index for f in got] + missing) == wanted, backend
+        assert missing and min(missing) >= 40 - 2, backend
