@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import synthetic
 from napari_video_extract.core.decode import DecodeStats, choose_backend, decode_frames
@@ -563,7 +564,9 @@ def test_a_reorder_delay_growing_mid_stream_gives_the_full_decodes_frames(growin
                 np.testing.assert_array_equal(image, reference[i], err_msg=f"{backend} {i}")
 
 
-def test_an_avi_whose_reorder_delay_grows_gives_exact_frames_or_a_clear_error(growing_delay):
+def test_an_avi_whose_reorder_delay_grows_gives_exact_frames_or_a_clear_error(
+    growing_delay, tmp_path
+):
     """AVI stores no frame times: from frame 40 on, where the decoder's delay
     grows, the frame table's times belong to the neighbours. Every frame either
     source gives is the full decode's; the others are reported missing, with
@@ -576,8 +579,14 @@ def test_an_avi_whose_reorder_delay_grows_gives_exact_frames_or_a_clear_error(gr
     wanted = _scattered(120, seed=11)
     for backend in ("pyav", "ffmpeg"):
         missing: list[int] = []
-        got = list(decode_frames(info, wanted, workers=2, backend=backend, missing=missing))
+        reasons: list[str] = []
+        got = list(
+            decode_frames(
+                info, wanted, workers=2, backend=backend, missing=missing, reasons=reasons
+            )
+        )
         assert got, backend
+        assert reasons and all("reorder delay changes mid-stream" in r for r in reasons), reasons
         for frame in got:
             err = f"{backend} {frame.index}"
             np.testing.assert_array_equal(frame.image, reference[frame.index], err_msg=err)
@@ -603,6 +612,16 @@ def test_an_avi_whose_reorder_delay_grows_gives_exact_frames_or_a_clear_error(gr
             assert len(stepped) == 10, backend
             for i, image in enumerate(stepped, start=30):
                 np.testing.assert_array_equal(image, reference[i], err_msg=f"{backend} {i}")
+    # Extraction writes the stills it can and says why the others are not written.
+    from napari_video_extract.core.extract import extract_video
+    from napari_video_extract.core.sampling_specs import Interval
+
+    result = extract_video(path, tmp_path / "stills", Interval(every=0.4), fmt="png", info=info)
+    assert result.missing and min(result.missing) >= 40 and len(result.records) == 4
+    assert "reorder delay changes mid-stream" in result.error and "\n" not in result.error
+    for record in result.records:
+        still = np.asarray(Image.open(tmp_path / "stills" / record.file))
+        np.testing.assert_array_equal(still, reference[record.frame], err_msg=record.file)
 
 
 def test_an_avi_whose_reorder_delay_grows_from_one_to_two_is_refused_too(tmp_path):
