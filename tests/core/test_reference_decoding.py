@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import synthetic
 from napari_video_extract.core.decode import DecodeStats, choose_backend, decode_frames
+from napari_video_extract.core.errors import DecodeError
 from napari_video_extract.core.ffmpeg import ffmpeg_exe
 from napari_video_extract.core.frame_cursor import reader_frame_threads
 from napari_video_extract.core.probe import probe
@@ -473,7 +475,7 @@ def test_the_packet_choice_and_frame_times_equal_a_search_of_the_bounds(kinds):
                 assert stream._wanted_packet(packet) == (index >= first), (first, t)
 
 
-def _growing_delay_segments(folder: Path) -> Path:
+def _growing_delay_segments(folder: Path, *, opening: str = "bframes=0") -> Path:
     """H.264 in MPEG-TS whose decoder delay grows mid-stream: frames 0-39
     without B-frames (keyframes 0, 20), then frames 40-119 with up to three
     adaptive B-frames in a pyramid (keyframes 40, 80), so the decoder holds
@@ -482,7 +484,7 @@ def _growing_delay_segments(folder: Path) -> Path:
     size = f"{synthetic.WIDTH}x{synthetic.HEIGHT}"
     parts = []
     for first, count, params in (
-        (0, 40, "bframes=0:keyint=20:min-keyint=20"),
+        (0, 40, f"{opening}:keyint=20:min-keyint=20"),
         (40, 80, "bframes=3:b-adapt=2:b-pyramid=normal:keyint=40:min-keyint=40"),
     ):
         images = []
@@ -503,7 +505,7 @@ def _growing_delay_segments(folder: Path) -> Path:
             stdin=b"".join(images),
         )
         parts.append(part.read_bytes())
-    joined = folder / "growing.ts"
+    joined = folder / f"growing_{opening.replace('=', '').replace(':', '_')}.ts"
     joined.write_bytes(b"".join(parts))
     return joined
 
@@ -535,23 +537,7 @@ def _decoder_delays(path: Path) -> list[int]:
     return delays
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "ts",
-        "mkv",
-        pytest.param(
-            "avi",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="AVI frames are timed by the packet clock and one decoder delay for "
-                "the whole stream (aviindex.avi_frame_ticks): from frame 40 on, where the "
-                "delay grows, the frame table is off by the growth and frames are taken "
-                "for their neighbours",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("kind", ["ts", "mkv"])
 def test_a_reorder_delay_growing_mid_stream_gives_the_full_decodes_frames(growing_delay, kind):
     """Every still and every reader frame (jumps into either part, steps across
     the change) is the full decode's, with both sources."""
@@ -576,3 +562,86 @@ def test_a_reorder_delay_growing_mid_stream_gives_the_full_decodes_frames(growin
                 np.testing.assert_array_equal(video.read(i), reference[i], err_msg=err)
             for i, image in enumerate(video.iter(start=30, stop=50), start=30):
                 np.testing.assert_array_equal(image, reference[i], err_msg=f"{backend} {i}")
+
+
+def test_an_avi_whose_reorder_delay_grows_gives_exact_frames_or_a_clear_error(
+    growing_delay, tmp_path
+):
+    """AVI stores no frame times: from frame 40 on, where the decoder's delay
+    grows, the frame table's times belong to the neighbours. Every frame either
+    source gives is the full decode's; the others are reported missing, with
+    one line naming the file and the reason, never replaced by a neighbour."""
+    path = growing_delay["avi"]
+    info = probe(path, cache=False)
+    reference = synthetic.decode_all(path)
+    assert [synthetic.decode_index(image) for image in reference] == list(range(120))
+    assert info.frame_count == 120 and info.keyframes.tolist() == [0, 20, 40, 80]
+    wanted = _scattered(120, seed=11)
+    for backend in ("pyav", "ffmpeg"):
+        missing: list[int] = []
+        reasons: list[str] = []
+        got = list(
+            decode_frames(
+                info, wanted, workers=2, backend=backend, missing=missing, reasons=reasons
+            )
+        )
+        assert got, backend
+        assert reasons and all("reorder delay changes mid-stream" in r for r in reasons), reasons
+        for frame in got:
+            err = f"{backend} {frame.index}"
+            np.testing.assert_array_equal(frame.image, reference[frame.index], err_msg=err)
+        assert sorted([f.index for f in got] + missing) == wanted, backend
+        assert missing and min(missing) >= 40, backend
+        assert [i for i in wanted if i < 40] == sorted(f.index for f in got), backend
+        with pytest.raises(DecodeError) as caught:
+            list(decode_frames(info, [60, 100], workers=1, backend=backend))
+        message = str(caught.value)
+        assert "\n" not in message and message.startswith(f"{path}: "), message
+        assert "reorder delay" in message, message
+        with VideoReader(path, info=info, backend=backend, cache_bytes=0, prefetch=0) as video:
+            for i in [119, 39, 41, 20, 60, 0, 85]:
+                if i < 40:
+                    np.testing.assert_array_equal(video.read(i), reference[i], err_msg=f"{i}")
+                else:
+                    with pytest.raises(DecodeError, match="reorder delay"):
+                        video.read(i)
+            stepped = []
+            with pytest.raises(DecodeError, match="reorder delay"):
+                for image in video.iter(start=30, stop=50):
+                    stepped.append(image)
+            assert len(stepped) == 10, backend
+            for i, image in enumerate(stepped, start=30):
+                np.testing.assert_array_equal(image, reference[i], err_msg=f"{backend} {i}")
+    # Extraction writes the stills it can and says why the others are not written.
+    from napari_video_extract.core.extract import extract_video
+    from napari_video_extract.core.sampling_specs import Interval
+
+    result = extract_video(path, tmp_path / "stills", Interval(every=0.4), fmt="png", info=info)
+    assert result.missing and min(result.missing) >= 40 and len(result.records) == 4
+    assert "reorder delay changes mid-stream" in result.error and "\n" not in result.error
+    for record in result.records:
+        still = np.asarray(Image.open(tmp_path / "stills" / record.file))
+        np.testing.assert_array_equal(still, reference[record.frame], err_msg=record.file)
+
+
+def test_an_avi_whose_reorder_delay_grows_from_one_to_two_is_refused_too(tmp_path):
+    """Frames 0-39 with single B-frames (the decoder holds back one frame), then
+    the B-pyramid (two): PyAV's ``has_b_frames`` says only "some", the check
+    reads the depth. Every frame given is the full decode's, the rest missing."""
+    ts = _growing_delay_segments(tmp_path, opening="bframes=1:b-adapt=0:b-pyramid=none")
+    path = tmp_path / "growing_from_one.avi"
+    synthetic.run(["-i", str(ts), "-c", "copy", str(path)])
+    delays = _decoder_delays(path)
+    assert set(delays[2:38]) == {1} and max(delays[40:]) == 2  # it really grows
+    info = probe(path, cache=False)
+    reference = synthetic.decode_all(path)
+    assert [synthetic.decode_index(image) for image in reference] == list(range(120))
+    wanted = _scattered(120, seed=5)
+    for backend in ("pyav", "ffmpeg"):
+        missing: list[int] = []
+        got = list(decode_frames(info, wanted, workers=2, backend=backend, missing=missing))
+        for frame in got:
+            err = f"{backend} {frame.index}"
+            np.testing.assert_array_equal(frame.image, reference[frame.index], err_msg=err)
+        assert sorted([f.index for f in got] + missing) == wanted, backend
+        assert missing and min(missing) >= 40 - 2, backend

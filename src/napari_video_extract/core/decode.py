@@ -303,6 +303,7 @@ def decode_frames(
     workers: int | None = None,
     cancel: threading.Event | None = None,
     missing: list[int] | None = None,
+    reasons: list[str] | None = None,
     stats: DecodeStats | None = None,
     stall_timeout: float | None = None,
     backend: str = "auto",
@@ -325,6 +326,8 @@ def decode_frames(
         Set it to stop early; the generator then returns quietly.
     missing : list, optional
         Receives the indices that could not be decoded (damaged video).
+    reasons : list, optional
+        Receives why they could not (the decoders' last errors, each once).
     stats : DecodeStats, optional
         Receives the runs started and the frames really decoded.
     stall_timeout : float, optional
@@ -437,6 +440,8 @@ def decode_frames(
     lost_all = sorted(set().union(*(lost for lost, _ in failures))) if failures else []
     if missing is not None:
         missing.extend(lost_all)
+    if reasons is not None:
+        reasons.extend(dict.fromkeys(err for lost, err in failures if lost and err))
     if failures and produced == 0:
         reason = next((err for _, err in failures if err), "") or "no frame could be decoded"
         raise DecodeError(info.path, f"decoding failed: {reason}")

@@ -312,12 +312,15 @@ def extract_video(
                 on_frame(record, image)
 
         handled: set[int] = set()  # frames written, or refused because of a user's file
+        reasons: list[str] = []  # why frames went missing, from the decoders
         n_workers = workers or min(os.cpu_count() or 1, 4)
         try:
             with ThreadPoolExecutor(max_workers=n_workers) as pool:
                 pending = []
                 if pick.plain:
-                    frames = decode_frames(info, list(by_frame), workers=n_workers, cancel=cancel)
+                    frames = decode_frames(
+                        info, list(by_frame), workers=n_workers, cancel=cancel, reasons=reasons
+                    )
                     stream = ((f.index, f.image, None) for f in frames)
                 else:
                     chosen = pick_frames(
@@ -350,7 +353,7 @@ def extract_video(
         if result.missing:
             result.error = (
                 f"{len(result.missing)} of {result.planned} planned still(s) could not be "
-                f"decoded (damaged video?) and were not written: "
+                f"decoded ({reasons[0] if reasons else 'damaged video?'}) and were not written: "
                 f"frame{'s' if len(result.missing) > 1 else ''} "
                 f"{_runs(result.missing, [s.frame for s in samples])}; a re-run retries them"
             )

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from napari_video_extract.core import frame_source
+from napari_video_extract.core.avi_delay import check_run, delay_changes
 from napari_video_extract.core.errors import DecodeError, SeekRefusedError
 from napari_video_extract.core.ffmpeg import (
     base_args,
@@ -150,6 +151,7 @@ class FrameStream:
         self.targets = targets
         self.first = start if first is None else first
         self._first_seen = True  # the next frame is the first given out
+        self._dts_only = "avi" in info.container.split(",")
         self._frame_bytes = info.width * info.height * 3
         pts = info.frame_pts
         # Boundaries between frames, for mapping a decoded timestamp to its index.
@@ -171,6 +173,11 @@ class FrameStream:
                 start = trusted
         #: The keyframe decoding must start at or before (None: no seek).
         self._landing_limit: int | None = None
+        #: AVI: the frame decoding begins at (see avi_delay.check_run). The
+        #: select filter may drop the first frames, so it is the run's start,
+        #: not what the first frame that passes says.
+        self._run_start = info.keyframe_before(start) if seek and start > 0 else 0
+        self._run_began = self._run_start
         if seek and start > 0:
             if seek == "fast":
                 # Land exactly on keyframe ``start``.
@@ -313,12 +320,30 @@ class FrameStream:
             raise DecodeError(self.info.path, "decoder output and timestamps out of step")
         pts, decoded_before = stats
         index = self.index_of(pts)
+        if self._dts_only and decoded_before >= 0:
+            self._check_count(index, decoded_before)
         if self._first_seen:
             self._first_seen = False
             if decoded_before >= 0:  # -1: ffmpeg does not know
                 self._check_landing(index - decoded_before)
         image = np.frombuffer(buf, dtype=np.uint8).reshape(self.info.height, self.info.width, 3)
         return DecodedFrame(index=index, time=float(self.info.frame_times[index]), image=image)
+
+    def _check_count(self, index: int, decoded_before: int) -> None:
+        """Refuse an AVI frame whose index does not follow from the decoder's count.
+
+        The count is off when the decoder's delay changed (the frame is not
+        the one its time says) or when a damaged packet gave no frame (it
+        is); only the decoder can tell which: PyAV decodes the run up to the
+        frame, once, watching its delay (see :mod:`.avi_delay`).
+        """
+        try:
+            self._run_began = check_run(self.info, index, decoded_before, self._run_began)
+        except DecodeError:
+            if delay_changes(self.info, self._run_start, index, timeout=self._stall_timeout):
+                self.close()
+                raise
+            self._run_began = index - decoded_before  # a lost frame: count on from here
 
     def _check_landing(self, index: int) -> None:
         """Refuse a run whose decoder began (at frame ``index``) after its keyframe.

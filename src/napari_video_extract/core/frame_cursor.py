@@ -94,6 +94,8 @@ class FrameCursor:
         # without referring to the cursor (see VideoReader's finalizer).
         self.open_streams: set[FrameStream | PyAVStream] = set()
         self._skips = True  # the skip choice the running stream was opened with
+        #: Why the last stream ended early (a DecodeError's reason; empty: it did not).
+        self.last_error = ""
         self._counted = 0  # its frames_decoded already in stats.decoder_frames
         if backend == "pyav":
             pixels = max(info.width * info.height, 1)
@@ -167,12 +169,14 @@ class FrameCursor:
             attempts = pyav_attempts(self._info, keyframe)
         else:
             attempts = [(True, False), (False, False)] if keyframe > 0 else [(False, False)]
+        self.last_error = ""
         for seek, skip in attempts:
             self._start(i, seek=seek, skip=skip)
             frame = self._advance_to(i)
             if frame is not None:
                 return frame
-        raise DecodeError(self._info.path, f"frame {i} could not be decoded")
+        reason = f": {self.last_error}" if self.last_error else ""
+        raise DecodeError(self._info.path, f"frame {i} could not be decoded{reason}")
 
     def _start(self, i: int, *, seek: bool | str, skip: bool = True) -> None:
         start = self._info.keyframe_before(i) if seek else 0
@@ -232,7 +236,11 @@ class FrameCursor:
             return None
         try:
             decoded = next(stream)
-        except (StopIteration, DecodeError):
+        except StopIteration:
+            self.close()
+            return None
+        except DecodeError as exc:
+            self.last_error = exc.reason  # for reach's message
             self.close()
             return None
         finally:

@@ -58,6 +58,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from napari_video_extract.core.avi_delay import check_delay
 from napari_video_extract.core.aviindex import duration_estimate
 from napari_video_extract.core.container import first_video_stream, open_container
 from napari_video_extract.core.errors import DecodeError, SeekRefusedError, VideoOpenError
@@ -281,6 +282,8 @@ class PyAVStream:
         self._faulty_pts = self._faulty_dts = 0
         self._last_pts = self._last_dts = None
         self._dts_step = 1
+        # AVI: the decoder's delay at the run's first frame (see avi_delay).
+        self._run_delay: int | None = None
 
     def _best_effort_ticks(self, frame) -> int | None:
         """``best_effort_timestamp`` as libavcodec computes it (ffmpeg's frame pts).
@@ -401,6 +404,8 @@ class PyAVStream:
             # float(Fraction) does, without the ~10 us of a Fraction).
             num, den = self._tb_ratio
             index = int(self._bounds.searchsorted(ticks * num / den, "right"))
+            if self._dts_only:
+                self._run_delay = check_delay(self.info, index, self._codec, self._run_delay)
             if self._seek_start is not None:
                 self._check_keyframe(index, frame)
             if index < self.first or (self._targets is not None and index not in self._targets):
