@@ -249,6 +249,17 @@ def _cut_in(path: Path, source: Path, packet: int, *, keep: float) -> Path:
     return path
 
 
+def _assert_frame(image, plain, index: int, cut: int | None, err: str) -> None:
+    """``image`` is frame ``index`` of the full decode: exactly, or for the
+    concealed frame ``cut`` nearly (no further from it than from the frame before)."""
+    if index != cut:
+        np.testing.assert_array_equal(image, plain[index], err_msg=err)
+        return
+    own = np.abs(image.astype(np.int16) - plain[index]).mean()
+    before = np.abs(image.astype(np.int16) - plain[index - 1]).mean()
+    assert own < 0.5 and own <= before, (err, own, before)
+
+
 @pytest.mark.parametrize(
     ("name", "keep", "frames"),
     [
@@ -274,12 +285,15 @@ def test_a_file_cut_in_a_keyframe_lists_only_the_frames_a_full_decode_gives(
     np.testing.assert_allclose(info.frame_pts, _decoded_times(path), atol=1e-9)
     assert info.keyframes.tolist() == [0, 12]
     wanted = list(range(10, frames))
+    # The frame of the part-read packet is concealed from the one before, and
+    # how depends on the decoder's threads' timing (measured: up to 2 levels
+    # apart between runs): it must be that frame, nearly; every other exactly.
+    cut = 24 if frames == 25 else None
     for backend in ("pyav", "ffmpeg"):
         missing: list[int] = []
         got = list(decode_frames(info, wanted, workers=1, backend=backend, missing=missing))
         for frame in got:
-            err = f"{backend} {frame.index}"
-            np.testing.assert_array_equal(frame.image, plain[frame.index], err_msg=err)
+            _assert_frame(frame.image, plain, frame.index, cut, f"{backend} {frame.index}")
         assert sorted([f.index for f in got] + missing) == wanted, backend
         # PyAV's frame threads (FFmpeg 8) lose the frames they hold when the
         # last packet fails: reported missing, never replaced.
@@ -291,4 +305,4 @@ def test_a_file_cut_in_a_keyframe_lists_only_the_frames_a_full_decode_gives(
                 except DecodeError as exc:
                     assert backend == "pyav" and i in missing and str(path) in str(exc), exc
                     continue
-                np.testing.assert_array_equal(image, plain[i], err_msg=f"{backend} {i}")
+                _assert_frame(image, plain, i, cut, f"{backend} {i}")
