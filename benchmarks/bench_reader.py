@@ -63,8 +63,11 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 from jump_breakdown import describe as describe_jump
 from jump_breakdown import jump_breakdown
+from page_cache import cached_pages
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -421,31 +424,9 @@ def fmt_s(value: float | None) -> str:
 
 
 def page_cache_share(path: Path) -> float | None:
-    """Share of ``path``'s pages in the page cache now (Linux ``mincore``), else None.
-
-    The file is mapped but not touched, so asking loads nothing.
-    """
-    import ctypes
-    import mmap
-
-    size = path.stat().st_size
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pages = -(-size // mmap.PAGESIZE)
-        vector = (ctypes.c_ubyte * pages)()
-        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_COPY) as m:
-            mapped = (ctypes.c_char * size).from_buffer(m)
-            try:
-                status = libc.mincore(
-                    ctypes.c_void_p(ctypes.addressof(mapped)), ctypes.c_size_t(size), vector
-                )
-            finally:
-                del mapped
-        if status != 0:
-            return None
-        return float((np.frombuffer(vector, dtype=np.uint8) & 1).mean())
-    except (OSError, AttributeError, ValueError):
-        return None
+    """Share of ``path``'s pages in the page cache now (Linux ``mincore``), else None."""
+    pages = cached_pages(path)
+    return None if pages is None or not len(pages) else float(pages.mean())
 
 
 def set_page_cache(path: Path, state: str) -> None:

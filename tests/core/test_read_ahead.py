@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 import os
 import threading
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from napari_video_extract.core.read_ahead import ReadAhead
+from page_cache import cached_pages
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "posix_fadvise"), reason="posix_fadvise is not available here"
@@ -21,22 +21,11 @@ MB = 1024 * 1024
 
 
 def _cached_pages(path) -> np.ndarray:
-    """Which pages of ``path`` are in the page cache (``mincore`` on an untouched map)."""
-    size = os.path.getsize(path)
-    pages = -(-size // mmap.PAGESIZE)
-    vector = (ctypes.c_ubyte * pages)()
-    libc = ctypes.CDLL(None, use_errno=True)
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_COPY) as m:
-        mapped = (ctypes.c_char * size).from_buffer(m)
-        try:
-            status = libc.mincore(
-                ctypes.c_void_p(ctypes.addressof(mapped)), ctypes.c_size_t(size), vector
-            )
-        finally:
-            del mapped
-    if status != 0:
+    """Which pages of ``path`` are in the page cache (skips where ``mincore`` is not there)."""
+    pages = cached_pages(path)
+    if pages is None:
         pytest.skip("mincore is not available here")
-    return (np.frombuffer(vector, dtype=np.uint8) & 1).astype(bool)
+    return pages
 
 
 @pytest.fixture
