@@ -50,11 +50,12 @@ def jump_breakdown(path: Path, indices: list[int]) -> dict[str, float]:
     wall time: ``wall``, ``cpu``, ``seek``, ``decode``, ``rgb``, ``rest``,
     ``packets``, ``frames``; and ``wall_median``."""
     from napari_video_extract.core.pyav_source import PyAVStream
+    from napari_video_extract.core.rgb_frames import RGBConverter
     from napari_video_extract.core.video_reader import VideoReader
 
     rows: list[dict] = []
     record: dict = {}
-    restart, to_rgb = PyAVStream.restart, PyAVStream._to_rgb
+    restart, to_rgb = PyAVStream.restart, RGBConverter.__call__
 
     def timed_restart(self, *args, **kwargs):
         t0 = time.perf_counter()
@@ -72,7 +73,7 @@ def jump_breakdown(path: Path, indices: list[int]) -> dict[str, float]:
         finally:
             record["rgb"] += time.perf_counter() - t0
 
-    PyAVStream.restart, PyAVStream._to_rgb = timed_restart, timed_rgb
+    PyAVStream.restart, RGBConverter.__call__ = timed_restart, timed_rgb
     try:
         with VideoReader(path, backend="pyav", cache_bytes=0, prefetch=0) as video:
             for i in indices:
@@ -83,7 +84,7 @@ def jump_breakdown(path: Path, indices: list[int]) -> dict[str, float]:
                 parts = record["seek"] + record["decode"] + record["rgb"]
                 rows.append({**record, "wall": wall, "cpu": cpu, "rest": wall - parts})
     finally:
-        PyAVStream.restart, PyAVStream._to_rgb = restart, to_rgb
+        PyAVStream.restart, RGBConverter.__call__ = restart, to_rgb
     means = {key: statistics.mean(r[key] for r in rows) for key in rows[0]}
     return {**means, "wall_median": statistics.median(r["wall"] for r in rows)}
 

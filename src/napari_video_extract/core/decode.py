@@ -29,12 +29,8 @@ from napari_video_extract.core.errors import DecodeError, VideoOpenError
 from napari_video_extract.core.ffmpeg_source import FrameStream
 from napari_video_extract.core.frame_source import STALL_TIMEOUT_SECONDS, DecodedFrame, FrameSource
 from napari_video_extract.core.probe import VideoInfo
-from napari_video_extract.core.pyav_source import (
-    PyAVStream,
-    pyav_attempts,
-    pyav_available,
-    pyav_is_exact,
-)
+from napari_video_extract.core.pyav_source import PyAVStream, pyav_attempts, pyav_available
+from napari_video_extract.core.rgb_frames import pyav_is_exact
 
 __all__ = [
     "BACKENDS",
@@ -61,7 +57,7 @@ def choose_backend(info: VideoInfo, backend: str = "auto") -> str:
 
     ``'auto'`` is PyAV (in process, reference-only decoding) when it is
     installed and gives the ffmpeg executable's pixels for this video
-    (:func:`~napari_video_extract.core.pyav_source.pyav_is_exact`), else the
+    (:func:`~napari_video_extract.core.rgb_frames.pyav_is_exact`), else the
     ffmpeg executable.
 
     Raises

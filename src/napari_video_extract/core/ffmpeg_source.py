@@ -14,7 +14,7 @@ keyframe would give wrong frames without an error); a refused one is
 replaced by the one before, or by the start of the file, as in the PyAV
 source. It decodes every frame from the keyframe on (the CLI cannot change
 what the decoder skips between packets); it is the fallback for videos PyAV cannot
-decode with the same pixels (:func:`~napari_video_extract.core.pyav_source.pyav_is_exact`)
+decode with the same pixels (:func:`~napari_video_extract.core.rgb_frames.pyav_is_exact`)
 and the cross-check of the PyAV source in tests.
 """
 

@@ -6,8 +6,8 @@ frame table (like ``showinfo`` with ``-copyts``), converted to RGB by the same
 swscale path and rotated like ffmpeg's autorotate. The one known difference:
 frames with an odd height and vertically subsampled chroma (4:2:0, e.g.
 720x405) convert slightly differently in PyAV's libswscale (max 28 levels on
-the 720x405 MPEG-2 clip); :func:`pyav_is_exact` says when the pixels are the
-executable's.
+the 720x405 MPEG-2 clip); :func:`~napari_video_extract.core.rgb_frames.pyav_is_exact`
+says when the pixels are the executable's (:mod:`.rgb_frames` converts).
 
 Reference-only decoding
 -----------------------
@@ -64,6 +64,7 @@ from napari_video_extract.core.container import first_video_stream, open_contain
 from napari_video_extract.core.errors import DecodeError, SeekRefusedError, VideoOpenError
 from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.probe import VideoInfo
+from napari_video_extract.core.rgb_frames import RGBConverter
 
 __all__ = [
     "NONREF_EXACT_CODECS",
@@ -71,7 +72,6 @@ __all__ = [
     "interlaced_by_header",
     "pyav_attempts",
     "pyav_available",
-    "pyav_is_exact",
 ]
 
 #: Decoders whose ``skip_frame="NONREF"`` drops only pictures no other picture
@@ -90,20 +90,10 @@ _PICT_I = 1
 #: refer past them): a seek is trusted there only on the decoder's key flag.
 _I_FRAMES_KEEP_REFERENCES = frozenset({"h264", "hevc", "vp9", "av1", "vvc"})
 
-#: Pixel formats whose chroma is subsampled vertically (see the module notes).
-_VERTICAL_CHROMA_SUBSAMPLING = ("420", "410", "440", "nv12", "nv21", "nv20", "p010", "p016")
-
 
 def pyav_available() -> bool:
     """True if PyAV (``import av``) is installed; does not import it."""
     return importlib.util.find_spec("av") is not None
-
-
-def pyav_is_exact(info: VideoInfo) -> bool:
-    """True if PyAV's RGB conversion is known to equal the ffmpeg executable's."""
-    coded_height = info.height if info.rotation % 180 == 0 else info.width
-    subsampled = any(tag in info.pix_fmt for tag in _VERTICAL_CHROMA_SUBSAMPLING)
-    return coded_height % 2 == 0 or not subsampled
 
 
 def _has_frame_threads(stream) -> bool:
@@ -171,6 +161,9 @@ class PyAVStream:
     skip : bool, optional
         Skip non-reference frames that are not wanted (default True; only
         for :data:`NONREF_EXACT_CODECS`). ``False`` decodes everything.
+    convert_threads : int, optional
+        swscale threads converting each frame to RGB (default 1; see
+        :class:`~napari_video_extract.core.rgb_frames.RGBConverter`).
     stall_timeout : float, optional
         Seconds allowed for opening the file and for each read.
     """
@@ -186,6 +179,7 @@ class PyAVStream:
         threads: int | None = None,
         frame_threads: int | None = None,
         skip: bool = True,
+        convert_threads: int = 1,
         stall_timeout: float | None = None,
     ) -> None:
         self.info = info
@@ -201,7 +195,7 @@ class PyAVStream:
         self._threads = None if threads is None else max(1, int(threads))
         self._timeout = stall_timeout
         self._container = None
-        self._reformatter = None  # the RGB converter, kept (see _to_rgb)
+        self._to_rgb = RGBConverter(info, threads=convert_threads)
         self._decoded = 0
         self._aborted = False
         self._error = ""
@@ -414,21 +408,6 @@ class PyAVStream:
                 index=index, time=float(info.frame_times[index]), image=self._to_rgb(frame)
             )
 
-    def _rgb_reformatter(self):
-        """One swscale context for every frame of this source.
-
-        ``frame.reformat`` builds a new one per frame; swscale sets a kept
-        context up again itself when a frame's size or format changes (see
-        ``test_a_size_change_mid_stream_matches_a_full_decode``), so keeping
-        it gives the same pixels for less: 0.49 instead of 0.66 ms per 720p
-        frame (medians, on a loaded 2-core machine).
-        """
-        if self._reformatter is None:
-            from av.video.reformatter import VideoReformatter
-
-            self._reformatter = VideoReformatter()
-        return self._reformatter
-
     def _check_keyframe(self, index: int, frame) -> None:
         """Refuse a seek whose keyframe the decoder does not decode as one.
 
@@ -473,26 +452,6 @@ class PyAVStream:
                 f"the seek to keyframe {self._seek_start} began decoding at frame {index}",
             )
         self._seek_start = None
-
-    def _to_rgb(self, frame) -> np.ndarray:
-        info = self.info
-        quarter_turns = (info.rotation // 90) % 4
-        width, height = (
-            (info.width, info.height) if quarter_turns % 2 == 0 else (info.height, info.width)
-        )
-        # One swscale thread: its slice threads cost more than they give at
-        # video sizes (720p: ~1700 vs ~190 conversions/s measured on 2 cores).
-        # Bicubic is ffmpeg's default scaler; it only matters if the size changed
-        # mid-stream (the plain conversion is the same unscaled path).
-        converted = self._rgb_reformatter().reformat(
-            frame, width=width, height=height, format="rgb24", interpolation="BICUBIC", threads=1
-        )
-        rgb = converted.to_ndarray()
-        if quarter_turns:
-            # ffmpeg's autorotate (transpose / hflip+vflip): rotation is counter-clockwise.
-            rgb = np.ascontiguousarray(np.rot90(rgb, k=quarter_turns))
-        rgb.flags.writeable = False
-        return rgb
 
     def close(self) -> None:
         """Close the file (idempotent)."""

@@ -69,7 +69,8 @@ from napari_video_extract.core.errors import SeekRefusedError
 from napari_video_extract.core.frame_cursor import FrameCursor
 from napari_video_extract.core.prefetch import Prefetcher
 from napari_video_extract.core.probe import VideoInfo, probe
-from napari_video_extract.core.pyav_source import pyav_available, pyav_is_exact
+from napari_video_extract.core.pyav_source import pyav_available
+from napari_video_extract.core.rgb_frames import pyav_is_exact
 
 if TYPE_CHECKING:
     from napari_video_extract.core.ffmpeg_source import FrameStream
