@@ -31,6 +31,7 @@ from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.probe import VideoInfo
 from napari_video_extract.core.pyav_source import PyAVStream, pyav_attempts
 from napari_video_extract.core.reference_frames import reference_fraction
+from napari_video_extract.core.rgb_frames import UnconvertedFrame
 
 if TYPE_CHECKING:
     # Imported when the ffmpeg backend is used: opening a video with PyAV
@@ -73,7 +74,9 @@ class FrameCursor:
         ``decoder_frames``).
     on_frame : callable
         ``on_frame(index, image)`` for every frame the decoder gives (the
-        reader's cache).
+        reader's cache); ``image`` is an RGB array, or an
+        :class:`~napari_video_extract.core.rgb_frames.UnconvertedFrame` (see
+        :meth:`next_frame`).
     """
 
     def __init__(
@@ -81,7 +84,7 @@ class FrameCursor:
         info: VideoInfo,
         backend: str,
         stats: ReaderStats,
-        on_frame: Callable[[int, np.ndarray], None],
+        on_frame: Callable[[int, np.ndarray | UnconvertedFrame], None],
     ) -> None:
         self._info = info
         self._backend = backend
@@ -219,23 +222,36 @@ class FrameCursor:
         return FrameStream(self._info, start, first=first, seek=seek)
 
     def _advance_to(self, i: int) -> np.ndarray | None:
-        """Read the running stream up to frame ``i``; None if it is not there."""
+        """Read the running stream up to frame ``i``; None if it is not there.
+
+        Only ``i`` is converted to RGB here: the frames on the way are handed
+        over unconverted (PyAV), for the read that wants them to convert.
+        """
         while True:
-            decoded = self.next_frame(last=i)
+            decoded = self.next_frame(last=i, convert=i)
             if decoded is None:
                 return None
             if decoded.index == i:
                 return decoded.image
 
-    def next_frame(self, *, last: int | None = None) -> DecodedFrame | None:
+    def next_frame(
+        self, *, last: int | None = None, convert: bool | int = True
+    ) -> DecodedFrame | UnconvertedFrame | None:
         """The running stream's next frame (handed to ``on_frame``); None
         (stream closed) if it ended, failed, or gave a frame before the
-        expected one or after ``last``."""
+        expected one or after ``last``.
+
+        ``convert``: True converts it to RGB; False leaves a PyAV frame
+        unconverted (an :class:`~napari_video_extract.core.rgb_frames.UnconvertedFrame`,
+        converted by whoever reads it, in their thread); an index converts
+        only that frame. The ffmpeg executable's frames always arrive in RGB.
+        """
         stream = self.stream
         if stream is None:
             return None
+        lazy = convert is not True and isinstance(stream, PyAVStream)
         try:
-            decoded = next(stream)
+            decoded = stream.next_unconverted() if lazy else next(stream)
         except StopIteration:
             self.close()
             return None
@@ -252,7 +268,11 @@ class FrameCursor:
             self.close()
             return None
         self.next_index = decoded.index + 1
-        self._on_frame(decoded.index, decoded.image)
+        if lazy and convert is not False and decoded.index == convert:
+            decoded = DecodedFrame(decoded.index, decoded.time, stream.to_rgb(decoded))
+        self._on_frame(
+            decoded.index, decoded.image if isinstance(decoded, DecodedFrame) else decoded
+        )
         return decoded
 
     def _count_decoder_frames(self, stream: FrameStream | PyAVStream) -> None:

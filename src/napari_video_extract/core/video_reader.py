@@ -35,7 +35,11 @@ cache, so the next reads are cache hits. It only continues the decoder the
 reads already use (never a seek of its own), under the reader's lock, at
 most ``prefetch`` frames ahead and never more than a quarter of the cache;
 a waiting read is served before the next prefetched frame; :meth:`close`
-stops it. Random jumps start no prefetch.
+stops it. Random jumps start no prefetch. With PyAV the prefetched frames
+are cached as the decoder gave them and converted to RGB by the read that
+asks for them, in its own thread, while the prefetch decodes the next ones
+(ffmpeg's CLI likewise converts in a thread of its own): the conversion is
+no longer serial with feeding the decoder's threads.
 
 Two decoders
 ------------
@@ -70,7 +74,7 @@ from napari_video_extract.core.frame_cursor import FrameCursor
 from napari_video_extract.core.prefetch import Prefetcher
 from napari_video_extract.core.probe import VideoInfo, probe
 from napari_video_extract.core.pyav_source import pyav_available
-from napari_video_extract.core.rgb_frames import pyav_is_exact
+from napari_video_extract.core.rgb_frames import RGBConverter, UnconvertedFrame, pyav_is_exact
 
 if TYPE_CHECKING:
     from napari_video_extract.core.ffmpeg_source import FrameStream
@@ -222,8 +226,13 @@ class VideoReader:
         self._backend = backend
         self._frame_bytes = self._info.width * self._info.height * 3
         self._cache_limit = max(0, int(cache_bytes))
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        # Frames in RGB, or decoded ahead and not converted yet (PyAV): each
+        # entry is counted at the RGB frame's size.
+        self._cache: OrderedDict[int, np.ndarray | UnconvertedFrame] = OrderedDict()
         self._lock = threading.RLock()
+        # Converts the frames decoded ahead, in the reading threads (one at a time).
+        self._converter = RGBConverter(self._info)
+        self._convert_lock = threading.Lock()
         self.stats = ReaderStats()
         # The cursor caches through a weak reference: no cycle keeps an unused
         # reader (and its decoder) alive until the garbage collector runs.
@@ -363,7 +372,24 @@ class VideoReader:
             else:
                 frame = self._cursor.reach(i)
             self._plan_prefetch(i)
-            return frame
+        if isinstance(frame, UnconvertedFrame):
+            frame = self._convert(i, frame)
+        return frame
+
+    def _convert(self, i: int, frame: UnconvertedFrame) -> np.ndarray:
+        """A cached frame decoded ahead, converted to RGB in the reading thread.
+
+        Outside the reader's lock and the prefetch's hold: the prefetch
+        decodes the next frames meanwhile (the decoder's threads and the
+        conversion overlap, as in ffmpeg's own pipeline). The converted
+        frame replaces the unconverted one in the cache.
+        """
+        with self._convert_lock:
+            rgb = frame.to_rgb(self._converter)
+        with self._lock:
+            if self._cache.get(i) is frame:
+                self._cache[i] = rgb
+        return rgb
 
     def _plan_prefetch(self, i: int) -> None:
         """After reading ``i``: prefetch ahead if the reads step forward."""
@@ -382,12 +408,13 @@ class VideoReader:
                 return False
             if cursor.next_index >= self._prefetch_until:
                 return False
-            if cursor.next_frame() is None:
+            # Left unconverted: the read that wants it converts it (see _convert).
+            if cursor.next_frame(convert=False) is None:
                 return False
             self.stats.frames_prefetched += 1
             return cursor.next_index < self._prefetch_until
 
-    def _remember(self, i: int, image: np.ndarray) -> None:
+    def _remember(self, i: int, image: np.ndarray | UnconvertedFrame) -> None:
         if self._frame_bytes > self._cache_limit:
             return
         self._cache[i] = image
