@@ -150,8 +150,11 @@ class FrameCursor:
         return (i - self.next_index) <= self._startup + passing * (i - keyframe)
 
     # ---------------------------------------------------------------- reaching
-    def reach(self, i: int) -> np.ndarray:
+    def reach(self, i: int) -> np.ndarray | UnconvertedFrame:
         """Frame ``i``, by continuing the running decoder or by a jump.
+
+        In RGB, or (PyAV) as the decoder gave it, for the caller to convert
+        outside its lock (see :meth:`next_frame`).
 
         Raises
         ------
@@ -221,35 +224,34 @@ class FrameCursor:
 
         return FrameStream(self._info, start, first=first, seek=seek)
 
-    def _advance_to(self, i: int) -> np.ndarray | None:
+    def _advance_to(self, i: int) -> np.ndarray | UnconvertedFrame | None:
         """Read the running stream up to frame ``i``; None if it is not there.
 
-        Only ``i`` is converted to RGB here: the frames on the way are handed
-        over unconverted (PyAV), for the read that wants them to convert.
+        PyAV's frames are left unconverted (see :meth:`next_frame`), ``i``'s too.
         """
         while True:
-            decoded = self.next_frame(last=i, convert=i)
+            decoded = self.next_frame(last=i, convert=False)
             if decoded is None:
                 return None
             if decoded.index == i:
-                return decoded.image
+                return decoded.image if isinstance(decoded, DecodedFrame) else decoded
 
     def next_frame(
-        self, *, last: int | None = None, convert: bool | int = True
+        self, *, last: int | None = None, convert: bool = True
     ) -> DecodedFrame | UnconvertedFrame | None:
         """The running stream's next frame (handed to ``on_frame``); None
         (stream closed) if it ended, failed, or gave a frame before the
         expected one or after ``last``.
 
-        ``convert``: True converts it to RGB; False leaves a PyAV frame
-        unconverted (an :class:`~napari_video_extract.core.rgb_frames.UnconvertedFrame`,
-        converted by whoever reads it, in their thread); an index converts
-        only that frame. The ffmpeg executable's frames always arrive in RGB.
+        ``convert=False`` leaves a PyAV frame unconverted (an
+        :class:`~napari_video_extract.core.rgb_frames.UnconvertedFrame`, for
+        the read that wants it to convert in its own thread, outside the
+        owner's lock); the ffmpeg executable's frames always arrive in RGB.
         """
         stream = self.stream
         if stream is None:
             return None
-        lazy = convert is not True and isinstance(stream, PyAVStream)
+        lazy = not convert and isinstance(stream, PyAVStream)
         try:
             decoded = stream.next_unconverted() if lazy else next(stream)
         except StopIteration:
@@ -268,8 +270,6 @@ class FrameCursor:
             self.close()
             return None
         self.next_index = decoded.index + 1
-        if lazy and convert is not False and decoded.index == convert:
-            decoded = DecodedFrame(decoded.index, decoded.time, stream.to_rgb(decoded))
         self._on_frame(
             decoded.index, decoded.image if isinstance(decoded, DecodedFrame) else decoded
         )

@@ -35,11 +35,12 @@ cache, so the next reads are cache hits. It only continues the decoder the
 reads already use (never a seek of its own), under the reader's lock, at
 most ``prefetch`` frames ahead and never more than a quarter of the cache;
 a waiting read is served before the next prefetched frame; :meth:`close`
-stops it. Random jumps start no prefetch. With PyAV the prefetched frames
-are cached as the decoder gave them and converted to RGB by the read that
-asks for them, in its own thread, while the prefetch decodes the next ones
-(ffmpeg's CLI likewise converts in a thread of its own): the conversion is
-no longer serial with feeding the decoder's threads.
+stops it. Random jumps start no prefetch. With PyAV, frames are cached as
+the decoder gave them and converted to RGB by the read that asks for them,
+in its own thread, outside the lock: while a read converts frame ``i`` the
+prefetch already decodes the next ones (ffmpeg's CLI likewise converts in a
+thread of its own), so the conversion is not serial with feeding the
+decoder's threads.
 
 Two decoders
 ------------
@@ -377,12 +378,13 @@ class VideoReader:
         return frame
 
     def _convert(self, i: int, frame: UnconvertedFrame) -> np.ndarray:
-        """A cached frame decoded ahead, converted to RGB in the reading thread.
+        """A frame as PyAV decoded it, converted to RGB in the reading thread.
 
-        Outside the reader's lock and the prefetch's hold: the prefetch
-        decodes the next frames meanwhile (the decoder's threads and the
-        conversion overlap, as in ffmpeg's own pipeline). The converted
-        frame replaces the unconverted one in the cache.
+        Outside the reader's lock and the prefetch's hold: while a read
+        converts frame ``i``, the prefetch decodes the next frames (the
+        decoder's threads and the conversion overlap, as in ffmpeg's own
+        pipeline). The converted frame replaces the unconverted one in the
+        cache.
         """
         with self._convert_lock:
             rgb = frame.to_rgb(self._converter)
