@@ -49,6 +49,11 @@ class UnconvertedFrame:
     time: float
     frame: object
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the decoder's frame (its planes' buffers)."""
+        return sum(plane.buffer_size for plane in self.frame.planes)
+
     def to_rgb(self, converter: RGBConverter) -> np.ndarray:
         """The frame in RGB, converted by ``converter`` (one per converting thread)."""
         return converter(self.frame)

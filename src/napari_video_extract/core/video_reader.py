@@ -63,7 +63,6 @@ import contextlib
 import os
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -71,6 +70,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_video_extract.core.errors import SeekRefusedError
+from napari_video_extract.core.frame_cache import FrameCache
 from napari_video_extract.core.frame_cursor import FrameCursor
 from napari_video_extract.core.prefetch import Prefetcher
 from napari_video_extract.core.probe import VideoInfo, probe
@@ -226,10 +226,8 @@ class VideoReader:
             backend = "pyav" if pyav_available() and pyav_is_exact(self._info) else "ffmpeg"
         self._backend = backend
         self._frame_bytes = self._info.width * self._info.height * 3
-        self._cache_limit = max(0, int(cache_bytes))
-        # Frames in RGB, or decoded ahead and not converted yet (PyAV): each
-        # entry is counted at the RGB frame's size.
-        self._cache: OrderedDict[int, np.ndarray | UnconvertedFrame] = OrderedDict()
+        # Frames in RGB, or decoded and not converted yet (PyAV).
+        self._cache = FrameCache(cache_bytes, self._frame_bytes)
         self._lock = threading.RLock()
         # Converts the frames decoded ahead, in the reading threads (one at a time).
         self._converter = RGBConverter(self._info)
@@ -243,7 +241,7 @@ class VideoReader:
         )
         # Prefetch at most a quarter of the cache, so it never evicts the
         # frames it decoded for the next reads (nor much of the rest).
-        cache_frames = self._cache_limit // max(self._frame_bytes, 1)
+        cache_frames = self._cache.limit // max(self._frame_bytes, 1)
         self._prefetch_frames = max(0, min(int(prefetch), cache_frames // 4))
         self._prefetch_until = 0  # the prefetch decodes frames before this one
         self._last_read: int | None = None
@@ -280,7 +278,7 @@ class VideoReader:
     def cached_bytes(self) -> int:
         """Bytes of frames currently held in the cache."""
         with self._lock:
-            return len(self._cache) * self._frame_bytes
+            return self._cache.nbytes
 
     def __len__(self) -> int:
         return self._info.frame_count
@@ -368,7 +366,6 @@ class VideoReader:
                 raise ValueError("I/O operation on a closed VideoReader")
             frame = self._cache.get(i)
             if frame is not None:
-                self._cache.move_to_end(i)
                 self.stats.cache_hits += 1
             else:
                 frame = self._cursor.reach(i)
@@ -389,8 +386,7 @@ class VideoReader:
         with self._convert_lock:
             rgb = frame.to_rgb(self._converter)
         with self._lock:
-            if self._cache.get(i) is frame:
-                self._cache[i] = rgb
+            self._cache.replace(i, frame, rgb)
         return rgb
 
     def _plan_prefetch(self, i: int) -> None:
@@ -417,12 +413,7 @@ class VideoReader:
             return cursor.next_index < self._prefetch_until
 
     def _remember(self, i: int, image: np.ndarray | UnconvertedFrame) -> None:
-        if self._frame_bytes > self._cache_limit:
-            return
-        self._cache[i] = image
-        self._cache.move_to_end(i)
-        while len(self._cache) * self._frame_bytes > self._cache_limit:
-            self._cache.popitem(last=False)
+        self._cache.put(i, image)
 
     def iter(self, *, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
         """Frames ``start`` to ``stop - 1`` in order, from a decoder of their own.
