@@ -229,7 +229,7 @@ class VideoReader:
         # Frames in RGB, or decoded and not converted yet (PyAV).
         self._cache = FrameCache(cache_bytes, self._frame_bytes)
         self._lock = threading.RLock()
-        # Converts the frames decoded ahead, in the reading threads (one at a time).
+        # Converts PyAV's frames in the reading threads (one at a time; see _convert).
         self._converter = RGBConverter(self._info)
         self._convert_lock = threading.Lock()
         self.stats = ReaderStats()
