@@ -81,30 +81,6 @@ def test_a_jump_ends_the_prefetch(indexed_video: Path, reference: list[np.ndarra
         assert video.stats.frames_prefetched == prefetched
 
 
-def test_frames_decoded_ahead_are_converted_once_by_their_read(
-    indexed_video: Path, reference: list[np.ndarray]
-) -> None:
-    # PyAV's frames decoded ahead (prefetched, or passed on the way to a
-    # later frame) are cached unconverted; the read converts them in its
-    # own thread, exactly, and caches the RGB frame.
-    with VideoReader(indexed_video, backend="pyav", prefetch=4) as video:
-        video.read(40)
-        video.read(41)
-        _wait_for(lambda: video.stats.frames_prefetched == 4)
-        image = video.read(43)
-        np.testing.assert_array_equal(image, reference[43])
-        assert not image.flags.writeable
-        assert video.read(43) is image  # converted once: the cache now holds it
-        np.testing.assert_array_equal(video.read(42), reference[42])
-    with VideoReader(indexed_video, backend="pyav", prefetch=0) as video:
-        video.read(51)
-        np.testing.assert_array_equal(video.read(58), reference[58])  # 52..57 on the way
-        for i in range(52, 58):
-            np.testing.assert_array_equal(video.read(i), reference[i])
-        assert video.stats.streams_started == 1
-        assert video.stats.cache_hits == 6
-
-
 def test_prefetch_is_bounded_by_the_cache(indexed_video: Path) -> None:
     with VideoReader(indexed_video, cache_bytes=8 * FRAME_BYTES, prefetch=100) as video:
         for i in range(10, 20):

@@ -31,7 +31,6 @@ from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.probe import VideoInfo
 from napari_video_extract.core.pyav_source import PyAVStream, pyav_attempts
 from napari_video_extract.core.reference_frames import reference_fraction
-from napari_video_extract.core.rgb_frames import UnconvertedFrame
 
 if TYPE_CHECKING:
     # Imported when the ffmpeg backend is used: opening a video with PyAV
@@ -74,9 +73,7 @@ class FrameCursor:
         ``decoder_frames``).
     on_frame : callable
         ``on_frame(index, image)`` for every frame the decoder gives (the
-        reader's cache); ``image`` is an RGB array, or an
-        :class:`~napari_video_extract.core.rgb_frames.UnconvertedFrame` (see
-        :meth:`next_frame`).
+        reader's cache).
     """
 
     def __init__(
@@ -84,7 +81,7 @@ class FrameCursor:
         info: VideoInfo,
         backend: str,
         stats: ReaderStats,
-        on_frame: Callable[[int, np.ndarray | UnconvertedFrame], None],
+        on_frame: Callable[[int, np.ndarray], None],
     ) -> None:
         self._info = info
         self._backend = backend
@@ -150,11 +147,8 @@ class FrameCursor:
         return (i - self.next_index) <= self._startup + passing * (i - keyframe)
 
     # ---------------------------------------------------------------- reaching
-    def reach(self, i: int) -> np.ndarray | UnconvertedFrame:
+    def reach(self, i: int) -> np.ndarray:
         """Frame ``i``, by continuing the running decoder or by a jump.
-
-        In RGB, or (PyAV) as the decoder gave it, for the caller to convert
-        outside its lock (see :meth:`next_frame`).
 
         Raises
         ------
@@ -224,36 +218,24 @@ class FrameCursor:
 
         return FrameStream(self._info, start, first=first, seek=seek)
 
-    def _advance_to(self, i: int) -> np.ndarray | UnconvertedFrame | None:
-        """Read the running stream up to frame ``i``; None if it is not there.
-
-        PyAV's frames are left unconverted (see :meth:`next_frame`), ``i``'s too.
-        """
+    def _advance_to(self, i: int) -> np.ndarray | None:
+        """Read the running stream up to frame ``i``; None if it is not there."""
         while True:
-            decoded = self.next_frame(last=i, convert=False)
+            decoded = self.next_frame(last=i)
             if decoded is None:
                 return None
             if decoded.index == i:
-                return decoded.image if isinstance(decoded, DecodedFrame) else decoded
+                return decoded.image
 
-    def next_frame(
-        self, *, last: int | None = None, convert: bool = True
-    ) -> DecodedFrame | UnconvertedFrame | None:
+    def next_frame(self, *, last: int | None = None) -> DecodedFrame | None:
         """The running stream's next frame (handed to ``on_frame``); None
         (stream closed) if it ended, failed, or gave a frame before the
-        expected one or after ``last``.
-
-        ``convert=False`` leaves a PyAV frame unconverted (an
-        :class:`~napari_video_extract.core.rgb_frames.UnconvertedFrame`, for
-        the read that wants it to convert in its own thread, outside the
-        owner's lock); the ffmpeg executable's frames always arrive in RGB.
-        """
+        expected one or after ``last``."""
         stream = self.stream
         if stream is None:
             return None
-        lazy = not convert and isinstance(stream, PyAVStream)
         try:
-            decoded = stream.next_unconverted() if lazy else next(stream)
+            decoded = next(stream)
         except StopIteration:
             self.close()
             return None
@@ -270,9 +252,7 @@ class FrameCursor:
             self.close()
             return None
         self.next_index = decoded.index + 1
-        self._on_frame(
-            decoded.index, decoded.image if isinstance(decoded, DecodedFrame) else decoded
-        )
+        self._on_frame(decoded.index, decoded.image)
         return decoded
 
     def _count_decoder_frames(self, stream: FrameStream | PyAVStream) -> None:

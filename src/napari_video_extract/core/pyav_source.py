@@ -64,7 +64,7 @@ from napari_video_extract.core.container import first_video_stream, open_contain
 from napari_video_extract.core.errors import DecodeError, SeekRefusedError, VideoOpenError
 from napari_video_extract.core.frame_source import DecodedFrame
 from napari_video_extract.core.probe import VideoInfo
-from napari_video_extract.core.rgb_frames import RGBConverter, UnconvertedFrame
+from napari_video_extract.core.rgb_frames import RGBConverter
 
 __all__ = [
     "NONREF_EXACT_CODECS",
@@ -381,18 +381,9 @@ class PyAVStream:
         return self
 
     def __next__(self) -> DecodedFrame:
-        wanted = self.next_unconverted()
-        return DecodedFrame(index=wanted.index, time=wanted.time, image=self.to_rgb(wanted))
-
-    def next_unconverted(self) -> UnconvertedFrame:
-        """The next frame :func:`next` would give, not converted to RGB yet.
-
-        For a caller that converts it later or in another thread (with its
-        own :class:`~napari_video_extract.core.rgb_frames.RGBConverter`, or
-        :meth:`to_rgb` in this one). Raises StopIteration at the end.
-        """
         if self._closed:
             raise StopIteration
+        info = self.info
         while True:
             frame = self._next_av_frame()
             if frame is None:
@@ -413,14 +404,9 @@ class PyAVStream:
                 self._check_keyframe(index, frame)
             if index < self.first or (self._targets is not None and index not in self._targets):
                 continue  # not wanted: not converted
-            return UnconvertedFrame(index, float(self.info.frame_times[index]), frame)
-
-    def to_rgb(self, frame: UnconvertedFrame) -> np.ndarray:
-        """``frame`` (from :meth:`next_unconverted`) in RGB, with this source's converter.
-
-        Not thread-safe: call it from the thread that reads the source.
-        """
-        return self._to_rgb(frame.frame)
+            return DecodedFrame(
+                index=index, time=float(info.frame_times[index]), image=self._to_rgb(frame)
+            )
 
     def _check_keyframe(self, index: int, frame) -> None:
         """Refuse a seek whose keyframe the decoder does not decode as one.

@@ -12,13 +12,11 @@ levels on the 720x405 MPEG-2 clip).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from napari_video_extract.core.probe import VideoInfo
 
-__all__ = ["RGBConverter", "UnconvertedFrame", "pyav_is_exact"]
+__all__ = ["RGBConverter", "pyav_is_exact"]
 
 #: Pixel formats whose chroma is subsampled vertically (see the module notes).
 _VERTICAL_CHROMA_SUBSAMPLING = ("420", "410", "440", "nv12", "nv21", "nv20", "p010", "p016")
@@ -29,34 +27,6 @@ def pyav_is_exact(info: VideoInfo) -> bool:
     coded_height = info.height if info.rotation % 180 == 0 else info.width
     subsampled = any(tag in info.pix_fmt for tag in _VERTICAL_CHROMA_SUBSAMPLING)
     return coded_height % 2 == 0 or not subsampled
-
-
-@dataclass(frozen=True, slots=True)
-class UnconvertedFrame:
-    """A decoded frame, identified, whose RGB conversion is left to the caller.
-
-    Attributes
-    ----------
-    index : int
-        0-based index in display order.
-    time : float
-        Presentation time in seconds relative to the first frame.
-    frame : av.VideoFrame
-        The decoder's frame (reference-counted: holding it keeps its pixels).
-    """
-
-    index: int
-    time: float
-    frame: object
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the decoder's frame (its planes' buffers)."""
-        return sum(plane.buffer_size for plane in self.frame.planes)
-
-    def to_rgb(self, converter: RGBConverter) -> np.ndarray:
-        """The frame in RGB, converted by ``converter`` (one per converting thread)."""
-        return converter(self.frame)
 
 
 class RGBConverter:

@@ -35,12 +35,7 @@ cache, so the next reads are cache hits. It only continues the decoder the
 reads already use (never a seek of its own), under the reader's lock, at
 most ``prefetch`` frames ahead and never more than a quarter of the cache;
 a waiting read is served before the next prefetched frame; :meth:`close`
-stops it. Random jumps start no prefetch. With PyAV, frames are cached as
-the decoder gave them and converted to RGB by the read that asks for them,
-in its own thread, outside the lock: while a read converts frame ``i`` the
-prefetch already decodes the next ones (ffmpeg's CLI likewise converts in a
-thread of its own), so the conversion is not serial with feeding the
-decoder's threads.
+stops it. Random jumps start no prefetch.
 
 Two decoders
 ------------
@@ -63,6 +58,7 @@ import contextlib
 import os
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -70,12 +66,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_video_extract.core.errors import SeekRefusedError
-from napari_video_extract.core.frame_cache import FrameCache
 from napari_video_extract.core.frame_cursor import FrameCursor
 from napari_video_extract.core.prefetch import Prefetcher
 from napari_video_extract.core.probe import VideoInfo, probe
 from napari_video_extract.core.pyav_source import pyav_available
-from napari_video_extract.core.rgb_frames import RGBConverter, UnconvertedFrame, pyav_is_exact
+from napari_video_extract.core.rgb_frames import pyav_is_exact
 
 if TYPE_CHECKING:
     from napari_video_extract.core.ffmpeg_source import FrameStream
@@ -226,12 +221,9 @@ class VideoReader:
             backend = "pyav" if pyav_available() and pyav_is_exact(self._info) else "ffmpeg"
         self._backend = backend
         self._frame_bytes = self._info.width * self._info.height * 3
-        # Frames in RGB, or decoded and not converted yet (PyAV).
-        self._cache = FrameCache(cache_bytes, self._frame_bytes)
+        self._cache_limit = max(0, int(cache_bytes))
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.RLock()
-        # Converts PyAV's frames in the reading threads (one at a time; see _convert).
-        self._converter = RGBConverter(self._info)
-        self._convert_lock = threading.Lock()
         self.stats = ReaderStats()
         # The cursor caches through a weak reference: no cycle keeps an unused
         # reader (and its decoder) alive until the garbage collector runs.
@@ -241,7 +233,7 @@ class VideoReader:
         )
         # Prefetch at most a quarter of the cache, so it never evicts the
         # frames it decoded for the next reads (nor much of the rest).
-        cache_frames = self._cache.limit // max(self._frame_bytes, 1)
+        cache_frames = self._cache_limit // max(self._frame_bytes, 1)
         self._prefetch_frames = max(0, min(int(prefetch), cache_frames // 4))
         self._prefetch_until = 0  # the prefetch decodes frames before this one
         self._last_read: int | None = None
@@ -278,7 +270,7 @@ class VideoReader:
     def cached_bytes(self) -> int:
         """Bytes of frames currently held in the cache."""
         with self._lock:
-            return self._cache.nbytes
+            return len(self._cache) * self._frame_bytes
 
     def __len__(self) -> int:
         return self._info.frame_count
@@ -366,28 +358,12 @@ class VideoReader:
                 raise ValueError("I/O operation on a closed VideoReader")
             frame = self._cache.get(i)
             if frame is not None:
+                self._cache.move_to_end(i)
                 self.stats.cache_hits += 1
             else:
                 frame = self._cursor.reach(i)
             self._plan_prefetch(i)
-        if isinstance(frame, UnconvertedFrame):
-            frame = self._convert(i, frame)
-        return frame
-
-    def _convert(self, i: int, frame: UnconvertedFrame) -> np.ndarray:
-        """A frame as PyAV decoded it, converted to RGB in the reading thread.
-
-        Outside the reader's lock and the prefetch's hold: while a read
-        converts frame ``i``, the prefetch decodes the next frames (the
-        decoder's threads and the conversion overlap, as in ffmpeg's own
-        pipeline). The converted frame replaces the unconverted one in the
-        cache.
-        """
-        with self._convert_lock:
-            rgb = frame.to_rgb(self._converter)
-        with self._lock:
-            self._cache.replace(i, frame, rgb)
-        return rgb
+            return frame
 
     def _plan_prefetch(self, i: int) -> None:
         """After reading ``i``: prefetch ahead if the reads step forward."""
@@ -406,14 +382,18 @@ class VideoReader:
                 return False
             if cursor.next_index >= self._prefetch_until:
                 return False
-            # Left unconverted: the read that wants it converts it (see _convert).
-            if cursor.next_frame(convert=False) is None:
+            if cursor.next_frame() is None:
                 return False
             self.stats.frames_prefetched += 1
             return cursor.next_index < self._prefetch_until
 
-    def _remember(self, i: int, image: np.ndarray | UnconvertedFrame) -> None:
-        self._cache.put(i, image)
+    def _remember(self, i: int, image: np.ndarray) -> None:
+        if self._frame_bytes > self._cache_limit:
+            return
+        self._cache[i] = image
+        self._cache.move_to_end(i)
+        while len(self._cache) * self._frame_bytes > self._cache_limit:
+            self._cache.popitem(last=False)
 
     def iter(self, *, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
         """Frames ``start`` to ``stop - 1`` in order, from a decoder of their own.
