@@ -161,9 +161,6 @@ class PyAVStream:
     skip : bool, optional
         Skip non-reference frames that are not wanted (default True; only
         for :data:`NONREF_EXACT_CODECS`). ``False`` decodes everything.
-    convert_threads : int, optional
-        swscale threads converting each frame to RGB (default 1; see
-        :class:`~napari_video_extract.core.rgb_frames.RGBConverter`).
     stall_timeout : float, optional
         Seconds allowed for opening the file and for each read.
     """
@@ -179,7 +176,6 @@ class PyAVStream:
         threads: int | None = None,
         frame_threads: int | None = None,
         skip: bool = True,
-        convert_threads: int = 1,
         stall_timeout: float | None = None,
     ) -> None:
         self.info = info
@@ -195,7 +191,7 @@ class PyAVStream:
         self._threads = None if threads is None else max(1, int(threads))
         self._timeout = stall_timeout
         self._container = None
-        self._to_rgb = RGBConverter(info, threads=convert_threads)
+        self._to_rgb = RGBConverter(info)
         self._decoded = 0
         self._aborted = False
         self._error = ""

@@ -43,19 +43,15 @@ class RGBConverter:
     ----------
     info : VideoInfo
         The probed video (its size and rotation).
-    threads : int, optional
-        swscale's slice threads (default 1). The slices are converted
-        independently by the same code, so the pixels do not depend on it.
     """
 
-    def __init__(self, info: VideoInfo, *, threads: int = 1) -> None:
+    def __init__(self, info: VideoInfo) -> None:
         self._quarter_turns = (info.rotation // 90) % 4
         self._size = (
             (info.width, info.height)
             if self._quarter_turns % 2 == 0
             else (info.height, info.width)
         )
-        self._threads = max(1, int(threads))
         self._reformatter = None  # created at the first frame: PyAV is imported late
 
     def __call__(self, frame) -> np.ndarray:
@@ -65,13 +61,15 @@ class RGBConverter:
 
             self._reformatter = VideoReformatter()
         width, height = self._size
+        # One swscale thread: its slice threads cost more than they give at
+        # video sizes (720p: ~1700 vs ~190 conversions/s measured on 2 cores).
         converted = self._reformatter.reformat(
             frame,
             width=width,
             height=height,
             format="rgb24",
             interpolation="BICUBIC",
-            threads=self._threads,
+            threads=1,
         )
         rgb = converted.to_ndarray()
         if self._quarter_turns:
