@@ -30,9 +30,11 @@ def test_equals_pillow_on_random_sizes_and_pictures():
         else:
             pixels = np.full((h, w), rng.integers(0, 256), dtype=np.uint8)
         image = Image.fromarray(pixels)
-        got = lanczos_resize(image, width, height)
-        assert got.dtype == np.float64
-        assert np.array_equal(got, _pillow(image, width, height)), (trial, (w, h), (width, height))
+        expected = _pillow(image, width, height)
+        for _ in range(2):  # Pillow the first time a size is met, ours after that
+            got = lanczos_resize(image, width, height)
+            assert got.dtype == np.float64
+            assert np.array_equal(got, expected), (trial, (w, h), (width, height))
         learnt += _pass_order(h, w, width, height) is not None
     assert learnt > 50  # the matrix products did the work, not the fallback
 
@@ -44,7 +46,8 @@ def test_the_order_of_the_passes_matters_and_is_learnt():
     for h, w in ((190, 60), (60, 190)):
         pixels = np.where(rng.random((h, w)) < 0.5, 0, 255).astype(np.uint8)
         image = Image.fromarray(pixels)
-        assert np.array_equal(lanczos_resize(image, 32, 32), _pillow(image, 32, 32))
+        for _ in range(2):
+            assert np.array_equal(lanczos_resize(image, 32, 32), _pillow(image, 32, 32))
         order = _pass_order(h, w, 32, 32)
         assert order is not None
         other = _resize(pixels.astype(np.float64), 32, 32, not order)

@@ -18,10 +18,11 @@ arithmetic here, with weights cached per size and the sums done by BLAS:
 Pillow 13 runs the horizontal pass first or the vertical one depending on
 the sizes, and the order changes the pixels where the filter overshoots.
 Rather than hard-code a rule of one Pillow version, the order is learnt per
-pair of sizes, once per process: Pillow resizes two pseudo-random 0/255
-images of that size (where the two orders disagree), and an order is used
-only if it reproduces both exactly and the other does not. Otherwise Pillow
-itself resizes that size.
+pair of sizes, once per process, the second time a size is met (Pillow
+resizes the first, so a size met once costs nothing more): Pillow resizes
+two pseudo-random 0/255 images of that size (where the two orders
+disagree), and an order is used only if it reproduces both exactly and the
+other does not. Otherwise Pillow itself resizes that size.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ _PRECISION_BITS = 32 - 8 - 2  # Pillow's PRECISION_BITS
 _HALF = float(1 << (_PRECISION_BITS - 1))
 _SCALE = 1.0 / (1 << _PRECISION_BITS)
 _CALIBRATION_IMAGES = 2
+# Sizes met once (bounded: past it, every size is learnt at first sight).
+_SEEN_ONCE: set[tuple[int, int, int, int]] = set()
+_MAX_SEEN = 4096
 
 
 def _sinc(x: float) -> float:
@@ -141,7 +145,14 @@ def lanczos_resize(image: Image.Image, width: int, height: int) -> np.ndarray:
         Grey levels, whole numbers 0..255: Pillow's pixels.
     """
     w, h = image.size
-    vertical_first = _pass_order(h, w, width, height) if (w, h) != (width, height) else False
+    shape = (h, w, width, height)
+    if (w, h) == (width, height):
+        vertical_first = False
+    elif shape in _SEEN_ONCE or len(_SEEN_ONCE) >= _MAX_SEEN:
+        vertical_first = _pass_order(*shape)
+    else:  # learning costs a few resizes: not for a size met only once
+        _SEEN_ONCE.add(shape)
+        vertical_first = None
     if vertical_first is None:
         small = image.resize((width, height), Image.Resampling.LANCZOS)
         return np.asarray(small, dtype=np.float64)
