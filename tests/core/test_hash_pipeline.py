@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from napari_video_extract.core.borders import _border_run, _is_border, crop_uniform_borders
+from napari_video_extract.core.borders import (
+    _border_run,
+    _edges_uniform,
+    _is_border,
+    crop_uniform_borders,
+)
 from napari_video_extract.core.hashing import hash_files
 from napari_video_extract.core.normalise import load_image, open_for_hash
 from napari_video_extract.core.verify import make_thumbnail
@@ -114,6 +119,28 @@ def test_border_line_test_equals_median_and_mean():
             assert _border_run(row, tolerance) == (3 if ok[0] else 0), trial
             checked += int(plain.sum())
     assert checked > 100  # borders and non-borders both seen
+
+
+def test_four_edges_at_once_equal_four_line_tests():
+    # The edges share one padded array (same parity of height and width) or
+    # are tested two by two (else): either way each edge's verdict is that
+    # of its own line test, with edges near and far from the tolerance.
+    rng = np.random.default_rng(11)
+    verdicts = set()
+    for trial in range(600):
+        h, w = (int(v) for v in rng.integers(16, 120, 2))
+        gray = rng.integers(0, 256, (h, w)).astype(np.int16)
+        level, spread = int(rng.integers(0, 256)), int(rng.choice([1, 6, 12, 25]))
+        for edge in np.flatnonzero(rng.random(4) < 0.6):
+            index = (0, -1)[edge % 2]
+            line = gray[index] if edge < 2 else gray[:, index]
+            line[:] = np.clip(level + rng.integers(-spread, spread + 1, line.size), 0, 255)
+        tolerance = float(rng.choice([8.0, 3.3, 0.7]))
+        rows, cols = gray[[0, h - 1]], gray[:, [0, w - 1]].T
+        expected = np.concatenate([_is_border(rows, tolerance), _is_border(cols, tolerance)])
+        assert np.array_equal(_edges_uniform(gray, tolerance), expected), trial
+        verdicts.add(((h - w) % 2, tuple(expected)))
+    assert len(verdicts) > 20  # both layouts, many combinations of edges
 
 
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])

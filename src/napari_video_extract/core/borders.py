@@ -10,6 +10,7 @@ video, not to a frame.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -124,9 +125,7 @@ def find_border_box(
         # Most pictures have no border: the four edge lines, tested against
         # ``tolerance`` (never below the limit used next), usually settle it
         # without the rest of the work. Same result as testing every side.
-        edges = np.concatenate(
-            [_is_border(gray[[0, h - 1]], tolerance), _is_border(gray[:, [0, w - 1]].T, tolerance)]
-        )
+        edges = _edges_uniform(gray, tolerance)
         if not edges.any():
             break
         core = gray[h // 4 : h - h // 4, w // 4 : w - w // 4]
@@ -182,6 +181,55 @@ def _doubled_medians(lines: np.ndarray) -> np.ndarray:
 def _is_border(lines: np.ndarray, tolerance: float) -> np.ndarray:
     """Whether each line (row of ``lines``) is uniform: the test of :func:`_border_run`."""
     return _uniform_lines(lines, _doubled_medians(lines), tolerance)
+
+
+@functools.lru_cache(maxsize=32)
+def _edge_layout(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """How :func:`_edges_uniform` pads the four edge lines of an ``h`` x ``w`` image.
+
+    The rows (``w`` pixels) and columns (``h``) share one array of ``max(h, w)``
+    columns; the shorter lines are padded with as many values below 0 as above
+    255, which leaves their middle values (the median) where they were. ``None``
+    when ``h`` and ``w`` differ in parity (the padding cannot be balanced).
+    """
+    if (h - w) % 2:
+        return None
+    n = max(h, w)
+    pad = np.zeros((4, n), dtype=bool)
+    fill = np.zeros((4, n), dtype=np.int16)
+    for line, size in enumerate((w, w, h, h)):
+        extra = (n - size) // 2
+        pad[line, size:] = True
+        fill[line, size : size + extra] = -1000
+        fill[line, size + extra :] = 1000
+    lengths = np.array([w, w, h, h])
+    for array in (pad, fill, lengths):
+        array.flags.writeable = False
+    return pad, fill, lengths
+
+
+def _edges_uniform(gray: np.ndarray, tolerance: float) -> np.ndarray:
+    """:func:`_is_border` of the top, bottom, left and right edge lines, in that order.
+
+    The four lines go through one padded array (:func:`_edge_layout`): the
+    same medians, whole-number deviations and means as four separate tests,
+    in half the numpy calls.
+    """
+    h, w = gray.shape
+    layout = _edge_layout(h, w)
+    if layout is None:
+        return np.concatenate(
+            [_is_border(gray[[0, h - 1]], tolerance), _is_border(gray[:, [0, w - 1]].T, tolerance)]
+        )
+    pad, fill, lengths = layout
+    lines = fill.copy()
+    lines[:2, :w] = gray[[0, h - 1]]
+    lines[2:, :h] = gray[:, [0, w - 1]].T
+    doubled = np.abs(2 * lines - _doubled_medians(lines)[:, None])  # int16: at most 510
+    doubled[pad] = 0
+    mean_deviation = doubled.sum(axis=1) / (2 * lengths)
+    off = (doubled > 80).sum(axis=1) / lengths
+    return (mean_deviation <= tolerance) & (off <= 0.01)
 
 
 def _border_run(gray: np.ndarray, tolerance: float) -> int:

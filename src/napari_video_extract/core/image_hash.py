@@ -17,6 +17,7 @@ from PIL import Image
 
 from napari_video_extract.core.borders import BorderBox
 from napari_video_extract.core.dedup_settings import check_method, colorhash_binbits
+from napari_video_extract.core.lanczos_resize import lanczos_resize
 from napari_video_extract.core.normalise import load_image_and_box, thumbnail_side
 from napari_video_extract.core.packed_hash import PackedHash
 from napari_video_extract.core.verify import make_thumbnail
@@ -36,13 +37,14 @@ def _phash_bits(image: Image.Image, hash_size: int) -> np.ndarray:
 
     Same steps and the same bits as imagehash (checked on 1,500 stills at
     hash sizes 8 and 16); its scipy DCT costs ~0.5 s of import in every
-    worker process and computes all 32x32 coefficients to keep 8x8.
+    worker process and computes all 32x32 coefficients to keep 8x8. The
+    Lanczos shrink is Pillow's pixels by matrix products
+    (:mod:`~napari_video_extract.core.lanczos_resize`).
     """
     side = hash_size * 4
     grey = image if image.mode == "L" else image.convert("L")
-    small = grey.resize((side, side), Image.Resampling.LANCZOS)
     rows = _dct_rows(side, hash_size)
-    low = (rows @ np.asarray(small, dtype=np.float64) @ rows.T).reshape(-1)
+    low = (rows @ lanczos_resize(grey, side, side) @ rows.T).reshape(-1)
     # np.median's value (the mean of the two middle values) without its overhead.
     n = low.size
     middle = np.partition(low, [(n - 1) // 2, n // 2])

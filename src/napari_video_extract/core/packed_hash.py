@@ -55,8 +55,11 @@ def pack_bits(bits: np.ndarray) -> np.ndarray:
     bits = np.asarray(bits, dtype=bool)
     n_bits = bits.shape[-1]
     n_words = max(1, math.ceil(n_bits / 64))
-    padded = np.zeros((*bits.shape[:-1], n_words * 64), dtype=bool)
-    padded[..., :n_bits] = bits
+    if n_bits % 64:
+        padded = np.zeros((*bits.shape[:-1], n_words * 64), dtype=bool)
+        padded[..., :n_bits] = bits
+    else:  # whole words (the usual 64 or 256 bits): nothing to pad
+        padded = bits
     packed = np.packbits(padded, axis=-1)  # big-endian bytes
     return packed.view(">u8").astype(np.uint64).reshape(*bits.shape[:-1], n_words)
 
@@ -192,6 +195,8 @@ class PackedHash:
 
     def to_hex(self) -> str:
         """Hex string, ``ceil(n_bits / 4)`` lower-case digits."""
+        if self.n_bits % 64 == 0:  # whole words: their big-endian bytes are the digits
+            return self.words.astype(">u8").tobytes().hex()
         return hashes_to_hex(self.words[None, :], self.n_bits)[0]
 
     def bits(self) -> np.ndarray:
