@@ -374,7 +374,7 @@ def run_global(n: int) -> dict:
         "RSS MB before clustering": round(rss0 / 1024),
         "templates made": made[0],
         **_parts_report(spent, n, pairs, made[0], cpu),
-        f"TARGET global clustering of {n:,} stills < 10 s (at 100,000) and < 1 GB: "
+        f"TARGET 100,000 stills in < 10 s and < 1 GB; {n:,} stills here: "
         "wall s / CPU s / peak RSS MB": f"{wall:.1f} / {cpu:.1f} / {rss1 / 1024:.0f}",
         "load average after": [round(v, 2) for v in os.getloadavg()],
         **check,
