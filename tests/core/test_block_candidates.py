@@ -121,6 +121,7 @@ def test_memo_placement_equals_the_per_item_rule(
         patch.setattr(settled_block, "_ROUNDS", rounds)
         patch.setattr(known_clustering, "_WINDOW", block)
         patch.setattr(known_clustering, "_MIN_WINDOW", 1)
+        patch.setattr(known_clustering, "_FIRST_WINDOW", block)
         patch.setattr(known_clustering, "_ROUNDS", rounds)
         patch.setattr(verify.Verifier, "score", lambda self, kept, item: sims[(kept, item)])
         res = cluster_verified(
@@ -182,6 +183,7 @@ def test_known_clustering_equals_the_per_item_rule(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(known_clustering, "_WINDOW", window)
         patch.setattr(known_clustering, "_MIN_WINDOW", min(min_window, window))
+        patch.setattr(known_clustering, "_FIRST_WINDOW", min_window)
         patch.setattr(known_clustering, "_ROUNDS", rounds)
         got = known_clustering.cluster_from_known(
             hashes, threshold=threshold, k=k, min_similarity=min_similarity, sure=sure,

@@ -18,8 +18,10 @@ only such fixed point, and where two guesses in a row agree on the first
 rows, those rows (and the first row they disagree on) are the rule's: after
 :data:`_ROUNDS` guesses the window ends there and the next one starts, and
 the next windows are smaller (long chains of decisions settle in fewer
-guesses), growing again as they settle. After the first guess only the rows
-within the threshold of a row whose guess changed are decided again.
+guesses), growing again as they settle (the first one is small too: with
+no representative before it, each guess there compares many rows). After
+the first guess only the rows within the threshold of a row whose guess
+changed are decided again.
 
 A window's candidates come from the close pairs
 (:class:`~napari_video_extract.core.close_pairs.ClosePairs`, at a threshold
@@ -39,8 +41,9 @@ from napari_video_extract.core.block_candidates import _smallest, distances
 
 __all__ = ["KnownClustering", "cluster_from_known"]
 
-_WINDOW = 512  # rows placed together at most...
+_WINDOW = 1024  # rows placed together at most...
 _MIN_WINDOW = 32  # ... and at least (unless at the end)
+_FIRST_WINDOW = 128  # the first (no representative before it: every row may start one)
 _ROUNDS = 8  # guesses per window before it ends at the rows they agree on
 _PAIR_COST = 4  # hash distances computed in the time a close pair is gathered
 
@@ -81,11 +84,14 @@ def _decide(cols, dists, rows, lookup, min_similarity, sure):
     k = cols.shape[1]
     valid = cols >= 0
     sims = np.full(cols.shape, np.nan)
-    r, j = np.nonzero(valid)
-    if len(r):
-        sims[r, j] = lookup(cols[r, j], rows[r])
-    hit = sims >= sure  # NaN (not known, or past the last): False
-    stopped = hit.any(axis=1)
+    stopped = np.zeros(len(cols), dtype=bool)
+    for j in range(k):  # looked up only where checking gets to them
+        need = np.flatnonzero(valid[:, j] & ~stopped)
+        if not len(need):
+            break
+        sims[need, j] = lookup(cols[need, j], rows[need])
+        stopped[need] = sims[need, j] >= sure
+    hit = sims >= sure  # NaN (not known, not checked, or past the last): False
     last = np.where(stopped, hit.argmax(axis=1), k - 1)
     checked = valid & (np.arange(k)[None, :] <= last[:, None])
     accepted = checked & (sims >= min_similarity)
@@ -266,7 +272,7 @@ def cluster_from_known(
     is_rep = np.zeros(n, dtype=bool)
     reps = np.zeros(0, dtype=np.int64)
     lo = 0
-    window = _WINDOW
+    window = min(_FIRST_WINDOW, _WINDOW)
     while lo < n:
         hi = min(n, lo + window)
         win = _Window(hashes, lo, hi, threshold=threshold, k=k, is_rep=is_rep, reps=reps,
