@@ -16,7 +16,10 @@ the machine changes wall times a lot, CPU times less):
   to each threshold (now lookups), then ``Review.recluster`` to each again
   with the clusterings forgotten but the pairs kept (a threshold the warm-up
   has not reached, its pairs known: the numpy placement of
-  :func:`cluster_verified`). The target is under 100 ms per threshold change;
+  :func:`cluster_verified`). The target is under 100 ms per threshold change.
+  ``--n-review 0``: the real stills themselves. Every threshold's result of
+  that last pass (clusters, keepers, similarities, checked pairs) is kept in
+  the work folder and, with ``--reference``, compared;
 * ``global``: :func:`cluster_verified` on ``--n-global`` (default 100,000)
   stills of one video (shots of near-identical stills, see
   ``_video_stills``) whose thumbnails are memory-mapped from a file in
