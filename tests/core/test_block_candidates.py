@@ -8,7 +8,9 @@ cluster). Similarities come from a pair memo that holds every pair (but a
 few, then scored by a stand-in verifier), so no thumbnail is compared and
 the decisions exercise ties, the sure stop and the bound on purpose. With
 few guesses allowed (``_ROUNDS``) the blocks numpy cannot place are placed
-by the per-item loop.
+by the per-item loop; the whole clustering from known similarities
+(:mod:`~napari_video_extract.core.known_clustering`, windows ending early
+after few guesses) is checked against the same oracle.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from napari_video_extract.core import matching, settled_block, verify
+from napari_video_extract.core import known_clustering, matching, settled_block, verify
 from napari_video_extract.core.close_pairs import ClosePairs
 from napari_video_extract.core.matching import SURE_SIMILARITY, PairSimilarities, cluster_verified
 from napari_video_extract.core.verify import THUMB_SHAPE
@@ -117,6 +119,10 @@ def test_memo_placement_equals_the_per_item_rule(
         patch.setattr(matching, "_MEMO_BLOCK", block)
         # Few guesses: the blocks that need more go to the per-item loop.
         patch.setattr(settled_block, "_ROUNDS", rounds)
+        patch.setattr(known_clustering, "_WINDOW", block)
+        patch.setattr(known_clustering, "_MIN_WINDOW", 1)
+        patch.setattr(known_clustering, "_FIRST_WINDOW", block)
+        patch.setattr(known_clustering, "_ROUNDS", rounds)
         patch.setattr(verify.Verifier, "score", lambda self, kept, item: sims[(kept, item)])
         res = cluster_verified(
             hashes,
@@ -146,6 +152,74 @@ def test_memo_placement_equals_the_per_item_rule(
     assert np.array_equal(got, rows)  # the same pairs, in the same order
     assert np.array_equal(res.similarity, joined)
     assert np.array_equal(res.checked.accepted, rows[:, 3] >= min_similarity)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 120),
+    threshold=st.integers(0, 12),
+    k=st.integers(1, 5),
+    min_similarity=st.sampled_from([0.55, 0.6, 0.9]),
+    window=st.sampled_from([1, 5, 16, 512]),
+    min_window=st.sampled_from([1, 4, 32]),
+    close_budget=st.sampled_from([None, 0, 60, 100_000]),
+    rounds=st.sampled_from([1, 2, 8]),
+)
+def test_known_clustering_equals_the_per_item_rule(
+    seed, n, threshold, k, min_similarity, window, min_window, close_budget, rounds
+):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2**63, size=4, dtype=np.int64).astype(np.uint64)
+    flips = rng.integers(0, 2, size=(n, 8)).astype(np.uint64) << np.arange(8, dtype=np.uint64)
+    words = base[rng.integers(0, len(base), n)] ^ np.bitwise_or.reduce(flips, axis=1)
+    hashes = words.reshape(n, 1)
+    memo = PairSimilarities(n)
+    for b in range(n):
+        pairs = [(a, b) for a in range(b)]
+        memo.values.update(zip(pairs, rng.choice(LEVELS, size=b).tolist(), strict=True))
+    close = None if close_budget is None else ClosePairs(hashes, n_bits=64, max_pairs=close_budget)
+    sure = max(SURE_SIMILARITY, min_similarity)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(known_clustering, "_WINDOW", window)
+        patch.setattr(known_clustering, "_MIN_WINDOW", min(min_window, window))
+        patch.setattr(known_clustering, "_FIRST_WINDOW", min_window)
+        patch.setattr(known_clustering, "_ROUNDS", rounds)
+        got = known_clustering.cluster_from_known(
+            hashes, threshold=threshold, k=k, min_similarity=min_similarity, sure=sure,
+            lookup=memo.lookup, close_pairs=close,
+        )  # fmt: skip
+    cluster, rows, joined = _reference(
+        [int(w) for w in words], memo.values, threshold=threshold, mode="global",
+        sequence=None, k=k, min_similarity=min_similarity,
+    )  # fmt: skip
+    if not n:
+        assert got is None
+        return
+    assert got.placed == n  # every pair known
+    assert np.array_equal(got.cluster, cluster)
+    first = [int(np.flatnonzero(cluster == c)[0]) for c in range(len(set(cluster.tolist())))]
+    assert got.rep_items.tolist() == first
+    assert np.array_equal(got.rows, rows)  # the same pairs, in the same order
+    assert np.array_equal(got.joined, joined)
+
+
+def test_known_clustering_stops_before_an_item_that_checks_a_pair_not_known():
+    hashes = np.array([[0], [1], [3], [3]], dtype=np.uint64)
+    memo = PairSimilarities(4)
+    # Item 2 checks (1, 2) first (nearest): not known.
+    memo.values.update({(0, 1): 0.3, (0, 2): 0.95, (0, 3): 0.95, (1, 3): 0.2})
+    got = known_clustering.cluster_from_known(
+        hashes, threshold=2, k=4, min_similarity=0.6, sure=0.9, lookup=memo.lookup
+    )
+    assert got.placed == 2 and got.cluster.tolist() == [0, 1] and got.rep_items.tolist() == [0, 1]
+    assert got.rows[:, :2].tolist() == [[1, 0]]
+    memo.values[(1, 2)] = 0.2
+    got = known_clustering.cluster_from_known(
+        hashes, threshold=2, k=4, min_similarity=0.6, sure=0.9, lookup=memo.lookup
+    )
+    assert got.cluster.tolist() == [0, 1, 0, 0] and got.rep_items.tolist() == [0, 1]
+    assert got.joined.tolist() == [1.0, 1.0, 0.95, 0.95]
 
 
 def test_memo_lookup_equals_dict_get_as_the_memo_grows():

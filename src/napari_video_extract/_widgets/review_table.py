@@ -49,6 +49,9 @@ class MembersTable:
         self.qt.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.qt.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.qt.verticalHeader().setVisible(False)
+        # Column widths from the first rows only (a 1,024-row cluster measured
+        # every cell at each threshold change).
+        self.qt.horizontalHeader().setResizeContentsPrecision(64)
         self.qt.setMinimumHeight(120)
         self.items = np.zeros(0, dtype=np.int64)
         self.qt.cellClicked.connect(lambda row, _col: on_pick(int(self.items[row])))
@@ -59,22 +62,31 @@ class MembersTable:
         from qtpy.QtWidgets import QTableWidgetItem
 
         self.items = np.asarray(members, dtype=np.int64)
-        self.qt.setRowCount(len(self.items))
-        for row, i in enumerate(self.items.tolist()):
-            frame = int(review.frame[i])
-            cells = (
-                review.paths[i].name if review.paths is not None else f"#{i}",
-                str(frame) if frame >= 0 else "",
-                format_time(float(review.time[i])),
-                str(int(review.distance[i])),
-                "" if np.isnan(review.similarity[i]) else f"{review.similarity[i]:.2f}",
-                decision_word(review, i),
-            )
-            for col, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if col == len(COLUMNS) - 1:
-                    item.setForeground(QColor(*(KEPT_RGB if review.kept[i] else DUPLICATE_RGB)))
-                self.qt.setItem(row, col, item)
+        # magicgui's Table turns every cell set into a change event (nothing
+        # here listens to them; 6 per row): not sent while filling.
+        self.qt.blockSignals(True)
+        self.qt.setUpdatesEnabled(False)
+        try:
+            self.qt.setRowCount(len(self.items))
+            for row, i in enumerate(self.items.tolist()):
+                frame = int(review.frame[i])
+                cells = (
+                    review.paths[i].name if review.paths is not None else f"#{i}",
+                    str(frame) if frame >= 0 else "",
+                    format_time(float(review.time[i])),
+                    str(int(review.distance[i])),
+                    "" if np.isnan(review.similarity[i]) else f"{review.similarity[i]:.2f}",
+                    decision_word(review, i),
+                )
+                for col, text in enumerate(cells):
+                    item = QTableWidgetItem(text)
+                    if col == len(COLUMNS) - 1:
+                        rgb = KEPT_RGB if review.kept[i] else DUPLICATE_RGB
+                        item.setForeground(QColor(*rgb))
+                    self.qt.setItem(row, col, item)
+        finally:
+            self.qt.setUpdatesEnabled(True)
+            self.qt.blockSignals(False)
         self.qt.resizeColumnsToContents()
 
     def row_of(self, index: int) -> int:

@@ -58,6 +58,7 @@ from napari_video_extract.core.clustering import (
     keeper_arrays,
 )
 from napari_video_extract.core.hashing import hamming_bits
+from napari_video_extract.core.known_clustering import cluster_from_known
 from napari_video_extract.core.pair_diagnostics import Histogram, explain, histograms
 from napari_video_extract.core.pair_memo import PairSimilarities
 from napari_video_extract.core.settled_block import settle
@@ -258,6 +259,28 @@ def cluster_verified(
         continues = np.zeros(len(rest), dtype=bool)
         continues[1:] = (seq[1:] >= 0) & (seq[1:] == seq[:-1])
 
+    known_upto = 0  # the first items, placed by cluster_from_known
+    if (
+        known is not None
+        and mode == "global"
+        and not n_refs
+        and not (continues is not None and continues.any())
+    ):
+        # Similarities known: the first items (most often all) in numpy, by windows.
+        whole = cluster_from_known(
+            hashes, threshold=threshold, k=max_candidates, min_similarity=min_similarity,
+            sure=sure, lookup=pairs.lookup, close_pairs=close_pairs,
+        )  # fmt: skip
+        if whole is not None:
+            known_upto, n_reps = whole.placed, len(whole.rep_items)
+            cluster[:known_upto], joined[:known_upto] = whole.cluster, whole.joined
+            rep_array[:n_reps], rep_words[:n_reps] = whole.rep_items, hashes[whole.rep_items]
+            rep_items = whole.rep_items.tolist()
+            rec.add_block(0, [], whole.rows, np.arange(len(whole.rows)))
+            blocks = [rest[s : s + size] for s in range(known_upto, len(rest), size)]
+            if progress is not None:
+                progress(known_upto, len(rest))
+
     def make_lone(block, rows: list[int], made: int, before: int) -> int:
         """Number, in order, the lone new clusters ``rows[made:]`` before row ``before``."""
         upto = bisect.bisect_left(rows, before, made)
@@ -268,7 +291,8 @@ def cluster_verified(
             rep_items.extend(new_items.tolist())
         return upto
 
-    previous = -1  # previous non-reference item in order
+    # The previous non-reference item in order.
+    previous = int(rest[known_upto - 1]) if known_upto else -1
     current = -1  # sequential mode: cluster of the last kept image
     # One thread makes the next block's search sides (batched FFTs and
     # filters, which release the GIL) while this one scores the current block.
@@ -278,7 +302,7 @@ def cluster_verified(
         if pool is not None and blocks:
             ahead = pool.submit(verifier.searched, blocks[0].tolist())
         for b, block in enumerate(blocks):
-            start = b * size
+            start = known_upto + b * size
             if ahead is not None:
                 verifier.add_searched(block.tolist(), ahead.result())
                 ahead = None
