@@ -148,3 +148,15 @@ def test_abort_stops_a_waiting_clustering():
         other = ArrivingItems(2, 1)
         other.add(words[0], thumbs[0])
         other.add(words[1], thumbs[1], reference=True)
+
+
+def test_hashing_cancelled_stops_the_clustering_thread(tmp_path):
+    _stills(tmp_path / "stills", n_scenes=12, per_scene=6)
+
+    def progress(done, total):
+        if done > 40:
+            raise KeyboardInterrupt  # what a cancelled widget's callback does (any exception)
+
+    with pytest.raises(KeyboardInterrupt):
+        dedup_folders([tmp_path / "stills"], dry_run=True, progress=progress)
+    assert not [t for t in threading.enumerate() if t.name == "nve-cluster"]
