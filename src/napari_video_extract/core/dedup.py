@@ -274,19 +274,34 @@ def dedup_folders(
     # share one crop box, and each neighbours the previous one in time.
     folder_ids = {folder: k for k, folder in enumerate(refs + inputs)}
     videos = [folder_ids[it.folder] if it.time is not None else -1 for it in items]
-    hashed = hash_files(
-        [item.path for item in items],
-        method=method,
-        hash_size=hash_size,
-        crop_borders=crop_borders,
-        with_sharpness=keep == "sharpest",
-        write_cache=not dry_run,
-        read_only_folders=refs,  # reference folders stay untouched
-        progress=progress,
-        map_jobs=map_jobs,
-        with_thumbnails=verify,
-        crop_groups=videos,
-    )
+    alongside = None  # the verified clustering, started while the files are hashed
+    if verify:
+        from napari_video_extract.core.verify_while_hashing import VerifyWhileHashing
+
+        alongside = VerifyWhileHashing(
+            [it.reference for it in items], videos, n_words=max(1, -(-n_bits // 64)),
+            crop_borders=crop_borders, threshold=int(threshold), min_similarity=min_similarity,
+            changes=changes, mode=mode, keep=keep,
+        )  # fmt: skip
+    try:
+        hashed = hash_files(
+            [item.path for item in items],
+            method=method,
+            hash_size=hash_size,
+            crop_borders=crop_borders,
+            with_sharpness=keep == "sharpest",
+            write_cache=not dry_run,
+            read_only_folders=refs,  # reference folders stay untouched
+            progress=progress,
+            map_jobs=map_jobs,
+            with_thumbnails=verify,
+            crop_groups=videos,
+            on_record=alongside.on_record if alongside is not None else None,
+        )
+    except BaseException:
+        if alongside is not None:
+            alongside.cancel()
+        raise
     report.cache_hits, report.hashed = hashed.cache_hits, hashed.hashed
     readable: list[int] = []
     for i, (item, record) in enumerate(zip(items, hashed.files, strict=True)):
@@ -312,6 +327,9 @@ def dedup_folders(
         ).reshape(len(readable), 2)
     ref_mask = np.array([items[i].reference for i in readable], dtype=bool)
     if verify:
+        result = alongside.result(hashed.files, quality)
+        report.verified_while_hashing = alongside.fed_while_hashing
+    if verify and result is None:  # a record changed after it was fed: cluster them all again
         from napari_video_extract.core.matching import cluster_verified
 
         result = cluster_verified(
@@ -326,6 +344,7 @@ def dedup_folders(
             reference_mask=ref_mask,
             sequence=np.array([videos[i] for i in readable], dtype=np.int64),
         )
+    if verify:
         report.verification = result
         report.verified_paths = [items[i].path for i in readable]
     else:

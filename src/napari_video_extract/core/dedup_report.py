@@ -123,6 +123,11 @@ class DedupReport:
         Clusters and every verified pair, indexed like ``verified_paths``.
     verified_paths : list of Path
         The readable images, in the index order of ``verification``.
+    verified_while_hashing : int
+        Images given to the verified clustering while the others were still
+        being hashed (:mod:`~napari_video_extract.core.verify_while_hashing`);
+        0 when it had to start again after hashing (a still fed early was
+        decoded again with its video's crop).
     n_bits : int
         Bits per hash.
     dry_run : bool
@@ -153,6 +158,7 @@ class DedupReport:
     changes: str = "global"
     verification: Any = None
     verified_paths: list[Path] = field(default_factory=list)
+    verified_while_hashing: int = 0
     n_bits: int = 64
     dry_run: bool = False
     csv_paths: list[Path] = field(default_factory=list)

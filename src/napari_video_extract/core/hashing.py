@@ -244,6 +244,7 @@ def hash_files(
     map_jobs: Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]] | None = None,
     with_thumbnails: bool = False,
     crop_groups: Sequence[int] | None = None,
+    on_record: Callable[[int, FileHash], None] | None = None,
 ) -> HashFilesResult:
     """Hash image files, reusing each folder's hash cache.
 
@@ -294,6 +295,12 @@ def hash_files(
         (:func:`~napari_video_extract.core.crop_consensus.consensus_boxes`);
         those whose own bars differ are decoded again (``recropped``). -1,
         or no ``crop_groups``: each image its own crop.
+    on_record : callable(index, FileHash), optional
+        Called here as each path's record is made, before the call returns
+        (e.g. to start work on the first files while the others are
+        hashed): cache hits and files that cannot be read first, then the
+        hashed files in order. A file decoded again with its video's box
+        gets a second call; the returned records are the final ones.
 
     Returns
     -------
@@ -328,6 +335,8 @@ def hash_files(
             stats.append(None)
             records[i] = FileHash(path, None, error=exc.strerror or str(exc))
             result.failed += 1
+            if on_record is not None:
+                on_record(i, records[i])
             continue
         stats.append(st)
         entry = caches[folder].get(path.name)
@@ -360,6 +369,8 @@ def hash_files(
                 crop_box=boxes[1],
             )
             result.cache_hits += 1
+            if on_record is not None:
+                on_record(i, records[i])
         else:
             todo.append(i)
 
@@ -371,7 +382,7 @@ def hash_files(
     def run(jobs: list[tuple[Any, ...]], indices: list[int], done: int, total: int) -> int:
         n_cpu = os.cpu_count() or 1
         use_pool = parallel if parallel is not None else len(jobs) >= 64 and n_cpu > 1
-        args = (indices, paths, stats, records, result, progress, done, total)
+        args = (indices, paths, stats, records, result, progress, done, total, on_record)
         if map_jobs is not None:
             return _collect(map_jobs(_hash_one, jobs) if jobs else iter(()), *args)
         if use_pool and jobs:
@@ -429,7 +440,7 @@ def hash_files(
     return result
 
 
-def _collect(outputs, todo, paths, stats, records, result, progress, done, total) -> int:
+def _collect(outputs, todo, paths, stats, records, result, progress, done, total, on_record):
     for i, output in zip(todo, outputs, strict=True):
         hex_, width, height, sharp, error = output[:5]
         thumb_bytes = output[5] if len(output) > 5 else None
@@ -456,6 +467,8 @@ def _collect(outputs, todo, paths, stats, records, result, progress, done, total
                 crop_box=own,
             )
             result.hashed += 1
+        if on_record is not None:
+            on_record(i, records[i])
         done += 1
         if progress is not None:
             progress(done, total)

@@ -209,6 +209,17 @@ def cluster_verified(
     hashes, reference_mask, quality, sequence = _check_inputs(
         hashes, thumbnails, mode, keep, threshold, reference_mask, quality, sequence
     )
+    return _cluster(
+        hashes, thumbnails, reference_mask, quality, sequence, None, threshold=threshold,
+        min_similarity=min_similarity, changes=changes, mode=mode, keep=keep,
+        max_candidates=max_candidates, pairs=pairs, close_pairs=close_pairs, progress=progress,
+    )  # fmt: skip
+
+
+def _cluster(hashes, thumbnails, reference_mask, quality, sequence, arriving, *, threshold,
+             min_similarity, changes, mode, keep, max_candidates, pairs, close_pairs,
+             progress):  # fmt: skip
+    """The body of :func:`cluster_verified`; with ``arriving``, each block is waited for."""
     threshold = int(threshold)
     if min_similarity is None:
         min_similarity = default_min_similarity(changes)
@@ -227,8 +238,12 @@ def cluster_verified(
     verifier = Verifier(thumbs, changes=changes)
     rec = PairRecorder(verifier, hashes, min_similarity, pairs)
 
-    order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
-    n_refs = int(reference_mask.sum())
+    if arriving is None:
+        order = np.concatenate([np.flatnonzero(reference_mask), np.flatnonzero(~reference_mask)])
+        n_refs = int(reference_mask.sum())
+    else:  # references arrive first
+        n_refs = arriving.n_references()
+        order = np.arange(n, dtype=np.int64)
     cluster = np.full(n, -1, dtype=np.int64)
     rep_items: list[int] = []
     rep_array = np.full(max(1, n), -1, dtype=np.int64)  # rep_items, for numpy
@@ -251,15 +266,29 @@ def cluster_verified(
     # them (settled_block.settle); the loop below places only the others.
     known = pairs.values.get if pairs is not None else None
     size = _BLOCK if known is None else _MEMO_BLOCK
-    blocks = [rest[start : start + size] for start in range(0, len(rest), size)]
+    n_rest = len(rest)
+
+    known_upto = 0  # the first items, placed by cluster_from_known
+
+    def block_at(b: int) -> np.ndarray | None:
+        """Block ``b`` of ``rest`` after ``known_upto`` (``None`` past the last), once it has arrived."""
+        begin = known_upto + b * size
+        end = begin + size
+        if arriving is not None:
+            end = min(end, arriving.wait(n_refs + end) - n_refs)
+        return rest[begin:end] if begin < min(end, n_rest) else None
+
+    def searched_at(b: int) -> tuple[np.ndarray | None, list]:
+        block = block_at(b)
+        return block, verifier.searched(block.tolist()) if block is not None else []
+
     sure = max(SURE_SIMILARITY, min_similarity)
     continues = None  # the item is the next still of the previous one's video
-    if mode == "global" and sequence is not None and len(rest):
+    if mode == "global" and sequence is not None and len(rest) and known is not None:
         seq = sequence[rest]
         continues = np.zeros(len(rest), dtype=bool)
         continues[1:] = (seq[1:] >= 0) & (seq[1:] == seq[:-1])
 
-    known_upto = 0  # the first items, placed by cluster_from_known
     if (
         known is not None
         and mode == "global"
@@ -277,7 +306,6 @@ def cluster_verified(
             rep_array[:n_reps], rep_words[:n_reps] = whole.rep_items, hashes[whole.rep_items]
             rep_items = whole.rep_items.tolist()
             rec.add_block(0, [], whole.rows, np.arange(len(whole.rows)))
-            blocks = [rest[s : s + size] for s in range(known_upto, len(rest), size)]
             if progress is not None:
                 progress(known_upto, len(rest))
 
@@ -298,16 +326,22 @@ def cluster_verified(
     # filters, which release the GIL) while this one scores the current block.
     pool = ThreadPoolExecutor(1, thread_name_prefix="nve-verify") if rec.computes else None
     try:
-        ahead = None
-        if pool is not None and blocks:
-            ahead = pool.submit(verifier.searched, blocks[0].tolist())
-        for b, block in enumerate(blocks):
+        ahead = pool.submit(searched_at, 0) if pool is not None else None
+        b = -1
+        while True:
+            b += 1
             start = known_upto + b * size
             if ahead is not None:
-                verifier.add_searched(block.tolist(), ahead.result())
+                block, sides = ahead.result()
                 ahead = None
-                if b + 1 < len(blocks):
-                    ahead = pool.submit(verifier.searched, blocks[b + 1].tolist())
+                if block is None:
+                    break
+                verifier.add_searched(block.tolist(), sides)
+                ahead = pool.submit(searched_at, b + 1)
+            else:
+                block = block_at(b)
+                if block is None:
+                    break
             n_known = n_ref_clusters if mode == "sequential" else len(rep_items)
             # The known representatives within the bound, for the whole block at once.
             lone = inside = None  # rows starting a cluster, made in bulk (settled.lone_new)
@@ -460,9 +494,19 @@ def cluster_verified(
                 verifier.release_pages()
             if progress is not None:
                 progress(min(start + size, len(rest)), len(rest))
+    except BaseException:
+        if arriving is not None:  # the thread waiting ahead for items must not hold up the exit
+            arriving.abort()
+        raise
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+    if arriving is not None:  # only the items that arrived
+        n = arriving.count
+        hashes, cluster, joined = hashes[:n], cluster[:n], joined[:n]
+        order, reference_mask = order[:n], reference_mask[:n]
+        quality = arriving.arrived_quality(keep)
 
     rep_array = rep_array[: len(rep_items)].copy()
     kept_of_cluster = rep_array.copy()
