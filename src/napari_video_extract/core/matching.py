@@ -271,7 +271,7 @@ def _cluster(hashes, thumbnails, reference_mask, quality, sequence, arriving, *,
     known_upto = 0  # the first items, placed by cluster_from_known
 
     def block_at(b: int) -> np.ndarray | None:
-        """Block ``b`` of ``rest`` after ``known_upto`` (``None`` past the last), once it has arrived."""
+        """Block ``b`` of ``rest`` past ``known_upto`` (``None`` past the end), once arrived."""
         begin = known_upto + b * size
         end = begin + size
         if arriving is not None:
