@@ -38,8 +38,8 @@ __all__ = [
     "PlacementSearch",
     "best_placement",
     "high_norm",
-    "local_peaks",
     "low_block",
+    "peaks_among",
     "placement_search",
 ]
 
@@ -155,47 +155,55 @@ class PlacementSearch:
         return float(np.einsum("ij,ij->", window, self.patches[k])) / float(self.norms[dy, dx])
 
     def near_ties(self, tie: float, limit: int) -> list[tuple[int, int, int, float]]:
-        """Other local peaks of the NCC within ``tie`` of the best, highest first.
+        """Other local peaks of the NCC at the best zoom within ``tie`` of the best, highest first.
 
         Peaks are found on the low-frequency estimate (a placement no lower
-        than its 8 neighbours at its zoom, see :func:`local_peaks`); of those
-        whose upper bound reaches ``best - tie``, the ``limit`` of highest
-        estimate get their NCC computed directly, and those within ``tie`` of
-        the best are returned, as (zoom, dy, dx, ncc). Empty when there is
-        no best placement (the caller ran the full search).
+        than its 8 neighbours, see :func:`peaks_among`), more than a pixel
+        from the best; of those whose upper bound reaches ``best - tie``,
+        the ``limit`` of highest estimate get their NCC computed directly,
+        and those within ``tie`` of the best are returned, as (zoom, dy,
+        dx, ncc). Only the best zoom: a
+        period off is a shift, and the other zooms' derivative templates
+        would have to be made. Empty when there is no best placement (the
+        caller ran the full search).
         """
         if self.best is None:
             return []
-        k0, dy0, dx0, best_ncc = self.best
-        estimate = self.low / self.norms  # the NCC of the low frequencies
-        _, ny, nx = estimate.shape
-        at_best = (k0 * ny + dy0) * nx + dx0
-        peaks = local_peaks(estimate) & (self.upper >= best_ncc - tie)
-        flat = np.flatnonzero(peaks.ravel())
-        flat = flat[flat != at_best]
-        order = np.argsort(-estimate.ravel()[flat], kind="stable")[:limit]
+        k, dy0, dx0, best_ncc = self.best
+        reach_far = self.upper[k] >= best_ncc - tie
+        reach_far[max(dy0 - 1, 0) : dy0 + 2, max(dx0 - 1, 0) : dx0 + 2] = False
+        if not reach_far.any():  # most pairs: only the best's neighbours reach it
+            return []
+        estimate = self.low[k] / self.norms  # the NCC of the low frequencies
+        nx = estimate.shape[1]
         out = []
-        for f in flat[order].tolist():
-            k, rest = divmod(f, ny * nx)
-            dy, dx = divmod(rest, nx)
+        for f in peaks_among(estimate, reach_far, limit).tolist():
+            dy, dx = divmod(f, nx)
             ncc = self.ncc(k, dy, dx)
             if ncc >= best_ncc - tie:
                 out.append((k, dy, dx, ncc))
-        out.sort(key=lambda t: -t[3])  # stable: equal NCCs keep (zoom, dy, dx) order
+        out.sort(key=lambda t: -t[3])  # stable: equal NCCs keep (dy, dx) order
         return out
 
 
-def local_peaks(values: np.ndarray) -> np.ndarray:
-    """Mask of the entries of a (Z, NY, NX) stack no lower than their 8 neighbours in (NY, NX)."""
-    z, ny, nx = values.shape
-    padded = np.full((z, ny + 2, nx + 2), -np.inf, dtype=values.dtype)
-    padded[:, 1:-1, 1:-1] = values
-    mask = np.ones(values.shape, dtype=bool)
-    for oy in (0, 1, 2):
-        for ox in (0, 1, 2):
-            if oy != 1 or ox != 1:
-                mask &= values >= padded[:, oy : oy + ny, ox : ox + nx]
-    return mask
+_NEIGHBOURS = np.array([(oy, ox) for oy in (-1, 0, 1) for ox in (-1, 0, 1) if oy or ox]).T
+
+
+def peaks_among(values: np.ndarray, mask: np.ndarray, limit: int) -> np.ndarray:
+    """Flat indices of the masked entries of a 2-D array no lower than their 8 neighbours.
+
+    The ``limit`` highest, highest first (equal values in index order).
+    Only the masked entries are looked at (a few of a pair's placements).
+    """
+    ys, xs = np.nonzero(mask)
+    ny, nx = values.shape
+    padded = np.full((ny + 2, nx + 2), -np.inf, dtype=values.dtype)
+    padded[1:-1, 1:-1] = values
+    centre = padded[ys + 1, xs + 1]
+    around = padded[ys[:, None] + 1 + _NEIGHBOURS[0], xs[:, None] + 1 + _NEIGHBOURS[1]]
+    peak = centre >= around.max(axis=1, initial=-np.inf)
+    order = np.argsort(-centre[peak], kind="stable")[:limit]
+    return (ys[peak] * nx + xs[peak])[order]
 
 
 def placement_search(

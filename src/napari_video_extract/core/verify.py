@@ -19,7 +19,7 @@ along one direction only do not count as the same picture. A periodic
 picture (a fine calibration target) correlates almost as well a period off
 as at the right alignment, and the best NCC may be at the wrong one, where
 the derivatives disagree: when they cost more than :data:`PLACEMENT_TIE` at
-the best placement, the other local peaks of the NCC within
+the best placement, the other local peaks of the NCC at its zoom within
 :data:`PLACEMENT_TIE` of it (up to :data:`MAX_TIES`) are checked too, and
 the score is the best of those minima. The result is in
 [-1, 1]: 1 is the same picture up to brightness and contrast, about 0
@@ -71,7 +71,7 @@ from napari_video_extract.core.dedup_settings import (
     default_min_similarity,
 )
 from napari_video_extract.core.memory_release import release_pages
-from napari_video_extract.core.placement import PlacementSearch, local_peaks, placement_search
+from napari_video_extract.core.placement import PlacementSearch, peaks_among, placement_search
 
 __all__ = [
     "BAND_PASS_SIGMAS",
@@ -98,8 +98,8 @@ _FLAT_MEAN_DIFF = 12.0  # two flat fields closer than this are the same
 
 #: NCC within which another alignment ties with the best one: when the
 #: derivatives' check costs more than this at the best placement, the other
-#: local peaks of the NCC within it are checked too, and the best agreement
-#: counts (see :func:`similarity`).
+#: local peaks of the NCC at its zoom within it are checked too, and the
+#: best agreement counts (see :func:`similarity`).
 PLACEMENT_TIE = 0.03
 #: Tied alignments checked at most (highest NCC first).
 MAX_TIES = 4
@@ -184,18 +184,12 @@ def _score(search: _Searched, moving: _Templates, changes: str) -> float:
 
 def _full_search_ties(full: np.ndarray, found) -> list[tuple[int, int, int, float]]:
     """:meth:`~napari_video_extract.core.placement.PlacementSearch.near_ties` from every NCC."""
-    k0, dy0, dx0, best_ncc = found
-    peaks = local_peaks(full) & (full >= best_ncc - PLACEMENT_TIE)
-    peaks[k0, dy0, dx0] = False
-    flat = np.flatnonzero(peaks.ravel())
-    order = np.argsort(-full.ravel()[flat], kind="stable")[:MAX_TIES]
-    _, ny, nx = full.shape
-    out = []
-    for f in flat[order].tolist():
-        k, rest = divmod(f, ny * nx)
-        dy, dx = divmod(rest, nx)
-        out.append((k, dy, dx, float(full[k, dy, dx])))
-    return out
+    k, dy0, dx0, best_ncc = found
+    reach = full[k] >= best_ncc - PLACEMENT_TIE
+    reach[max(dy0 - 1, 0) : dy0 + 2, max(dx0 - 1, 0) : dx0 + 2] = False  # the same alignment
+    nx = full.shape[2]
+    flat = peaks_among(full[k], reach, MAX_TIES).tolist()
+    return [(k, *divmod(f, nx), float(full[k].ravel()[f])) for f in flat]
 
 
 def _correlations(search: _Searched, moving: _Templates) -> np.ndarray:
