@@ -40,15 +40,15 @@ def test_bounded_search_finds_the_full_search_placement():
         for other in range(4):
             search = searched[other]
             full = verify._correlations(search, moving) / search.norm
-            found = verify._placement(search, moving)
+            found = verify._placement(search, moving).best
             assert found is not None
             k, dy, dx, ncc = found
             assert (k, dy, dx) == np.unravel_index(int(np.argmax(full)), full.shape)
             assert abs(ncc - float(full.max())) < 1e-5
     # The same picture aligns (high NCC); a different one does not.
     moving = verify._Templates(thumbs[0], searched[0].image)
-    assert verify._placement(searched[1], moving)[3] > 0.8
-    assert verify._placement(searched[3], moving)[3] < 0.5
+    assert verify._placement(searched[1], moving).best[3] > 0.8
+    assert verify._placement(searched[3], moving).best[3] < 0.5
 
 
 def test_bounded_search_gives_up_when_every_placement_may_be_best():
@@ -56,5 +56,5 @@ def test_bounded_search_gives_up_when_every_placement_may_be_best():
     search = verify._searched(thumbs)[0]
     moving = verify._Templates(thumbs[0], search.image)
     search.norm = np.full_like(search.norm, np.inf)  # every window flat: all NCCs 0
-    assert verify._placement(search, moving) is None
+    assert verify._placement(search, moving).best is None
     assert search.norm.size * len(verify.ZOOMS) > MAX_CANDIDATES

@@ -17,6 +17,13 @@ percentile, of 3,645); their NCC is computed directly and the highest taken.
 When more than :data:`MAX_CANDIDATES` remain, :func:`best_placement` says so
 and the caller runs the full search: the answer is always the full search's
 (up to float rounding, ~1e-6).
+
+A periodic picture (a calibration target, a tiled wall) correlates almost
+equally well at several placements a period apart, and the best NCC may be
+at a wrong one by a hair: :func:`placement_search` also gives the other
+local peaks within a tie of the best (:meth:`PlacementSearch.near_ties`),
+so the caller can check them too (see
+:mod:`~napari_video_extract.core.verify`).
 """
 
 from __future__ import annotations
@@ -28,9 +35,12 @@ import numpy as np
 __all__ = [
     "LOW_BAND",
     "MAX_CANDIDATES",
+    "PlacementSearch",
     "best_placement",
     "high_norm",
     "low_block",
+    "peaks_among",
+    "placement_search",
 ]
 
 #: Largest |vertical| and horizontal frequency (cycles per thumbnail) kept
@@ -118,9 +128,103 @@ def best_placement(
     (zoom, dy, dx, ncc) or None
         Ties go to the first placement in (zoom, dy, dx) order, as ``argmax``.
     """
+    return placement_search(
+        image, norms, image_block, image_high, patches, conj_blocks, patch_highs
+    ).best
+
+
+class PlacementSearch:
+    """The bounded search of one pair: its best placement and the bounds behind it.
+
+    Made by :func:`placement_search`. ``best`` is what :func:`best_placement`
+    returns; :meth:`near_ties` reuses the search's bounds (no further
+    correlation over all placements).
+    """
+
+    __slots__ = ("best", "image", "low", "norms", "patches", "upper")
+
+    def __init__(self, best, low, upper, image, norms, patches) -> None:
+        self.best = best
+        self.low, self.upper = low, upper
+        self.image, self.norms, self.patches = image, norms, patches
+
+    def ncc(self, k: int, dy: int, dx: int) -> float:
+        """The NCC at one placement, computed directly."""
+        th, tw = self.patches.shape[1:]
+        window = self.image[dy : dy + th, dx : dx + tw]
+        return float(np.einsum("ij,ij->", window, self.patches[k])) / float(self.norms[dy, dx])
+
+    def near_ties(self, tie: float, limit: int) -> list[tuple[int, int, int, float]]:
+        """Other local peaks of the NCC at the best zoom within ``tie`` of the best, highest first.
+
+        Peaks are found on the low-frequency estimate (a placement no lower
+        than its 8 neighbours, see :func:`peaks_among`), more than a pixel
+        from the best; of those whose upper bound reaches ``best - tie``,
+        the ``limit`` of highest estimate get their NCC computed directly,
+        and those within ``tie`` of the best are returned, as (zoom, dy,
+        dx, ncc). Only the best zoom: a
+        period off is a shift, and the other zooms' derivative templates
+        would have to be made. Empty when there is no best placement (the
+        caller ran the full search).
+        """
+        if self.best is None:
+            return []
+        k, dy0, dx0, best_ncc = self.best
+        reach_far = self.upper[k] >= best_ncc - tie
+        reach_far[max(dy0 - 1, 0) : dy0 + 2, max(dx0 - 1, 0) : dx0 + 2] = False
+        if not reach_far.any():  # most pairs: only the best's neighbours reach it
+            return []
+        estimate = self.low[k] / self.norms  # the NCC of the low frequencies
+        nx = estimate.shape[1]
+        out = []
+        for f in peaks_among(estimate, reach_far, limit).tolist():
+            dy, dx = divmod(f, nx)
+            ncc = self.ncc(k, dy, dx)
+            if ncc >= best_ncc - tie:
+                out.append((k, dy, dx, ncc))
+        out.sort(key=lambda t: -t[3])  # stable: equal NCCs keep (dy, dx) order
+        return out
+
+
+_NEIGHBOURS = np.array([(oy, ox) for oy in (-1, 0, 1) for ox in (-1, 0, 1) if oy or ox]).T
+
+
+def peaks_among(values: np.ndarray, mask: np.ndarray, limit: int) -> np.ndarray:
+    """Flat indices of the masked entries of a 2-D array no lower than their 8 neighbours.
+
+    The ``limit`` highest, highest first (equal values in index order).
+    Only the masked entries are looked at (a few of a pair's placements).
+    """
+    ys, xs = np.nonzero(mask)
+    ny, nx = values.shape
+    padded = np.full((ny + 2, nx + 2), -np.inf, dtype=values.dtype)
+    padded[1:-1, 1:-1] = values
+    centre = padded[ys + 1, xs + 1]
+    around = padded[ys[:, None] + 1 + _NEIGHBOURS[0], xs[:, None] + 1 + _NEIGHBOURS[1]]
+    peak = centre >= around.max(axis=1, initial=-np.inf)
+    order = np.argsort(-centre[peak], kind="stable")[:limit]
+    return (ys[peak] * nx + xs[peak])[order]
+
+
+def placement_search(
+    image: np.ndarray,
+    norms: np.ndarray,
+    image_block: np.ndarray,
+    image_high: float,
+    patches: np.ndarray,
+    conj_blocks: np.ndarray,
+    patch_highs: np.ndarray,
+) -> PlacementSearch:
+    """The bounded search of :func:`best_placement` (same parameters), kept.
+
+    Returns
+    -------
+    PlacementSearch
+        Its ``best`` is :func:`best_placement`'s answer; its bounds serve
+        :meth:`~PlacementSearch.near_ties`.
+    """
     h, w = image.shape
     ny, nx = norms.shape
-    th, tw = patches.shape[1:]
     rows, cols = _inverse_matrices(h, w, ny, nx)
     # One small product per zoom (numpy's matmul loops over the stack): each
     # stays under OpenBLAS's threading threshold (threads on such sizes cost
@@ -130,16 +234,17 @@ def best_placement(
     lower = (low - slack) / norms - _ROUNDING
     upper = (low + slack) / norms + _ROUNDING
     candidates = np.flatnonzero(upper >= lower.max())
+    search = PlacementSearch(None, low, upper, image, norms, patches)
     if len(candidates) > MAX_CANDIDATES:
-        return None
+        return search
     best, best_ncc = -1, -np.inf
     for flat in candidates.tolist():
         k, rest = divmod(flat, ny * nx)
         dy, dx = divmod(rest, nx)
-        window = image[dy : dy + th, dx : dx + tw]
-        ncc = float(np.einsum("ij,ij->", window, patches[k])) / float(norms[dy, dx])
+        ncc = search.ncc(k, dy, dx)
         if ncc > best_ncc:
             best, best_ncc = flat, ncc
     k, rest = divmod(best, ny * nx)
     dy, dx = divmod(rest, nx)
-    return k, dy, dx, best_ncc
+    search.best = k, dy, dx, best_ncc
+    return search

@@ -15,7 +15,13 @@ one inverse FFT over all shifts and zooms: the same placement either way
 (:mod:`~napari_video_extract.core.placement`). At the best alignment
 the NCC of the vertical and of the horizontal derivatives must agree too (the
 lowest of the three is the score), so lines of text or stripes that match
-along one direction only do not count as the same picture. The result is in
+along one direction only do not count as the same picture. A periodic
+picture (a fine calibration target) correlates almost as well a period off
+as at the right alignment, and the best NCC may be at the wrong one, where
+the derivatives disagree: when they cost more than :data:`PLACEMENT_TIE` at
+the best placement, the other local peaks of the NCC at its zoom within
+:data:`PLACEMENT_TIE` of it (up to :data:`MAX_TIES`) are checked too, and
+the score is the best of those minima. The result is in
 [-1, 1]: 1 is the same picture up to brightness and contrast, about 0
 unrelated pictures. Small pans (up to
 ``MARGIN`` of the width), zoom by up to 8 % either way, sensor noise and
@@ -65,7 +71,7 @@ from napari_video_extract.core.dedup_settings import (
     default_min_similarity,
 )
 from napari_video_extract.core.memory_release import release_pages
-from napari_video_extract.core.placement import best_placement
+from napari_video_extract.core.placement import PlacementSearch, peaks_among, placement_search
 
 __all__ = [
     "BAND_PASS_SIGMAS",
@@ -74,6 +80,8 @@ __all__ = [
     "DERIVATIVE_SIGMA",
     "LOCAL_GRID",
     "MARGIN",
+    "MAX_TIES",
+    "PLACEMENT_TIE",
     "THUMB_SHAPE",
     "ZOOMS",
     "Verifier",
@@ -87,6 +95,14 @@ __all__ = [
 LOCAL_GRID = (4, 6)
 
 _FLAT_MEAN_DIFF = 12.0  # two flat fields closer than this are the same
+
+#: NCC within which another alignment ties with the best one: when the
+#: derivatives' check costs more than this at the best placement, the other
+#: local peaks of the NCC at its zoom within it are checked too, and the
+#: best agreement counts (see :func:`similarity`).
+PLACEMENT_TIE = 0.03
+#: Tied alignments checked at most (highest NCC first).
+MAX_TIES = 4
 
 
 def make_thumbnail(image: Image.Image) -> np.ndarray:
@@ -117,9 +133,9 @@ def _flat_score(search: _Searched, moving: _Templates) -> float | None:
     return None
 
 
-def _placement(search: _Searched, moving: _Templates):
-    """:func:`~napari_video_extract.core.placement.best_placement` of one pair."""
-    return best_placement(
+def _placement(search: _Searched, moving: _Templates) -> PlacementSearch:
+    """:func:`~napari_video_extract.core.placement.placement_search` of one pair."""
+    return placement_search(
         search.image,
         search.norm,
         search.low,
@@ -134,20 +150,46 @@ def _score(search: _Searched, moving: _Templates, changes: str) -> float:
     flat = _flat_score(search, moving)
     if flat is not None:
         return flat
-    found = _placement(search, moving)
+    placed = _placement(search, moving)
+    found, full = placed.best, None
     if found is None:  # the bound left too many candidates: the full search
-        ncc = _correlations(search, moving) / search.norm
-        best = int(np.argmax(ncc))
-        k, rest = divmod(best, ncc.shape[1] * ncc.shape[2])
-        dy, dx = divmod(rest, ncc.shape[2])
-        found = k, dy, dx, float(ncc[k, dy, dx])
+        full = _correlations(search, moving) / search.norm
+        best = int(np.argmax(full))
+        k, rest = divmod(best, full.shape[1] * full.shape[2])
+        dy, dx = divmod(rest, full.shape[2])
+        found = k, dy, dx, float(full[k, dy, dx])
     k, dy, dx, best_ncc = found
     score = min(best_ncc, _directional_score(search, moving, k, dy, dx))
+    if score < best_ncc - PLACEMENT_TIE:
+        # The derivatives disagree where the NCC is best: on a periodic
+        # picture that may be an alignment a period off, as good to the NCC
+        # as the right one (a fine checkerboard: 0.957 at a wrong shift,
+        # derivatives 0.66; 0.953 at the right one, derivatives 0.87).
+        if full is None:
+            ties = placed.near_ties(PLACEMENT_TIE, MAX_TIES)
+        else:
+            ties = _full_search_ties(full, found)
+        for tk, tdy, tdx, tie_ncc in ties:
+            if tie_ncc <= score:
+                break
+            tied = min(tie_ncc, _directional_score(search, moving, tk, tdy, tdx))
+            if tied > score:
+                score, k, dy, dx = tied, tk, tdy, tdx
     if changes == "global":
         return score
     th, tw = _template_shape()
     window = search.image[dy : dy + th, dx : dx + tw]
     return min(score, _local_score(window, moving.patches[k]))
+
+
+def _full_search_ties(full: np.ndarray, found) -> list[tuple[int, int, int, float]]:
+    """:meth:`~napari_video_extract.core.placement.PlacementSearch.near_ties` from every NCC."""
+    k, dy0, dx0, best_ncc = found
+    reach = full[k] >= best_ncc - PLACEMENT_TIE
+    reach[max(dy0 - 1, 0) : dy0 + 2, max(dx0 - 1, 0) : dx0 + 2] = False  # the same alignment
+    nx = full.shape[2]
+    flat = peaks_among(full[k], reach, MAX_TIES).tolist()
+    return [(k, *divmod(f, nx), float(full[k].ravel()[f])) for f in flat]
 
 
 def _correlations(search: _Searched, moving: _Templates) -> np.ndarray:
