@@ -173,37 +173,70 @@ def _rss() -> int:
 
 
 class PeakRSS:
-    """Samples the RSS of this process and of its process tree in a thread."""
+    """Peak RSS of this process and of its tree, and the tree's CPU time, while in the block.
+
+    The process's own peak is the kernel's high-water mark (``VmHWM``, reset
+    on entry through ``/proc/self/clear_refs``): exact, and nothing in this
+    process polls for it. The children (the hash pool) are sampled every
+    0.1 s for their RSS and CPU time: a 20 ms poller of the whole process
+    table, in the measured process, took the GIL from the widget's worker
+    (the CLI, measured from outside, paid nothing for it).
+    ``cpu_own``/``cpu_children``: CPU seconds of this process (all threads)
+    and of its children over the block.
+    """
 
     def __init__(self) -> None:
         import psutil
 
         self._proc = psutil.Process()
         self.own = self.tree = 0
+        self.cpu_own = self.cpu_children = 0.0
+        self._base: dict[int, float] = {}
+        self._last: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    def _sample(self) -> dict[int, float]:
         import psutil
 
-        while not self._stop.is_set():
-            own = self._proc.memory_info().rss
-            tree = own
-            for child in self._proc.children(recursive=True):
-                try:
-                    tree += child.memory_info().rss
-                except psutil.Error:
-                    continue
-            self.own, self.tree = max(self.own, own), max(self.tree, tree)
-            self._stop.wait(0.02)
+        cpu, rss = {}, 0
+        for child in self._proc.children(recursive=True):
+            try:
+                with child.oneshot():
+                    times = child.cpu_times()
+                    cpu[child.pid] = times.user + times.system
+                    rss += child.memory_info().rss
+            except psutil.Error:
+                continue
+        self.tree = max(self.tree, self._proc.memory_info().rss + rss)
+        self._last.update(cpu)
+        return cpu
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample()
 
     def __enter__(self) -> PeakRSS:
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")  # resets VmHWM to the current RSS
+        except OSError:
+            pass
+        self._base = self._sample()
+        self._cpu0 = time.process_time()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.cpu_own = time.process_time() - self._cpu0
         self._stop.set()
         self._thread.join()
+        self._sample()
+        self.cpu_children = sum(c - self._base.get(pid, 0.0) for pid, c in self._last.items())
+        with open("/proc/self/status") as fh:
+            hwm = next(line for line in fh if line.startswith("VmHWM:"))
+        self.own = int(hwm.split()[1]) * 1024
+        self.tree = max(self.tree, self.own)
 
 
 # ------------------------------------------------------------------ the parts
@@ -615,9 +648,12 @@ def report_open(folder: Path, args: argparse.Namespace) -> None:
 
 
 def cli_dedup(folder: Path) -> dict:
-    """The CLI on ``folder``: process wall time, engine time, peak tree RSS, clusters."""
+    """The CLI on ``folder``: process wall time, CPU time of its tree, peak tree RSS, clusters."""
+    import resource
+
     import psutil
 
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = psutil.Popen(
         [sys.executable, "-m", "napari_video_extract", "dedup", str(folder), "--quiet"],
@@ -634,15 +670,17 @@ def cli_dedup(folder: Path) -> dict:
             except psutil.Error:
                 continue
         peak = max(peak, total)
-        time.sleep(0.02)
+        time.sleep(0.05)
     wall = time.perf_counter() - t0
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # the CLI and its reaped pool
+    cpu = ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime
     if proc.returncode not in (0, 1):
         raise RuntimeError(proc.stderr.read().decode(errors="replace")[-800:])
     import csv
 
     with open(folder / "dedup.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return {"wall": wall, "peak_tree": peak, "rows": rows}
+    return {"wall": wall, "cpu": cpu, "peak_tree": peak, "rows": rows}
 
 
 def widget_dedup(viewer, qtbot_wait, folder: Path) -> dict:
@@ -654,15 +692,16 @@ def widget_dedup(viewer, qtbot_wait, folder: Path) -> dict:
     finder.image_folder.value = folder
     before = _rss()
     with PeakRSS() as peak:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         finder.start()
         qtbot_wait(lambda: not finder.running)
-        wall = time.perf_counter() - t0
+        wall, cpu_own = time.perf_counter() - t0, time.process_time() - c0
         qtbot_wait(lambda: finder.gallery is not None)
         wall_gallery = time.perf_counter() - t0
     review = finder.review
     return {
         "wall": wall,
+        "cpu": cpu_own + peak.cpu_children,  # the pool is idle once the clusters are shown
         "wall_gallery": wall_gallery,
         "rss_before": before,
         "peak_own": peak.own,
@@ -685,7 +724,7 @@ def widget_video(viewer, qtbot_wait, video: Path) -> dict:
         qtbot_wait(lambda: not finder.running, timeout=3600)
         wall = time.perf_counter() - t0
     review = finder.review
-    return {"wall": wall, "peak_own": peak.own, "peak_tree": peak.tree, "n": review.n,
+    return {"wall": wall, "cpu": peak.cpu_own + peak.cpu_children, "peak_own": peak.own, "peak_tree": peak.tree, "n": review.n,
             "rss_before": before,
             "clusters": review.n_clusters, "status": finder.status.value}  # fmt: skip
 
@@ -771,7 +810,12 @@ def folder_parts(viewer, wait, stills: Path, args: argparse.Namespace) -> None:
         widgets.append(
             widget_dedup(viewer, wait, fresh_copy(stills, "review_widget", args.scratch))
         )
-        print(f"CLI {clis[-1]['wall']:.2f} s, widget {widgets[-1]['wall']:.2f} s", flush=True)
+        print(
+            f"CLI {clis[-1]['wall']:.2f} s (CPU {clis[-1]['cpu']:.2f} s), widget "
+            f"{widgets[-1]['wall']:.2f} s (CPU {widgets[-1]['cpu']:.2f} s), load "
+            f"{os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     cli = min(clis, key=lambda r: r["wall"])
     folder = min(widgets, key=lambda r: r["wall"])
     folder["peak_own"] = max(r["peak_own"] for r in widgets)
@@ -790,6 +834,11 @@ def folder_parts(viewer, wait, stills: Path, args: argparse.Namespace) -> None:
         "widget_wall_s": round(folder["wall"], 2),
         "widget_wall_with_gallery_s": round(folder["wall_gallery"], 2),
         "widget_over_cli": round(ratio, 2),
+        "pair_ratios": [
+            round(w["wall"] / c["wall"], 2) for c, w in zip(clis, widgets, strict=True)
+        ],
+        "cli_cpu_s": round(min(r["cpu"] for r in clis), 2),
+        "widget_cpu_s": round(min(r["cpu"] for r in widgets), 2),
         "napari_peak_rss_mb": round(folder["peak_own"] / MB),
         "napari_rss_before_mb": [round(r["rss_before"] / MB) for r in widgets],
         "napari_peak_tree_mb": round(folder["peak_tree"] / MB),
@@ -798,11 +847,42 @@ def folder_parts(viewer, wait, stills: Path, args: argparse.Namespace) -> None:
         "duplicates": int(review.n - review.kept.sum()),
     }
     print(json.dumps(out), flush=True)
+    print(
+        f"JUDGED duplicate finder vs CLI, {N_STILLS} stills: widget {out['widget_wall_s']:.2f} s "
+        f"/ CLI {out['cli_wall_s']:.2f} s = {ratio:.2f}x wall (target <= 1.2x: "
+        f"{_verdict(ratio <= 1.2)}; fastest of {len(clis)} alternated runs each; pairs "
+        f"{out['pair_ratios']}); CPU {out['widget_cpu_s']:.2f} s / {out['cli_cpu_s']:.2f} s = "
+        f"{out['widget_cpu_s'] / max(out['cli_cpu_s'], 1e-9):.2f}x; same clusters: {same}",
+        flush=True,
+    )
+    print(
+        f"JUDGED duplicate finder, {N_STILLS} stills: napari process peak RSS "
+        f"{out['napari_peak_rss_mb']} MB (target < 1024 MB: "
+        f"{_verdict(folder['peak_own'] < 1024 * MB)}; with the hash pool "
+        f"{out['napari_peak_tree_mb']} MB)",
+        flush=True,
+    )
     viewer.layers.clear()
     widgets[-1]["finder"].native.close()
 
     latency = recluster_latency(viewer)
     print(json.dumps({"recluster_10000": latency}), flush=True)
+    print(recluster_summary(latency), flush=True)
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def recluster_summary(latency: dict) -> str:
+    """The JUDGED line of part 3 (re-clustering < 100 ms)."""
+    worst = latency["engine_worst_wall_ms"]
+    return (
+        f"JUDGED re-clustering 10,000 stills at a threshold not seen yet: median "
+        f"{latency['engine_wall_ms']} ms, worst {worst} ms wall (CPU {latency['engine_cpu_ms']} / "
+        f"{latency['engine_worst_cpu_ms']} ms; target < 100 ms: {_verdict(worst < 100)}); "
+        f"cached {latency['cached_ms']} ms, the dock's handler {latency['dock_handler_cached_ms']} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -855,7 +935,9 @@ def main(argv: list[str] | None = None) -> int:
         import napari
 
         viewer = napari.Viewer(show=True)
-        print(json.dumps({"recluster_10000": recluster_latency(viewer)}), flush=True)
+        latency = recluster_latency(viewer)
+        print(json.dumps({"recluster_10000": latency}), flush=True)
+        print(recluster_summary(latency), flush=True)
         print(f"load average: {os.getloadavg()}", flush=True)
         viewer.close()
         return 0
@@ -870,15 +952,32 @@ def main(argv: list[str] | None = None) -> int:
 
     import napari
 
-    app = QApplication.instance() or QApplication([])
+    _app = QApplication.instance() or QApplication([])  # kept alive: the event loop needs it
 
     def wait(predicate, timeout: float = 600) -> None:
+        """Run Qt's event loop, blocking as napari's does, until ``predicate()``.
+
+        (A loop of ``processEvents`` and short sleeps took the GIL 200 times a
+        second from the widget's worker, a cost a user's napari does not have.)
+        """
+        from qtpy.QtCore import QEventLoop, QTimer
+
         end = time.perf_counter() + timeout
-        while not predicate():
-            app.processEvents()
-            time.sleep(0.005)
-            if time.perf_counter() > end:
-                raise TimeoutError("benchmark step took too long")
+        loop = QEventLoop()
+        timer = QTimer()
+        timer.setInterval(20)
+
+        def check() -> None:
+            if predicate() or time.perf_counter() > end:
+                loop.quit()
+
+        timer.timeout.connect(check)
+        timer.start()
+        if not predicate():
+            loop.exec()
+        timer.stop()
+        if not predicate():
+            raise TimeoutError("benchmark step took too long")
 
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1366, 768)
@@ -896,6 +995,13 @@ def main(argv: list[str] | None = None) -> int:
             "status": vid["status"],
         }
         print(json.dumps(vid_out), flush=True)
+        print(
+            f"JUDGED duplicate finder over the {vid['n']:,}-frame video layer: napari process "
+            f"peak RSS {vid_out['video_napari_peak_rss_mb']} MB (target < 1024 MB: "
+            f"{_verdict(vid['peak_own'] < 1024 * MB)}; {vid_out['video_wall_s']} s wall, CPU "
+            f"{vid['cpu']:.1f} s with the pool; {vid['clusters']} clusters)",
+            flush=True,
+        )
     print(f"load average: {os.getloadavg()}", flush=True)
     viewer.close()
     return 0
