@@ -68,6 +68,7 @@ machine's load changes absolute times: the script prints the load average.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -176,13 +177,14 @@ class PeakRSS:
     """Peak RSS of this process and of its tree, and the tree's CPU time, while in the block.
 
     The process's own peak is the kernel's high-water mark (``VmHWM``, reset
-    on entry through ``/proc/self/clear_refs``): exact, and nothing in this
-    process polls for it. The children (the hash pool) are sampled every
-    0.1 s for their RSS and CPU time: a 20 ms poller of the whole process
-    table, in the measured process, took the GIL from the widget's worker
-    (the CLI, measured from outside, paid nothing for it).
-    ``cpu_own``/``cpu_children``: CPU seconds of this process (all threads)
-    and of its children over the block.
+    on entry through ``/proc/self/clear_refs``): exact, and nothing polls for
+    it. The descendants (the hash pool, its forkserver) are found once a
+    second (a scan of the whole process table: psutil's ``children`` cost
+    2.1 s of CPU and the GIL in a 70 s search when run every 0.1 s, in the
+    measured process) and read every 0.1 s for their RSS and CPU time.
+    ``cpu_own``: CPU seconds of this process (all threads, this sampler's
+    included); ``cpu_children``: of its descendants, an exited one through
+    its parent (a live forkserver's, or this process's, reaped children).
     """
 
     def __init__(self) -> None:
@@ -191,48 +193,64 @@ class PeakRSS:
         self._proc = psutil.Process()
         self.own = self.tree = 0
         self.cpu_own = self.cpu_children = 0.0
+        self._known: dict[int, object] = {}
         self._base: dict[int, float] = {}
         self._last: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> dict[int, float]:
+    def _sample(self, discover: bool) -> dict[int, float]:
         import psutil
 
+        if discover:
+            for child in self._proc.children(recursive=True):
+                self._known.setdefault(child.pid, child)
         cpu, rss = {}, 0
-        for child in self._proc.children(recursive=True):
+        for pid, child in list(self._known.items()):
             try:
                 with child.oneshot():
-                    times = child.cpu_times()
-                    cpu[child.pid] = times.user + times.system
+                    t = child.cpu_times()
+                    cpu[pid] = t.user + t.system + t.children_user + t.children_system
                     rss += child.memory_info().rss
             except psutil.Error:
-                continue
+                del self._known[pid]  # exited: its CPU is in its parent's reaped children
+                self._last.pop(pid, None)
         self.tree = max(self.tree, self._proc.memory_info().rss + rss)
         self._last.update(cpu)
         return cpu
 
     def _run(self) -> None:
+        tick = 0
         while not self._stop.wait(0.1):
-            self._sample()
+            tick += 1
+            self._sample(discover=tick % 10 == 0)
 
     def __enter__(self) -> PeakRSS:
+        import resource
+
         try:
             with open("/proc/self/clear_refs", "w") as fh:
                 fh.write("5")  # resets VmHWM to the current RSS
         except OSError:
             pass
-        self._base = self._sample()
+        self._base = self._sample(discover=True)
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self._reaped0 = ru.ru_utime + ru.ru_stime
         self._cpu0 = time.process_time()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        import resource
+
         self.cpu_own = time.process_time() - self._cpu0
         self._stop.set()
         self._thread.join()
-        self._sample()
-        self.cpu_children = sum(c - self._base.get(pid, 0.0) for pid, c in self._last.items())
+        self._sample(discover=True)
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        reaped = ru.ru_utime + ru.ru_stime - self._reaped0
+        alive = sum(c - self._base.get(pid, 0.0) for pid, c in self._last.items())
+        self.cpu_children = alive + reaped
         with open("/proc/self/status") as fh:
             hwm = next(line for line in fh if line.startswith("VmHWM:"))
         self.own = int(hwm.split()[1]) * 1024
@@ -660,17 +678,20 @@ def cli_dedup(folder: Path) -> dict:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    peak = 0
+    peak, tick, known = 0, 0, {}
     while proc.poll() is None:
+        if tick % 10 == 0:  # the process table scan, once a second (as PeakRSS)
+            with contextlib.suppress(psutil.Error):
+                known.update((c.pid, c) for c in proc.children(recursive=True))
+        tick += 1
         total = 0
-        with_children = [proc, *proc.children(recursive=True)]
-        for p in with_children:
+        for p in [proc, *known.values()]:
             try:
                 total += p.memory_info().rss
             except psutil.Error:
                 continue
         peak = max(peak, total)
-        time.sleep(0.05)
+        time.sleep(0.1)
     wall = time.perf_counter() - t0
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # the CLI and its reaped pool
     cpu = ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime

@@ -192,11 +192,11 @@ def _reraising(func: Callable[..., Any]) -> Callable[..., Any]:
 
 #: Seconds between two progress reports handed to the GUI. Each one repaints
 #: the dock, and a window holding napari's OpenGL canvas is composited whole
-#: on every repaint: ~15-35 ms of CPU under Mesa's software GL, on the main
+#: on every repaint: ~20-35 ms of CPU under Mesa's software GL, on the main
 #: thread and Mesa's threads. Unthrottled, a search over 2,000 stills (one
-#: report per still) used ~2.6 s of CPU for 74 repaints, taking a core from
-#: the hash pool (benchmarks/bench_napari_review.py).
-UPDATE_S = 0.25
+#: report per still) used ~2.6 s of CPU for 74 repaints, CPU the hash pool
+#: needs (benchmarks/bench_napari_review.py); two a second still move the bar.
+UPDATE_S = 0.5
 
 
 def progress_steps(
