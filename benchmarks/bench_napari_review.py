@@ -36,7 +36,15 @@ In one run (inputs built once into ``benchmarks/_work/``, git-ignored):
    progress bar) through a reader plugin registered in the run that reads
    nothing; the reader's own cost is its CPU time over the second control's.
    The children read our package and this script from compiled bytecode, as
-   an install leaves them (see :func:`compile_ours`).
+   an install leaves them (see :func:`compile_ours`). Printed as ``JUDGED``
+   lines with the controls beside them; every step to the first frame runs
+   on the main thread, so its CPU time is a floor of the wall time at any
+   load: when napari's own ``add_image`` already needs more than the target,
+   the line says that no reader can reach it. ``--open-breakdown`` adds
+   three instrumented children (add_image, open path, our reader) that time
+   napari's steps of a first layer (pint's unit registry, the thumbnail's
+   scipy.ndimage, the vispy layer, the Qt controls, the GL calls: shader
+   compile and link, texture upload, draw; the full garbage collections).
 
 Targets (issue 9): napari process < 1 GB resident; widget wall time within
 1.2x the CLI; re-clustering < 100 ms; opening 2,000 stills < 1 s.
@@ -60,6 +68,7 @@ machine's load changes absolute times: the script prints the load average.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -165,37 +174,87 @@ def _rss() -> int:
 
 
 class PeakRSS:
-    """Samples the RSS of this process and of its process tree in a thread."""
+    """Peak RSS of this process and of its tree, and the tree's CPU time, while in the block.
+
+    The process's own peak is the kernel's high-water mark (``VmHWM``, reset
+    on entry through ``/proc/self/clear_refs``): exact, and nothing polls for
+    it. The descendants (the hash pool, its forkserver) are found once a
+    second (a scan of the whole process table: psutil's ``children`` cost
+    2.1 s of CPU and the GIL in a 70 s search when run every 0.1 s, in the
+    measured process) and read every 0.1 s for their RSS and CPU time.
+    ``cpu_own``: CPU seconds of this process (all threads, this sampler's
+    included); ``cpu_children``: of its descendants, an exited one through
+    its parent (a live forkserver's, or this process's, reaped children).
+    """
 
     def __init__(self) -> None:
         import psutil
 
         self._proc = psutil.Process()
         self.own = self.tree = 0
+        self.cpu_own = self.cpu_children = 0.0
+        self._known: dict[int, object] = {}
+        self._base: dict[int, float] = {}
+        self._last: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    def _sample(self, discover: bool) -> dict[int, float]:
         import psutil
 
-        while not self._stop.is_set():
-            own = self._proc.memory_info().rss
-            tree = own
+        if discover:
             for child in self._proc.children(recursive=True):
-                try:
-                    tree += child.memory_info().rss
-                except psutil.Error:
-                    continue
-            self.own, self.tree = max(self.own, own), max(self.tree, tree)
-            self._stop.wait(0.02)
+                self._known.setdefault(child.pid, child)
+        cpu, rss = {}, 0
+        for pid, child in list(self._known.items()):
+            try:
+                with child.oneshot():
+                    t = child.cpu_times()
+                    cpu[pid] = t.user + t.system + t.children_user + t.children_system
+                    rss += child.memory_info().rss
+            except psutil.Error:
+                del self._known[pid]  # exited: its CPU is in its parent's reaped children
+                self._last.pop(pid, None)
+        self.tree = max(self.tree, self._proc.memory_info().rss + rss)
+        self._last.update(cpu)
+        return cpu
+
+    def _run(self) -> None:
+        tick = 0
+        while not self._stop.wait(0.1):
+            tick += 1
+            self._sample(discover=tick % 10 == 0)
 
     def __enter__(self) -> PeakRSS:
+        import resource
+
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")  # resets VmHWM to the current RSS
+        except OSError:
+            pass
+        self._base = self._sample(discover=True)
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self._reaped0 = ru.ru_utime + ru.ru_stime
+        self._cpu0 = time.process_time()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        import resource
+
+        self.cpu_own = time.process_time() - self._cpu0
         self._stop.set()
         self._thread.join()
+        self._sample(discover=True)
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        reaped = ru.ru_utime + ru.ru_stime - self._reaped0
+        alive = sum(c - self._base.get(pid, 0.0) for pid, c in self._last.items())
+        self.cpu_children = alive + reaped
+        with open("/proc/self/status") as fh:
+            hwm = next(line for line in fh if line.startswith("VmHWM:"))
+        self.own = int(hwm.split()[1]) * 1024
+        self.tree = max(self.tree, self.own)
 
 
 # ------------------------------------------------------------------ the parts
@@ -318,13 +377,13 @@ def open_child(folder: Path, control: str, second: bool) -> None:
     )
     modules = set(sys.modules)
     collections = _GcClock()
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
     if control:
         from napari_video_extract.core.stills import open_stills
 
         shape = open_stills(folder).shape  # (listing not counted)
         _register_blank_reader(shape)
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
         if control == "add_image":
             layer = viewer.add_image(_Blank(shape), rgb=True, contrast_limits=(0, 255),
                                      multiscale=False)  # fmt: skip
@@ -341,13 +400,161 @@ def open_child(folder: Path, control: str, second: bool) -> None:
         raise RuntimeError("the canvas never drew the layer")
     # CPU until the frame is drawn and the open has returned (the GUI is free).
     wall, cpu = drawn[0] - t0, time.process_time() - c0
+    # The main thread's own CPU: every step to the first frame runs on it, so
+    # its CPU time is a floor of the wall time, whatever the machine's load.
+    main = time.thread_time() - m0
     gc_full, gc_s = collections.until(drawn[0])
     new = set(sys.modules) - modules
-    print(json.dumps({"wall": wall, "cpu": cpu, "returned": returned,
+    print(json.dumps({"wall": wall, "cpu": cpu, "main_cpu": main, "returned": returned,
                       "gc_full": gc_full, "gc_s": gc_s,
                       "shape": list(layer.data.shape), "pandas": "pandas" in new,
                       "modules": len(new)}))  # fmt: skip
     viewer.close()
+
+
+#: What the breakdown child times (inclusive, main thread): napari's steps of a
+#: first layer, the one-time costs inside them, and the GL calls of the draw.
+_BREAKDOWN = (
+    ("napari.plugins.io", "read_data_with_plugins", "reader plugin (get_reader + read)"),
+    ("napari.layers.image.image", "Image.__init__", "Image layer built"),
+    ("pint.registry", "LazyRegistry._LazyRegistry__init", "  of it: pint unit registry"),
+    ("napari.layers.image.image", "Image._update_thumbnail", "  of it: thumbnail (scipy.ndimage)"),
+    ("napari.components.layerlist", "LayerList.insert", "layer inserted (handlers)"),
+    ("napari._qt.qt_viewer", "QtViewer._add_layer", "  of it: vispy layer"),
+    (
+        "napari._qt.layer_controls.qt_layer_controls_container",
+        "QtLayerControlsContainer._add",
+        "  of it: Qt layer controls",
+    ),
+    ("vispy.app.backends._qt", "CanvasBackendDesktop.paintGL", "canvas paints (all)"),
+    ("vispy.gloo.gl", "glCompileShader", "  GL: compile shaders"),
+    ("vispy.gloo.gl", "glLinkProgram", "  GL: link programs"),
+    ("vispy.gloo.gl", "glTexImage2D", "  GL: texture allocate"),
+    ("vispy.gloo.gl", "glTexSubImage2D", "  GL: texture upload"),
+    ("vispy.gloo.gl", "glDrawArrays", "  GL: draw"),
+)
+
+
+def _timer(original, row: list[float], active: list[bool], main: threading.Thread):
+    """``original`` timed into ``row`` (calls, wall, CPU): outermost main-thread calls only."""
+    busy = [False]
+
+    def timed(*args, **kwargs):
+        if not active[0] or busy[0] or threading.current_thread() is not main:
+            return original(*args, **kwargs)
+        busy[0] = True  # recursion is not counted twice
+        w, c = time.perf_counter(), time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            busy[0] = False
+            row[0] += 1
+            row[1] += time.perf_counter() - w
+            row[2] += time.thread_time() - c
+
+    return timed
+
+
+def _instrument(active: list[bool]) -> dict[str, list[float]]:
+    """Wrap :data:`_BREAKDOWN` in this (measuring) process: label -> [calls, wall, CPU]."""
+    import functools
+    import importlib
+
+    times: dict[str, list[float]] = {}
+    main = threading.main_thread()
+    for module, qualname, label in _BREAKDOWN:
+        owner = importlib.import_module(module)
+        *path, name = qualname.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        original = getattr(owner, name)
+        times[label] = [0, 0.0, 0.0]
+        timed = _timer(original, times[label], active, main)
+        setattr(owner, name, functools.wraps(original)(timed))
+    return times
+
+
+def breakdown_child(folder: Path, control: str) -> None:
+    """Where a session's first open goes: one instrumented child, printed as a table.
+
+    Times the steps of :data:`_BREAKDOWN` (wrapped in this measuring process
+    only, which adds a little to each), the full garbage collections, and
+    the GL work left queued after the first frame was drawn (``glFinish``:
+    Mesa's software rasteriser and shader JIT may run there).
+    """
+    import numpy as np  # noqa: F401  (imported before the clock, as in open_child)
+    from qtpy.QtWidgets import QApplication
+
+    import napari
+
+    active = [False]
+    times = _instrument(active)
+    viewer = napari.Viewer(show=True)
+    app = QApplication.instance()
+    for _ in range(50):
+        app.processEvents()
+        time.sleep(0.01)
+    added: list[bool] = []
+    viewer.layers.events.inserted.connect(lambda event: added.append(True), position="last")
+    drawn: list[float] = []
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas
+    canvas.events.draw.connect(
+        lambda event: drawn.append(time.perf_counter()) if added else None, position="last"
+    )
+    shape = None
+    if control:
+        from napari_video_extract.core.stills import open_stills
+
+        shape = open_stills(folder).shape
+        _register_blank_reader(shape)
+    collections = _GcClock()
+    active[0] = True
+    t0, m0 = time.perf_counter(), time.thread_time()
+    if control == "add_image":
+        viewer.add_image(_Blank(shape), rgb=True, contrast_limits=(0, 255), multiscale=False)
+    elif control == "open_path":
+        viewer.open(folder, plugin=_BLANK_PLUGIN)
+    else:
+        viewer.open(folder, plugin="napari-video-extract")
+    while not drawn:
+        app.processEvents()
+    wall, main = drawn[0] - t0, time.thread_time() - m0
+    active[0] = False
+    from vispy.gloo import gl
+
+    f0 = time.perf_counter()
+    gl.glFinish()  # the GL work still queued after the frame was drawn
+    finish = time.perf_counter() - f0
+    collections.start = t0
+    full, gc_s = collections.until(drawn[0])
+    rows = {label: row for label, row in times.items() if row[0]}
+    print(json.dumps({"what": control or "reader", "wall": wall, "main_cpu": main,
+                      "gc_full": full, "gc_s": gc_s, "gl_finish_s": finish,
+                      "steps": rows}))  # fmt: skip
+    viewer.close()
+
+
+def breakdown_summary(found: list[dict]) -> str:
+    """The breakdown children side by side: one column per open, ms of main-thread CPU."""
+    labels = [label for _, _, label in _BREAKDOWN]
+    head = "first-layer breakdown, ms main-thread CPU (wall)"
+    lines = [f"{head:45s}" + "".join(f"{r['what']:>20s}" for r in found)]
+
+    def cell(value_cpu: float, value_wall: float) -> str:
+        return f"{1000 * value_cpu:>11.0f} ({1000 * value_wall:>5.0f})"
+
+    lines.append(f"{'to the first frame drawn':45s}" + "".join(
+        cell(r["main_cpu"], r["wall"]) for r in found))  # fmt: skip
+    for label in labels:
+        if any(label in r["steps"] for r in found):
+            lines.append(f"{label:45s}" + "".join(
+                cell(r["steps"].get(label, [0, 0, 0])[2], r["steps"].get(label, [0, 0, 0])[1])
+                for r in found))  # fmt: skip
+    lines.append(f"{'full garbage collections (wall, anywhere)':45s}" + "".join(
+        f"{r['gc_full']:>4d} x {1000 * r['gc_s']:>6.0f} ms      " for r in found))  # fmt: skip
+    lines.append(f"{'GL work queued after the frame (glFinish)':45s}" + "".join(
+        f"{1000 * r['gl_finish_s']:>17.1f} ms" for r in found))  # fmt: skip
+    return "\n".join(lines)
 
 
 def compile_ours() -> None:
@@ -388,7 +595,7 @@ def open_folder(folder: Path, runs: int) -> dict:
     med = lambda kind, key: round(statistics.median(r[key] for r in found[kind]), 3)  # noqa: E731
     out: dict = {"open_stills": found["reader_first"][0]["shape"][0], "runs": runs}
     for kind in kinds:
-        for key in ("wall", "returned", "cpu"):
+        for key in ("wall", "returned", "cpu", "main_cpu"):
             out[f"{kind}_{key}_s"] = med(kind, key)
     for when in ("first", "second"):  # the reader's own CPU: over napari's open path
         out[f"reader_own_cpu_{when}_s"] = round(
@@ -402,52 +609,99 @@ def open_folder(folder: Path, runs: int) -> dict:
 
 
 def open_summary(out: dict) -> str:
-    """The figures the target (opening 2,000 stills < 1 s) is judged on, labelled."""
+    """The figures the target (opening 2,000 stills < 1 s) is judged on, labelled.
+
+    One ``JUDGED`` line per case, with the same run's controls beside it:
+    napari's own ``add_image`` of a lazy array of that shape is the floor no
+    reader plugin can go under (its one-time set-up of a first layer is in
+    it), so when that floor is already over the target the line says so.
+    """
     lines = []
     for when, label in (
         ("first", "session's first layer"),
         ("second", "viewer that showed a layer"),
     ):
+        wall = out[f"reader_{when}_wall_s"]
+        floor = out[f"add_image_{when}_wall_s"]
+        floor_main = out[f"add_image_{when}_main_cpu_s"]
+        verdict = "met" if wall < 1.0 else f"MISSED by {wall - 1.0:.2f} s"
         lines.append(
-            f"open {out['open_stills']} stills, {label}: {out[f'reader_{when}_wall_s']:.2f} s wall "
-            f"(target < 1 s), {out[f'reader_{when}_cpu_s']:.2f} s CPU; controls: add_image "
-            f"{out[f'add_image_{when}_wall_s']:.2f} s wall / {out[f'add_image_{when}_cpu_s']:.2f} s "
-            f"CPU, open path {out[f'open_path_{when}_wall_s']:.2f} s / "
-            f"{out[f'open_path_{when}_cpu_s']:.2f} s; reader's own CPU "
-            f"{out[f'reader_own_cpu_{when}_s']:.3f} s (medians of {out['runs']} processes)"
+            f"JUDGED open {out['open_stills']} stills, {label}: {wall:.2f} s to the first "
+            f"frame drawn (target < 1 s: {verdict}), {out[f'reader_{when}_cpu_s']:.2f} s CPU, "
+            f"{out[f'reader_{when}_main_cpu_s']:.2f} s of it on the main thread (medians of "
+            f"{out['runs']} processes)"
         )
+        lines.append(
+            f"  same run, napari without our reader: add_image of a lazy array of that "
+            f"shape {floor:.2f} s wall / {out[f'add_image_{when}_cpu_s']:.2f} s CPU "
+            f"({floor_main:.2f} s main thread), its open "
+            f"path with a no-op reader {out[f'open_path_{when}_wall_s']:.2f} s / "
+            f"{out[f'open_path_{when}_cpu_s']:.2f} s; our reader's own CPU over the open "
+            f"path {out[f'reader_own_cpu_{when}_s']:.3f} s"
+        )
+        if wall >= 1.0 and floor_main >= 1.0:
+            # The main thread's CPU is a floor of the wall time at any load.
+            lines.append(
+                f"  => napari's own add_image needs {floor_main:.2f} s of main-thread CPU, "
+                "over the target before any reader runs: no reader plugin can reach it here"
+            )
     return "\n".join(lines)
 
 
+def report_open(folder: Path, args: argparse.Namespace) -> None:
+    """Part 0, printed: the judged figures, then (``--open-breakdown``) where they go."""
+    opened = open_folder(folder, args.open_runs)
+    print(json.dumps(opened), flush=True)
+    print(open_summary(opened), flush=True)
+    if not args.open_breakdown:
+        return
+    found = []
+    for control in ("add_image", "open_path", None):
+        cmd = [sys.executable, __file__, "--open-child", str(folder), "--breakdown-child"]
+        cmd += ["--control", control] if control else []
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        found.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print(json.dumps({"breakdown": found}), flush=True)
+    print(breakdown_summary(found), flush=True)
+
+
 def cli_dedup(folder: Path) -> dict:
-    """The CLI on ``folder``: process wall time, engine time, peak tree RSS, clusters."""
+    """The CLI on ``folder``: process wall time, CPU time of its tree, peak tree RSS, clusters."""
+    import resource
+
     import psutil
 
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = psutil.Popen(
         [sys.executable, "-m", "napari_video_extract", "dedup", str(folder), "--quiet"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    peak = 0
+    peak, tick, known = 0, 0, {}
     while proc.poll() is None:
+        if tick % 10 == 0:  # the process table scan, once a second (as PeakRSS)
+            with contextlib.suppress(psutil.Error):
+                known.update((c.pid, c) for c in proc.children(recursive=True))
+        tick += 1
         total = 0
-        with_children = [proc, *proc.children(recursive=True)]
-        for p in with_children:
+        for p in [proc, *known.values()]:
             try:
                 total += p.memory_info().rss
             except psutil.Error:
                 continue
         peak = max(peak, total)
-        time.sleep(0.02)
+        time.sleep(0.1)
     wall = time.perf_counter() - t0
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # the CLI and its reaped pool
+    cpu = ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime
     if proc.returncode not in (0, 1):
         raise RuntimeError(proc.stderr.read().decode(errors="replace")[-800:])
     import csv
 
     with open(folder / "dedup.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return {"wall": wall, "peak_tree": peak, "rows": rows}
+    return {"wall": wall, "cpu": cpu, "peak_tree": peak, "rows": rows}
 
 
 def widget_dedup(viewer, qtbot_wait, folder: Path) -> dict:
@@ -459,15 +713,16 @@ def widget_dedup(viewer, qtbot_wait, folder: Path) -> dict:
     finder.image_folder.value = folder
     before = _rss()
     with PeakRSS() as peak:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         finder.start()
         qtbot_wait(lambda: not finder.running)
-        wall = time.perf_counter() - t0
+        wall, cpu_own = time.perf_counter() - t0, time.process_time() - c0
         qtbot_wait(lambda: finder.gallery is not None)
         wall_gallery = time.perf_counter() - t0
     review = finder.review
     return {
         "wall": wall,
+        "cpu": cpu_own + peak.cpu_children,  # the pool is idle once the clusters are shown
         "wall_gallery": wall_gallery,
         "rss_before": before,
         "peak_own": peak.own,
@@ -490,7 +745,7 @@ def widget_video(viewer, qtbot_wait, video: Path) -> dict:
         qtbot_wait(lambda: not finder.running, timeout=3600)
         wall = time.perf_counter() - t0
     review = finder.review
-    return {"wall": wall, "peak_own": peak.own, "peak_tree": peak.tree, "n": review.n,
+    return {"wall": wall, "cpu": peak.cpu_own + peak.cpu_children, "peak_own": peak.own, "peak_tree": peak.tree, "n": review.n,
             "rss_before": before,
             "clusters": review.n_clusters, "status": finder.status.value}  # fmt: skip
 
@@ -576,7 +831,12 @@ def folder_parts(viewer, wait, stills: Path, args: argparse.Namespace) -> None:
         widgets.append(
             widget_dedup(viewer, wait, fresh_copy(stills, "review_widget", args.scratch))
         )
-        print(f"CLI {clis[-1]['wall']:.2f} s, widget {widgets[-1]['wall']:.2f} s", flush=True)
+        print(
+            f"CLI {clis[-1]['wall']:.2f} s (CPU {clis[-1]['cpu']:.2f} s), widget "
+            f"{widgets[-1]['wall']:.2f} s (CPU {widgets[-1]['cpu']:.2f} s), load "
+            f"{os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     cli = min(clis, key=lambda r: r["wall"])
     folder = min(widgets, key=lambda r: r["wall"])
     folder["peak_own"] = max(r["peak_own"] for r in widgets)
@@ -595,6 +855,11 @@ def folder_parts(viewer, wait, stills: Path, args: argparse.Namespace) -> None:
         "widget_wall_s": round(folder["wall"], 2),
         "widget_wall_with_gallery_s": round(folder["wall_gallery"], 2),
         "widget_over_cli": round(ratio, 2),
+        "pair_ratios": [
+            round(w["wall"] / c["wall"], 2) for c, w in zip(clis, widgets, strict=True)
+        ],
+        "cli_cpu_s": round(min(r["cpu"] for r in clis), 2),
+        "widget_cpu_s": round(min(r["cpu"] for r in widgets), 2),
         "napari_peak_rss_mb": round(folder["peak_own"] / MB),
         "napari_rss_before_mb": [round(r["rss_before"] / MB) for r in widgets],
         "napari_peak_tree_mb": round(folder["peak_tree"] / MB),
@@ -603,11 +868,42 @@ def folder_parts(viewer, wait, stills: Path, args: argparse.Namespace) -> None:
         "duplicates": int(review.n - review.kept.sum()),
     }
     print(json.dumps(out), flush=True)
+    print(
+        f"JUDGED duplicate finder vs CLI, {N_STILLS} stills: widget {out['widget_wall_s']:.2f} s "
+        f"/ CLI {out['cli_wall_s']:.2f} s = {ratio:.2f}x wall (target <= 1.2x: "
+        f"{_verdict(ratio <= 1.2)}; fastest of {len(clis)} alternated runs each; pairs "
+        f"{out['pair_ratios']}); CPU {out['widget_cpu_s']:.2f} s / {out['cli_cpu_s']:.2f} s = "
+        f"{out['widget_cpu_s'] / max(out['cli_cpu_s'], 1e-9):.2f}x; same clusters: {same}",
+        flush=True,
+    )
+    print(
+        f"JUDGED duplicate finder, {N_STILLS} stills: napari process peak RSS "
+        f"{out['napari_peak_rss_mb']} MB (target < 1024 MB: "
+        f"{_verdict(folder['peak_own'] < 1024 * MB)}; with the hash pool "
+        f"{out['napari_peak_tree_mb']} MB)",
+        flush=True,
+    )
     viewer.layers.clear()
     widgets[-1]["finder"].native.close()
 
     latency = recluster_latency(viewer)
     print(json.dumps({"recluster_10000": latency}), flush=True)
+    print(recluster_summary(latency), flush=True)
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def recluster_summary(latency: dict) -> str:
+    """The JUDGED line of part 3 (re-clustering < 100 ms)."""
+    worst = latency["engine_worst_wall_ms"]
+    return (
+        f"JUDGED re-clustering 10,000 stills at a threshold not seen yet: median "
+        f"{latency['engine_wall_ms']} ms, worst {worst} ms wall (CPU {latency['engine_cpu_ms']} / "
+        f"{latency['engine_worst_cpu_ms']} ms; target < 100 ms: {_verdict(worst < 100)}); "
+        f"cached {latency['cached_ms']} ms, the dock's handler {latency['dock_handler_cached_ms']} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -631,38 +927,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--control", choices=("add_image", "open_path"), help=argparse.SUPPRESS)
     parser.add_argument("--second", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--breakdown-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--open-breakdown",
+        action="store_true",
+        help="part 0: also time napari's steps of a first open (instrumented children)",
+    )
     args = parser.parse_args(argv)
     if args.open_child is not None:
-        open_child(args.open_child, args.control, args.second)
+        if args.breakdown_child:
+            breakdown_child(args.open_child, args.control)
+        else:
+            open_child(args.open_child, args.control, args.second)
         return 0
     # The docks persist their settings: keep the benchmark's away from the user's,
     # and start every run from the defaults (a threshold saved by an earlier run
     # would make the widget and the CLI cluster at different settings).
-    config = WORK / "config"
+    config = args.scratch / "config"  # the scratch dir: never another run's settings
     shutil.rmtree(config, ignore_errors=True)
     config.mkdir(parents=True)
     os.environ["XDG_CONFIG_HOME"] = str(config)
     print(f"load average: {os.getloadavg()}", flush=True)
     if args.open_only and args.stills_folder is not None:
-        opened = open_folder(args.stills_folder, args.open_runs)
-        print(json.dumps(opened), flush=True)
-        print(open_summary(opened), flush=True)
+        report_open(args.stills_folder, args)
         print(f"load average: {os.getloadavg()}", flush=True)
         return 0
     if args.only_recluster:
         import napari
 
         viewer = napari.Viewer(show=True)
-        print(json.dumps({"recluster_10000": recluster_latency(viewer)}), flush=True)
+        latency = recluster_latency(viewer)
+        print(json.dumps({"recluster_10000": latency}), flush=True)
+        print(recluster_summary(latency), flush=True)
         print(f"load average: {os.getloadavg()}", flush=True)
         viewer.close()
         return 0
     video = args.video or build_video()
     stills = args.stills_folder or build_stills(video)
     if not (args.skip_open or args.only_video):
-        opened = open_folder(stills, args.open_runs)
-        print(json.dumps(opened), flush=True)
-        print(open_summary(opened), flush=True)
+        report_open(stills, args)
     if args.open_only:
         return 0
 
@@ -670,15 +973,32 @@ def main(argv: list[str] | None = None) -> int:
 
     import napari
 
-    app = QApplication.instance() or QApplication([])
+    _app = QApplication.instance() or QApplication([])  # kept alive: the event loop needs it
 
     def wait(predicate, timeout: float = 600) -> None:
+        """Run Qt's event loop, blocking as napari's does, until ``predicate()``.
+
+        (A loop of ``processEvents`` and short sleeps took the GIL 200 times a
+        second from the widget's worker, a cost a user's napari does not have.)
+        """
+        from qtpy.QtCore import QEventLoop, QTimer
+
         end = time.perf_counter() + timeout
-        while not predicate():
-            app.processEvents()
-            time.sleep(0.005)
-            if time.perf_counter() > end:
-                raise TimeoutError("benchmark step took too long")
+        loop = QEventLoop()
+        timer = QTimer()
+        timer.setInterval(20)
+
+        def check() -> None:
+            if predicate() or time.perf_counter() > end:
+                loop.quit()
+
+        timer.timeout.connect(check)
+        timer.start()
+        if not predicate():
+            loop.exec()
+        timer.stop()
+        if not predicate():
+            raise TimeoutError("benchmark step took too long")
 
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1366, 768)
@@ -696,6 +1016,13 @@ def main(argv: list[str] | None = None) -> int:
             "status": vid["status"],
         }
         print(json.dumps(vid_out), flush=True)
+        print(
+            f"JUDGED duplicate finder over the {vid['n']:,}-frame video layer: napari process "
+            f"peak RSS {vid_out['video_napari_peak_rss_mb']} MB (target < 1024 MB: "
+            f"{_verdict(vid['peak_own'] < 1024 * MB)}; {vid_out['video_wall_s']} s wall, CPU "
+            f"{vid['cpu']:.1f} s with the pool; {vid['clusters']} clusters)",
+            flush=True,
+        )
     print(f"load average: {os.getloadavg()}", flush=True)
     viewer.close()
     return 0

@@ -17,12 +17,13 @@ from __future__ import annotations
 import inspect
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from magicgui.widgets import ProgressBar, PushButton
 
-__all__ = ["DockRun", "WorkerCrash", "progress_steps"]
+__all__ = ["UPDATE_S", "DockRun", "WorkerCrash", "progress_steps"]
 
 
 class DockRun:
@@ -189,12 +190,31 @@ def _reraising(func: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def progress_steps(call: Callable[[Callable[[int, int], None]], Any]) -> Any:
+#: Seconds between two progress reports handed to the GUI. Each one repaints
+#: the dock, and a window holding napari's OpenGL canvas is composited whole
+#: on every repaint: ~20-35 ms of CPU under Mesa's software GL, on the main
+#: thread and Mesa's threads. Unthrottled, a search over 2,000 stills (one
+#: report per still) used ~2.6 s of CPU for 74 repaints, CPU the hash pool
+#: needs (benchmarks/bench_napari_review.py); two a second still move the bar.
+UPDATE_S = 0.5
+
+
+def progress_steps(
+    call: Callable[[Callable[[int, int], None]], Any], *, interval: float = UPDATE_S
+) -> Any:
     """Generator body for :meth:`DockRun.start` around a core call with a ``progress`` callback.
 
     ``call(progress)`` runs in a helper thread; its ``(done, total)`` reports
-    are yielded here (the newest one when several are waiting) and its result
-    is returned (its exception raised).
+    are yielded here, at most one per ``interval`` seconds (the newest one;
+    the first and the last report are always yielded), and its result is
+    returned (its exception raised).
+
+    Parameters
+    ----------
+    call : callable
+        ``call(progress)`` runs the work and returns its result.
+    interval : float, optional
+        Least seconds between two yielded reports.
     """
     messages: queue.SimpleQueue = queue.SimpleQueue()
     box: dict[str, Any] = {}
@@ -209,18 +229,24 @@ def progress_steps(call: Callable[[Callable[[int, int], None]], Any]) -> Any:
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
-    finished = False
-    while not finished:
-        message = messages.get()
-        latest = message
-        while latest is not None and not messages.empty():
-            latest = messages.get()
-        if latest is None:
-            finished = True
-            if message is not None:
-                yield message
-        else:
-            yield latest
+    pending = None  # the newest report not yielded yet
+    last = None  # when the last report was yielded
+    while True:
+        wait = None if pending is None else max(0.0, last + interval - time.monotonic())
+        try:
+            message = messages.get(timeout=wait)
+        except queue.Empty:  # the interval is over: show the newest report
+            yield pending
+            pending, last = None, time.monotonic()
+            continue
+        if message is None:
+            break
+        pending = message
+        if last is None or time.monotonic() - last >= interval:
+            yield pending
+            pending, last = None, time.monotonic()
+    if pending is not None:
+        yield pending
     thread.join()
     if "error" in box:
         raise box["error"]
