@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from napari_video_extract.core.lanczos_resize import _pass_order, _resize, lanczos_resize
+from napari_video_extract.core.lanczos_resize import (
+    _LEARN_AFTER,
+    _pass_order,
+    _resize,
+    lanczos_resize,
+)
 
 
 def _pillow(image: Image.Image, width: int, height: int) -> np.ndarray:
@@ -31,11 +36,15 @@ def test_equals_pillow_on_random_sizes_and_pictures():
             pixels = np.full((h, w), rng.integers(0, 256), dtype=np.uint8)
         image = Image.fromarray(pixels)
         expected = _pillow(image, width, height)
-        for _ in range(2):  # Pillow the first time a size is met, ours after that
+        for _ in range(_LEARN_AFTER + 1):  # Pillow until the size is learnt, then ours
             got = lanczos_resize(image, width, height)
             assert got.dtype == np.float64
             assert np.array_equal(got, expected), (trial, (w, h), (width, height))
-        learnt += _pass_order(h, w, width, height) is not None
+        order = _pass_order(h, w, width, height)
+        if order is not None:  # the matrix products themselves, whatever the caches hold
+            ours = _resize(pixels.astype(np.float64), width, height, order)
+            assert np.array_equal(ours, expected), (trial, (w, h), (width, height))
+            learnt += 1
     assert learnt > 50  # the matrix products did the work, not the fallback
 
 
@@ -46,7 +55,7 @@ def test_the_order_of_the_passes_matters_and_is_learnt():
     for h, w in ((190, 60), (60, 190)):
         pixels = np.where(rng.random((h, w)) < 0.5, 0, 255).astype(np.uint8)
         image = Image.fromarray(pixels)
-        for _ in range(2):
+        for _ in range(_LEARN_AFTER + 1):
             assert np.array_equal(lanczos_resize(image, 32, 32), _pillow(image, 32, 32))
         order = _pass_order(h, w, 32, 32)
         assert order is not None

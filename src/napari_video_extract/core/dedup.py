@@ -298,37 +298,38 @@ def dedup_folders(
             crop_groups=videos,
             on_record=alongside.on_record if alongside is not None else None,
         )
-    except BaseException:
+        report.cache_hits, report.hashed = hashed.cache_hits, hashed.hashed
+        readable: list[int] = []
+        for i, (item, record) in enumerate(zip(items, hashed.files, strict=True)):
+            if record.hash is None:
+                item.error = record.error
+                if not item.reference:
+                    report.unreadable.append((item.path, record.error or "unreadable"))
+            else:
+                item.hash = record.hash.to_hex()
+                readable.append(i)
+
+        words = hashed.hash_array()
+        quality = None
+        if keep == "sharpest":
+            quality = np.array([hashed.files[i].sharpness or 0.0 for i in readable])
+        elif keep == "largest":
+            quality = np.array(
+                [
+                    (hashed.files[i].width * hashed.files[i].height, hashed.files[i].size_bytes)
+                    for i in readable
+                ],
+                dtype=np.float64,
+            ).reshape(len(readable), 2)
+        ref_mask = np.array([items[i].reference for i in readable], dtype=bool)
+        if verify:
+            result = alongside.result(hashed.files, quality)
+            report.verified_while_hashing = alongside.fed_while_hashing
+    except BaseException:  # the clustering thread must not outlive the run
         if alongside is not None:
             alongside.cancel()
         raise
-    report.cache_hits, report.hashed = hashed.cache_hits, hashed.hashed
-    readable: list[int] = []
-    for i, (item, record) in enumerate(zip(items, hashed.files, strict=True)):
-        if record.hash is None:
-            item.error = record.error
-            if not item.reference:
-                report.unreadable.append((item.path, record.error or "unreadable"))
-        else:
-            item.hash = record.hash.to_hex()
-            readable.append(i)
-
-    words = hashed.hash_array()
-    quality = None
-    if keep == "sharpest":
-        quality = np.array([hashed.files[i].sharpness or 0.0 for i in readable])
-    elif keep == "largest":
-        quality = np.array(
-            [
-                (hashed.files[i].width * hashed.files[i].height, hashed.files[i].size_bytes)
-                for i in readable
-            ],
-            dtype=np.float64,
-        ).reshape(len(readable), 2)
-    ref_mask = np.array([items[i].reference for i in readable], dtype=bool)
-    if verify:
-        result = alongside.result(hashed.files, quality)
-        report.verified_while_hashing = alongside.fed_while_hashing
+    alongside = None  # its buffers are not needed by the fallback below
     if verify and result is None:  # a record changed after it was fed: cluster them all again
         from napari_video_extract.core.matching import cluster_verified
 

@@ -18,11 +18,12 @@ arithmetic here, with weights cached per size and the sums done by BLAS:
 Pillow 13 runs the horizontal pass first or the vertical one depending on
 the sizes, and the order changes the pixels where the filter overshoots.
 Rather than hard-code a rule of one Pillow version, the order is learnt per
-pair of sizes, once per process, the second time a size is met (Pillow
-resizes the first, so a size met once costs nothing more): Pillow resizes
-two pseudo-random 0/255 images of that size (where the two orders
-disagree), and an order is used only if it reproduces both exactly and the
-other does not. Otherwise Pillow itself resizes that size.
+pair of sizes, once per process, when a size has been met
+:data:`_LEARN_AFTER` times (Pillow resizes it until then, so sizes met
+rarely cost nothing more): Pillow resizes two pseudo-random 0/255 images of
+that size (where the two orders disagree), and an order is used only if it
+reproduces both exactly and the other does not. Otherwise, and for sizes
+past the bounds on how many are counted and learnt, Pillow itself resizes.
 """
 
 from __future__ import annotations
@@ -39,9 +40,14 @@ _PRECISION_BITS = 32 - 8 - 2  # Pillow's PRECISION_BITS
 _HALF = float(1 << (_PRECISION_BITS - 1))
 _SCALE = 1.0 / (1 << _PRECISION_BITS)
 _CALIBRATION_IMAGES = 2
-# Sizes met once (bounded: past it, every size is learnt at first sight).
-_SEEN_ONCE: set[tuple[int, int, int, int]] = set()
-_MAX_SEEN = 4096
+# Learning a size costs 3-20 ms, 20-100 of Pillow's resizes: only a size met
+# this often is learnt; the others, and every size past the bounds below,
+# are resized by Pillow (never learnt again and again).
+_LEARN_AFTER = 8
+_SIGHTINGS: dict[tuple[int, int, int, int], int] = {}
+_MAX_SEEN = 4096  # sizes counted
+_MAX_LEARNT = 64  # sizes learnt: two cached weight matrices each (_weights' bound)
+_ORDERS: dict[tuple[int, int, int, int], bool | None] = {}
 
 
 def _sinc(x: float) -> float:
@@ -57,7 +63,7 @@ def _lanczos(x: float) -> float:
     return 0.0
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=2 * _MAX_LEARNT)
 def _weights(in_size: int, out_size: int) -> np.ndarray:
     """Pillow's integer Lanczos weights, shape ``(in_size, out_size)``, as ``float64``."""
     scale = in_size / out_size
@@ -105,7 +111,6 @@ def _noise(h: int, w: int, seed: int) -> np.ndarray:
     return ((x >> np.uint64(63)).astype(np.uint8) * 255).reshape(h, w)
 
 
-@functools.lru_cache(maxsize=256)
 def _pass_order(h: int, w: int, width: int, height: int) -> bool | None:
     """Whether Pillow resizes ``w`` x ``h`` to ``width`` x ``height`` vertically first.
 
@@ -148,11 +153,15 @@ def lanczos_resize(image: Image.Image, width: int, height: int) -> np.ndarray:
     shape = (h, w, width, height)
     if (w, h) == (width, height):
         vertical_first = False
-    elif shape in _SEEN_ONCE or len(_SEEN_ONCE) >= _MAX_SEEN:
-        vertical_first = _pass_order(*shape)
-    else:  # learning costs a few resizes: not for a size met only once
-        _SEEN_ONCE.add(shape)
+    elif shape in _ORDERS:
+        vertical_first = _ORDERS[shape]
+    else:
         vertical_first = None
+        seen = _SIGHTINGS.get(shape, 0)
+        if seen or len(_SIGHTINGS) < _MAX_SEEN:
+            _SIGHTINGS[shape] = seen + 1
+            if seen + 1 >= _LEARN_AFTER and len(_ORDERS) < _MAX_LEARNT:
+                vertical_first = _ORDERS[shape] = _pass_order(*shape)
     if vertical_first is None:
         small = image.resize((width, height), Image.Resampling.LANCZOS)
         return np.asarray(small, dtype=np.float64)

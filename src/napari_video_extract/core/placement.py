@@ -15,8 +15,12 @@ whose upper bound reaches the best lower bound can be the best one (on the
 stills of ``benchmarks/_work/dedup_stills``: 3 in the median, 7 at the 90th
 percentile, of 3,645); their NCC is computed directly and the highest taken.
 When more than :data:`MAX_CANDIDATES` remain, :func:`best_placement` says so
-and the caller runs the full search: the answer is always the full search's
-(up to float rounding, ~1e-6).
+and the caller runs the full search: the best placement is always the full
+search's (up to float rounding, ~1e-6). The near ties below are not quite:
+here they are picked by the low-frequency estimate (at most ``limit`` get
+their NCC computed), in the full search from every NCC, so in a rare
+periodic picture with more ties than that, which of them the derivative
+check tries can depend on which search ran (deterministic per pair either way).
 
 A periodic picture (a calibration target, a tiled wall) correlates almost
 equally well at several placements a period apart, and the best NCC may be

@@ -193,16 +193,23 @@ class VerifyWhileHashing:
         n_fed = self.fed_while_hashing = len(self._fed)
         same = readable[:n_fed] == self._fed
         if same and n_fed:
-            words = np.array([files[i].hash.words for i in self._fed], dtype=np.uint64)
-            thumbs = np.stack([files[i].thumbnail for i in self._fed])
-            same = np.array_equal(words.reshape(self._arriving.hashes[:n_fed].shape),
-                                  self._arriving.hashes[:n_fed]) and np.array_equal(
-                thumbs, self._arriving.thumbnails[:n_fed])  # fmt: skip
+            # One record at a time: stacking them all would hold one more copy
+            # of every thumbnail (~9 KB a still) at the run's peak.
+            fed_hashes, fed_thumbs = self._arriving.hashes, self._arriving.thumbnails
+            for k, i in enumerate(self._fed):
+                record = files[i]
+                words = np.asarray(record.hash.words, dtype=np.uint64)
+                if not (
+                    np.array_equal(words.reshape(fed_hashes[k].shape), fed_hashes[k])
+                    and np.array_equal(record.thumbnail, fed_thumbs[k])
+                ):
+                    same = False
+                    break
         if not same or any(files[i].thumbnail is None for i in readable[n_fed:]):
+            # What was fed is stale: whatever the thread did with it (even an
+            # error) does not count, the caller clusters the final records.
             self.fed_while_hashing = 0
             self.cancel()
-            if self._error is not None:
-                raise self._error
             return None
         try:
             for i in readable[n_fed:]:
@@ -213,7 +220,11 @@ class VerifyWhileHashing:
         self._arriving.finish(quality=quality)
         if self._thread.ident is None:  # nothing hashed (all from the caches)
             self._thread.start()
-        self._thread.join()
+        try:
+            self._thread.join()
+        except BaseException:  # e.g. Ctrl-C while the clustering's tail runs
+            self.cancel()
+            raise
         if self._error is not None:
             raise self._error
         return self._result
