@@ -20,7 +20,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from napari_video_extract.core import known_clustering, matching, settled_block, verify
+from napari_video_extract.core import (
+    known_clustering,
+    settled_block,
+    verified_loop,
+    verify,
+)
 from napari_video_extract.core.close_pairs import ClosePairs
 from napari_video_extract.core.matching import SURE_SIMILARITY, PairSimilarities, cluster_verified
 from napari_video_extract.core.verify import THUMB_SHAPE
@@ -116,7 +121,7 @@ def test_memo_placement_equals_the_per_item_rule(
     close = None if close_budget is None else ClosePairs(hashes, n_bits=64, max_pairs=close_budget)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(matching, "_MEMO_BLOCK", block)
+        patch.setattr(verified_loop, "_MEMO_BLOCK", block)
         # Few guesses: the blocks that need more go to the per-item loop.
         patch.setattr(settled_block, "_ROUNDS", rounds)
         patch.setattr(known_clustering, "_WINDOW", block)

@@ -1,8 +1,9 @@
 """Items that arrive in capture order while a verified clustering already runs.
 
-A verified clustering (:func:`~napari_video_extract.core.matching.cluster_arriving`)
-places each item against the items before it only, a block at a time, so it
-can start on the first blocks while the hashing pool is still decoding the
+A verified clustering (:func:`cluster_arriving`: the loop of
+:func:`~napari_video_extract.core.verified_loop.cluster_blocks`) places
+each item against the items before it only, a block at a time, so it can
+start on the first blocks while the hashing pool is still decoding the
 later files. :class:`ArrivingItems` is the buffer between the two: the
 producer (the thread collecting the pool's results) appends each item's
 hash, thumbnail and video id in order; the clustering thread waits until the
@@ -20,7 +21,11 @@ import numpy as np
 
 from napari_video_extract.core.clustering import check_cluster_inputs
 from napari_video_extract.core.comparison_sides import THUMB_SHAPE
-from napari_video_extract.core.matching import MAX_CANDIDATES, VerifiedClusterResult, _cluster
+from napari_video_extract.core.verified_loop import (
+    MAX_CANDIDATES,
+    VerifiedClusterResult,
+    cluster_blocks,
+)
 
 __all__ = ["ArrivalAborted", "ArrivingItems", "cluster_arriving"]
 
@@ -217,7 +222,7 @@ def cluster_arriving(
         check_cluster_inputs(arriving.hashes[:0], mode, keep, threshold, None, np.zeros(0))
     else:
         check_cluster_inputs(arriving.hashes[:0], mode, keep, threshold, None, None)
-    return _cluster(
+    return cluster_blocks(
         arriving.hashes, arriving.thumbnails, arriving.reference, None, arriving.sequence,
         arriving, threshold=threshold, min_similarity=min_similarity, changes=changes,
         mode=mode, keep=keep, max_candidates=max_candidates, pairs=None, close_pairs=None,

@@ -40,7 +40,7 @@ from napari_video_extract.core.arriving_items import (
     ArrivingItems,
     cluster_arriving,
 )
-from napari_video_extract.core.matching import VerifiedClusterResult
+from napari_video_extract.core.verified_loop import VerifiedClusterResult
 
 __all__ = ["VerifyWhileHashing"]
 
@@ -149,7 +149,12 @@ class VerifyWhileHashing:
         self._thinnest[key] = margins if sides is None else list(map(min, sides, margins))
 
     def _crop_settled(self, i: int, record: Any) -> bool:
-        """The record's crop is its video's consensus so far (else it is decoded again)."""
+        """The record's crop is its video's consensus so far (else it is decoded again).
+
+        The rule of ``crop_consensus.consensus_boxes`` again, applied as the
+        records arrive: should the two differ, only speed suffers (the check
+        of the final records in :meth:`result` sends the run to the fallback).
+        """
         box, group = record.border_box, self._sequence[i]
         if not self._crop_borders or box is None:
             return True
@@ -190,7 +195,9 @@ class VerifyWhileHashing:
             Whatever the clustering raised.
         """
         readable = [i for i, record in enumerate(files) if record.hash is not None]
-        n_fed = self.fed_while_hashing = len(self._fed)
+        n_fed = len(self._fed)
+        # Fed while hashing only if the thread ran then (all from the caches: it starts below).
+        self.fed_while_hashing = n_fed if self._thread.ident is not None else 0
         same = readable[:n_fed] == self._fed
         if same and n_fed:
             # One record at a time: stacking them all would hold one more copy
