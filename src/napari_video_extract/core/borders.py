@@ -154,7 +154,14 @@ def find_border_box(
     )
 
 
-def _uniform_lines(lines: np.ndarray, doubled_reference: np.ndarray, tolerance: float):
+def _uniform_lines(
+    lines: np.ndarray,
+    doubled_reference: np.ndarray,
+    tolerance: float,
+    *,
+    padding: np.ndarray | None = None,
+    lengths: np.ndarray | None = None,
+):
     """Whether each line (row of ``lines``) is within ``tolerance`` of its reference.
 
     A line is uniform when its mean absolute deviation from the reference is
@@ -163,9 +170,13 @@ def _uniform_lines(lines: np.ndarray, doubled_reference: np.ndarray, tolerance: 
     numbers): twice each deviation is then a whole number, its sum exact, and
     ``sum / (2 n)`` is the mean numpy's ``mean`` of the half-integer
     deviations gives (one rounding, the division), without a float array.
+    Lines of several lengths share one array with ``padding`` (a mask of the
+    cells that are not pixels) and ``lengths`` (each line's pixel count).
     """
-    n = lines.shape[1]
-    doubled = np.abs(2 * lines - doubled_reference[:, None])  # int16: at most 510
+    n = lines.shape[1] if lengths is None else lengths
+    doubled = np.abs(2 * lines - doubled_reference[:, None])  # pixels: at most 510
+    if padding is not None:
+        doubled[padding] = 0
     mean_deviation = doubled.sum(axis=1) / (2 * n)
     off = (doubled > 80).sum(axis=1) / n
     return (mean_deviation <= tolerance) & (off <= 0.01)
@@ -225,11 +236,7 @@ def _edges_uniform(gray: np.ndarray, tolerance: float) -> np.ndarray:
     lines = fill.copy()
     lines[:2, :w] = gray[[0, h - 1]]
     lines[2:, :h] = gray[:, [0, w - 1]].T
-    doubled = np.abs(2 * lines - _doubled_medians(lines)[:, None])  # int16: at most 510
-    doubled[pad] = 0
-    mean_deviation = doubled.sum(axis=1) / (2 * lengths)
-    off = (doubled > 80).sum(axis=1) / lengths
-    return (mean_deviation <= tolerance) & (off <= 0.01)
+    return _uniform_lines(lines, _doubled_medians(lines), tolerance, padding=pad, lengths=lengths)
 
 
 def _border_run(gray: np.ndarray, tolerance: float) -> int:
