@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_video_extract.core.block_candidates import _smallest, distances
+from napari_video_extract.core.settled_block import checked_choice
 
 __all__ = ["KnownClustering", "cluster_from_known"]
 
@@ -91,14 +92,7 @@ def _decide(cols, dists, rows, lookup, min_similarity, sure):
             break
         sims[need, j] = lookup(cols[need, j], rows[need])
         stopped[need] = sims[need, j] >= sure
-    hit = sims >= sure  # NaN (not known, not checked, or past the last): False
-    last = np.where(stopped, hit.argmax(axis=1), k - 1)
-    checked = valid & (np.arange(k)[None, :] <= last[:, None])
-    accepted = checked & (sims >= min_similarity)
-    best = np.where(accepted, sims, -np.inf).max(axis=1)
-    none = np.iinfo(np.int64).max
-    joined = np.where(accepted & (sims == best[:, None]), cols, none).min(axis=1)
-    joined[joined == none] = -1
+    checked, best, joined = checked_choice(cols, sims, stopped, min_similarity, sure)
     return sims, checked, joined, best
 
 

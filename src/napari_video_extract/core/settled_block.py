@@ -29,9 +29,33 @@ from napari_video_extract.core.block_candidates import (
     distances,
 )
 
-__all__ = ["SettledBlock", "settle"]
+__all__ = ["SettledBlock", "checked_choice", "settle"]
 
 _NONE = np.iinfo(np.int64).max  # no cluster (above every id)
+
+
+def checked_choice(
+    cols: np.ndarray, sims: np.ndarray, stopped: np.ndarray, min_similarity: float, sure: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-still rule, once its candidates' similarities are looked up.
+
+    Row by row: the candidates ``cols`` (``-1`` past the last) are checked in
+    order up to the first of at least ``sure`` (``stopped``: one was found;
+    ``sims`` NaN where not looked up), and the still joins the most similar
+    checked one of at least ``min_similarity`` (ties: the smaller id, the
+    older cluster). Returns the checked mask, the best similarity (``-inf``:
+    none accepted) and the joined candidate (``-1``: none).
+    """
+    k = cols.shape[1]
+    last = np.where(stopped, (sims >= sure).argmax(axis=1), k - 1)  # NaN: False
+    checked = (cols >= 0) & (np.arange(k)[None, :] <= last[:, None])
+    accepted = checked & (sims >= min_similarity)
+    best = np.where(accepted, sims, -np.inf).max(axis=1)
+    joined = np.where(accepted & (sims == best[:, None]), cols, _NONE).min(axis=1)
+    joined[joined == _NONE] = -1
+    return checked, best, joined
+
+
 _FEW = 12  # rows decided one at a time in Python rather than with numpy
 _ROUNDS = 12  # guesses of SettledBlock.place_all before the per-item loop takes over
 
@@ -109,14 +133,10 @@ class SettledBlock:
                 looked[need, j] = True
             stopped |= sims[:, j] >= self.sure_similarity  # NaN past the last: False
         self.sims[rows], self.looked[rows] = sims, looked
-        hit = sims >= self.sure_similarity
-        last = np.where(stopped, hit.argmax(axis=1), k - 1)
-        checked = valid & (np.arange(k)[None, :] <= last[:, None])
-        accepted = checked & (sims >= self.min_similarity)
-        best = np.where(accepted, sims, -np.inf).max(axis=1)
-        cluster = np.where(accepted & (sims == best[:, None]), cols, _NONE).min(axis=1)
-        new = cluster == _NONE
-        cluster[new] = -1
+        checked, best, cluster = checked_choice(
+            cols, sims, stopped, self.min_similarity, self.sure_similarity
+        )
+        new = cluster < 0
         self.n_checked[rows] = checked.sum(axis=1)
         self.sure[rows] = stopped
         self.cluster[rows] = cluster
